@@ -1,0 +1,104 @@
+//! The `/api` guard: a valid, unrevoked session from the cookie or the bearer token.
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::Utc;
+use heydoc_domain::Role;
+use heydoc_entity::{session, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "heydoc_session";
+
+/// The authenticated caller, available to `/api` handlers as `Extension<AuthUser>`.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: i32,
+    pub username: String,
+    pub role: Role,
+    pub session_id: String,
+}
+
+impl AuthUser {
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs an admin account".into()))
+        }
+    }
+}
+
+/// The token from `Authorization: Bearer` or, failing that, the session cookie.
+pub fn token_from(headers: &HeaderMap) -> Option<String> {
+    if let Some(auth) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let mut parts = auth.splitn(2, ' ');
+        if parts
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+        {
+            return parts
+                .next()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty());
+        }
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Resolves the caller from the request's token, or `None` when it is missing, forged,
+/// expired or revoked.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<AuthUser>, ApiError> {
+    let Some(token) = token_from(headers) else {
+        return Ok(None);
+    };
+    let Some(claims) = state.tokens.verify(&token) else {
+        return Ok(None);
+    };
+    let Some((session, Some(user))) = session::Entity::find_by_id(claims.jti)
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(Utc::now()))
+        .find_also_related(user::Entity)
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if claims.sub != user.id.to_string() {
+        return Ok(None);
+    }
+    Ok(Some(AuthUser {
+        user_id: user.id,
+        username: user.username,
+        role: Role::parse(&user.role).unwrap_or(Role::User),
+        session_id: session.id,
+    }))
+}
+
+/// Middleware for every `/api` route: 401 unless the caller has a live session.
+pub async fn require_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let user = authenticate(&state, req.headers())
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    req.extensions_mut().insert(user);
+    Ok(next.run(req).await)
+}

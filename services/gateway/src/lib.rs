@@ -1,0 +1,149 @@
+//! The HeyDoc gateway: an axum app serving the JSON API, WhatsApp's webhooks, the OpenAPI
+//! document and health checks. `run` binds and serves until the shutdown future resolves.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use auth::limiter::LoginLimiter;
+use routes::{auth as auth_routes, contacts, health, messages, scheduled, send, tags, webhooks};
+
+/// Request bodies larger than this are refused with 413.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole HTTP app.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/users",
+            get(auth_routes::list_users).post(auth_routes::create_user_as_admin),
+        )
+        .route("/me", get(auth_routes::me))
+        .route("/contacts", get(contacts::list).post(contacts::create))
+        .route(
+            "/contacts/{phone}",
+            get(contacts::get)
+                .put(contacts::update)
+                .delete(contacts::delete),
+        )
+        .route("/contacts/{phone}/tags", put(contacts::set_tags))
+        .route(
+            "/contacts/{phone}/tags/{tag_id}",
+            post(contacts::add_tag).delete(contacts::remove_tag),
+        )
+        .route("/tags", get(tags::list).post(tags::create))
+        .route("/tags/{id}", put(tags::update).delete(tags::delete))
+        .route("/messages/{phone}", get(messages::list))
+        .route("/messages/{phone}/read", post(messages::mark_read))
+        .route("/send_message", post(send::send_message))
+        .route(
+            "/scheduled-messages",
+            get(scheduled::list).post(scheduled::create),
+        )
+        .route("/scheduled-messages/pending", get(scheduled::pending))
+        .route(
+            "/scheduled-messages/{id}",
+            get(scheduled::get).delete(scheduled::delete),
+        )
+        .route(
+            "/scheduled-messages/{id}/status",
+            put(scheduled::update_status),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_session,
+        ));
+
+    Router::new()
+        .route("/register", post(auth_routes::register))
+        .route("/login", post(auth_routes::login))
+        .route("/logout", get(auth_routes::logout))
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::verify).post(webhooks::receive),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/api", api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(
+                "handler panicked".into(),
+            ))
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Serves the app on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limiter = state.login_limiter.clone();
+    let pruner = tokio::spawn(prune_login_limiter(limiter));
+    // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    pruner.abort();
+    result
+}
+
+/// Binds `HEYDOC_HTTP_ADDR` and serves until `shutdown` resolves.
+pub async fn run(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = state.settings.http_addr.clone();
+    let listener = TcpListener::bind(&addr).await?;
+    tracing::info!("gateway listening on http://{}", listener.local_addr()?);
+    serve(listener, state, shutdown).await
+}
+
+async fn prune_login_limiter(limiter: std::sync::Arc<LoginLimiter>) {
+    let mut tick = tokio::time::interval(LoginLimiter::PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        limiter.prune();
+    }
+}

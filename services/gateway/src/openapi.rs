@@ -1,0 +1,50 @@
+//! The OpenAPI document, generated from the handlers' annotations, served at `/openapi.json`.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, contacts, health, messages, scheduled, send, tags, webhooks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "HeyDoc",
+        description = "WhatsApp Business messaging: contacts, chats, tags, sends and scheduled campaigns. \
+                       Every /api route needs a session cookie from POST /login or `Authorization: Bearer <token>`."
+    ),
+    paths(
+        auth::register, auth::login, auth::logout, auth::list_users, auth::create_user_as_admin, auth::me,
+        contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
+        contacts::set_tags, contacts::add_tag, contacts::remove_tag,
+        tags::list, tags::create, tags::update, tags::delete,
+        messages::list, messages::mark_read, send::send_message,
+        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::delete, scheduled::update_status,
+        webhooks::verify, webhooks::receive,
+        health::healthz, health::readyz,
+    ),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}

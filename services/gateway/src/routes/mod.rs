@@ -1,0 +1,54 @@
+//! The HTTP handlers, one module per resource, and the response shapes they share.
+
+pub mod auth;
+pub mod contacts;
+pub mod health;
+pub mod messages;
+pub mod scheduled;
+pub mod send;
+pub mod tags;
+pub mod webhooks;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The seed's success envelope: `{"success":true,"data":{...},"message":"..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    /// Always `true`.
+    pub success: bool,
+    pub data: T,
+    pub message: String,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(data: T, message: impl Into<String>) -> Self {
+        Self {
+            success: true,
+            data,
+            message: message.into(),
+        }
+    }
+}
+
+/// A success with nothing more to say than its message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ack {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+}
+
+impl Ack {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            success: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// The page size a list may ask for: `default` when absent, never more than `max`.
+pub fn page_size(limit: Option<u64>, default: u64, max: u64) -> u64 {
+    limit.unwrap_or(default).clamp(1, max)
+}

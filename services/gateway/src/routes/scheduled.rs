@@ -1,0 +1,504 @@
+//! Scheduled and recurring messages: creating, listing, pausing, cancelling.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Extension;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use heydoc_domain::recurrence::{parse_time_zone, resolve_local};
+use heydoc_domain::{validate, Phone, Recurrence, ScheduleStatus};
+use heydoc_entity::scheduled_message as schedule;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::routes::tags::ensure_exist;
+use crate::routes::{Ack, Envelope};
+use crate::state::AppState;
+
+/// How far in the past a `scheduled_time` may be (clock skew between client and server).
+const PAST_GRACE_SECS: i64 = 60;
+const MAX_RECIPIENTS: usize = 10_000;
+
+/// A WhatsApp template to send instead of (or, outside the 24-hour window, in place of) text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSpec {
+    /// The approved template's name.
+    pub name: String,
+    /// Its language code, such as `en_US`.
+    pub language: String,
+    /// WhatsApp's `components` array (header, body and button parameters).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub components: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSchedule {
+    /// The text, at most 4096 characters. Required unless `template` is given.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Phone numbers, country code first.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// When to send (first, for recurring schedules): RFC 3339 (`2030-01-16T09:00:00Z`), or a
+    /// local time without offset (`2030-01-16T09:00`) read in `timezone`.
+    pub scheduled_time: String,
+    /// `null`/`"none"`, `"daily"`, `"weekly"`, `"monthly"`, or a 5-field cron expression.
+    #[serde(default)]
+    pub recurrence: Option<String>,
+    /// IANA time zone the recurrence follows (default `UTC`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Also send to every contact carrying one of these tags (resolved when the message fires).
+    #[serde(default)]
+    pub tag_ids: Vec<i32>,
+    /// No occurrence after this time (RFC 3339).
+    #[serde(default)]
+    pub end_time: Option<String>,
+    /// Stop after this many occurrences.
+    #[serde(default)]
+    pub max_occurrences: Option<i32>,
+    #[serde(default)]
+    pub template: Option<TemplateSpec>,
+}
+
+/// A scheduled message as the seed shows it, plus HeyDoc's additions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledOut {
+    pub id: i32,
+    /// The text; empty for a template-only schedule.
+    pub message: String,
+    pub recipients: Vec<String>,
+    pub scheduled_time: DateTime<Utc>,
+    /// `pending`, `paused`, `cancelled` or `sent`.
+    pub status: String,
+    /// The username of the creator.
+    pub created_by: String,
+    pub recurrence: Option<String>,
+    pub timezone: String,
+    pub tag_ids: Vec<i32>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub max_occurrences: Option<i32>,
+    pub occurrence_count: i32,
+    /// The next fire time, in UTC; null when the schedule will not fire again.
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub template: Option<TemplateSpec>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<schedule::Model> for ScheduledOut {
+    fn from(s: schedule::Model) -> Self {
+        Self {
+            id: s.id,
+            message: s.message.unwrap_or_default(),
+            recipients: serde_json::from_value(s.recipients).unwrap_or_default(),
+            scheduled_time: s.scheduled_time,
+            status: s.status,
+            created_by: s.created_by,
+            recurrence: s.recurrence,
+            timezone: s.timezone,
+            tag_ids: serde_json::from_value(s.tag_ids).unwrap_or_default(),
+            end_time: s.end_time,
+            max_occurrences: s.max_occurrences,
+            occurrence_count: s.occurrence_count,
+            next_run_at: s.next_run_at,
+            template: s.template.and_then(|t| serde_json::from_value(t).ok()),
+            created_at: s.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StatusChange {
+    /// `pending` (resume), `paused`, `cancelled` or `sent` (a one-off handled elsewhere).
+    pub status: String,
+}
+
+/// Every scheduled message, newest first.
+#[utoipa::path(
+    get, path = "/api/scheduled-messages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
+)]
+pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
+    let rows = schedule::Entity::find()
+        .order_by_desc(schedule::Column::Id)
+        .all(&state.db)
+        .await?;
+    Ok(axum::Json(
+        rows.into_iter().map(ScheduledOut::from).collect(),
+    ))
+}
+
+/// Scheduled messages still waiting to fire (status `pending`), soonest first.
+#[utoipa::path(
+    get, path = "/api/scheduled-messages/pending", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
+)]
+pub async fn pending(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
+    let rows = schedule::Entity::find()
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()))
+        .order_by_asc(schedule::Column::NextRunAt)
+        .order_by_asc(schedule::Column::Id)
+        .all(&state.db)
+        .await?;
+    Ok(axum::Json(
+        rows.into_iter().map(ScheduledOut::from).collect(),
+    ))
+}
+
+/// One scheduled message.
+#[utoipa::path(
+    get, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = i32, Path, description = "scheduled message id")),
+    responses((status = 200, body = ScheduledOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+) -> ApiResult<axum::Json<ScheduledOut>> {
+    Ok(axum::Json(find(&state, id).await?.into()))
+}
+
+/// Schedules a message, once or recurring.
+#[utoipa::path(
+    post, path = "/api/scheduled-messages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    request_body = NewSchedule,
+    responses(
+        (status = 201, body = Envelope<ScheduledOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
+    Json(body): Json<NewSchedule>,
+) -> ApiResult<(StatusCode, axum::Json<Envelope<ScheduledOut>>)> {
+    let plan = Plan::check(body, Utc::now())?;
+    ensure_exist(&state.db, &plan.tag_ids).await?;
+    let now = Utc::now();
+    let row = schedule::ActiveModel {
+        message: Set(plan.message),
+        template: Set(plan.template),
+        recipients: Set(serde_json::json!(plan.recipients)),
+        tag_ids: Set(serde_json::json!(plan.tag_ids)),
+        scheduled_time: Set(plan.scheduled_time),
+        recurrence: Set(plan.recurrence.to_stored()),
+        timezone: Set(plan.timezone),
+        end_time: Set(plan.end_time),
+        max_occurrences: Set(plan.max_occurrences),
+        occurrence_count: Set(0),
+        status: Set(ScheduleStatus::Pending.as_str().into()),
+        next_run_at: Set(Some(plan.first_run)),
+        created_by: Set(me.username),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let created = schedule::Entity::insert(row)
+        .exec_with_returning(&state.db)
+        .await?;
+    tracing::info!(schedule_id = created.id, next_run_at = %plan.first_run, "schedule created");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Envelope::ok(
+            created.into(),
+            "Scheduled message created successfully",
+        )),
+    ))
+}
+
+/// Deletes a scheduled message; deliveries already made stay in the chat log.
+#[utoipa::path(
+    delete, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = i32, Path, description = "scheduled message id")),
+    responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+) -> ApiResult<axum::Json<Ack>> {
+    let result = schedule::Entity::delete_by_id(id).exec(&state.db).await?;
+    if result.rows_affected == 0 {
+        return Err(ApiError::not_found(format!(
+            "scheduled message {id} not found"
+        )));
+    }
+    Ok(axum::Json(Ack::new(
+        "Scheduled message deleted successfully",
+    )))
+}
+
+/// Pauses, resumes (`pending`), cancels, or marks a one-off schedule as sent.
+#[utoipa::path(
+    put, path = "/api/scheduled-messages/{id}/status", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = i32, Path, description = "scheduled message id")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, body = Envelope<ScheduledOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn update_status(
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+    Json(body): Json<StatusChange>,
+) -> ApiResult<axum::Json<Envelope<ScheduledOut>>> {
+    let next = ScheduleStatus::parse(body.status.trim()).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "status {:?} must be one of pending, paused, cancelled, sent",
+            body.status
+        ))
+    })?;
+    let existing = find(&state, id).await?;
+    let current = ScheduleStatus::parse(&existing.status).unwrap_or(ScheduleStatus::Pending);
+    if current == next {
+        return Ok(axum::Json(Envelope::ok(
+            existing.into(),
+            "Status unchanged",
+        )));
+    }
+    if current.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "scheduled message {id} is {current}; it cannot change any more"
+        )));
+    }
+    if next == ScheduleStatus::Sent && existing.recurrence.is_some() {
+        return Err(ApiError::Conflict(
+            "only a one-off message can be marked sent; cancel a recurring one instead".into(),
+        ));
+    }
+    let mut model: schedule::ActiveModel = existing.into();
+    model.status = Set(next.as_str().into());
+    if next.is_final() {
+        model.next_run_at = Set(None);
+    }
+    model.updated_at = Set(Utc::now());
+    // Only the status moves; a concurrent change to the same row simply wins or loses whole.
+    let updated = schedule::Entity::update(model)
+        .filter(schedule::Column::Status.eq(current.as_str()))
+        .exec(&state.db)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => ApiError::Conflict(format!(
+                "scheduled message {id} changed meanwhile; read it and try again"
+            )),
+            other => other.into(),
+        })?;
+    Ok(axum::Json(Envelope::ok(
+        updated.into(),
+        format!("Status changed to {next}"),
+    )))
+}
+
+async fn find(state: &AppState, id: i32) -> ApiResult<schedule::Model> {
+    schedule::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("scheduled message {id} not found")))
+}
+
+/// A create request that passed every check.
+struct Plan {
+    message: Option<String>,
+    template: Option<serde_json::Value>,
+    recipients: Vec<String>,
+    tag_ids: Vec<i32>,
+    scheduled_time: DateTime<Utc>,
+    recurrence: Recurrence,
+    timezone: String,
+    end_time: Option<DateTime<Utc>>,
+    max_occurrences: Option<i32>,
+    first_run: DateTime<Utc>,
+}
+
+impl Plan {
+    fn check(body: NewSchedule, now: DateTime<Utc>) -> ApiResult<Self> {
+        let message = body.message.filter(|m| !m.is_empty());
+        if let Some(text) = &message {
+            validate::message_text("message", text)?;
+        }
+        let template = match body.template {
+            Some(t) => {
+                if t.name.trim().is_empty() || t.language.trim().is_empty() {
+                    return Err(ApiError::validation("template needs a name and a language"));
+                }
+                if t.components
+                    .as_ref()
+                    .is_some_and(|c| !c.is_array() && !c.is_null())
+                {
+                    return Err(ApiError::validation("template.components must be an array"));
+                }
+                Some(serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?)
+            }
+            None => None,
+        };
+        if message.is_none() && template.is_none() {
+            return Err(ApiError::validation("give a message, a template, or both"));
+        }
+        if body.recipients.len() > MAX_RECIPIENTS {
+            return Err(ApiError::validation(format!(
+                "at most {MAX_RECIPIENTS} explicit recipients; use tag_ids for larger audiences"
+            )));
+        }
+        let mut recipients = Vec::with_capacity(body.recipients.len());
+        for r in &body.recipients {
+            let phone =
+                Phone::parse(r).map_err(|e| ApiError::validation(format!("recipients: {e}")))?;
+            recipients.push(phone.into_string());
+        }
+        recipients.sort();
+        recipients.dedup();
+        let mut tag_ids = body.tag_ids;
+        tag_ids.sort_unstable();
+        tag_ids.dedup();
+        if recipients.is_empty() && tag_ids.is_empty() {
+            return Err(ApiError::validation(
+                "the audience is empty: give recipients, tag_ids, or both",
+            ));
+        }
+        let timezone = body.timezone.unwrap_or_else(|| "UTC".into());
+        let tz = parse_time_zone(timezone.trim())?;
+        let recurrence = Recurrence::parse(body.recurrence.as_deref())?;
+        let scheduled_time = parse_time("scheduled_time", &body.scheduled_time, tz)?;
+        if scheduled_time < now - Duration::seconds(PAST_GRACE_SECS) {
+            return Err(ApiError::validation(format!(
+                "scheduled_time {} is in the past",
+                scheduled_time.to_rfc3339()
+            )));
+        }
+        let end_time = body
+            .end_time
+            .as_deref()
+            .map(|t| parse_time("end_time", t, tz))
+            .transpose()?;
+        if let Some(n) = body.max_occurrences {
+            if n < 1 {
+                return Err(ApiError::validation("max_occurrences must be at least 1"));
+            }
+        }
+        let first_run = recurrence
+            .next_after(scheduled_time, tz, scheduled_time - Duration::seconds(1))
+            .ok_or_else(|| {
+                ApiError::validation("the recurrence never fires after scheduled_time")
+            })?;
+        if let Some(end) = end_time {
+            if end < first_run {
+                return Err(ApiError::validation(format!(
+                    "end_time {} is before the first run {}",
+                    end.to_rfc3339(),
+                    first_run.to_rfc3339()
+                )));
+            }
+        }
+        Ok(Self {
+            message,
+            template,
+            recipients,
+            tag_ids,
+            scheduled_time,
+            recurrence,
+            timezone: tz.name().to_string(),
+            end_time,
+            max_occurrences: body.max_occurrences,
+            first_run,
+        })
+    }
+}
+
+/// RFC 3339, or a local date-time without offset read in `tz`.
+fn parse_time(field: &str, value: &str, tz: Tz) -> ApiResult<DateTime<Utc>> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(local) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(resolve_local(tz, local));
+        }
+    }
+    Err(ApiError::validation(format!(
+        "{field} {value:?} is not a date-time such as \"2030-01-16T09:00:00Z\""
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: serde_json::Value) -> NewSchedule {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn accepts_the_seed_body() {
+        let plan = Plan::check(
+            body(
+                serde_json::json!({"message":"Good morning!","recipients":["1234567890"],
+                "scheduled_time":"2030-01-16T09:00:00Z","recurrence":"daily"}),
+            ),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.first_run,
+            "2030-01-16T09:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn local_times_follow_the_time_zone() {
+        let plan = Plan::check(
+            body(
+                serde_json::json!({"message":"hi","recipients":["1234567890"],
+                "scheduled_time":"2030-01-16T09:00","timezone":"Asia/Kolkata"}),
+            ),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.scheduled_time,
+            "2030-01-16T03:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_sent() {
+        let base = serde_json::json!({"message":"hi","recipients":["1234567890"],"scheduled_time":"2030-01-16T09:00:00Z"});
+        let cases = [
+            (
+                "scheduled_time",
+                serde_json::json!("2029-01-01T00:00:00Z"),
+                "in the past",
+            ),
+            ("timezone", serde_json::json!("Mars/Olympus"), "IANA"),
+            ("recurrence", serde_json::json!("0 25 * * *"), "cron"),
+            ("recipients", serde_json::json!([]), "audience is empty"),
+            ("message", serde_json::json!("x".repeat(4097)), "4096"),
+            (
+                "end_time",
+                serde_json::json!("2030-01-01T00:00:00Z"),
+                "before the first run",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let mut b = base.clone();
+            b[field] = value;
+            let err = Plan::check(body(b), now()).err().expect(field).to_string();
+            assert!(err.contains(expected), "{field}: {err}");
+        }
+    }
+}

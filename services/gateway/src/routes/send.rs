@@ -1,0 +1,154 @@
+//! `POST /api/send_message`: the outgoing message row is the send's intent, committed before
+//! anything is queued (invariant 1).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Extension;
+use chrono::Utc;
+use heydoc_domain::{validate, Direction, MessageStatus, Phone};
+use heydoc_entity::message;
+use heydoc_store::{chat, contacts};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::routes::messages::MessageOut;
+use crate::routes::Envelope;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendMessage {
+    /// The recipient, country code first (`"14155550123"`; `+`, spaces and dashes are ignored).
+    pub phone_number: String,
+    /// The text, at most 4096 characters.
+    pub message: String,
+}
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Queues a text message to one contact (created when new). With an `Idempotency-Key` header,
+/// repeating the same request returns the first one's message instead of sending again.
+#[utoipa::path(
+    post, path = "/api/send_message", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries of this request safe (at most 255 characters)")),
+    request_body = SendMessage,
+    responses(
+        (status = 200, body = Envelope<MessageOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn send_message(
+    State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
+    headers: HeaderMap,
+    Json(body): Json<SendMessage>,
+) -> ApiResult<axum::Json<Envelope<MessageOut>>> {
+    let phone = Phone::parse(&body.phone_number)?;
+    validate::message_text("message", &body.message)?;
+    let key = idempotency_key(&headers)?;
+    let request_hash = hex::encode(Sha256::digest(format!("{phone}\n{}", body.message)));
+
+    if let Some(key) = &key {
+        if let Some(previous) = find_by_key(&state, key, &request_hash).await? {
+            return Ok(axum::Json(Envelope::ok(
+                previous.into(),
+                "Message already queued for this Idempotency-Key",
+            )));
+        }
+    }
+
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let contact = contacts::find_or_create(&txn, &phone, None, now).await?;
+    let row = message::ActiveModel {
+        contact_id: Set(contact.id),
+        message_id: Set(None),
+        direction: Set(Direction::Outgoing.as_str().into()),
+        sender_phone: Set(state.business_number().to_string()),
+        receiver_phone: Set(phone.as_str().into()),
+        message_type: Set("text".into()),
+        message_text: Set(body.message.clone()),
+        payload: Set(None),
+        timestamp: Set(now),
+        is_read: Set(true),
+        status: Set(MessageStatus::Queued.as_str().into()),
+        attempts: Set(0),
+        next_attempt_at: Set(None),
+        enqueued_at: Set(None),
+        origin: Set("api".into()),
+        idempotency_key: Set(key.clone()),
+        request_hash: Set(Some(request_hash.clone())),
+        created_by: Set(Some(me.user_id)),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let inserted = match message::Entity::insert(row).exec_with_returning(&txn).await {
+        Ok(m) => m,
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) && key.is_some() =>
+        {
+            // Another request with the same key committed first: answer with its message.
+            drop(txn);
+            let key = key.as_deref().unwrap_or_default();
+            let previous = find_by_key(&state, key, &request_hash)
+                .await?
+                .ok_or_else(|| ApiError::Internal("idempotency key vanished".into()))?;
+            return Ok(axum::Json(Envelope::ok(
+                previous.into(),
+                "Message already queued for this Idempotency-Key",
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    chat::bump_counters(&txn, contact.id, &body.message, now, false).await?;
+    txn.commit().await?;
+    tracing::info!(message_id = inserted.id, "message queued");
+    Ok(axum::Json(Envelope::ok(
+        inserted.into(),
+        "Message queued for sending",
+    )))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
+        .trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 characters".into(),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// The message first sent with this key; 422 when the key was used for a different request.
+async fn find_by_key(
+    state: &AppState,
+    key: &str,
+    request_hash: &str,
+) -> ApiResult<Option<message::Model>> {
+    let Some(found) = message::Entity::find()
+        .filter(message::Column::IdempotencyKey.eq(key))
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if found.request_hash.as_deref() != Some(request_hash) {
+        return Err(ApiError::validation(
+            "this Idempotency-Key was already used with a different phone_number or message",
+        ));
+    }
+    Ok(Some(found))
+}

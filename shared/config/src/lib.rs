@@ -1,0 +1,252 @@
+//! HeyDoc's configuration, in three layers: the embedded defaults (`defaults.toml`), then an
+//! optional file (`HEYDOC_CONFIG`, or `./heydoc.toml` when it exists), then the environment.
+//!
+//! Environment names: the well-known ones below (`DATABASE_URL`, `JWT_SECRET`, `WHATSAPP_*` ...)
+//! as they are, and every other key as `HEYDOC_<KEY>`, with `__` between a section and its key
+//! (`HEYDOC_AUTH__OPEN_REGISTRATION=true`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// Unprefixed variables the deployment world already uses, and the keys they set.
+const WELL_KNOWN_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("AMQP_URL", "amqp_url"),
+    ("JWT_SECRET", "jwt_secret"),
+    ("WHATSAPP_API_URL", "whatsapp.api_url"),
+    ("WHATSAPP_API_VERSION", "whatsapp.api_version"),
+    ("WHATSAPP_ACCESS_TOKEN", "whatsapp.access_token"),
+    ("WHATSAPP_PHONE_NUMBER_ID", "whatsapp.phone_number_id"),
+    ("WHATSAPP_APP_SECRET", "whatsapp.app_secret"),
+    ("WHATSAPP_VERIFY_TOKEN", "whatsapp.verify_token"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http_addr: String,
+    database_url: String,
+    pub db_max_connections: u32,
+    pub data_dir: PathBuf,
+    amqp_url: String,
+    jwt_secret: SecretString,
+    pub log_format: LogFormat,
+    pub auth: AuthSettings,
+    pub whatsapp: WhatsAppSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub open_registration: bool,
+    pub cookie_secure: bool,
+    pub session_ttl_hours: u64,
+    pub login_attempts_per_minute_per_user: u32,
+    pub login_attempts_per_minute_per_ip: u32,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsAppSettings {
+    pub api_url: String,
+    pub api_version: String,
+    pub access_token: SecretString,
+    pub phone_number_id: String,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+}
+
+impl Settings {
+    /// Loads the three layers from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("HEYDOC_CONFIG").map(PathBuf::from);
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(file.as_deref(), &vars)
+    }
+
+    /// Loads the layers with an explicit file and environment lookup (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        match file {
+            Some(path) => builder = builder.add_source(File::from(path).required(true)),
+            None => builder = builder.add_source(File::with_name("heydoc.toml").required(false)),
+        }
+        let prefixed: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("HEYDOC_") && *k != "HEYDOC_CONFIG")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("HEYDOC")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(prefixed)),
+        );
+        for (name, key) in WELL_KNOWN_ENV {
+            builder = builder.set_override_option(*key, env.get(*name).cloned())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The embedded defaults alone, for tests that set fields by hand.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load_from(None, &HashMap::new())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.auth.session_ttl_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.session_ttl_hours must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_attempts_per_minute_per_user == 0
+            || self.auth.login_attempts_per_minute_per_ip == 0
+        {
+            return Err(ConfigError::Invalid(
+                "login attempt limits must be at least 1".into(),
+            ));
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "db_max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL: `DATABASE_URL`, or the embedded SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database_url.trim().is_empty() {
+            let path = self.data_dir.join("heydoc.db");
+            format!("sqlite://{}?mode=rwc", path.display())
+        } else {
+            self.database_url.trim().to_string()
+        }
+    }
+
+    pub fn set_database_url(&mut self, url: impl Into<String>) {
+        self.database_url = url.into();
+    }
+
+    /// True when running on the embedded SQLite database.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+
+    pub fn amqp_url(&self) -> Option<&str> {
+        non_empty(&self.amqp_url)
+    }
+
+    /// The JWT signing secret, when one is configured.
+    pub fn jwt_secret(&self) -> Option<&SecretString> {
+        use secrecy::ExposeSecret;
+        (!self.jwt_secret.expose_secret().trim().is_empty()).then_some(&self.jwt_secret)
+    }
+
+    pub fn set_jwt_secret(&mut self, secret: SecretString) {
+        self.jwt_secret = secret;
+    }
+}
+
+impl WhatsAppSettings {
+    /// A configured secret, or `None` for an empty one.
+    pub fn secret(value: &SecretString) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        non_empty(value.expose_secret())
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    let t = s.trim();
+    (!t.is_empty()).then_some(t)
+}
+
+/// A fresh random secret (64 hex digits) for the embedded mode's generated JWT key.
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load(vars: &[(&str, &str)]) -> Settings {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(None, &map).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let s = load(&[]);
+        assert_eq!(s.http_addr, "127.0.0.1:8080");
+        assert!(s.is_embedded());
+        assert!(s.database_url().ends_with("data/heydoc.db?mode=rwc"));
+        assert!(s.jwt_secret().is_none());
+        assert!(!s.auth.open_registration);
+    }
+
+    #[test]
+    fn well_known_variables_override() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://localhost/heydoc"),
+            ("JWT_SECRET", "s3cret"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "1234"),
+        ]);
+        assert!(!s.is_embedded());
+        assert_eq!(s.jwt_secret().unwrap().expose_secret(), "s3cret");
+        assert_eq!(s.whatsapp.phone_number_id, "1234");
+    }
+
+    #[test]
+    fn prefixed_variables_reach_nested_keys() {
+        let s = load(&[
+            ("HEYDOC_HTTP_ADDR", "0.0.0.0:9000"),
+            ("HEYDOC_AUTH__OPEN_REGISTRATION", "true"),
+        ]);
+        assert_eq!(s.http_addr, "0.0.0.0:9000");
+        assert!(s.auth.open_registration);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let s = load(&[
+            ("JWT_SECRET", "hunter2hunter2"),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAtoken"),
+        ]);
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2hunter2"));
+        assert!(!shown.contains("EAAtoken"));
+    }
+}

@@ -1,0 +1,22 @@
+//! HeyDoc's domain vocabulary: phone numbers, message and schedule states, recurrence rules and
+//! the validation rules every service applies the same way. Pure code: no I/O.
+
+pub mod phone;
+pub mod recurrence;
+pub mod status;
+pub mod validate;
+
+pub use phone::Phone;
+pub use recurrence::Recurrence;
+pub use status::{Direction, MessageStatus, Role, ScheduleStatus};
+
+/// A domain rule was broken; the message says which, in words an API client can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}

@@ -1,0 +1,89 @@
+//! Phone numbers as WhatsApp uses them: digits only, country code first, no `+`.
+
+use crate::Invalid;
+
+/// The shortest and longest digit strings accepted. E.164 numbers have at most 15 digits; group
+/// ids that WhatsApp reports in place of a phone run a little longer.
+const MIN_DIGITS: usize = 6;
+const MAX_DIGITS: usize = 20;
+
+/// A normalised phone number (`"14155550123"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone(String);
+
+impl Phone {
+    /// Accepts what people type (`+1 (415) 555-0123`) and keeps the digits. Anything other than
+    /// digits, spaces, `+`, `-`, `.` and parentheses is refused rather than silently dropped.
+    pub fn parse(input: &str) -> Result<Self, Invalid> {
+        let trimmed = input.trim();
+        let mut digits = String::with_capacity(trimmed.len());
+        for (i, c) in trimmed.chars().enumerate() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '+' if i == 0 => {}
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => {
+                    return Err(Invalid::new(format!(
+                        "phone number {input:?} may contain only digits, spaces, '+', '-', '.' and parentheses"
+                    )))
+                }
+            }
+        }
+        if digits.len() < MIN_DIGITS || digits.len() > MAX_DIGITS {
+            return Err(Invalid::new(format!(
+                "phone number {input:?} must have between {MIN_DIGITS} and {MAX_DIGITS} digits, country code first"
+            )));
+        }
+        if digits.starts_with('0') {
+            return Err(Invalid::new(format!(
+                "phone number {input:?} must start with the country code, not 0"
+            )));
+        }
+        Ok(Self(digits))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_digits_of_what_people_type() {
+        assert_eq!(
+            Phone::parse("+1 (415) 555-0123").unwrap().as_str(),
+            "14155550123"
+        );
+        assert_eq!(
+            Phone::parse("919876543210").unwrap().as_str(),
+            "919876543210"
+        );
+    }
+
+    #[test]
+    fn refuses_letters_short_long_and_leading_zero() {
+        for bad in [
+            "12345",
+            "abc1234567",
+            "1234567890123456789012",
+            "0123456789",
+            "12+3456789",
+            "",
+        ] {
+            assert!(Phone::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

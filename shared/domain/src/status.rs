@@ -1,0 +1,133 @@
+//! The states rows move through, with their wire names.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Which way a message went.
+    Direction { Incoming => "incoming", Outgoing => "outgoing" }
+);
+
+wire_enum!(
+    /// A user's role: the first registered user is an admin.
+    Role { Admin => "admin", User => "user" }
+);
+
+wire_enum!(
+    /// The life of a message. Incoming messages are `received`. An outgoing message *is* the
+    /// delivery: `queued` until the sender claims it (`sending`), then `sent`/`delivered`/`read`
+    /// from Meta, or `retrying`, `failed`, `skipped`, or `unknown` (the request left but no
+    /// answer came back, so it is not resent blindly).
+    MessageStatus {
+        Received => "received",
+        Queued => "queued",
+        Sending => "sending",
+        Retrying => "retrying",
+        Unknown => "unknown",
+        Sent => "sent",
+        Delivered => "delivered",
+        Read => "read",
+        Failed => "failed",
+        Skipped => "skipped",
+    }
+);
+
+impl MessageStatus {
+    /// Position on the forward-only path of Meta's statuses. A webhook may only move a message
+    /// to a higher rank; replays and late arrivals of lower ranks change nothing.
+    pub fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Received => 0,
+            MessageStatus::Queued
+            | MessageStatus::Sending
+            | MessageStatus::Retrying
+            | MessageStatus::Unknown => 1,
+            MessageStatus::Sent => 2,
+            MessageStatus::Failed => 3,
+            MessageStatus::Delivered => 4,
+            MessageStatus::Read => 5,
+            MessageStatus::Skipped => 6,
+        }
+    }
+
+    /// The statuses a WhatsApp status webhook may carry.
+    pub fn from_webhook(s: &str) -> Option<Self> {
+        match s {
+            "sent" => Some(Self::Sent),
+            "delivered" => Some(Self::Delivered),
+            "read" => Some(Self::Read),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+wire_enum!(
+    /// A scheduled message's status as the API shows and accepts it.
+    ScheduleStatus {
+        Pending => "pending",
+        Paused => "paused",
+        Cancelled => "cancelled",
+        Sent => "sent",
+    }
+);
+
+impl ScheduleStatus {
+    /// `cancelled` and `sent` are final: nothing moves a schedule out of them.
+    pub fn is_final(self) -> bool {
+        matches!(self, ScheduleStatus::Cancelled | ScheduleStatus::Sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for s in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(*s));
+        }
+        for s in ScheduleStatus::ALL {
+            assert_eq!(ScheduleStatus::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(ScheduleStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn webhook_statuses_only_move_forward() {
+        let sent = MessageStatus::Sent.rank();
+        let delivered = MessageStatus::Delivered.rank();
+        let read = MessageStatus::Read.rank();
+        assert!(MessageStatus::Queued.rank() < sent && sent < delivered && delivered < read);
+        // A failure reported after delivery is not believed; before it, it is.
+        assert!(MessageStatus::Failed.rank() > sent);
+        assert!(MessageStatus::Failed.rank() < delivered);
+    }
+}

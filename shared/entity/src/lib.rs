@@ -1,0 +1,10 @@
+//! SeaORM entities, one module per table. The schema itself lives in `heydoc-migration`.
+
+pub mod contact;
+pub mod contact_tag;
+pub mod message;
+pub mod occurrence;
+pub mod scheduled_message;
+pub mod session;
+pub mod tag;
+pub mod user;

@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+/// A scheduled or recurring message. `next_run_at` (UTC) is derived from `scheduled_time`,
+/// `recurrence` and `timezone`; the scheduler claims rows whose `next_run_at` has come.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "scheduled_messages")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub message: Option<String>,
+    /// A WhatsApp template (name, language, components) for recipients outside the window.
+    pub template: Option<Json>,
+    /// Explicit recipients: a JSON array of phone numbers.
+    pub recipients: Json,
+    /// Audience by tag: a JSON array of tag ids.
+    pub tag_ids: Json,
+    pub scheduled_time: DateTimeUtc,
+    pub recurrence: Option<String>,
+    pub timezone: String,
+    pub end_time: Option<DateTimeUtc>,
+    pub max_occurrences: Option<i32>,
+    pub occurrence_count: i32,
+    pub status: String,
+    pub next_run_at: Option<DateTimeUtc>,
+    pub created_by: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,15 @@
+//! HeyDoc's schema as sea-orm migrations. One set runs on PostgreSQL and on SQLite; where the
+//! two differ (partial indexes), the SQL used is valid on both.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial::Migration)]
+    }
+}

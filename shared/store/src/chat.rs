@@ -1,0 +1,222 @@
+//! Writes to the chat log that keep the contact's counters in the same transaction, and the
+//! forward-only application of WhatsApp's delivery statuses.
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::{Direction, MessageStatus, Phone};
+use heydoc_entity::{contact, message};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use crate::{contacts, Result};
+
+/// A message WhatsApp delivered to us.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub wamid: String,
+    pub from: Phone,
+    pub profile_name: Option<String>,
+    /// Our own business number, as the receiver.
+    pub to: String,
+    pub message_type: String,
+    pub text: String,
+    pub payload: Option<serde_json::Value>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Records an inbound message once: a replay (same wamid) changes nothing and returns `None`.
+pub async fn record_inbound(
+    db: &impl TransactionTrait,
+    msg: &Inbound,
+    now: DateTime<Utc>,
+) -> Result<Option<message::Model>> {
+    let txn = db.begin().await?;
+    let contact =
+        contacts::find_or_create(&txn, &msg.from, msg.profile_name.as_deref(), now).await?;
+    let row = message::ActiveModel {
+        contact_id: Set(contact.id),
+        message_id: Set(Some(msg.wamid.clone())),
+        direction: Set(Direction::Incoming.as_str().into()),
+        sender_phone: Set(msg.from.as_str().into()),
+        receiver_phone: Set(msg.to.clone()),
+        message_type: Set(msg.message_type.clone()),
+        message_text: Set(msg.text.clone()),
+        payload: Set(msg.payload.clone()),
+        timestamp: Set(msg.timestamp),
+        is_read: Set(false),
+        status: Set(MessageStatus::Received.as_str().into()),
+        attempts: Set(0),
+        origin: Set("webhook".into()),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let inserted = message::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(message::Column::MessageId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(&txn)
+        .await?;
+    let id = match inserted {
+        sea_orm::TryInsertResult::Inserted(r) => r.last_insert_id,
+        _ => {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+    };
+    bump_counters(&txn, contact.id, &msg.text, msg.timestamp, true).await?;
+    let model = message::Entity::find_by_id(id).one(&txn).await?;
+    txn.commit().await?;
+    Ok(model)
+}
+
+/// Updates the inbox counters for one new message (inside the caller's transaction).
+pub async fn bump_counters(
+    txn: &impl ConnectionTrait,
+    contact_id: i32,
+    text: &str,
+    at: DateTime<Utc>,
+    inbound: bool,
+) -> Result<()> {
+    let preview: String = text.chars().take(512).collect();
+    let mut update = contact::Entity::update_many()
+        .col_expr(
+            contact::Column::MessageCount,
+            Expr::col(contact::Column::MessageCount).add(1),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(at))
+        .filter(contact::Column::Id.eq(contact_id));
+    if inbound {
+        update = update.col_expr(
+            contact::Column::UnreadCount,
+            Expr::col(contact::Column::UnreadCount).add(1),
+        );
+    }
+    update.exec(txn).await?;
+    // The preview, the activity time and the 24-hour window only move forward in time: a late
+    // webhook for an older message must not replace a newer preview.
+    let newer = contact::Entity::update_many()
+        .col_expr(contact::Column::LastMessage, Expr::value(preview))
+        .col_expr(contact::Column::LastMessageAt, Expr::value(at))
+        .col_expr(contact::Column::LastActivityAt, Expr::value(at))
+        .filter(contact::Column::Id.eq(contact_id))
+        .filter(
+            contact::Column::LastMessageAt
+                .is_null()
+                .or(contact::Column::LastMessageAt.lte(at)),
+        );
+    newer.exec(txn).await?;
+    if inbound {
+        contact::Entity::update_many()
+            .col_expr(contact::Column::LastInboundAt, Expr::value(at))
+            .filter(contact::Column::Id.eq(contact_id))
+            .filter(
+                contact::Column::LastInboundAt
+                    .is_null()
+                    .or(contact::Column::LastInboundAt.lt(at)),
+            )
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A delivery status WhatsApp reported for one of our messages.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    pub wamid: String,
+    pub status: MessageStatus,
+    /// Our delivery id, echoed back in `biz_opaque_callback_data`.
+    pub delivery_id: Option<i64>,
+    pub error_code: Option<i32>,
+    pub error_reason: Option<String>,
+}
+
+/// The statuses a message may be in for `next` to replace it. Failure is terminal, and
+/// nothing moves a message backwards.
+fn replaceable_by(next: MessageStatus) -> Vec<&'static str> {
+    MessageStatus::ALL
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s,
+                MessageStatus::Failed | MessageStatus::Received | MessageStatus::Skipped
+            ) && s.rank() < next.rank()
+        })
+        .map(|s| s.as_str())
+        .collect()
+}
+
+/// Moves a message forward to `update.status`; returns whether anything changed. A replayed or
+/// out-of-date status changes nothing. When no message carries the wamid yet (the send's
+/// outcome was unknown), the delivery id finds the row and the wamid is recorded on it.
+pub async fn apply_status(
+    db: &impl ConnectionTrait,
+    update: &StatusUpdate,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let from = replaceable_by(update.status);
+    let build = || {
+        let mut q = message::Entity::update_many()
+            .col_expr(message::Column::Status, Expr::value(update.status.as_str()))
+            .col_expr(message::Column::UpdatedAt, Expr::value(now))
+            .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
+            .filter(message::Column::Status.is_in(from.clone()));
+        if update.status == MessageStatus::Failed {
+            q = q
+                .col_expr(
+                    message::Column::LastErrorCode,
+                    Expr::value(update.error_code),
+                )
+                .col_expr(
+                    message::Column::LastErrorReason,
+                    Expr::value(update.error_reason.clone()),
+                );
+        }
+        q
+    };
+    let by_wamid = build()
+        .filter(message::Column::MessageId.eq(update.wamid.as_str()))
+        .exec(db)
+        .await?;
+    if by_wamid.rows_affected > 0 {
+        return Ok(true);
+    }
+    let Some(delivery_id) = update.delivery_id else {
+        return Ok(false);
+    };
+    let known = message::Entity::find()
+        .filter(message::Column::MessageId.eq(update.wamid.as_str()))
+        .one(db)
+        .await?;
+    if known.is_some() {
+        return Ok(false);
+    }
+    let by_id = build()
+        .col_expr(
+            message::Column::MessageId,
+            Expr::value(update.wamid.as_str()),
+        )
+        .filter(message::Column::Id.eq(delivery_id))
+        .filter(message::Column::MessageId.is_null())
+        .exec(db)
+        .await?;
+    Ok(by_id.rows_affected > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_is_terminal_and_statuses_move_forward() {
+        assert!(replaceable_by(MessageStatus::Read).contains(&"delivered"));
+        assert!(!replaceable_by(MessageStatus::Read).contains(&"failed"));
+        assert!(!replaceable_by(MessageStatus::Sent).contains(&"delivered"));
+        assert!(replaceable_by(MessageStatus::Failed).contains(&"sent"));
+        assert!(!replaceable_by(MessageStatus::Failed).contains(&"delivered"));
+    }
+}

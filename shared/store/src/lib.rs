@@ -1,0 +1,23 @@
+//! The database side every service shares: connecting (PostgreSQL or the embedded SQLite),
+//! migrating, and the writes more than one service makes to the chat log and contacts.
+
+pub mod chat;
+pub mod connect;
+pub mod contacts;
+
+pub use connect::{connect, migrate, ping};
+pub use heydoc_entity as entity;
+
+/// What went wrong in the store. Callers map these to their own errors (the gateway to HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
