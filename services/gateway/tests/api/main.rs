@@ -1,0 +1,8 @@
+//! The gateway's API through real HTTP, against the app on port 0, on PostgreSQL and SQLite.
+
+mod auth;
+mod bad_input;
+mod contacts;
+mod scheduled;
+mod seed_shapes;
+mod webhooks;

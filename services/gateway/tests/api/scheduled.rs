@@ -1,0 +1,88 @@
+//! Scheduled messages: audiences, time zones, recurrence and the status rules.
+
+use heydoc_testkit::{json, on_both_backends, Backend, TestApp};
+
+async fn schedules_by_tag_zone_and_cron(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let (_, tag) = api.post("/api/tags", &json!({"name": "Newsletter"})).await;
+    let tag = tag["data"]["id"].as_i64().unwrap();
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({
+                "message": "Clinic opens at 9",
+                "tag_ids": [tag],
+                "scheduled_time": "2030-03-04T09:00",
+                "timezone": "Asia/Kolkata",
+                "recurrence": "0 9 * * 1-5",
+                "max_occurrences": 10,
+                "template": {"name": "clinic_hours", "language": "en_US"}
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let data = &created["data"];
+    assert_eq!(data["scheduled_time"], "2030-03-04T03:30:00Z");
+    assert_eq!(
+        data["next_run_at"], "2030-03-04T03:30:00Z",
+        "a Monday at 09:00 IST"
+    );
+    assert_eq!(data["recipients"], json!([]));
+    assert_eq!(data["tag_ids"], json!([tag]));
+    assert_eq!(data["template"]["name"], "clinic_hours");
+
+    // A weekday cron starting on a Saturday first fires on Monday.
+    let (_, sat) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "x", "recipients": ["15550001234"], "scheduled_time": "2030-03-02T00:00:00Z",
+                    "recurrence": "0 9 * * 1-5", "timezone": "America/New_York"}),
+        )
+        .await;
+    assert_eq!(sat["data"]["next_run_at"], "2030-03-04T14:00:00Z");
+}
+
+async fn status_rules(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let create = |recurrence: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let (_, c) = api
+                .post(
+                    "/api/scheduled-messages",
+                    &json!({"message": "hi", "recipients": ["15550001234"], "scheduled_time": "2030-01-01T00:00:00Z", "recurrence": recurrence}),
+                )
+                .await;
+            c["data"]["id"].as_i64().unwrap()
+        }
+    };
+    let once = create(json!(null)).await;
+    let daily = create(json!("daily")).await;
+    let status = |id: i64, s: &'static str| {
+        let api = api.clone();
+        async move {
+            api.put(
+                &format!("/api/scheduled-messages/{id}/status"),
+                &json!({"status": s}),
+            )
+            .await
+        }
+    };
+    assert_eq!(status(once, "done").await.0, 400);
+    assert_eq!(status(once, "").await.0, 400);
+    assert_eq!(
+        status(daily, "sent").await.0,
+        409,
+        "a recurring schedule cannot be marked sent"
+    );
+    let (s, sent) = status(once, "sent").await;
+    assert_eq!((s, sent["data"]["next_run_at"].clone()), (200, json!(null)));
+    assert_eq!(status(once, "pending").await.0, 409, "sent is final");
+    assert_eq!(status(daily, "cancelled").await.0, 200);
+    assert_eq!(status(daily, "pending").await.0, 409, "cancelled is final");
+    assert_eq!(status(999_999, "paused").await.0, 404);
+}
+
+on_both_backends!(schedules_by_tag_zone_and_cron, status_rules);
