@@ -1,1 +1,4 @@
+//! Helpers for HeyDoc's end-to-end tests and benchmarks: a closed-loop HTTP load generator
+//! that reports throughput and latency percentiles.
 
+pub mod load;

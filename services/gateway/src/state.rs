@@ -8,6 +8,7 @@ use secrecy::SecretString;
 
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::token::TokenKeys;
+use crate::auth::SessionCache;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +16,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub tokens: Arc<TokenKeys>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub sessions: SessionCache,
 }
 
 impl AppState {
@@ -29,6 +31,7 @@ impl AppState {
             db,
             tokens: Arc::new(TokenKeys::new(jwt_secret)),
             login_limiter: Arc::new(limiter),
+            sessions: SessionCache::new(std::time::Duration::from_secs(settings.auth.session_cache_secs)),
             settings: Arc::new(settings),
         }
     }

@@ -60,6 +60,7 @@ pub struct AuthSettings {
     pub open_registration: bool,
     pub cookie_secure: bool,
     pub session_ttl_hours: u64,
+    pub session_cache_secs: u64,
     pub login_attempts_per_minute_per_user: u32,
     pub login_attempts_per_minute_per_ip: u32,
     pub trust_forwarded_for: bool,

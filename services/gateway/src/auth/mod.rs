@@ -5,4 +5,4 @@ pub mod password;
 pub mod session;
 pub mod token;
 
-pub use session::{require_session, AuthUser, SESSION_COOKIE};
+pub use session::{require_session, AuthUser, SessionCache, SESSION_COOKIE};

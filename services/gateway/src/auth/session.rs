@@ -15,6 +15,41 @@ use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "heydoc_session";
 
+/// Sessions this replica has checked recently, by session id: spares the database one query
+/// per request. Entries live `auth.session_cache_secs`; logout evicts its own at once.
+#[derive(Clone)]
+pub struct SessionCache {
+    entries: Option<moka::sync::Cache<String, AuthUser>>,
+}
+
+impl SessionCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        let entries = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { entries }
+    }
+
+    fn get(&self, session_id: &str) -> Option<AuthUser> {
+        self.entries.as_ref()?.get(session_id)
+    }
+
+    fn put(&self, user: &AuthUser) {
+        if let Some(c) = &self.entries {
+            c.insert(user.session_id.clone(), user.clone());
+        }
+    }
+
+    pub fn evict(&self, session_id: &str) {
+        if let Some(c) = &self.entries {
+            c.invalidate(session_id);
+        }
+    }
+}
+
 /// The authenticated caller, available to `/api` handlers as `Extension<AuthUser>`.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -70,6 +105,11 @@ pub async fn authenticate(
     let Some(claims) = state.tokens.verify(&token) else {
         return Ok(None);
     };
+    if let Some(user) = state.sessions.get(&claims.jti) {
+        if claims.sub == user.user_id.to_string() {
+            return Ok(Some(user));
+        }
+    }
     let Some((session, Some(user))) = session::Entity::find_by_id(claims.jti)
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(Utc::now()))
@@ -82,12 +122,14 @@ pub async fn authenticate(
     if claims.sub != user.id.to_string() {
         return Ok(None);
     }
-    Ok(Some(AuthUser {
+    let user = AuthUser {
         user_id: user.id,
         username: user.username,
         role: Role::parse(&user.role).unwrap_or(Role::User),
         session_id: session.id,
-    }))
+    };
+    state.sessions.put(&user);
+    Ok(Some(user))
 }
 
 /// Middleware for every `/api` route: 401 unless the caller has a live session.

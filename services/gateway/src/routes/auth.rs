@@ -253,9 +253,10 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
     if let Some(user) = authenticate(&state, &headers).await? {
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(session::Column::Id.eq(user.session_id))
+            .filter(session::Column::Id.eq(&user.session_id))
             .exec(&state.db)
             .await?;
+        state.sessions.evict(&user.session_id);
         tracing::info!(username = %user.username, "logout");
     }
     let cookie = session_cookie("", 0, state.settings.auth.cookie_secure);

@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use heydoc_domain::Direction;
+use heydoc_domain::{Direction, Phone};
 use heydoc_entity::{contact, message};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query as Select, SimpleExpr, SubQueryStatement};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -89,8 +89,18 @@ pub async fn list(
     Path(phone): Path<String>,
     Query(params): Query<ChatParams>,
 ) -> ApiResult<axum::Json<Vec<MessageOut>>> {
-    let contact = find_contact(&state.db, &phone).await?;
-    let mut query = message::Entity::find().filter(message::Column::ContactId.eq(contact.id));
+    let phone = Phone::parse(&phone)?;
+    // One round trip: the contact is resolved inside the query. Only an empty page needs a
+    // second look, to tell an unknown contact (404) from an empty chat.
+    let contact_id = Select::select()
+        .column(contact::Column::Id)
+        .from(contact::Entity)
+        .and_where(contact::Column::Phone.eq(phone.as_str()))
+        .to_owned();
+    // `contact_id = (SELECT ...)`, a scalar subquery, lets PostgreSQL walk the (contact_id, id)
+    // index backwards and stop after `limit` rows.
+    let contact_id = SimpleExpr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(contact_id)));
+    let mut query = message::Entity::find().filter(Expr::col(message::Column::ContactId).eq(contact_id));
     if let Some(before) = params.before {
         query = query.filter(message::Column::Id.lt(before));
     }
@@ -99,6 +109,9 @@ pub async fn list(
         .limit(page_size(params.limit, 20, 200))
         .all(&state.db)
         .await?;
+    if rows.is_empty() {
+        find_contact(&state.db, phone.as_str()).await?;
+    }
     Ok(axum::Json(rows.into_iter().map(MessageOut::from).collect()))
 }
 

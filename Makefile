@@ -1,0 +1,53 @@
+# HeyDoc's everyday commands. `make` alone lists them.
+#   make run     the embedded default: one process, SQLite under ./data, nothing else to install
+#   make test    everything CI runs: brings up PostgreSQL if needed, unit + integration tests on
+#                PostgreSQL and SQLite, then Schemathesis against the live OpenAPI document
+#   make lint    rustfmt check and clippy with warnings as errors
+#   make bench   benchmarks on PostgreSQL; prints figures next to the same run's ceilings
+
+CARGO ?= cargo
+export RUST_BACKTRACE ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help run build test unit-test schemathesis services lint fmt bench migrate clean-test-dbs
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## Run everything in one process on SQLite (http://127.0.0.1:8080)
+	$(CARGO) run -p heydoc -- all
+
+build: ## Build every crate and test (debug)
+	$(CARGO) build --workspace --all-targets
+
+services: ## Start (or install) PostgreSQL for the tests when it is not answering
+	@bash deploy/dev/ensure-services.sh
+
+test: services ## Unit and integration tests on PostgreSQL and SQLite, then Schemathesis
+	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory schemathesis
+
+unit-test: ## Only the tests that need no server
+	$(CARGO) test --workspace --lib
+
+schemathesis: ## Fuzz the running gateway against its own /openapi.json
+	$(CARGO) build -p heydoc
+	bash deploy/dev/schemathesis.sh
+
+lint: ## rustfmt check and clippy, warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: services ## Gateway benchmark: 10k contacts, 1M messages, 64 connections (release build)
+	$(CARGO) run --release -p heydoc-e2e --bin bench-gateway
+
+migrate: ## Bring the configured database's schema up to date
+	$(CARGO) run -p heydoc -- migrate
+
+clean-test-dbs: ## Drop test databases a killed test run left behind
+	psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qAt \
+	  -c "SELECT 'DROP DATABASE ' || datname || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'heydoc_test_%' OR datname LIKE 'heydoc_schemathesis_%'" \
+	  | psql "$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -q

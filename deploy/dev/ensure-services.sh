@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure the servers the tests need are answering: PostgreSQL (TEST_DATABASE_URL, default
+# 127.0.0.1:5432, user postgres, trust auth). Starts a local server that is installed but stopped;
+# on a bare Debian/Ubuntu machine, as root, installs it with apt-get first; anywhere else stops
+# with one line saying what is missing.
+set -euo pipefail
+
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+
+say() { echo "ensure-services: $*"; }
+die() { echo "ensure-services: $*" >&2; exit 1; }
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+wait_until() { # wait_until <seconds> <command...>
+  local limit=$1; shift
+  for _ in $(seq 1 "$limit"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+
+pg_answers() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; }
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null 2>&1 && pg_answers; then return 0; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    can_apt || die "PostgreSQL is not answering at $PG_HOST:$PG_PORT: install PostgreSQL 13+ (or set TEST_DATABASE_URL)"
+    say "installing PostgreSQL with apt-get"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+    local conf
+    conf=$(ls -d /etc/postgresql/*/main | head -n1)
+    # A machine for tests: local connections without a password, as the test URL expects.
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/; s/^(local\s+all\s+all\s+)\S+/\1trust/' "$conf/pg_hba.conf"
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  say "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  wait_until 30 pg_answers || die "PostgreSQL did not start answering at $PG_HOST:$PG_PORT"
+}
+
+ensure_postgres
+say "PostgreSQL answers at $PG_HOST:$PG_PORT"
