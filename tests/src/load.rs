@@ -38,7 +38,13 @@ fn ms(d: Duration) -> f64 {
 
 /// Sends GET `url` (with `token` as bearer, if any) from `connections` concurrent loops for
 /// `duration` after a `warmup`, and reports what the non-warmup part measured.
-pub async fn run_get(url: &str, token: Option<&str>, connections: usize, warmup: Duration, duration: Duration) -> LoadReport {
+pub async fn run_get(
+    url: &str,
+    token: Option<&str>,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> LoadReport {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
@@ -90,7 +96,11 @@ pub async fn run_get(url: &str, token: Option<&str>, connections: usize, warmup:
         errors += e;
     }
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     LoadReport {
         requests: all.len() as u64,
         errors,

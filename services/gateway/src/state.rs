@@ -31,7 +31,9 @@ impl AppState {
             db,
             tokens: Arc::new(TokenKeys::new(jwt_secret)),
             login_limiter: Arc::new(limiter),
-            sessions: SessionCache::new(std::time::Duration::from_secs(settings.auth.session_cache_secs)),
+            sessions: SessionCache::new(std::time::Duration::from_secs(
+                settings.auth.session_cache_secs,
+            )),
             settings: Arc::new(settings),
         }
     }

@@ -44,7 +44,7 @@ fn is_kind(v: &Value, kind: &str) -> bool {
         "array" => v.is_array(),
         "object" => v.is_object(),
         "null" => v.is_null(),
-        "datetime" => v.as_str().is_some_and(|s| chrono_like(s)),
+        "datetime" => v.as_str().is_some_and(chrono_like),
         other => panic!("unknown kind {other}"),
     })
 }

@@ -20,7 +20,10 @@ const CONNECTIONS: usize = 64;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let duration = Duration::from_secs(seconds);
     let warmup = Duration::from_secs(2);
 
@@ -36,11 +39,32 @@ async fn main() -> anyhow::Result<()> {
     drop(api);
 
     let ceiling_addr = spawn_trivial_axum().await?;
-    let ceiling = run_get(&format!("http://{ceiling_addr}/"), None, CONNECTIONS, warmup, duration).await;
+    let ceiling = run_get(
+        &format!("http://{ceiling_addr}/"),
+        None,
+        CONNECTIONS,
+        warmup,
+        duration,
+    )
+    .await;
     // The busiest chat: 1,000,000 / 10,000 = 100 messages each; any phone will do.
     let phone = "15550005000";
-    let messages = run_get(&app.url(&format!("/api/messages/{phone}?limit=20")), Some(&token), CONNECTIONS, warmup, duration).await;
-    let contacts = run_get(&app.url("/api/contacts?limit=50"), Some(&token), CONNECTIONS, warmup, duration).await;
+    let messages = run_get(
+        &app.url(&format!("/api/messages/{phone}?limit=20")),
+        Some(&token),
+        CONNECTIONS,
+        warmup,
+        duration,
+    )
+    .await;
+    let contacts = run_get(
+        &app.url("/api/contacts?limit=50"),
+        Some(&token),
+        CONNECTIONS,
+        warmup,
+        duration,
+    )
+    .await;
 
     println!("\n{CONNECTIONS} connections, {seconds} s each, client and server on this machine:");
     println!("{}", ceiling.line("trivial axum handler (ceiling)"));
@@ -93,15 +117,24 @@ async fn seed(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
         contacts = CONTACTS
     ))
     .await?;
-    db.execute_unprepared("INSERT INTO tags (name, color, created_at) VALUES ('VIP', '#ff4444', now())").await?;
-    db.execute_unprepared("INSERT INTO contact_tags (contact_id, tag_id) SELECT id, 1 FROM contacts WHERE id % 7 = 0").await?;
+    db.execute_unprepared(
+        "INSERT INTO tags (name, color, created_at) VALUES ('VIP', '#ff4444', now())",
+    )
+    .await?;
+    db.execute_unprepared(
+        "INSERT INTO contact_tags (contact_id, tag_id) SELECT id, 1 FROM contacts WHERE id % 7 = 0",
+    )
+    .await?;
     db.execute_unprepared("ANALYZE").await?;
     Ok(())
 }
 
 async fn spawn_trivial_axum() -> anyhow::Result<std::net::SocketAddr> {
     use axum::serve::ListenerExt;
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { axum::Json(serde_json::json!([{"ok": true}])) }));
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::Json(serde_json::json!([{"ok": true}])) }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {

@@ -99,8 +99,12 @@ pub async fn list(
         .to_owned();
     // `contact_id = (SELECT ...)`, a scalar subquery, lets PostgreSQL walk the (contact_id, id)
     // index backwards and stop after `limit` rows.
-    let contact_id = SimpleExpr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(contact_id)));
-    let mut query = message::Entity::find().filter(Expr::col(message::Column::ContactId).eq(contact_id));
+    let contact_id = SimpleExpr::SubQuery(
+        None,
+        Box::new(SubQueryStatement::SelectStatement(contact_id)),
+    );
+    let mut query =
+        message::Entity::find().filter(Expr::col(message::Column::ContactId).eq(contact_id));
     if let Some(before) = params.before {
         query = query.filter(message::Column::Id.lt(before));
     }

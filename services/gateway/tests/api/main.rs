@@ -1,5 +1,7 @@
 //! The gateway's API through real HTTP, against the app on port 0, on PostgreSQL and SQLite.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod auth;
 mod bad_input;
 mod contacts;
