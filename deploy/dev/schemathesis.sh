@@ -49,7 +49,7 @@ status=0
   --exclude-path /logout \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
   --workers 2 \
-  --seed 1 \
+  --seed "${SCHEMATHESIS_SEED:-1}" \
   --no-color || status=$?
 if [ "$status" != 0 ]; then
   echo "schemathesis failed; the gateway's log follows" >&2

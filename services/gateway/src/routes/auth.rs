@@ -27,13 +27,17 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
+    #[schema(example = "admin", pattern = r"^[A-Za-z0-9_.@-]{3,64}$")]
     pub username: String,
+    #[schema(example = "a-long-password", min_length = 8, max_length = 128)]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewUser {
+    #[schema(example = "nurse", pattern = r"^[A-Za-z0-9_.@-]{3,64}$")]
     pub username: String,
+    #[schema(example = "a-long-password", min_length = 8, max_length = 128)]
     pub password: String,
     /// `admin` or `user` (the default).
     #[serde(default)]

@@ -85,6 +85,7 @@ pub struct ListParams {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewContact {
+    #[schema(example = "14155550123", pattern = r"^\+?[1-9][0-9 ().-]{5,30}$")]
     pub phone: String,
     #[serde(default)]
     pub name: Option<String>,

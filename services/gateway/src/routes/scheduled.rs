@@ -43,9 +43,11 @@ pub struct NewSchedule {
     pub message: Option<String>,
     /// Phone numbers, country code first.
     #[serde(default)]
+    #[schema(example = json!(["14155550123"]))]
     pub recipients: Vec<String>,
     /// When to send (first, for recurring schedules): RFC 3339 (`2030-01-16T09:00:00Z`), or a
     /// local time without offset (`2030-01-16T09:00`) read in `timezone`.
+    #[schema(example = "2030-01-16T09:00:00Z")]
     pub scheduled_time: String,
     /// `null`/`"none"`, `"daily"`, `"weekly"`, `"monthly"`, or a 5-field cron expression.
     #[serde(default)]
@@ -115,6 +117,7 @@ impl From<schedule::Model> for ScheduledOut {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StatusChange {
     /// `pending` (resume), `paused`, `cancelled` or `sent` (a one-off handled elsewhere).
+    #[schema(example = "paused")]
     pub status: String,
 }
 

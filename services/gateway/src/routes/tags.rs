@@ -45,9 +45,11 @@ pub struct TagWithCount {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewTag {
+    #[schema(example = "Family", min_length = 1, max_length = 64)]
     pub name: String,
     /// `#rrggbb`; a neutral grey when omitted.
     #[serde(default)]
+    #[schema(example = "#ff4444", pattern = "^#[0-9a-fA-F]{6}$")]
     pub color: Option<String>,
 }
 

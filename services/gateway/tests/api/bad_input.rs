@@ -283,6 +283,44 @@ fn cases() -> Vec<Case> {
             415,
             "application/json",
         ),
+        c(
+            "POST",
+            "/login",
+            Raw(
+                "application/json",
+                r#"{"username":"\u0000","password":"x"}"#,
+            ),
+            422,
+            "NUL",
+        ),
+        c(
+            "POST",
+            "/login",
+            Raw(
+                "application/x-www-form-urlencoded",
+                "username=%00&password=x",
+            ),
+            422,
+            "NUL",
+        ),
+        c(
+            "POST",
+            "/api/send_message",
+            Raw(
+                "application/json",
+                r#"{"phone_number":"1234567890","message":"a\u0000b"}"#,
+            ),
+            422,
+            "NUL",
+        ),
+        c(
+            "POST",
+            "/api/contacts",
+            J(json!({"phone": "1234567890", "attributes": {"k": "\u{0}"}})),
+            422,
+            "NUL",
+        ),
+        c("GET", "/api/contacts?q=%00", J(json!({})), 400, "NUL"),
     ]
 }
 
