@@ -1,0 +1,24 @@
+//! WhatsApp Cloud API: the client the sender calls Meta with, the classification of Meta's
+//! error codes into what to do next, and the sandbox: a local server speaking the same request,
+//! response and webhook formats, for trials without a Meta account, tests and benchmarks.
+
+pub mod client;
+pub mod error;
+pub mod payload;
+pub mod sandbox;
+
+pub use client::{Accepted, CloudApi, CloudApiConfig};
+pub use error::{ErrorClass, SendError};
+pub use payload::{Content, Outgoing};
+
+/// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.
+pub fn sign_webhook(app_secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(app_secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes any key length"),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -1,0 +1,175 @@
+//! Message bodies in the Cloud API's JSON format.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// What an outgoing message carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Text {
+        body: String,
+    },
+    /// An approved template: name, language code and the `components` array.
+    Template {
+        name: String,
+        language: String,
+        components: Value,
+    },
+    /// Media by link: `kind` is image, document, audio, video or sticker.
+    Media {
+        kind: String,
+        link: String,
+        caption: Option<String>,
+        filename: Option<String>,
+    },
+}
+
+/// One message to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The recipient's phone number, digits only.
+    pub to: String,
+    pub content: Content,
+    /// Echoed back in this message's status webhooks: HeyDoc's delivery id.
+    pub callback_data: String,
+    /// The wamid this message replies to.
+    pub reply_to: Option<String>,
+}
+
+impl Outgoing {
+    /// The request body for `POST /{phone-number-id}/messages`.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": self.to,
+            "biz_opaque_callback_data": self.callback_data,
+        });
+        match &self.content {
+            Content::Text { body: text } => {
+                body["type"] = json!("text");
+                body["text"] = json!({ "body": text, "preview_url": false });
+            }
+            Content::Template {
+                name,
+                language,
+                components,
+            } => {
+                body["type"] = json!("template");
+                let mut template = json!({ "name": name, "language": { "code": language } });
+                if components.as_array().is_some_and(|c| !c.is_empty()) {
+                    template["components"] = components.clone();
+                }
+                body["template"] = template;
+            }
+            Content::Media {
+                kind,
+                link,
+                caption,
+                filename,
+            } => {
+                body["type"] = json!(kind);
+                let mut media = json!({ "link": link });
+                if let Some(c) = caption {
+                    media["caption"] = json!(c);
+                }
+                if let Some(f) = filename {
+                    media["filename"] = json!(f);
+                }
+                body[kind.as_str()] = media;
+            }
+        }
+        if let Some(wamid) = &self.reply_to {
+            body["context"] = json!({ "message_id": wamid });
+        }
+        body
+    }
+}
+
+/// Meta's success reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendResponse {
+    #[serde(default)]
+    pub messaging_product: String,
+    #[serde(default)]
+    pub contacts: Vec<ResponseContact>,
+    #[serde(default)]
+    pub messages: Vec<ResponseMessage>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseContact {
+    pub input: String,
+    pub wa_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseMessage {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_status: Option<String>,
+}
+
+/// Meta's error reply: `{"error":{...}}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: GraphError,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GraphError {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    pub code: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_subcode: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_data: Option<ErrorData>,
+    #[serde(default)]
+    pub fbtrace_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorData {
+    #[serde(default)]
+    pub messaging_product: Option<String>,
+    #[serde(default)]
+    pub details: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_template_bodies_match_meta_format() {
+        let text = Outgoing {
+            to: "14155550123".into(),
+            content: Content::Text { body: "hi".into() },
+            callback_data: "42".into(),
+            reply_to: None,
+        };
+        let v = text.to_json();
+        assert_eq!(v["type"], "text");
+        assert_eq!(v["text"]["body"], "hi");
+        assert_eq!(v["biz_opaque_callback_data"], "42");
+        let template = Outgoing {
+            content: Content::Template {
+                name: "hello_world".into(),
+                language: "en_US".into(),
+                components: json!([{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]),
+            },
+            reply_to: Some("wamid.x".into()),
+            ..text
+        };
+        let v = template.to_json();
+        assert_eq!(v["template"]["language"]["code"], "en_US");
+        assert_eq!(
+            v["template"]["components"][0]["parameters"][0]["text"],
+            "Ana"
+        );
+        assert_eq!(v["context"]["message_id"], "wamid.x");
+    }
+}

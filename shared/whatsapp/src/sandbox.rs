@@ -1,0 +1,468 @@
+//! The sandbox: a local stand-in for the WhatsApp Cloud API. It answers
+//! `POST /{version}/{phone-number-id}/messages` in Meta's formats with fresh wamids, then posts
+//! signed status webhooks (sent, delivered, read) to the configured webhook URL, as Meta does.
+//! Knobs: latency, forced error rates by code (130429, 131056, 500, ...), timeouts, the 24-hour
+//! window (131047), and inbound message injection. `GET /sandbox/stats` tells what it saw.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::payload::{ErrorData, ErrorResponse, GraphError};
+
+/// The sandbox's knobs. All can be changed at run time with `PUT /sandbox/config`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxKnobs {
+    /// Added to every answer, in milliseconds.
+    pub latency_ms: u64,
+    /// Forced failures: Meta error code (or an HTTP status 500-599) to the fraction of sends
+    /// that get it, e.g. `{"130429": 0.2}`.
+    pub error_rates: BTreeMap<String, f64>,
+    /// The fraction of sends that are accepted but never answered (the client times out).
+    pub timeout_rate: f64,
+    /// How long a "timed out" send is held before the connection is dropped, in milliseconds.
+    pub timeout_hold_ms: u64,
+    /// Refuse non-template messages to recipients who have not written in 24 hours (131047).
+    pub enforce_window: bool,
+    /// Post status webhooks (sent, delivered, read) for accepted messages.
+    pub status_webhooks: bool,
+    /// The fraction of delivered messages that are then read.
+    pub read_rate: f64,
+    /// Time between one status and the next, in milliseconds.
+    pub status_delay_ms: u64,
+}
+
+impl Default for SandboxKnobs {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            error_rates: BTreeMap::new(),
+            timeout_rate: 0.0,
+            timeout_hold_ms: 30_000,
+            enforce_window: false,
+            status_webhooks: true,
+            read_rate: 1.0,
+            status_delay_ms: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where status and inbound webhooks go: the gateway's `/webhooks/whatsapp`.
+    pub webhook_url: Option<String>,
+    /// Signs the webhooks (`X-Hub-Signature-256`), as the app secret does at Meta.
+    pub app_secret: SecretString,
+    /// The business number the sandbox pretends to be.
+    pub display_phone_number: String,
+    pub knobs: SandboxKnobs,
+}
+
+/// What the sandbox has seen since it started (or was reset).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SandboxStats {
+    /// Messages accepted (a wamid was returned, or would have been before a timeout).
+    pub accepted: u64,
+    /// Accepted messages per recipient.
+    pub by_recipient: BTreeMap<String, u64>,
+    /// Accepted messages per callback data (HeyDoc's delivery id): more than 1 is a double send.
+    pub by_callback: BTreeMap<String, u64>,
+    /// Refusals by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// The most messages accepted within any one wall-clock second.
+    pub max_per_second: u64,
+    /// Webhooks posted and how many of them failed.
+    pub webhooks_posted: u64,
+    pub webhooks_failed: u64,
+}
+
+struct Inner {
+    config: Mutex<SandboxConfig>,
+    stats: Mutex<Counters>,
+    /// Last inbound message per sender, for the 24-hour window.
+    inbound: Mutex<HashMap<String, Instant>>,
+    http: reqwest::Client,
+}
+
+#[derive(Default)]
+struct Counters {
+    stats: SandboxStats,
+    second: i64,
+    in_second: u64,
+}
+
+/// A running sandbox; cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                config: Mutex::new(config),
+                stats: Mutex::new(Counters::default()),
+                inbound: Mutex::new(HashMap::new()),
+                http,
+            }),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/{version}/{phone_number_id}/messages", post(send_message))
+            .route("/sandbox/inbound", post(inject_inbound))
+            .route("/sandbox/stats", get(stats))
+            .route("/sandbox/config", get(get_knobs).put(put_knobs))
+            .route("/sandbox/reset", post(reset))
+            .with_state(self.clone())
+    }
+
+    /// Serves on `listener` until the task is dropped.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Binds `addr` and serves in a background task; returns the bound address.
+    pub async fn spawn(self, addr: &str) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(e) = self.serve(listener).await {
+                tracing::error!(error = %e, "sandbox stopped");
+            }
+        });
+        Ok(bound)
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        lock(&self.inner.stats).stats.clone()
+    }
+
+    pub fn set_knobs(&self, knobs: SandboxKnobs) {
+        lock(&self.inner.config).knobs = knobs;
+    }
+
+    pub fn set_webhook_url(&self, url: String) {
+        lock(&self.inner.config).webhook_url = Some(url);
+    }
+
+    fn config(&self) -> SandboxConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    fn count_accepted(&self, to: &str, callback: Option<&str>) {
+        let mut c = lock(&self.inner.stats);
+        let now = Utc::now().timestamp();
+        if c.second != now {
+            c.second = now;
+            c.in_second = 0;
+        }
+        c.in_second += 1;
+        c.stats.max_per_second = c.stats.max_per_second.max(c.in_second);
+        c.stats.accepted += 1;
+        *c.stats.by_recipient.entry(to.to_string()).or_default() += 1;
+        if let Some(cb) = callback {
+            *c.stats.by_callback.entry(cb.to_string()).or_default() += 1;
+        }
+    }
+
+    fn count_error(&self, code: &str) {
+        *lock(&self.inner.stats)
+            .stats
+            .errors
+            .entry(code.to_string())
+            .or_default() += 1;
+    }
+
+    fn in_window(&self, phone: &str) -> bool {
+        lock(&self.inner.inbound)
+            .get(phone)
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(24 * 3600))
+    }
+
+    /// Posts a webhook envelope (signed) to the configured URL.
+    async fn post_webhook(&self, value: Value) {
+        let config = self.config();
+        let Some(url) = config.webhook_url else {
+            return;
+        };
+        let envelope = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "SANDBOX_WABA", "changes": [{"field": "messages", "value": value}]}]
+        });
+        let body = envelope.to_string().into_bytes();
+        let signature = crate::sign_webhook(config.app_secret.expose_secret().as_bytes(), &body);
+        let result = self
+            .inner
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await;
+        let ok = matches!(&result, Ok(r) if r.status().is_success());
+        let mut c = lock(&self.inner.stats);
+        c.stats.webhooks_posted += 1;
+        if !ok {
+            c.stats.webhooks_failed += 1;
+            tracing::debug!(?result, "sandbox webhook not accepted");
+        }
+    }
+
+    fn metadata(&self) -> Value {
+        let number = self.config().display_phone_number;
+        json!({"display_phone_number": number, "phone_number_id": number})
+    }
+
+    /// Sends the status webhooks of one accepted message, in order, with a pause between.
+    fn spawn_statuses(&self, wamid: String, to: String, callback: Option<String>) {
+        let knobs = self.config().knobs;
+        if !knobs.status_webhooks {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let read = rand::thread_rng().gen_bool(knobs.read_rate.clamp(0.0, 1.0));
+            let statuses: &[&str] = if read {
+                &["sent", "delivered", "read"]
+            } else {
+                &["sent", "delivered"]
+            };
+            for status in statuses {
+                tokio::time::sleep(Duration::from_millis(knobs.status_delay_ms)).await;
+                let mut st = json!({
+                    "id": wamid,
+                    "status": status,
+                    "timestamp": Utc::now().timestamp().to_string(),
+                    "recipient_id": to,
+                    "pricing": {"billable": true, "pricing_model": "PMP", "category": "service", "type": "regular"}
+                });
+                if let Some(cb) = &callback {
+                    st["biz_opaque_callback_data"] = json!(cb);
+                }
+                this.post_webhook(json!({
+                    "messaging_product": "whatsapp",
+                    "metadata": this.metadata(),
+                    "statuses": [st]
+                }))
+                .await;
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the counters inconsistent in a way
+    // that matters; keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn graph_error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
+    let body = ErrorResponse {
+        error: GraphError {
+            message: message.to_string(),
+            kind: "OAuthException".into(),
+            code,
+            error_subcode: None,
+            error_data: Some(ErrorData {
+                messaging_product: Some("whatsapp".into()),
+                details: details.to_string(),
+            }),
+            fbtrace_id: format!("SANDBOX{}", uuid::Uuid::new_v4().simple()),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+fn error_for_code(code: i64) -> Response {
+    match code {
+        130429 => graph_error(StatusCode::BAD_REQUEST, code, "Rate limit hit", "Cloud API message throughput has been reached."),
+        131056 => graph_error(StatusCode::BAD_REQUEST, code, "(Business Account, Consumer Account) pair rate limit hit", "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."),
+        131047 => graph_error(StatusCode::BAD_REQUEST, code, "Re-engagement message", "More than 24 hours have passed since the recipient last replied to the sender number."),
+        131050 => graph_error(StatusCode::BAD_REQUEST, code, "User has stopped marketing messages", "Unable to deliver the marketing message. The user has chosen to stop receiving marketing messages."),
+        131026 => graph_error(StatusCode::BAD_REQUEST, code, "Message undeliverable", "Unable to deliver message."),
+        190 => graph_error(StatusCode::UNAUTHORIZED, code, "Invalid OAuth access token - Cannot parse access token", ""),
+        100 => graph_error(StatusCode::BAD_REQUEST, code, "Invalid parameter", "Parameter value is not valid"),
+        c @ 500..=599 => (StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "upstream failure").into_response(),
+        other => graph_error(StatusCode::BAD_REQUEST, other, "Sandbox error", "forced by the sandbox's error_rates"),
+    }
+}
+
+async fn send_message(
+    State(sandbox): State<Sandbox>,
+    Path((_version, _phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let knobs = sandbox.config().knobs;
+    if knobs.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
+    if !authorized {
+        sandbox.count_error("190");
+        return error_for_code(190);
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        sandbox.count_error("100");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter",
+            "the body is not JSON",
+        );
+    };
+    if body["messaging_product"] != "whatsapp" {
+        sandbox.count_error("100");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter",
+            "messaging_product must be whatsapp",
+        );
+    }
+    // Read receipts for inbound messages.
+    if body["status"] == "read" {
+        return Json(json!({"success": true})).into_response();
+    }
+    let to = body["to"].as_str().unwrap_or_default().to_string();
+    let kind = body["type"].as_str().unwrap_or("text").to_string();
+    if to.is_empty() || !to.bytes().all(|b| b.is_ascii_digit()) {
+        sandbox.count_error("100");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter",
+            "to must be a phone number",
+        );
+    }
+    if kind == "text" {
+        let text = body["text"]["body"].as_str().unwrap_or_default();
+        if text.is_empty() || text.chars().count() > 4096 {
+            sandbox.count_error("100");
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "Invalid parameter",
+                "text.body must be 1 to 4096 characters",
+            );
+        }
+    }
+    let callback = body["biz_opaque_callback_data"]
+        .as_str()
+        .map(str::to_string);
+
+    // Forced failures, in a stable order so that rates add up.
+    let roll: f64 = rand::thread_rng().gen();
+    let mut threshold = 0.0;
+    for (code, rate) in &knobs.error_rates {
+        threshold += rate;
+        if roll < threshold {
+            sandbox.count_error(code);
+            return error_for_code(code.parse().unwrap_or(131000));
+        }
+    }
+    if knobs.enforce_window && kind != "template" && !sandbox.in_window(&to) {
+        sandbox.count_error("131047");
+        return error_for_code(131047);
+    }
+    let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
+    sandbox.count_accepted(&to, callback.as_deref());
+    if roll < threshold + knobs.timeout_rate {
+        // Accepted, but the answer never comes: the caller's timeout fires first.
+        tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
+    }
+    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback);
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": wamid, "message_status": "accepted"}]
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct InboundRequest {
+    from: String,
+    #[serde(default)]
+    name: Option<String>,
+    text: String,
+}
+
+/// Pretends a user wrote to the business: posts Meta's inbound webhook and opens the window.
+async fn inject_inbound(
+    State(sandbox): State<Sandbox>,
+    Json(req): Json<InboundRequest>,
+) -> Response {
+    if req.from.is_empty() || !req.from.bytes().all(|b| b.is_ascii_digit()) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "from must be digits"})),
+        )
+            .into_response();
+    }
+    lock(&sandbox.inner.inbound).insert(req.from.clone(), Instant::now());
+    let wamid = format!("wamid.SBXIN{}", uuid::Uuid::new_v4().simple());
+    sandbox
+        .post_webhook(json!({
+            "messaging_product": "whatsapp",
+            "metadata": sandbox.metadata(),
+            "contacts": [{"profile": {"name": req.name.clone().unwrap_or_default()}, "wa_id": req.from}],
+            "messages": [{
+                "from": req.from,
+                "id": wamid,
+                "timestamp": Utc::now().timestamp().to_string(),
+                "type": "text",
+                "text": {"body": req.text}
+            }]
+        }))
+        .await;
+    Json(json!({"wamid": wamid})).into_response()
+}
+
+async fn stats(State(sandbox): State<Sandbox>) -> Json<SandboxStats> {
+    Json(sandbox.stats())
+}
+
+async fn get_knobs(State(sandbox): State<Sandbox>) -> Json<SandboxKnobs> {
+    Json(sandbox.config().knobs)
+}
+
+async fn put_knobs(
+    State(sandbox): State<Sandbox>,
+    Json(knobs): Json<SandboxKnobs>,
+) -> Json<SandboxKnobs> {
+    sandbox.set_knobs(knobs.clone());
+    Json(knobs)
+}
+
+async fn reset(State(sandbox): State<Sandbox>) -> StatusCode {
+    *lock(&sandbox.inner.stats) = Counters::default();
+    StatusCode::NO_CONTENT
+}
