@@ -22,7 +22,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
-pub use state::AppState;
+pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{auth as auth_routes, contacts, health, messages, scheduled, send, tags, webhooks};

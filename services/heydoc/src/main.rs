@@ -3,11 +3,15 @@
 //! HTTP gateway alone; `heydoc migrate` brings the database schema up to date and exits.
 
 mod secret;
+mod wiring;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use heydoc_config::WhatsAppSettings;
 use heydoc_config::{LogFormat, Settings};
-use heydoc_gateway::AppState;
+use heydoc_gateway::{AppState, Outbox};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: measured faster than glibc's malloc for the gateway's many small allocations
@@ -32,6 +36,11 @@ enum Command {
     All,
     /// The HTTP gateway: API, webhooks, OpenAPI docs.
     Gateway,
+    /// The sender: consumes delivery jobs from RabbitMQ and calls the WhatsApp Cloud API;
+    /// also relays the outbox. Needs AMQP_URL and a shared DATABASE_URL.
+    Sender,
+    /// The WhatsApp sandbox alone: a local Cloud API that posts signed webhooks back.
+    Sandbox,
     /// Apply database migrations and exit.
     Migrate,
 }
@@ -48,6 +57,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
+    if let Command::Sandbox = command {
+        return run_sandbox(settings).await;
+    }
     let db = heydoc_store::connect(&settings.database_url(), settings.db_max_connections)
         .await
         .context("connecting to the database")?;
@@ -57,20 +69,149 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             tracing::info!("database schema is up to date");
             Ok(())
         }
-        Command::All | Command::Gateway => {
-            if settings.is_embedded() || matches!(command, Command::All) {
+        Command::Sender => run_sender(settings, db).await,
+        Command::Gateway => {
+            if settings.is_embedded() {
                 heydoc_store::migrate(&db).await.context("migrating")?;
             }
             let jwt_secret = secret::jwt_secret(&settings)?;
             settings.set_jwt_secret(jwt_secret.clone());
-            let state = AppState::new(settings, db, &jwt_secret);
+            let mut state = AppState::new(settings.clone(), db, &jwt_secret);
+            if settings.amqp_url().is_some() {
+                let bus = wiring::bus(&settings).await;
+                state = state.with_outbox(Outbox {
+                    bus,
+                    route: wiring::route(&settings),
+                });
+            }
             heydoc_gateway::run(state, shutdown_signal())
                 .await
                 .context("serving HTTP")?;
             tracing::info!("stopped");
             Ok(())
         }
+        Command::All => run_all(settings, db).await,
+        Command::Sandbox => Ok(()),
     }
+}
+
+/// Everything in one process: the gateway, the sender and its relay, and (without an access
+/// token) the sandbox standing in for WhatsApp.
+async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    heydoc_store::migrate(&db).await.context("migrating")?;
+    let jwt_secret = secret::jwt_secret(&settings)?;
+    settings.set_jwt_secret(jwt_secret.clone());
+    let listener = tokio::net::TcpListener::bind(&settings.http_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.http_addr))?;
+    let gateway_addr = listener.local_addr()?;
+
+    let api = if wiring::uses_sandbox(&settings) {
+        // The sandbox signs its webhooks with the app secret the gateway checks.
+        let app_secret = match WhatsAppSettings::secret(&settings.whatsapp.app_secret) {
+            Some(s) => SecretString::from(s.to_string()),
+            None => {
+                let generated = SecretString::from(heydoc_config::generate_secret());
+                settings.whatsapp.app_secret = generated.clone();
+                generated
+            }
+        };
+        let webhook_url = format!("http://{gateway_addr}/webhooks/whatsapp");
+        let sandbox = wiring::sandbox(&settings, webhook_url, app_secret);
+        let sandbox_addr = sandbox
+            .spawn("127.0.0.1:0")
+            .await
+            .context("starting the sandbox")?;
+        tracing::warn!(
+            "WHATSAPP_ACCESS_TOKEN is not set: messages go to the built-in sandbox at http://{sandbox_addr} \
+             (nothing reaches real phones); inject an inbound message with POST http://{sandbox_addr}/sandbox/inbound"
+        );
+        wiring::cloud_api(
+            &settings,
+            &format!("http://{sandbox_addr}"),
+            SecretString::from("sandbox-token"),
+        )?
+    } else {
+        wiring::cloud_api(
+            &settings,
+            &settings.whatsapp.api_url.clone(),
+            settings.whatsapp.access_token.clone(),
+        )?
+    };
+
+    let bus = wiring::bus(&settings).await;
+    let route = wiring::route(&settings);
+    let stop = CancellationToken::new();
+    let sender_ctx = heydoc_sender::SenderContext {
+        db: db.clone(),
+        bus: bus.clone(),
+        api,
+        settings: settings.sender.clone(),
+        route: route.clone(),
+    };
+    let sender = tokio::spawn(heydoc_sender::run(sender_ctx, stop.clone()));
+    let state = AppState::new(settings, db, &jwt_secret).with_outbox(Outbox { bus, route });
+    tracing::info!("HeyDoc is running: open http://{gateway_addr}/docs");
+    let served = heydoc_gateway::serve(listener, state, shutdown_signal()).await;
+    stop.cancel();
+    match sender.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "sender stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "sender task failed"),
+        Ok(Ok(())) => {}
+    }
+    served.context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_sender(settings: Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    if settings.amqp_url().is_none() {
+        anyhow::bail!("heydoc sender needs AMQP_URL (RabbitMQ) to hear from the gateway; run `heydoc all` for one process");
+    }
+    let Some(token) = WhatsAppSettings::secret(&settings.whatsapp.access_token) else {
+        anyhow::bail!("heydoc sender needs WHATSAPP_ACCESS_TOKEN (any value when WHATSAPP_API_URL points at `heydoc sandbox`)");
+    };
+    let api = wiring::cloud_api(
+        &settings,
+        &settings.whatsapp.api_url,
+        SecretString::from(token.to_string()),
+    )?;
+    let ctx = heydoc_sender::SenderContext {
+        db,
+        bus: wiring::bus(&settings).await,
+        api,
+        settings: settings.sender.clone(),
+        route: wiring::route(&settings),
+    };
+    let stop = CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_stop.cancel();
+    });
+    heydoc_sender::run(ctx, stop).await.context("sender")?;
+    Ok(())
+}
+
+async fn run_sandbox(settings: Settings) -> anyhow::Result<()> {
+    let Some(secret) = WhatsAppSettings::secret(&settings.whatsapp.app_secret) else {
+        anyhow::bail!("heydoc sandbox needs WHATSAPP_APP_SECRET, the same one the gateway checks webhooks with");
+    };
+    let sandbox = wiring::sandbox(
+        &settings,
+        settings.sandbox.webhook_url.clone(),
+        SecretString::from(secret.to_string()),
+    );
+    let addr = sandbox
+        .spawn(&settings.sandbox.addr)
+        .await
+        .context("starting the sandbox")?;
+    tracing::info!(
+        "sandbox listening on http://{addr}; webhooks go to {}",
+        settings.sandbox.webhook_url
+    );
+    shutdown_signal().await;
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

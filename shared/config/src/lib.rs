@@ -25,6 +25,8 @@ const WELL_KNOWN_ENV: &[(&str, &str)] = &[
     ("WHATSAPP_PHONE_NUMBER_ID", "whatsapp.phone_number_id"),
     ("WHATSAPP_APP_SECRET", "whatsapp.app_secret"),
     ("WHATSAPP_VERIFY_TOKEN", "whatsapp.verify_token"),
+    ("WHATSAPP_MPS", "sender.mps"),
+    ("WHATSAPP_WINDOW_POLICY", "sender.window_policy"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,39 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub auth: AuthSettings,
     pub whatsapp: WhatsAppSettings,
+    pub sender: SenderSettings,
+    pub sandbox: SandboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SenderSettings {
+    pub mps: u32,
+    pub window_policy: WindowPolicy,
+    pub concurrency: usize,
+    pub prefetch: u16,
+    pub max_attempts: i32,
+    pub request_timeout_secs: u64,
+    pub delivery_limit: u32,
+    pub relay_interval_ms: u64,
+    pub relay_batch: u64,
+    pub stale_enqueue_secs: i64,
+    pub sending_lease_secs: i64,
+    pub shutdown_grace_secs: u64,
+    pub amqp_prefix: String,
+}
+
+/// What the sender does with free text to a contact outside the 24-hour window.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowPolicy {
+    Send,
+    Skip,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxSettings {
+    pub addr: String,
+    pub webhook_url: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -130,6 +165,12 @@ impl Settings {
         {
             return Err(ConfigError::Invalid(
                 "login attempt limits must be at least 1".into(),
+            ));
+        }
+        if self.sender.concurrency == 0 || self.sender.prefetch == 0 || self.sender.max_attempts < 1
+        {
+            return Err(ConfigError::Invalid(
+                "sender concurrency, prefetch and max_attempts must be at least 1".into(),
             ));
         }
         if self.db_max_connections == 0 {

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod connect;
 pub mod contacts;
+pub mod deliveries;
 
 pub use connect::{connect, migrate, ping};
 pub use heydoc_entity as entity;

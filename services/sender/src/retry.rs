@@ -1,0 +1,72 @@
+//! When to try again: exponential back-off with jitter per error class, never sooner than
+//! Meta's Retry-After.
+
+use std::time::Duration;
+
+use heydoc_whatsapp::ErrorClass;
+use rand::Rng;
+
+/// The delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed.
+pub fn delay(
+    class: ErrorClass,
+    code: Option<i64>,
+    attempt: i32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let n = u32::try_from(attempt.max(1) - 1).unwrap_or(0).min(16);
+    let base = match class {
+        ErrorClass::RetrySoon => Duration::from_secs(2).saturating_mul(1 << n),
+        ErrorClass::BackOffNumber => Duration::from_secs(4).saturating_mul(1 << n),
+        // Meta's advice for the pair rate: 4^n seconds; the marketing limit: hours.
+        ErrorClass::BackOffRecipient if code == Some(131049) => Duration::from_secs(4 * 3600),
+        ErrorClass::BackOffRecipient => Duration::from_secs(4u64.saturating_pow(n + 1)),
+        ErrorClass::StopNumber => Duration::from_secs(60),
+        ErrorClass::NeverRetry { .. } | ErrorClass::OutcomeUnknown => Duration::ZERO,
+    };
+    let cap = if code == Some(131049) {
+        Duration::from_secs(6 * 3600)
+    } else {
+        Duration::from_secs(3600)
+    };
+    let base = base.min(cap);
+    // Half fixed, half random: spreads a storm's retries out without making any of them early.
+    let jittered = base / 2 + base.mul_f64(rand::thread_rng().gen_range(0.0..0.5));
+    jittered.max(retry_after.unwrap_or(Duration::ZERO))
+}
+
+/// How long to pause the whole number after a back-off-the-number error.
+pub fn number_pause(class: ErrorClass, retry_after: Option<Duration>) -> Option<Duration> {
+    match class {
+        ErrorClass::BackOffNumber => Some(
+            retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(500)),
+        ),
+        ErrorClass::StopNumber => Some(Duration::from_secs(30)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_and_honours_retry_after() {
+        let first = delay(ErrorClass::RetrySoon, None, 1, None);
+        assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
+        let fifth = delay(ErrorClass::RetrySoon, None, 5, None);
+        assert!(fifth >= Duration::from_secs(16));
+        let told = delay(
+            ErrorClass::RetrySoon,
+            None,
+            1,
+            Some(Duration::from_secs(30)),
+        );
+        assert_eq!(told, Duration::from_secs(30));
+        assert!(
+            delay(ErrorClass::BackOffRecipient, Some(131049), 1, None) >= Duration::from_secs(7200)
+        );
+        assert!(delay(ErrorClass::RetrySoon, None, 40, None) <= Duration::from_secs(3600));
+    }
+}

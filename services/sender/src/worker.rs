@@ -1,0 +1,358 @@
+//! The send loop: take a batch of jobs, pace, claim, send each (bounded concurrency), and hand
+//! the results to the writer, which records a batch in one transaction and then acks it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use heydoc_config::WindowPolicy;
+use heydoc_entity::{contact, message};
+use heydoc_queue::Received;
+use heydoc_store::deliveries::{self, Outcome, SendResult};
+use heydoc_whatsapp::{Content, ErrorClass, Outgoing};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::pacing::Pacer;
+use crate::{retry, secs, SenderContext, SenderError};
+
+/// WhatsApp's customer-service window.
+const WINDOW: chrono::Duration = chrono::Duration::hours(24);
+/// Results written back in one transaction, at most.
+const WRITE_BATCH: usize = 1000;
+/// How long the writer waits to fill a batch.
+const WRITE_LINGER: Duration = Duration::from_millis(5);
+
+type Done = (SendResult, Received);
+
+pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
+    let pacer = Arc::new(Pacer::new(ctx.settings.mps));
+    let mut jobs = ctx.bus.consume(&ctx.route, ctx.settings.prefetch).await?;
+    let (done_tx, done_rx) = mpsc::channel::<Done>(WRITE_BATCH * 4);
+    let writer = tokio::spawn(write_results(ctx.db.clone(), done_rx));
+    let concurrency = ctx.settings.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    // Paced numbers take small batches, so claimed rows never wait long for their turn.
+    let batch_max = match ctx.settings.mps {
+        0 => 256,
+        mps => (mps as usize / 4).clamp(1, 256),
+    };
+    let mut prune = tokio::time::interval(Duration::from_secs(60));
+    tracing::info!(route = %ctx.route, mps = ctx.settings.mps, concurrency, "sender started");
+
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = prune.tick() => { pacer.prune(); continue }
+            next = jobs.recv() => match next {
+                Some(r) => r,
+                None => break,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match jobs.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut valid = Vec::with_capacity(batch.len());
+        for r in batch {
+            match &r.job {
+                Ok(_) => valid.push(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable job sent to the dead-letter queue");
+                    r.reject().await;
+                }
+            }
+        }
+        if valid.is_empty() {
+            continue;
+        }
+        pacer.acquire(valid.len()).await;
+        let ids: Vec<i64> = valid
+            .iter()
+            .filter_map(|r| r.job.as_ref().ok().map(|j| j.delivery_id))
+            .collect();
+        let claimed = match deliveries::claim(&ctx.db, &ids, Utc::now()).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim deliveries; giving the jobs back");
+                for r in valid {
+                    r.requeue().await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let windows = window_states(&ctx, &claimed).await;
+        let mut by_id: HashMap<i64, message::Model> =
+            claimed.into_iter().map(|m| (m.id, m)).collect();
+        for r in valid {
+            let id = r.job.as_ref().map(|j| j.delivery_id).unwrap_or_default();
+            let Some(row) = by_id.remove(&id) else {
+                // Already claimed or finished elsewhere: a duplicate wake-up.
+                r.ack().await;
+                continue;
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let in_window = windows.get(&row.contact_id).copied();
+            let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let traceparent = r
+                    .job
+                    .as_ref()
+                    .ok()
+                    .and_then(|j| j.headers.get("traceparent").cloned());
+                let result = send_one(&ctx, &pacer, row, in_window, traceparent).await;
+                let _ = done.send((result, r)).await;
+                drop(permit);
+            });
+        }
+    }
+
+    // Stop taking jobs (unsettled ones go back to the bus), let in-flight sends finish.
+    drop(jobs);
+    let grace = secs(ctx.settings.shutdown_grace_secs);
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown grace period over with sends in flight; they will be reconciled as unknown"
+        );
+    }
+    drop(done_tx);
+    let _ = writer.await;
+    tracing::info!("sender stopped");
+    Ok(())
+}
+
+/// Whether each claimed row's contact is inside the 24-hour window, when it matters.
+async fn window_states(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<i32, bool> {
+    let matters = ctx.settings.window_policy == WindowPolicy::Skip
+        || rows.iter().any(|r| fallback_template(r).is_some());
+    if !matters || rows.is_empty() {
+        return HashMap::new();
+    }
+    let ids: Vec<i32> = rows.iter().map(|r| r.contact_id).collect();
+    let found: Result<Vec<(i32, Option<chrono::DateTime<Utc>>)>, _> = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .column(contact::Column::LastInboundAt)
+        .filter(contact::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(&ctx.db)
+        .await;
+    let now = Utc::now();
+    match found {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(id, last)| (id, last.is_some_and(|t| now - t < WINDOW)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read contacts' windows; sending as if inside");
+            HashMap::new()
+        }
+    }
+}
+
+fn fallback_template(row: &message::Model) -> Option<Content> {
+    let t = row.payload.as_ref()?.get("fallback_template")?;
+    template_content(t)
+}
+
+fn template_content(t: &serde_json::Value) -> Option<Content> {
+    Some(Content::Template {
+        name: t.get("name")?.as_str()?.to_string(),
+        language: t.get("language")?.as_str()?.to_string(),
+        components: t
+            .get("components")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// What to send for this row, or why nothing is sent.
+fn content(
+    row: &message::Model,
+    in_window: Option<bool>,
+    policy: WindowPolicy,
+) -> Result<Content, Outcome> {
+    match row.message_type.as_str() {
+        "text" => {
+            if in_window == Some(false) {
+                if let Some(template) = fallback_template(row) {
+                    return Ok(template);
+                }
+                if policy == WindowPolicy::Skip {
+                    return Err(Outcome::Skipped {
+                        reason: "outside WhatsApp's 24-hour window and no template to send instead"
+                            .into(),
+                    });
+                }
+            }
+            Ok(Content::Text {
+                body: row.message_text.clone(),
+            })
+        }
+        "template" => row
+            .payload
+            .as_ref()
+            .and_then(template_content)
+            .ok_or_else(|| Outcome::Failed {
+                code: None,
+                reason: "template message without a template name and language".into(),
+            }),
+        kind @ ("image" | "document" | "audio" | "video" | "sticker") => {
+            let p = row.payload.as_ref();
+            let link = p.and_then(|p| p.get("link")).and_then(|v| v.as_str());
+            match link {
+                Some(link) => Ok(Content::Media {
+                    kind: kind.to_string(),
+                    link: link.to_string(),
+                    caption: p
+                        .and_then(|p| p.get("caption"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    filename: p
+                        .and_then(|p| p.get("filename"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                }),
+                None => Err(Outcome::Failed {
+                    code: None,
+                    reason: format!("{kind} message without a link"),
+                }),
+            }
+        }
+        other => Err(Outcome::Failed {
+            code: None,
+            reason: format!("cannot send messages of type {other}"),
+        }),
+    }
+}
+
+async fn send_one(
+    ctx: &SenderContext,
+    pacer: &Pacer,
+    row: message::Model,
+    in_window: Option<bool>,
+    traceparent: Option<String>,
+) -> SendResult {
+    let result = |outcome, suppress| SendResult {
+        id: row.id,
+        contact_id: row.contact_id,
+        outcome,
+        suppress,
+    };
+    let content = match content(&row, in_window, ctx.settings.window_policy) {
+        Ok(c) => c,
+        Err(outcome) => return result(outcome, None),
+    };
+    if let Some(wait) = pacer.pair_wait(&row.receiver_phone) {
+        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let reason = "too many messages to this recipient (pair rate); paced locally".to_string();
+        return result(
+            Outcome::Retry {
+                at,
+                code: None,
+                reason,
+            },
+            None,
+        );
+    }
+    let outgoing = Outgoing {
+        to: row.receiver_phone.clone(),
+        content,
+        callback_data: row.id.to_string(),
+        reply_to: None,
+    };
+    match ctx.api.send(&outgoing, traceparent.as_deref()).await {
+        Ok(accepted) => result(
+            Outcome::Sent {
+                wamid: accepted.wamid,
+            },
+            None,
+        ),
+        Err(e) => {
+            let code = e.code.and_then(|c| i32::try_from(c).ok());
+            match e.class {
+                ErrorClass::OutcomeUnknown => result(Outcome::Unknown { reason: e.message }, None),
+                ErrorClass::NeverRetry { suppress } => {
+                    let suppress = suppress.then(|| e.message.clone());
+                    result(
+                        Outcome::Failed {
+                            code,
+                            reason: e.message,
+                        },
+                        suppress,
+                    )
+                }
+                class => {
+                    if let Some(pause) = retry::number_pause(class, e.retry_after) {
+                        pacer.pause(pause);
+                        if class == ErrorClass::StopNumber {
+                            tracing::error!(code, error = %e.message, "the business number cannot send: check the access token and the number's status");
+                        }
+                    }
+                    if row.attempts >= ctx.settings.max_attempts {
+                        let reason =
+                            format!("gave up after {} attempts: {}", row.attempts, e.message);
+                        return result(Outcome::Failed { code, reason }, None);
+                    }
+                    let delay = retry::delay(class, e.code, row.attempts, e.retry_after);
+                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    result(
+                        Outcome::Retry {
+                            at,
+                            code,
+                            reason: e.message,
+                        },
+                        None,
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Records results in batches, then acks their jobs: a job is only acked once its result is in
+/// the database.
+async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + WRITE_LINGER;
+        while batch.len() < WRITE_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(d)) => batch.push(d),
+                _ => break,
+            }
+        }
+        let results: Vec<SendResult> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let mut attempt = 0u32;
+        loop {
+            match deliveries::record(&db, &results, Utc::now()).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, attempt, "writing send results failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    // The rows stay `sending`; the reconciler marks them unknown.
+                    tracing::error!(error = %e, count = results.len(), "could not write send results");
+                    break;
+                }
+            }
+        }
+        for (_, received) in batch {
+            received.ack().await;
+        }
+    }
+}
