@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Makes sure the servers the tests need are answering: PostgreSQL (TEST_DATABASE_URL, default
-# 127.0.0.1:5432, user postgres, trust auth). Starts a local server that is installed but stopped;
+# 127.0.0.1:5432, user postgres, trust auth) and RabbitMQ (TEST_AMQP_URL, default
+# 127.0.0.1:5672, guest/guest). Starts a local server that is installed but stopped;
 # on a bare Debian/Ubuntu machine, as root, installs it with apt-get first; anywhere else stops
 # with one line saying what is missing.
 set -euo pipefail
 
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
+AMQP_HOST=${AMQP_HOST:-127.0.0.1}
+AMQP_PORT=${AMQP_PORT:-5672}
 
 say() { echo "ensure-services: $*"; }
 die() { echo "ensure-services: $*" >&2; exit 1; }
@@ -43,5 +46,25 @@ ensure_postgres() {
   wait_until 30 pg_answers || die "PostgreSQL did not start answering at $PG_HOST:$PG_PORT"
 }
 
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+amqp_answers() { port_open "$AMQP_HOST" "$AMQP_PORT"; }
+
+ensure_rabbitmq() {
+  if amqp_answers; then return 0; fi
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    can_apt || die "RabbitMQ is not answering at $AMQP_HOST:$AMQP_PORT: install RabbitMQ 3.12+ (or set TEST_AMQP_URL)"
+    say "installing RabbitMQ with apt-get"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server >/dev/null
+  fi
+  say "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_until 90 amqp_answers || die "RabbitMQ did not start answering at $AMQP_HOST:$AMQP_PORT"
+  # The port opens before the broker accepts logins; wait for the application itself.
+  command -v rabbitmqctl >/dev/null 2>&1 && wait_until 60 rabbitmqctl -q await_startup || true
+}
+
 ensure_postgres
 say "PostgreSQL answers at $PG_HOST:$PG_PORT"
+ensure_rabbitmq
+say "RabbitMQ answers at $AMQP_HOST:$AMQP_PORT"

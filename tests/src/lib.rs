@@ -2,3 +2,4 @@
 //! that reports throughput and latency percentiles.
 
 pub mod load;
+pub mod stack;

@@ -20,8 +20,9 @@ impl Pacer {
     /// `mps` 0 turns the number's bucket off.
     pub fn new(mps: u32) -> Self {
         let number = NonZeroU32::new(mps).map(|n| {
-            // One token at a time, one every 1/mps s: the limit holds in every second.
-            let period = Duration::from_nanos(1_000_000_000 / u64::from(n.get()));
+            // One token at a time, one every 1/mps s plus 2% headroom, so that network jitter
+            // between here and Meta cannot put mps + 1 sends into one wall-clock second.
+            let period = Duration::from_nanos(1_020_000_000 / u64::from(n.get()));
             let quota = Quota::with_period(period)
                 .unwrap_or_else(|| Quota::per_second(n))
                 .allow_burst(NonZeroU32::MIN);
@@ -32,7 +33,7 @@ impl Pacer {
             .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(45).unwrap_or(NonZeroU32::MIN));
         Self {
-            number: number,
+            number,
             pairs: RateLimiter::keyed(pair_quota),
             paused_until_ms: AtomicI64::new(0),
         }

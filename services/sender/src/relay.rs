@@ -24,56 +24,57 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Ticks {
     scheduler: JobScheduler,
+    relay: tokio::task::JoinHandle<()>,
 }
 
 impl Ticks {
     pub async fn stop(mut self) {
+        self.relay.abort();
         if let Err(e) = self.scheduler.shutdown().await {
             tracing::debug!(error = %e, "tick scheduler shutdown");
         }
     }
 }
 
-/// Starts the relay and reconcile ticks.
+/// Starts the relay and reconcile ticks. The reconciler runs on tokio-cron-scheduler; the relay
+/// ticks faster than a second, which tokio-cron-scheduler 0.15 cannot do (it truncates repeat
+/// intervals to whole seconds, so 250 ms never fires), so it runs on a tokio interval.
 pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ticks, SenderError> {
+    let interval = Duration::from_millis(ctx.settings.relay_interval_ms.max(20));
+    let relay_ctx = ctx.clone();
+    let relay = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => { relay_once(&relay_ctx).await; }
+            }
+        }
+    });
+
     let scheduler = JobScheduler::new()
         .await
         .map_err(|e| SenderError::Ticks(e.to_string()))?;
-    let interval = Duration::from_millis(ctx.settings.relay_interval_ms.max(50));
-
     let busy = Arc::new(Mutex::new(()));
-    let relay_ctx = ctx.clone();
-    let relay_stop = shutdown.clone();
-    let relay = Tick::new_repeated_async(interval, move |_, _| {
-        let (ctx, busy, stop) = (relay_ctx.clone(), busy.clone(), relay_stop.clone());
+    let reconcile = Tick::new_repeated_async(RECONCILE_EVERY, move |_, _| {
+        let (ctx, busy) = (ctx.clone(), busy.clone());
         Box::pin(async move {
-            // A slow tick must not overlap the next one.
+            // A slow round must not overlap the next one.
             let Ok(_guard) = busy.try_lock() else { return };
-            if !stop.is_cancelled() {
-                relay_once(&ctx).await;
-            }
+            reconcile_once(&ctx).await
         })
     })
     .map_err(|e| SenderError::Ticks(e.to_string()))?;
-
-    let reconcile_ctx = ctx.clone();
-    let reconcile = Tick::new_repeated_async(RECONCILE_EVERY, move |_, _| {
-        let ctx = reconcile_ctx.clone();
-        Box::pin(async move { reconcile_once(&ctx).await })
-    })
-    .map_err(|e| SenderError::Ticks(e.to_string()))?;
-
-    for tick in [relay, reconcile] {
-        scheduler
-            .add(tick)
-            .await
-            .map_err(|e| SenderError::Ticks(e.to_string()))?;
-    }
+    scheduler
+        .add(reconcile)
+        .await
+        .map_err(|e| SenderError::Ticks(e.to_string()))?;
     scheduler
         .start()
         .await
         .map_err(|e| SenderError::Ticks(e.to_string()))?;
-    Ok(Ticks { scheduler })
+    Ok(Ticks { scheduler, relay })
 }
 
 /// Publishes what is waiting; returns how many jobs were confirmed.

@@ -6,20 +6,22 @@ use std::time::Duration;
 use heydoc_whatsapp::ErrorClass;
 use rand::Rng;
 
-/// The delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed.
+/// The delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed. `unit` is
+/// the first retry's delay (`sender.retry_base_ms`).
 pub fn delay(
     class: ErrorClass,
     code: Option<i64>,
     attempt: i32,
     retry_after: Option<Duration>,
+    unit: Duration,
 ) -> Duration {
     let n = u32::try_from(attempt.max(1) - 1).unwrap_or(0).min(16);
     let base = match class {
-        ErrorClass::RetrySoon => Duration::from_secs(2).saturating_mul(1 << n),
-        ErrorClass::BackOffNumber => Duration::from_secs(4).saturating_mul(1 << n),
+        ErrorClass::RetrySoon => unit.saturating_mul(1 << n),
+        ErrorClass::BackOffNumber => unit.saturating_mul(2 << n),
         // Meta's advice for the pair rate: 4^n seconds; the marketing limit: hours.
         ErrorClass::BackOffRecipient if code == Some(131049) => Duration::from_secs(4 * 3600),
-        ErrorClass::BackOffRecipient => Duration::from_secs(4u64.saturating_pow(n + 1)),
+        ErrorClass::BackOffRecipient => (unit / 2).saturating_mul(4u32.saturating_pow(n + 1)),
         ErrorClass::StopNumber => Duration::from_secs(60),
         ErrorClass::NeverRetry { .. } | ErrorClass::OutcomeUnknown => Duration::ZERO,
     };
@@ -34,15 +36,16 @@ pub fn delay(
     jittered.max(retry_after.unwrap_or(Duration::ZERO))
 }
 
-/// How long to pause the whole number after a back-off-the-number error.
-pub fn number_pause(class: ErrorClass, retry_after: Option<Duration>) -> Option<Duration> {
+/// How long to pause the whole number after a back-off-the-number or stop-the-number error:
+/// Meta's Retry-After, or one retry unit (15 for a number that cannot send at all).
+pub fn number_pause(
+    class: ErrorClass,
+    retry_after: Option<Duration>,
+    unit: Duration,
+) -> Option<Duration> {
     match class {
-        ErrorClass::BackOffNumber => Some(
-            retry_after
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_millis(500)),
-        ),
-        ErrorClass::StopNumber => Some(Duration::from_secs(30)),
+        ErrorClass::BackOffNumber => Some(retry_after.unwrap_or(unit)),
+        ErrorClass::StopNumber => Some(retry_after.unwrap_or(unit * 15)),
         _ => None,
     }
 }
@@ -53,20 +56,23 @@ mod tests {
 
     #[test]
     fn grows_and_honours_retry_after() {
-        let first = delay(ErrorClass::RetrySoon, None, 1, None);
+        let unit = Duration::from_secs(2);
+        let first = delay(ErrorClass::RetrySoon, None, 1, None, unit);
         assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
-        let fifth = delay(ErrorClass::RetrySoon, None, 5, None);
+        let fifth = delay(ErrorClass::RetrySoon, None, 5, None, unit);
         assert!(fifth >= Duration::from_secs(16));
         let told = delay(
             ErrorClass::RetrySoon,
             None,
             1,
             Some(Duration::from_secs(30)),
+            unit,
         );
         assert_eq!(told, Duration::from_secs(30));
         assert!(
-            delay(ErrorClass::BackOffRecipient, Some(131049), 1, None) >= Duration::from_secs(7200)
+            delay(ErrorClass::BackOffRecipient, Some(131049), 1, None, unit)
+                >= Duration::from_secs(7200)
         );
-        assert!(delay(ErrorClass::RetrySoon, None, 40, None) <= Duration::from_secs(3600));
+        assert!(delay(ErrorClass::RetrySoon, None, 40, None, unit) <= Duration::from_secs(3600));
     }
 }

@@ -26,6 +26,8 @@ const WRITE_BATCH: usize = 1000;
 const WRITE_LINGER: Duration = Duration::from_millis(5);
 
 type Done = (SendResult, Received);
+/// A contact id and its last inbound message time.
+type LastInbound = (i32, Option<chrono::DateTime<Utc>>);
 
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
     let pacer = Arc::new(Pacer::new(ctx.settings.mps));
@@ -141,7 +143,7 @@ async fn window_states(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<
         return HashMap::new();
     }
     let ids: Vec<i32> = rows.iter().map(|r| r.contact_id).collect();
-    let found: Result<Vec<(i32, Option<chrono::DateTime<Utc>>)>, _> = contact::Entity::find()
+    let found: Result<Vec<LastInbound>, _> = contact::Entity::find()
         .select_only()
         .column(contact::Column::Id)
         .column(contact::Column::LastInboundAt)
@@ -295,7 +297,8 @@ async fn send_one(
                     )
                 }
                 class => {
-                    if let Some(pause) = retry::number_pause(class, e.retry_after) {
+                    let unit = Duration::from_millis(ctx.settings.retry_base_ms.max(1));
+                    if let Some(pause) = retry::number_pause(class, e.retry_after, unit) {
                         pacer.pause(pause);
                         if class == ErrorClass::StopNumber {
                             tracing::error!(code, error = %e.message, "the business number cannot send: check the access token and the number's status");
@@ -306,7 +309,7 @@ async fn send_one(
                             format!("gave up after {} attempts: {}", row.attempts, e.message);
                         return result(Outcome::Failed { code, reason }, None);
                     }
-                    let delay = retry::delay(class, e.code, row.attempts, e.retry_after);
+                    let delay = retry::delay(class, e.code, row.attempts, e.retry_after, unit);
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
                     result(
                         Outcome::Retry {

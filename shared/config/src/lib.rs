@@ -59,6 +59,7 @@ pub struct SenderSettings {
     pub concurrency: usize,
     pub prefetch: u16,
     pub max_attempts: i32,
+    pub retry_base_ms: u64,
     pub request_timeout_secs: u64,
     pub delivery_limit: u32,
     pub relay_interval_ms: u64,

@@ -121,6 +121,43 @@ impl RabbitBus {
         Ok(())
     }
 
+    /// Publishes raw bytes to `route` (operators and tests use it to replay or to poison).
+    pub async fn publish_bytes(&self, route: &str, bytes: &[u8]) -> Result<(), BusError> {
+        self.ensure_publisher().await?;
+        let mut guard = self.publisher.lock().await;
+        let publisher = guard
+            .as_mut()
+            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
+        if !publisher.routes.contains(route) {
+            declare_route(
+                &publisher.channel,
+                &self.config,
+                route,
+                &self.queue_name(route),
+                &self.exchange(),
+                &self.dead_name(),
+            )
+            .await?;
+            publisher.routes.insert(route.to_string());
+        }
+        let confirm = publisher
+            .channel
+            .basic_publish(
+                ShortString::from(self.exchange()),
+                ShortString::from(route),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                bytes,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .map_err(unavailable)?;
+        confirm.await.map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn publish_inner(&self, route: &str, jobs: &[Job]) -> Result<(), BusError> {
         self.ensure_publisher().await?;
         let mut guard = self.publisher.lock().await;

@@ -160,8 +160,20 @@ impl TestApp {
         let db = TestDatabase::create(backend).await.expect("test database");
         let mut settings = test_settings(&db.url);
         configure(&mut settings);
+        Self::spawn_on(db, settings, None).await
+    }
+
+    /// Spawns over an existing database with these settings, publishing sends to `outbox`.
+    pub async fn spawn_on(
+        db: TestDatabase,
+        settings: Settings,
+        outbox: Option<heydoc_gateway::Outbox>,
+    ) -> Self {
         let secret = settings.jwt_secret().cloned().expect("test JWT secret");
-        let state = AppState::new(settings.clone(), db.conn.clone(), &secret);
+        let mut state = AppState::new(settings.clone(), db.conn.clone(), &secret);
+        if let Some(outbox) = outbox {
+            state = state.with_outbox(outbox);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");

@@ -1,0 +1,166 @@
+//! The whole sending path in one test process: the gateway on port 0 publishing to a real bus
+//! (RabbitMQ with queue names of its own, or in-process), the sender and its relay, and the
+//! sandbox standing in for WhatsApp, posting signed webhooks back to the gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use heydoc_config::Settings;
+use heydoc_gateway::Outbox;
+use heydoc_queue::memory::MemoryBus;
+use heydoc_queue::rabbit::{RabbitBus, RabbitConfig};
+use heydoc_queue::JobBus;
+use heydoc_testkit::{test_settings, Backend, TestApp, TestDatabase, APP_SECRET};
+use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
+use heydoc_whatsapp::{CloudApi, CloudApiConfig};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    Rabbit,
+    Memory,
+}
+
+pub struct Stack {
+    pub app: TestApp,
+    pub sandbox: Sandbox,
+    pub sandbox_url: String,
+    pub bus: Arc<dyn JobBus>,
+    pub rabbit: Option<Arc<RabbitBus>>,
+    pub route: String,
+    pub settings: Settings,
+    api: CloudApi,
+    sender: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+impl Stack {
+    pub async fn spawn(
+        backend: Backend,
+        kind: BusKind,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Stack {
+        // RUST_LOG=debug shows the services' logs in a failing test's output.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+        let db = TestDatabase::create(backend).await.expect("test database");
+        let mut settings = test_settings(&db.url);
+        settings.sender.mps = 0;
+        settings.sender.relay_interval_ms = 100;
+        settings.sender.retry_base_ms = 50;
+        settings.sender.request_timeout_secs = 2;
+        settings.sender.amqp_prefix = format!("heydoc-test-{}", uuid::Uuid::new_v4().simple());
+        configure(&mut settings);
+        let route = settings.whatsapp.phone_number_id.clone();
+        let (bus, rabbit): (Arc<dyn JobBus>, Option<Arc<RabbitBus>>) = match kind {
+            BusKind::Rabbit => {
+                let rabbit = RabbitBus::connect(RabbitConfig {
+                    url: amqp_url(),
+                    prefix: settings.sender.amqp_prefix.clone(),
+                    delivery_limit: settings.sender.delivery_limit,
+                })
+                .await;
+                (rabbit.clone(), Some(rabbit))
+            }
+            BusKind::Memory => (
+                Arc::new(MemoryBus::new(settings.sender.delivery_limit)),
+                None,
+            ),
+        };
+        let app = TestApp::spawn_on(
+            db,
+            settings.clone(),
+            Some(Outbox {
+                bus: bus.clone(),
+                route: route.clone(),
+            }),
+        )
+        .await;
+        let knobs = SandboxKnobs {
+            status_delay_ms: 20,
+            ..SandboxKnobs::default()
+        };
+        let sandbox = Sandbox::new(SandboxConfig {
+            webhook_url: Some(app.url("/webhooks/whatsapp")),
+            app_secret: SecretString::from(APP_SECRET),
+            display_phone_number: route.clone(),
+            knobs,
+        });
+        let addr = sandbox.clone().spawn("127.0.0.1:0").await.expect("sandbox");
+        let sandbox_url = format!("http://{addr}");
+        let api = CloudApi::new(CloudApiConfig {
+            base_url: sandbox_url.clone(),
+            version: "v23.0".into(),
+            phone_number_id: route.clone(),
+            access_token: SecretString::from("test-token"),
+            timeout: Duration::from_secs(settings.sender.request_timeout_secs),
+            connect_timeout: Duration::from_secs(2),
+        })
+        .expect("Cloud API client");
+        let mut stack = Stack {
+            app,
+            sandbox,
+            sandbox_url,
+            bus,
+            rabbit,
+            route,
+            settings,
+            api,
+            sender: None,
+        };
+        stack.start_sender();
+        stack
+    }
+
+    pub fn start_sender(&mut self) {
+        let stop = CancellationToken::new();
+        let ctx = heydoc_sender::SenderContext {
+            db: self.app.db.conn.clone(),
+            bus: self.bus.clone(),
+            api: self.api.clone(),
+            settings: self.settings.sender.clone(),
+            route: self.route.clone(),
+        };
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = heydoc_sender::run(ctx, token).await {
+                panic!("sender failed: {e}");
+            }
+        });
+        self.sender = Some((stop, handle));
+    }
+
+    pub async fn stop_sender(&mut self) {
+        if let Some((stop, handle)) = self.sender.take() {
+            stop.cancel();
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if started.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
