@@ -1,0 +1,78 @@
+//! RabbitMQ restarts in the middle of a run: nothing is lost and the services reconnect by
+//! themselves. Its own test binary, because it stops the broker every other test uses.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use heydoc_e2e::stack::{eventually, BusKind, Stack};
+use heydoc_testkit::{json, Backend};
+use sea_orm::{ConnectionTrait, Statement};
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("rabbitmqctl (the broker restart test needs it)");
+    assert!(status.success(), "rabbitmqctl {args:?} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_mid_run_loses_nothing() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| s.sender.mps = 100).await;
+    stack
+        .sandbox
+        .set_knobs(heydoc_whatsapp::sandbox::SandboxKnobs {
+            status_webhooks: false,
+            ..Default::default()
+        });
+    let api = stack.app.admin().await;
+    for i in 0..150 {
+        let (s, _) = api
+            .post(
+                "/api/send_message",
+                &json!({"phone_number": format!("1555040{i:04}"), "message": "before"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rabbitmqctl(&["stop_app"]);
+    // Sends accepted while the broker is down wait in the outbox.
+    for i in 150..300 {
+        let (s, _) = api
+            .post(
+                "/api/send_message",
+                &json!({"phone_number": format!("1555040{i:04}"), "message": "during"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rabbitmqctl(&["start_app"]);
+    rabbitmqctl(&["await_startup"]);
+
+    let db = stack.app.db.conn.clone();
+    eventually(Duration::from_secs(90), "all 300 sends after the restart", || {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) FROM messages WHERE direction = 'outgoing' AND status = 'sent'",
+                ))
+                .await
+                .ok()??;
+            (row.try_get_by_index::<i64>(0).ok()? == 300).then_some(())
+        }
+    })
+    .await;
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.accepted, 300);
+    assert!(
+        stats.by_callback.values().all(|&n| n == 1),
+        "a delivery was sent twice"
+    );
+    assert!(stack.bus.is_ready(), "the publisher reconnected");
+}
