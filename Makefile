@@ -41,8 +41,10 @@ lint: ## rustfmt check and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: services ## Gateway benchmark: 10k contacts, 1M messages, 64 connections (release build)
-	$(CARGO) run --release -p heydoc-e2e --bin bench-gateway
+bench: services ## Benchmarks (release build): the gateway's reads, and 100k sends end to end
+	$(CARGO) build --release -p heydoc -p heydoc-e2e
+	./target/release/bench-gateway
+	HEYDOC_BIN=./target/release/heydoc ./target/release/bench-sender
 
 migrate: ## Bring the configured database's schema up to date
 	$(CARGO) run -p heydoc -- migrate
