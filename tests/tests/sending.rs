@@ -247,3 +247,91 @@ async fn pacing_never_exceeds_the_limit_in_any_second() {
         stats.max_per_second
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_24_hour_window_decides_text_or_template() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |_| {}).await;
+    stack
+        .sandbox
+        .set_knobs(heydoc_whatsapp::sandbox::SandboxKnobs {
+            enforce_window: true,
+            status_webhooks: false,
+            ..Default::default()
+        });
+    let api = stack.app.admin().await;
+    let last_status = |phone: &'static str, wanted: &'static str| {
+        let api = api.clone();
+        async move {
+            eventually(LIMIT, wanted, || {
+                let api = api.clone();
+                async move {
+                    let (_, chat) = api.get(&format!("/api/messages/{phone}")).await;
+                    (chat[0]["status"] == wanted).then(|| chat[0].clone())
+                }
+            })
+            .await
+        }
+    };
+    // Free text to someone who never wrote: Meta refuses it, and it is not retried.
+    send(&api, "14155550001", "hello?").await;
+    let m = last_status("14155550001", "failed").await;
+    assert_eq!(m["error_code"], 131047);
+
+    // The same with a template to fall back on: the template goes out.
+    let (s, _) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "14155550002", "message": "hello?",
+                    "template": {"name": "appointment_reminder", "language": "en_US"}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    last_status("14155550002", "sent").await;
+
+    // After the contact writes in, free text goes through.
+    let res = stack
+        .app
+        .bare_client()
+        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
+        .json(&json!({"from": "14155550003", "name": "Ana", "text": "Hi, can I book?"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    eventually(LIMIT, "the inbound message", || {
+        let api = api.clone();
+        async move {
+            (api.get("/api/contacts/14155550003").await.1["last_inbound_at"].is_string())
+                .then_some(())
+        }
+    })
+    .await;
+    send(&api, "14155550003", "Yes, tomorrow at 10").await;
+    last_status("14155550003", "sent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_policy_skip_records_a_skip_without_a_call() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |s| {
+        s.sender.window_policy = heydoc_config::WindowPolicy::Skip;
+    })
+    .await;
+    let api = stack.app.admin().await;
+    send(&api, "14155550004", "outside the window").await;
+    let m = eventually(LIMIT, "the skip", || {
+        let api = api.clone();
+        async move {
+            let (_, chat) = api.get("/api/messages/14155550004").await;
+            (chat[0]["status"] == "skipped").then(|| chat[0].clone())
+        }
+    })
+    .await;
+    assert!(
+        m["error_reason"]
+            .as_str()
+            .unwrap()
+            .contains("24-hour window"),
+        "{m}"
+    );
+    assert_eq!(stack.sandbox.stats().accepted, 0, "no call was made");
+}

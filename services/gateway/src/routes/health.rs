@@ -21,7 +21,7 @@ pub async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// The database answers.
+/// The database answers, and so does the job bus when one is configured.
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody))

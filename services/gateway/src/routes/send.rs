@@ -17,6 +17,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::routes::messages::MessageOut;
+use crate::routes::scheduled::TemplateSpec;
 use crate::routes::Envelope;
 use crate::state::AppState;
 
@@ -28,6 +29,10 @@ pub struct SendMessage {
     /// The text, at most 4096 characters.
     #[schema(example = "Hello from the bot!", min_length = 1, max_length = 4096)]
     pub message: String,
+    /// An approved template to send instead when the contact is outside WhatsApp's 24-hour
+    /// window (free text would be refused there).
+    #[serde(default)]
+    pub template: Option<TemplateSpec>,
 }
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -52,7 +57,20 @@ pub async fn send_message(
     let phone = Phone::parse(&body.phone_number)?;
     validate::message_text("message", &body.message)?;
     let key = idempotency_key(&headers)?;
-    let request_hash = hex::encode(Sha256::digest(format!("{phone}\n{}", body.message)));
+    let payload = match &body.template {
+        Some(t) => {
+            if t.name.trim().is_empty() || t.language.trim().is_empty() {
+                return Err(ApiError::validation("template needs a name and a language"));
+            }
+            Some(serde_json::json!({ "fallback_template": t }))
+        }
+        None => None,
+    };
+    let request_hash = hex::encode(Sha256::digest(format!(
+        "{phone}\n{}\n{}",
+        body.message,
+        payload.as_ref().map(|p| p.to_string()).unwrap_or_default()
+    )));
 
     if let Some(key) = &key {
         if let Some(previous) = find_by_key(&state, key, &request_hash).await? {
@@ -74,7 +92,7 @@ pub async fn send_message(
         receiver_phone: Set(phone.as_str().into()),
         message_type: Set("text".into()),
         message_text: Set(body.message.clone()),
-        payload: Set(None),
+        payload: Set(payload),
         timestamp: Set(now),
         is_read: Set(true),
         status: Set(MessageStatus::Queued.as_str().into()),
