@@ -30,6 +30,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>,
     heydoc_store::ping(&state.db)
         .await
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    if let Some(outbox) = &state.outbox {
+        if !outbox.bus.is_ready() {
+            return Err(ApiError::Unavailable("the job bus is not connected".into()));
+        }
+    }
     Ok(axum::Json(Health {
         status: "ready".into(),
     }))
