@@ -32,6 +32,7 @@ pub struct Stack {
     pub settings: Settings,
     api: CloudApi,
     sender: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    schedulers: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 pub fn amqp_url() -> String {
@@ -59,6 +60,7 @@ impl Stack {
         settings.sender.retry_base_ms = 50;
         settings.sender.request_timeout_secs = 2;
         settings.sender.amqp_prefix = format!("heydoc-test-{}", uuid::Uuid::new_v4().simple());
+        settings.scheduler.tick_ms = 100;
         configure(&mut settings);
         let route = settings.whatsapp.phone_number_id.clone();
         let (bus, rabbit): (Arc<dyn JobBus>, Option<Arc<RabbitBus>>) = match kind {
@@ -116,6 +118,7 @@ impl Stack {
             settings,
             api,
             sender: None,
+            schedulers: Vec::new(),
         };
         stack.start_sender();
         stack
@@ -137,6 +140,27 @@ impl Stack {
             }
         });
         self.sender = Some((stop, handle));
+    }
+
+    /// Starts a scheduler with a connection pool of its own (as a separate process would have).
+    pub async fn start_scheduler(&mut self) {
+        let db = heydoc_store::connect(&self.app.db.url, 4)
+            .await
+            .expect("scheduler pool");
+        let ctx = heydoc_scheduler::SchedulerContext {
+            db,
+            settings: self.settings.scheduler.clone(),
+            business_number: self.route.clone(),
+            wake: Default::default(),
+        };
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = heydoc_scheduler::run(ctx, token).await {
+                panic!("scheduler failed: {e}");
+            }
+        });
+        self.schedulers.push((stop, handle));
     }
 
     pub async fn stop_sender(&mut self) {

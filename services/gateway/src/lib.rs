@@ -68,6 +68,10 @@ pub fn app(state: AppState) -> Router {
             "/scheduled-messages/{id}/status",
             put(scheduled::update_status),
         )
+        .route(
+            "/scheduled-messages/{id}/deliveries",
+            get(scheduled::deliveries_of),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,

@@ -18,7 +18,7 @@ use crate::routes::{auth, contacts, health, messages, scheduled, send, tags, web
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
         tags::list, tags::create, tags::update, tags::delete,
         messages::list, messages::mark_read, send::send_message,
-        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::delete, scheduled::update_status,
+        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::delete, scheduled::update_status, scheduled::deliveries_of,
         webhooks::verify, webhooks::receive,
         health::healthz, health::readyz,
     ),

@@ -26,6 +26,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     pub sessions: SessionCache,
     pub outbox: Option<Outbox>,
+    /// Wakes an in-process scheduler when a schedule is created (`heydoc all`).
+    pub scheduler_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             )),
             settings: Arc::new(settings),
             outbox: None,
+            scheduler_wake: None,
         }
     }
 

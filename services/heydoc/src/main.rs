@@ -39,6 +39,9 @@ enum Command {
     /// The sender: consumes delivery jobs from RabbitMQ and calls the WhatsApp Cloud API;
     /// also relays the outbox. Needs AMQP_URL and a shared DATABASE_URL.
     Sender,
+    /// The scheduler: fires due schedules and fans them out into deliveries (the sender's relay
+    /// takes them from there). Any number may run against one database.
+    Scheduler,
     /// The WhatsApp sandbox alone: a local Cloud API that posts signed webhooks back.
     Sandbox,
     /// Apply database migrations and exit.
@@ -70,6 +73,18 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sender => run_sender(settings, db).await,
+        Command::Scheduler => {
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                signal_stop.cancel();
+            });
+            heydoc_scheduler::run(wiring::scheduler(&settings, db, Default::default()), stop)
+                .await
+                .context("scheduler")?;
+            Ok(())
+        }
         Command::Gateway => {
             if settings.is_embedded() {
                 heydoc_store::migrate(&db).await.context("migrating")?;
@@ -150,7 +165,13 @@ async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> any
         route: route.clone(),
     };
     let sender = tokio::spawn(heydoc_sender::run(sender_ctx, stop.clone()));
-    let state = AppState::new(settings, db, &jwt_secret).with_outbox(Outbox { bus, route });
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let scheduler = tokio::spawn(heydoc_scheduler::run(
+        wiring::scheduler(&settings, db.clone(), wake.clone()),
+        stop.clone(),
+    ));
+    let mut state = AppState::new(settings, db, &jwt_secret).with_outbox(Outbox { bus, route });
+    state.scheduler_wake = Some(wake);
     tracing::info!("HeyDoc is running: open http://{gateway_addr}/docs");
     let served = heydoc_gateway::serve(listener, state, shutdown_signal()).await;
     stop.cancel();
@@ -158,6 +179,9 @@ async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> any
         Ok(Err(e)) => tracing::error!(error = %e, "sender stopped with an error"),
         Err(e) => tracing::error!(error = %e, "sender task failed"),
         Ok(Ok(())) => {}
+    }
+    if let Ok(Err(e)) = scheduler.await {
+        tracing::error!(error = %e, "scheduler stopped with an error");
     }
     served.context("serving HTTP")?;
     tracing::info!("stopped");

@@ -67,3 +67,17 @@ pub fn sandbox(settings: &Settings, webhook_url: String, app_secret: SecretStrin
         knobs: SandboxKnobs::default(),
     })
 }
+
+/// The scheduler's context; `wake` lets an in-process gateway wake it early.
+pub fn scheduler(
+    settings: &Settings,
+    db: sea_orm::DatabaseConnection,
+    wake: Arc<tokio::sync::Notify>,
+) -> heydoc_scheduler::SchedulerContext {
+    heydoc_scheduler::SchedulerContext {
+        db,
+        settings: settings.scheduler.clone(),
+        business_number: route(settings),
+        wake,
+    }
+}

@@ -50,6 +50,16 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     pub sender: SenderSettings,
     pub sandbox: SandboxSettings,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    pub tick_ms: u64,
+    pub catch_up_secs: i64,
+    pub claim_batch: u64,
+    pub fanout_chunk: u64,
+    pub fanout_lease_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

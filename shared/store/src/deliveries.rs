@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use heydoc_domain::{Direction, MessageStatus};
-use heydoc_entity::{contact, message};
-use sea_orm::sea_query::Expr;
+use heydoc_entity::{contact, message, occurrence, scheduled_message};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement, TransactionTrait, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    QueryFilter, Statement, TransactionTrait, Value,
 };
 
 use crate::Result;
@@ -159,6 +159,7 @@ pub async fn claim(
                 MessageStatus::Queued.as_str(),
                 MessageStatus::Retrying.as_str(),
             ]))
+            .filter(not_held())
     };
     if db.get_database_backend() == DatabaseBackend::Postgres {
         return Ok(update().exec_with_returning(db).await?);
@@ -175,6 +176,78 @@ pub async fn claim(
         .await?;
     txn.commit().await?;
     Ok(rows)
+}
+
+/// Deliveries of paused or cancelled campaigns are not sent: they stay queued (a resumed
+/// campaign hands them back to the relay, a cancelled one skips them).
+fn not_held() -> Condition {
+    let held = Query::select()
+        .column((occurrence::Entity, occurrence::Column::Id))
+        .from(occurrence::Entity)
+        .inner_join(
+            scheduled_message::Entity,
+            Expr::col((scheduled_message::Entity, scheduled_message::Column::Id))
+                .equals((occurrence::Entity, occurrence::Column::ScheduleId)),
+        )
+        .and_where(
+            Expr::col((scheduled_message::Entity, scheduled_message::Column::Status))
+                .is_in(["paused", "cancelled"]),
+        )
+        .to_owned();
+    Condition::any()
+        .add(message::Column::OccurrenceId.is_null())
+        .add(message::Column::OccurrenceId.not_in_subquery(held))
+}
+
+/// A resumed campaign: its deliveries still queued go back to the relay.
+pub async fn resume_schedule(db: &impl ConnectionTrait, schedule_id: i32) -> Result<u64> {
+    Ok(message::Entity::update_many()
+        .col_expr(
+            message::Column::EnqueuedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(message::Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Retrying.as_str(),
+        ]))
+        .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// A cancelled campaign: its deliveries not sent yet are skipped, with the reason.
+pub async fn cancel_schedule(
+    db: &impl ConnectionTrait,
+    schedule_id: i32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    Ok(message::Entity::update_many()
+        .col_expr(
+            message::Column::Status,
+            Expr::value(MessageStatus::Skipped.as_str()),
+        )
+        .col_expr(
+            message::Column::LastErrorReason,
+            Expr::value("the campaign was cancelled"),
+        )
+        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+        .filter(message::Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Retrying.as_str(),
+        ]))
+        .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+fn occurrences_of(schedule_id: i32) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(occurrence::Column::Id)
+        .from(occurrence::Entity)
+        .and_where(occurrence::Column::ScheduleId.eq(schedule_id))
+        .to_owned()
 }
 
 /// What became of one claimed send.

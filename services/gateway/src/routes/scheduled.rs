@@ -7,14 +7,18 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use heydoc_domain::recurrence::{parse_time_zone, resolve_local};
 use heydoc_domain::{validate, Phone, Recurrence, ScheduleStatus};
-use heydoc_entity::scheduled_message as schedule;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use heydoc_entity::{message, occurrence, scheduled_message as schedule};
+use heydoc_store::deliveries;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::routes::tags::ensure_exist;
 use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
@@ -153,17 +157,167 @@ pub async fn pending(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<
     ))
 }
 
-/// One scheduled message.
+/// Per-occurrence delivery counts by status.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DeliveryCounts {
+    pub queued: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub unknown: i64,
+}
+
+/// One firing of a schedule and how its deliveries are doing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OccurrenceOut {
+    pub id: i64,
+    pub fire_at: DateTime<Utc>,
+    /// `fanning_out`, `done`, `skipped` (missed while the scheduler was down) or `cancelled`.
+    pub state: String,
+    /// Deliveries created so far.
+    pub planned: i32,
+    pub counts: DeliveryCounts,
+}
+
+/// A scheduled message with its last occurrences.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledDetail {
+    #[serde(flatten)]
+    pub schedule: ScheduledOut,
+    /// The last 20 occurrences, newest first.
+    pub occurrences: Vec<OccurrenceOut>,
+}
+
+/// One scheduled message, with `next_run_at` and per-occurrence progress.
 #[utoipa::path(
     get, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
-    responses((status = 200, body = ScheduledOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = ScheduledDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i32>,
-) -> ApiResult<axum::Json<ScheduledOut>> {
-    Ok(axum::Json(find(&state, id).await?.into()))
+) -> ApiResult<axum::Json<ScheduledDetail>> {
+    let schedule = find(&state, id).await?;
+    let occurrences = occurrence::Entity::find()
+        .filter(occurrence::Column::ScheduleId.eq(id))
+        .order_by_desc(occurrence::Column::FireAt)
+        .limit(20)
+        .all(&state.db)
+        .await?;
+    let ids: Vec<i64> = occurrences.iter().map(|o| o.id).collect();
+    let counts: Vec<(Option<i64>, String, i64)> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        message::Entity::find()
+            .select_only()
+            .column(message::Column::OccurrenceId)
+            .column(message::Column::Status)
+            .column_as(message::Column::Id.count(), "n")
+            .filter(message::Column::OccurrenceId.is_in(ids))
+            .group_by(message::Column::OccurrenceId)
+            .group_by(message::Column::Status)
+            .into_tuple()
+            .all(&state.db)
+            .await?
+    };
+    let mut by_occurrence: std::collections::HashMap<i64, DeliveryCounts> =
+        std::collections::HashMap::new();
+    for (occ, status, n) in counts {
+        let c = by_occurrence.entry(occ.unwrap_or_default()).or_default();
+        match status.as_str() {
+            "queued" | "sending" | "retrying" => c.queued += n,
+            "sent" => c.sent += n,
+            "delivered" => c.delivered += n,
+            "read" => c.read += n,
+            "failed" => c.failed += n,
+            "skipped" => c.skipped += n,
+            _ => c.unknown += n,
+        }
+    }
+    let occurrences = occurrences
+        .into_iter()
+        .map(|o| OccurrenceOut {
+            counts: by_occurrence.remove(&o.id).unwrap_or_default(),
+            id: o.id,
+            fire_at: o.fire_at,
+            state: o.state,
+            planned: o.planned,
+        })
+        .collect();
+    Ok(axum::Json(ScheduledDetail {
+        schedule: schedule.into(),
+        occurrences,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeliveryParams {
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<u64>,
+    /// Only deliveries older than this delivery id (the last `id` of the previous page).
+    pub before: Option<i64>,
+    /// Only this occurrence's deliveries.
+    pub occurrence_id: Option<i64>,
+}
+
+/// One recipient's delivery of a scheduled message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub id: i64,
+    pub occurrence_id: i64,
+    pub phone: String,
+    pub status: String,
+    pub error_code: Option<i32>,
+    pub error_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Per-recipient results of a scheduled message, newest first.
+#[utoipa::path(
+    get, path = "/api/scheduled-messages/{id}/deliveries", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = i32, Path, description = "scheduled message id"), DeliveryParams),
+    responses((status = 200, body = Vec<DeliveryOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn deliveries_of(
+    State(state): State<AppState>,
+    Path(id): Path<i32>,
+    Query(params): Query<DeliveryParams>,
+) -> ApiResult<axum::Json<Vec<DeliveryOut>>> {
+    find(&state, id).await?;
+    let mut occurrences = sea_orm::sea_query::Query::select()
+        .column(occurrence::Column::Id)
+        .from(occurrence::Entity)
+        .and_where(occurrence::Column::ScheduleId.eq(id))
+        .to_owned();
+    if let Some(o) = params.occurrence_id {
+        occurrences.and_where(occurrence::Column::Id.eq(o));
+    }
+    let mut query =
+        message::Entity::find().filter(message::Column::OccurrenceId.in_subquery(occurrences));
+    if let Some(before) = params.before {
+        query = query.filter(message::Column::Id.lt(before));
+    }
+    let rows = query
+        .order_by_desc(message::Column::Id)
+        .limit(crate::routes::page_size(params.limit, 100, 500))
+        .all(&state.db)
+        .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|m| DeliveryOut {
+                id: m.id,
+                occurrence_id: m.occurrence_id.unwrap_or_default(),
+                phone: m.receiver_phone,
+                status: m.status,
+                error_code: m.last_error_code,
+                error_reason: m.last_error_reason,
+                updated_at: m.updated_at,
+            })
+            .collect(),
+    ))
 }
 
 /// Schedules a message, once or recurring.
@@ -205,6 +359,9 @@ pub async fn create(
         .exec_with_returning(&state.db)
         .await?;
     tracing::info!(schedule_id = created.id, next_run_at = %plan.first_run, "schedule created");
+    if let Some(wake) = &state.scheduler_wake {
+        wake.notify_waiters();
+    }
     Ok((
         StatusCode::CREATED,
         axum::Json(Envelope::ok(
@@ -282,9 +439,10 @@ pub async fn update_status(
     }
     model.updated_at = Set(Utc::now());
     // Only the status moves; a concurrent change to the same row simply wins or loses whole.
+    let txn = state.db.begin().await?;
     let updated = schedule::Entity::update(model)
         .filter(schedule::Column::Status.eq(current.as_str()))
-        .exec(&state.db)
+        .exec(&txn)
         .await
         .map_err(|e| match e {
             sea_orm::DbErr::RecordNotUpdated => ApiError::Conflict(format!(
@@ -292,6 +450,16 @@ pub async fn update_status(
             )),
             other => other.into(),
         })?;
+    match next {
+        ScheduleStatus::Pending => {
+            deliveries::resume_schedule(&txn, id).await?;
+        }
+        ScheduleStatus::Cancelled => {
+            deliveries::cancel_schedule(&txn, id, Utc::now()).await?;
+        }
+        _ => {}
+    }
+    txn.commit().await?;
     Ok(axum::Json(Envelope::ok(
         updated.into(),
         format!("Status changed to {next}"),

@@ -29,6 +29,7 @@ const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/scheduled-messages/1"),
     ("DELETE", "/api/scheduled-messages/1"),
     ("PUT", "/api/scheduled-messages/1/status"),
+    ("GET", "/api/scheduled-messages/1/deliveries"),
 ];
 
 async fn every_api_route_needs_a_session(backend: Backend) {

@@ -222,7 +222,8 @@ async fn scheduled_messages(backend: Backend) {
 
     let (s, one) = api.get(&format!("/api/scheduled-messages/{id}")).await;
     assert_eq!(s, 200);
-    assert_fields(&one, SCHEDULED);
+    assert_has_fields(&one, SEED_SCHEDULED);
+    assert_fields(&one, &[SCHEDULED, &[("occurrences", "array")]].concat());
 
     let (_, pending) = api.get("/api/scheduled-messages/pending").await;
     assert_eq!(pending.as_array().unwrap().len(), 1);

@@ -1,0 +1,299 @@
+//! Fan-out: an occurrence becomes one delivery (outgoing message) per recipient, unique on
+//! (occurrence, contact). The audience is resolved now: the explicit recipients plus every
+//! contact carrying one of the tags, minus opted-out and suppressed contacts. It is expanded
+//! in chunks, each in its own transaction with the saved cursor (the last contact id done), so
+//! a crash resumes at the next chunk and no transaction grows with the campaign.
+
+use chrono::{DateTime, Duration, Utc};
+use heydoc_domain::{Direction, MessageStatus, ScheduleStatus};
+use heydoc_entity::{contact, contact_tag, message, occurrence, scheduled_message as schedule};
+use heydoc_store::contacts::new_contact;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+};
+
+use crate::due::STATE_FANNING_OUT;
+use crate::{SchedulerContext, SchedulerError};
+
+pub const STATE_DONE: &str = "done";
+pub const STATE_CANCELLED: &str = "cancelled";
+
+/// Takes one occurrence whose fan-out lease is free and expands it to the end (or until its
+/// schedule is paused). Returns false when there was nothing to take.
+pub async fn fan_out_one(ctx: &SchedulerContext) -> Result<bool, SchedulerError> {
+    let Some(id) = lease(ctx).await? else {
+        return Ok(false);
+    };
+    loop {
+        match chunk(ctx, id).await? {
+            Step::More => continue,
+            Step::Finished | Step::Paused => return Ok(true),
+        }
+    }
+}
+
+/// Leases one occurrence being fanned out whose lease has expired (or was never taken).
+async fn lease(ctx: &SchedulerContext) -> Result<Option<i64>, SchedulerError> {
+    let now = Utc::now();
+    let cutoff = now - Duration::seconds(ctx.settings.fanout_lease_secs.max(1));
+    let backend = ctx.db.get_database_backend();
+    let lock = if backend == DatabaseBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE occurrences SET updated_at = $1 WHERE id = (
+            SELECT id FROM occurrences WHERE state = '{STATE_FANNING_OUT}' AND updated_at <= $2
+            ORDER BY id LIMIT 1{lock})
+         RETURNING id"
+    );
+    let row = ctx
+        .db
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [now.into(), cutoff.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+}
+
+enum Step {
+    More,
+    Finished,
+    Paused,
+}
+
+/// One chunk, in one transaction: the next recipients after the cursor become deliveries, the
+/// cursor moves, the lease is renewed.
+async fn chunk(ctx: &SchedulerContext, occurrence_id: i64) -> Result<Step, SchedulerError> {
+    let now = Utc::now();
+    let txn = ctx.db.begin().await?;
+    let Some(occ) = occurrence::Entity::find_by_id(occurrence_id)
+        .one(&txn)
+        .await?
+    else {
+        return Ok(Step::Finished);
+    };
+    if occ.state != STATE_FANNING_OUT {
+        return Ok(Step::Finished);
+    }
+    let schedule = schedule::Entity::find_by_id(occ.schedule_id)
+        .one(&txn)
+        .await?;
+    let Some(schedule) = schedule.filter(|s| s.status != ScheduleStatus::Cancelled.as_str()) else {
+        set_state(&txn, occurrence_id, STATE_CANCELLED, occ.cursor, 0, now).await?;
+        txn.commit().await?;
+        return Ok(Step::Finished);
+    };
+    if schedule.status == ScheduleStatus::Paused.as_str() {
+        // Stop here; the lease runs out and the fan-out resumes after the schedule does.
+        return Ok(Step::Paused);
+    }
+    let recipients: Vec<String> =
+        serde_json::from_value(schedule.recipients.clone()).unwrap_or_default();
+    let tag_ids: Vec<i32> = serde_json::from_value(schedule.tag_ids.clone()).unwrap_or_default();
+    if occ.cursor.is_none() && !recipients.is_empty() {
+        ensure_contacts(&txn, &recipients, now).await?;
+    }
+    let cursor = occ.cursor.unwrap_or(0);
+    let limit = ctx.settings.fanout_chunk.max(1);
+    let audience = audience(&recipients, &tag_ids);
+    let rows: Vec<(i32, String)> = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .column(contact::Column::Phone)
+        .filter(contact::Column::Id.gt(cursor as i32))
+        .filter(contact::Column::OptedOutAt.is_null())
+        .filter(contact::Column::SuppressedReason.is_null())
+        .filter(audience)
+        .order_by_asc(contact::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !rows.is_empty() {
+        insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
+    }
+    let last = rows.last().map(|(id, _)| i64::from(*id)).unwrap_or(cursor);
+    let finished = (rows.len() as u64) < limit;
+    let state = if finished {
+        STATE_DONE
+    } else {
+        STATE_FANNING_OUT
+    };
+    set_state(
+        &txn,
+        occurrence_id,
+        state,
+        Some(last),
+        rows.len() as i32,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    if finished {
+        tracing::info!(
+            occurrence_id,
+            schedule_id = schedule.id,
+            planned = occ.planned + rows.len() as i32,
+            "fan-out done"
+        );
+        Ok(Step::Finished)
+    } else {
+        Ok(Step::More)
+    }
+}
+
+/// Explicit recipients plus contacts carrying any of the tags.
+fn audience(recipients: &[String], tag_ids: &[i32]) -> Condition {
+    let mut any = Condition::any();
+    if !recipients.is_empty() {
+        any = any.add(contact::Column::Phone.is_in(recipients.iter().cloned()));
+    }
+    if !tag_ids.is_empty() {
+        any = any.add(
+            contact::Column::Id.in_subquery(
+                Query::select()
+                    .column(contact_tag::Column::ContactId)
+                    .from(contact_tag::Entity)
+                    .and_where(contact_tag::Column::TagId.is_in(tag_ids.iter().copied()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if recipients.is_empty() && tag_ids.is_empty() {
+        // An empty audience matches nobody.
+        any = any.add(Expr::val(1).eq(0));
+    }
+    any
+}
+
+/// Explicit recipients who are not contacts yet become contacts, so that every delivery has
+/// its contact and the chat log shows it.
+async fn ensure_contacts(
+    txn: &impl ConnectionTrait,
+    phones: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), SchedulerError> {
+    for batch in phones.chunks(1000) {
+        let models = batch
+            .iter()
+            .filter_map(|p| heydoc_domain::Phone::parse(p).ok())
+            .map(|p| new_contact(&p, "", false, now));
+        contact::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::column(contact::Column::Phone)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_deliveries(
+    txn: &impl ConnectionTrait,
+    ctx: &SchedulerContext,
+    schedule: &schedule::Model,
+    occurrence_id: i64,
+    rows: &[(i32, String)],
+    now: DateTime<Utc>,
+) -> Result<(), SchedulerError> {
+    let template = schedule.template.clone();
+    let (message_type, text, payload) = match (&schedule.message, template) {
+        (Some(text), Some(t)) => (
+            "text",
+            text.clone(),
+            Some(serde_json::json!({ "fallback_template": t })),
+        ),
+        (Some(text), None) => ("text", text.clone(), None),
+        (None, Some(t)) => {
+            let name = t
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("template")
+                .to_string();
+            ("template", format!("[template {name}]"), Some(t))
+        }
+        (None, None) => ("text", String::new(), None),
+    };
+    // Small enough chunks of rows per statement to stay under the bind-parameter limits.
+    for part in rows.chunks(500) {
+        let models = part.iter().map(|(contact_id, phone)| message::ActiveModel {
+            contact_id: Set(*contact_id),
+            message_id: Set(None),
+            direction: Set(Direction::Outgoing.as_str().into()),
+            sender_phone: Set(ctx.business_number.clone()),
+            receiver_phone: Set(phone.clone()),
+            message_type: Set(message_type.into()),
+            message_text: Set(text.clone()),
+            payload: Set(payload.clone()),
+            timestamp: Set(now),
+            is_read: Set(true),
+            status: Set(MessageStatus::Queued.as_str().into()),
+            attempts: Set(0),
+            next_attempt_at: Set(None),
+            last_error_code: Set(None),
+            last_error_reason: Set(None),
+            enqueued_at: Set(None),
+            origin: Set("occurrence".into()),
+            occurrence_id: Set(Some(occurrence_id)),
+            idempotency_key: Set(None),
+            request_hash: Set(None),
+            created_by: Set(None),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+        message::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::columns([message::Column::OccurrenceId, message::Column::ContactId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(txn)
+            .await?;
+        let preview: String = text.chars().take(512).collect();
+        contact::Entity::update_many()
+            .col_expr(
+                contact::Column::MessageCount,
+                Expr::col(contact::Column::MessageCount).add(1),
+            )
+            .col_expr(contact::Column::LastMessage, Expr::value(preview))
+            .col_expr(contact::Column::LastMessageAt, Expr::value(now))
+            .col_expr(contact::Column::LastActivityAt, Expr::value(now))
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+            .filter(contact::Column::Id.is_in(part.iter().map(|(id, _)| *id)))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn set_state(
+    txn: &impl ConnectionTrait,
+    id: i64,
+    state: &str,
+    cursor: Option<i64>,
+    added: i32,
+    now: DateTime<Utc>,
+) -> Result<(), SchedulerError> {
+    occurrence::Entity::update_many()
+        .col_expr(occurrence::Column::State, Expr::value(state))
+        .col_expr(occurrence::Column::Cursor, Expr::value(cursor))
+        .col_expr(
+            occurrence::Column::Planned,
+            Expr::col(occurrence::Column::Planned).add(added),
+        )
+        .col_expr(occurrence::Column::UpdatedAt, Expr::value(now))
+        .filter(occurrence::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

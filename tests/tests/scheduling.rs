@@ -1,0 +1,281 @@
+//! Scheduling end to end: schedules fire once, on time, to every recipient, at any replica
+//! count; pause, resume and cancel; runs missed while the scheduler was down are skipped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use heydoc_e2e::stack::{eventually, BusKind, Stack};
+use heydoc_testkit::{json, Api, Backend};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn tagged_contacts(api: &Api, tag_name: &str, phones: impl Iterator<Item = String>) -> i64 {
+    let (_, tag) = api.post("/api/tags", &json!({"name": tag_name})).await;
+    let tag_id = tag["data"]["id"].as_i64().unwrap();
+    for phone in phones {
+        let (s, body) = api
+            .post(
+                "/api/contacts",
+                &json!({"phone": phone, "tag_ids": [tag_id]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    tag_id
+}
+
+fn soon() -> String {
+    (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()
+}
+
+async fn fires_once_to_its_audience(backend: Backend, kind: BusKind) {
+    let mut stack = Stack::spawn(backend, kind, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let tag = tagged_contacts(&api, "Diabetes", (0..5).map(|i| format!("1555060{i:04}"))).await;
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "Time for your check-up", "tag_ids": [tag], "recipients": ["15550609999", "15550600000"],
+                    "scheduled_time": soon(), "recurrence": "daily", "timezone": "Asia/Kolkata"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let detail = eventually(LIMIT, "the occurrence's six deliveries", || {
+        let api = api.clone();
+        async move {
+            let (_, d) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+            let c = &d["occurrences"][0]["counts"];
+            let done = c["sent"].as_i64().unwrap_or(0)
+                + c["delivered"].as_i64().unwrap_or(0)
+                + c["read"].as_i64().unwrap_or(0);
+            (done == 6).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(detail["occurrences"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        detail["occurrences"][0]["planned"], 6,
+        "5 tagged + 1 new recipient (one was both)"
+    );
+    assert_eq!(detail["status"], "pending");
+    assert_eq!(detail["occurrence_count"], 1);
+    let next: chrono::DateTime<Utc> = detail["next_run_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > Utc::now() + chrono::Duration::hours(23),
+        "next run is tomorrow: {next}"
+    );
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.accepted, 6);
+    assert!(stats.by_recipient.values().all(|&n| n == 1));
+    let (_, deliveries) = api
+        .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+        .await;
+    assert_eq!(deliveries.as_array().unwrap().len(), 6);
+    // The chat log shows the campaign message.
+    let (_, chat) = api.get("/api/messages/15550609999").await;
+    assert_eq!(chat[0]["message_text"], "Time for your check-up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_to_its_audience_postgres_rabbitmq() {
+    fires_once_to_its_audience(Backend::Postgres, BusKind::Rabbit).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_to_its_audience_embedded() {
+    fires_once_to_its_audience(Backend::Sqlite, BusKind::Memory).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_schedulers_fire_each_of_1000_schedules_once() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |_| {}).await;
+    stack
+        .sandbox
+        .set_knobs(heydoc_whatsapp::sandbox::SandboxKnobs {
+            status_webhooks: false,
+            ..Default::default()
+        });
+    let db = stack.app.db.conn.clone();
+    // 1,000 one-off schedules, each to its own recipient, all due in the same second.
+    db.execute_unprepared(
+        "INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
+                                         occurrence_count, status, next_run_at, created_by, created_at, updated_at)
+         SELECT 'reminder ' || g, json_build_array((15550700000 + g)::text), '[]'::json,
+                date_trunc('second', now()) + interval '2 seconds', NULL, 'UTC', 0, 'pending',
+                date_trunc('second', now()) + interval '2 seconds', 'admin', now(), now()
+         FROM generate_series(1, 1000) g",
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        stack.start_scheduler().await;
+    }
+    eventually(LIMIT, "1,000 sends", || {
+        let db = db.clone();
+        async move {
+            (scalar(&db, "SELECT COUNT(*) FROM messages WHERE status = 'sent'").await == 1000)
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM occurrences").await,
+        1000,
+        "exactly one occurrence each"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM scheduled_messages WHERE status = 'sent'"
+        )
+        .await,
+        1000
+    );
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.accepted, 1000);
+    assert_eq!(stats.by_recipient.len(), 1000);
+    assert!(
+        stats.by_recipient.values().all(|&n| n == 1),
+        "a recipient got two messages"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_a_running_campaign_and_cancel_ends_it() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| s.sender.mps = 40).await;
+    stack
+        .sandbox
+        .set_knobs(heydoc_whatsapp::sandbox::SandboxKnobs {
+            status_webhooks: false,
+            ..Default::default()
+        });
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let tag = tagged_contacts(&api, "Everyone", (0..120).map(|i| format!("1555080{i:04}"))).await;
+    let (_, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "Clinic news", "tag_ids": [tag], "scheduled_time": soon()}),
+        )
+        .await;
+    let id = created["data"]["id"].as_i64().unwrap();
+    let sandbox = stack.sandbox.clone();
+    eventually(LIMIT, "the campaign to start", || {
+        let sandbox = sandbox.clone();
+        async move { (sandbox.stats().accepted >= 20).then_some(()) }
+    })
+    .await;
+    let (s, _) = api
+        .put(
+            &format!("/api/scheduled-messages/{id}/status"),
+            &json!({"status": "paused"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // What was already in flight finishes; then nothing more reaches the sandbox.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let held = sandbox.stats().accepted;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sandbox.stats().accepted,
+        held,
+        "sends went out while paused"
+    );
+    assert!(held < 120);
+
+    let (s, _) = api
+        .put(
+            &format!("/api/scheduled-messages/{id}/status"),
+            &json!({"status": "pending"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    eventually(LIMIT, "more sends after resume", || {
+        let sandbox = sandbox.clone();
+        async move { (sandbox.stats().accepted >= held + 20).then_some(()) }
+    })
+    .await;
+    let (s, _) = api
+        .put(
+            &format!("/api/scheduled-messages/{id}/status"),
+            &json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let at_cancel = sandbox.stats().accepted;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sandbox.stats().accepted,
+        at_cancel,
+        "sends went out after cancel"
+    );
+    let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+    let counts = &detail["occurrences"][0]["counts"];
+    assert_eq!(counts["sent"].as_i64().unwrap() as u64, at_cancel);
+    assert_eq!(
+        counts["skipped"].as_i64().unwrap() as u64,
+        120 - at_cancel,
+        "the rest are skipped: {counts}"
+    );
+    assert!(stack.sandbox.stats().by_recipient.values().all(|&n| n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_missed_beyond_the_catch_up_window_is_skipped_not_sent() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
+        s.scheduler.catch_up_secs = 60
+    })
+    .await;
+    let db = stack.app.db.conn.clone();
+    // A daily schedule whose run came due an hour ago, while no scheduler was running.
+    db.execute_unprepared(
+        "INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
+                                         occurrence_count, status, next_run_at, created_by, created_at, updated_at)
+         VALUES ('late', '[\"15550900001\"]', '[]', now() - interval '1 hour', 'daily', 'UTC', 0, 'pending',
+                 now() - interval '1 hour', 'admin', now(), now())",
+    )
+    .await
+    .unwrap();
+    stack.start_scheduler().await;
+    eventually(LIMIT, "the skipped occurrence", || {
+        let db = db.clone();
+        async move {
+            (scalar(
+                &db,
+                "SELECT COUNT(*) FROM occurrences WHERE state = 'skipped'",
+            )
+            .await
+                == 1)
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM messages").await,
+        0,
+        "nothing sent late"
+    );
+    assert_eq!(stack.sandbox.stats().accepted, 0);
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM scheduled_messages WHERE next_run_at > now() + interval '22 hours'").await,
+        1,
+        "the next run is tomorrow's"
+    );
+}
