@@ -148,3 +148,90 @@ async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
         "unknown is bounded by what can be in flight: {unknown}"
     );
 }
+
+fn start_scheduler(db_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_heydoc"))
+        .arg("scheduler")
+        .env("DATABASE_URL", db_url)
+        .env("JWT_SECRET", "crash-test-secret")
+        .env("HEYDOC_SCHEDULER__TICK_MS", "100")
+        .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
+        .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start heydoc scheduler")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_the_middle_of_a_50k_fan_out_gives_everyone_exactly_one_delivery() {
+    const AUDIENCE: i64 = 50_000;
+    let db = TestDatabase::create(Backend::Postgres).await.unwrap();
+    let conn = db.conn.clone();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
+         SELECT (17770000000 + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, {AUDIENCE}) g;
+         INSERT INTO tags (name, color, created_at) VALUES ('All', '#888888', now());
+         INSERT INTO contact_tags (contact_id, tag_id) SELECT id, 1 FROM contacts;
+         INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
+                                         occurrence_count, status, next_run_at, created_by, created_at, updated_at)
+         VALUES ('Flu shots are in', '[]', '[1]', now(), NULL, 'UTC', 0, 'pending', now(), 'admin', now(), now());"
+    ))
+    .await
+    .unwrap();
+    let mut first = start_scheduler(&db.url);
+    let started = Instant::now();
+    loop {
+        let made = count(&conn, "SELECT COUNT(*) FROM messages").await;
+        if made >= 5_000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the fan-out did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap(); // SIGKILL, mid fan-out
+    first.wait().unwrap();
+    let at_kill = count(&conn, "SELECT COUNT(*) FROM messages").await;
+    assert!(
+        at_kill < AUDIENCE,
+        "the fan-out finished before it could be killed"
+    );
+
+    let mut second = start_scheduler(&db.url);
+    let started = Instant::now();
+    loop {
+        let done = count(
+            &conn,
+            "SELECT COUNT(*) FROM occurrences WHERE state = 'done'",
+        )
+        .await;
+        if done == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the fan-out never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    println!("killed at {at_kill} deliveries; resumed to the end");
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM occurrences").await, 1);
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM messages").await,
+        AUDIENCE
+    );
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT contact_id) FROM messages").await,
+        AUDIENCE
+    );
+    assert_eq!(
+        count(&conn, "SELECT planned::bigint FROM occurrences").await,
+        AUDIENCE
+    );
+}

@@ -285,4 +285,166 @@ mod tests {
         let first = rule.next_after(from, tz, from).unwrap();
         assert_eq!(first, utc("2026-11-06T12:00:00Z")); // a Friday before the 13th
     }
+
+    /// (rule, zone, first run in UTC, after, expected next) across month ends, leap years and
+    /// DST changes in America/New_York, Europe/London and Asia/Kolkata.
+    #[test]
+    fn recurrence_table() {
+        let table: &[(&str, &str, &str, &str, &str)] = &[
+            // New York, spring forward (2026-03-08 02:00 -> 03:00): 09:00 stays 09:00.
+            (
+                "daily",
+                "America/New_York",
+                "2026-03-07T14:00:00Z",
+                "2026-03-07T14:00:00Z",
+                "2026-03-08T13:00:00Z",
+            ),
+            // 02:30 does not exist that day: it fires at 03:00 EDT.
+            (
+                "daily",
+                "America/New_York",
+                "2026-03-07T07:30:00Z",
+                "2026-03-07T07:30:00Z",
+                "2026-03-08T07:00:00Z",
+            ),
+            // Fall back (2026-11-01 02:00 -> 01:00): 01:30 happens twice, fires once (the first).
+            (
+                "daily",
+                "America/New_York",
+                "2026-10-31T05:30:00Z",
+                "2026-10-31T05:30:00Z",
+                "2026-11-01T05:30:00Z",
+            ),
+            (
+                "daily",
+                "America/New_York",
+                "2026-10-31T05:30:00Z",
+                "2026-11-01T05:30:00Z",
+                "2026-11-02T06:30:00Z",
+            ),
+            // London: 01:30 is skipped on 2026-03-29 and repeated on 2026-10-25.
+            (
+                "weekly",
+                "Europe/London",
+                "2026-03-22T01:30:00Z",
+                "2026-03-22T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "daily",
+                "Europe/London",
+                "2026-10-24T00:30:00Z",
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+            ),
+            (
+                "daily",
+                "Europe/London",
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z",
+            ),
+            // Weekly across a month end.
+            (
+                "weekly",
+                "Asia/Kolkata",
+                "2026-01-28T03:30:00Z",
+                "2026-01-28T03:30:00Z",
+                "2026-02-04T03:30:00Z",
+            ),
+            // Monthly on the 31st: February clamps, March is the 31st again.
+            (
+                "monthly",
+                "Asia/Kolkata",
+                "2027-01-31T03:30:00Z",
+                "2027-01-31T03:30:00Z",
+                "2027-02-28T03:30:00Z",
+            ),
+            (
+                "monthly",
+                "Asia/Kolkata",
+                "2027-01-31T03:30:00Z",
+                "2027-02-28T03:30:00Z",
+                "2027-03-31T03:30:00Z",
+            ),
+            // Monthly from a leap day: 29th in months that have it, the 28th in a common February.
+            (
+                "monthly",
+                "UTC",
+                "2028-02-29T09:00:00Z",
+                "2028-02-29T09:00:00Z",
+                "2028-03-29T09:00:00Z",
+            ),
+            (
+                "monthly",
+                "UTC",
+                "2028-02-29T09:00:00Z",
+                "2029-01-29T09:00:00Z",
+                "2029-02-28T09:00:00Z",
+            ),
+            // Cron: weekdays at 09:00 in Kolkata, from a Friday to the Monday.
+            (
+                "0 9 * * 1-5",
+                "Asia/Kolkata",
+                "2026-11-20T03:30:00Z",
+                "2026-11-20T03:30:00Z",
+                "2026-11-23T03:30:00Z",
+            ),
+            // Cron: the 29th of February only comes in leap years.
+            (
+                "0 9 29 2 *",
+                "Asia/Kolkata",
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+                "2028-02-29T03:30:00Z",
+            ),
+            // Cron: the last day patterns around a month end, in New York across the DST change.
+            (
+                "0 9 1 * *",
+                "America/New_York",
+                "2026-02-01T14:00:00Z",
+                "2026-02-01T14:00:00Z",
+                "2026-03-01T14:00:00Z",
+            ),
+            (
+                "0 9 1 * *",
+                "America/New_York",
+                "2026-02-01T14:00:00Z",
+                "2026-03-01T14:00:00Z",
+                "2026-04-01T13:00:00Z",
+            ),
+        ];
+        for (rule, zone, anchor, after, expected) in table {
+            let recurrence = Recurrence::parse(Some(rule)).unwrap();
+            let tz: Tz = zone.parse().unwrap();
+            let got = recurrence.next_after(utc(anchor), tz, utc(after));
+            assert_eq!(got, Some(utc(expected)), "{rule} in {zone} after {after}");
+        }
+    }
+
+    #[test]
+    fn cron_in_a_skipped_hour_fires_at_the_next_valid_instant_once() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let rule = Recurrence::parse(Some("30 2 * * *")).unwrap();
+        let from = utc("2026-03-07T08:00:00Z");
+        let next = rule.next_after(from, tz, from).unwrap();
+        // 02:30 does not exist on 2026-03-08; the run is not lost.
+        assert!(next <= utc("2026-03-08T07:30:00Z"), "{next}");
+        assert!(next >= utc("2026-03-08T07:00:00Z"), "{next}");
+    }
+
+    #[test]
+    fn cron_in_a_repeated_hour_fires_once() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let rule = Recurrence::parse(Some("30 1 * * *")).unwrap();
+        let from = utc("2026-11-01T04:00:00Z");
+        let first = rule.next_after(from, tz, from).unwrap();
+        assert_eq!(first, utc("2026-11-01T05:30:00Z"));
+        let second = rule.next_after(from, tz, first).unwrap();
+        assert_eq!(
+            second,
+            utc("2026-11-02T06:30:00Z"),
+            "01:30 EST on the same day is the same wall time"
+        );
+    }
 }
