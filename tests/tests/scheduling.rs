@@ -279,3 +279,44 @@ async fn a_run_missed_beyond_the_catch_up_window_is_skipped_not_sent() {
         "the next run is tomorrow's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_campaigns_fill_parameters_from_each_contact() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let (_, tag) = api.post("/api/tags", &json!({"name": "Pune"})).await;
+    let tag = tag["data"]["id"].as_i64().unwrap();
+    for (phone, name, clinic) in [
+        ("15551000001", "Ana", "Pune East"),
+        ("15551000002", "Ravi", "Pune West"),
+    ] {
+        let (s, _) = api
+            .post("/api/contacts", &json!({"phone": phone, "name": name, "attributes": {"clinic": clinic}, "tag_ids": [tag]}))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let template = json!({"name": "visit_reminder", "language": "en_US", "components": [{"type": "body", "parameters": [
+        {"type": "text", "text": "{{name}}"}, {"type": "text", "text": "{{attributes.clinic}}"}]}]});
+    let (s, created) = api
+        .post("/api/scheduled-messages", &json!({"template": template, "tag_ids": [tag], "scheduled_time": soon(), "recurrence": "weekly"}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let sandbox = stack.sandbox.clone();
+    let params = eventually(LIMIT, "both templates", || {
+        let sandbox = sandbox.clone();
+        async move {
+            let p = sandbox.stats().template_params;
+            (p.len() == 2).then_some(p)
+        }
+    })
+    .await;
+    assert_eq!(
+        params["15551000001"],
+        vec!["Ana".to_string(), "Pune East".to_string()]
+    );
+    assert_eq!(
+        params["15551000002"],
+        vec!["Ravi".to_string(), "Pune West".to_string()]
+    );
+}

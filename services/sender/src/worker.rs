@@ -11,7 +11,7 @@ use heydoc_entity::{contact, message};
 use heydoc_queue::Received;
 use heydoc_store::deliveries::{self, Outcome, SendResult};
 use heydoc_whatsapp::{Content, ErrorClass, Outgoing};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +26,6 @@ const WRITE_BATCH: usize = 1000;
 const WRITE_LINGER: Duration = Duration::from_millis(5);
 
 type Done = (SendResult, Received);
-/// A contact id and its last inbound message time.
-type LastInbound = (i32, Option<chrono::DateTime<Utc>>);
 
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
     let pacer = Arc::new(Pacer::new(ctx.settings.mps));
@@ -89,7 +87,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
                 continue;
             }
         };
-        let windows = window_states(&ctx, &claimed).await;
+        let mut recipients = recipients(&ctx, &claimed).await;
         let mut by_id: HashMap<i64, message::Model> =
             claimed.into_iter().map(|m| (m.id, m)).collect();
         for r in valid {
@@ -102,7 +100,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let in_window = windows.get(&row.contact_id).copied();
+            let recipient = recipients.remove(&row.contact_id);
             let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
             tokio::spawn(async move {
                 let traceparent = r
@@ -110,7 +108,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
                     .as_ref()
                     .ok()
                     .and_then(|j| j.headers.get("traceparent").cloned());
-                let result = send_one(&ctx, &pacer, row, in_window, traceparent).await;
+                let result = send_one(&ctx, &pacer, row, recipient, traceparent).await;
                 let _ = done.send((result, r)).await;
                 drop(permit);
             });
@@ -135,30 +133,48 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
     Ok(())
 }
 
-/// Whether each claimed row's contact is inside the 24-hour window, when it matters.
-async fn window_states(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<i32, bool> {
+/// What the sender needs to know about a recipient: the 24-hour window, and the fields
+/// template parameters can name.
+struct Recipient {
+    in_window: bool,
+    name: String,
+    phone: String,
+    attributes: serde_json::Value,
+}
+
+/// The claimed rows' contacts, when the window policy or a template needs them.
+async fn recipients(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<i32, Recipient> {
     let matters = ctx.settings.window_policy == WindowPolicy::Skip
-        || rows.iter().any(|r| fallback_template(r).is_some());
+        || rows
+            .iter()
+            .any(|r| r.message_type == "template" || fallback_template(r).is_some());
     if !matters || rows.is_empty() {
         return HashMap::new();
     }
     let ids: Vec<i32> = rows.iter().map(|r| r.contact_id).collect();
-    let found: Result<Vec<LastInbound>, _> = contact::Entity::find()
-        .select_only()
-        .column(contact::Column::Id)
-        .column(contact::Column::LastInboundAt)
+    let found = contact::Entity::find()
         .filter(contact::Column::Id.is_in(ids))
-        .into_tuple()
         .all(&ctx.db)
         .await;
     let now = Utc::now();
     match found {
-        Ok(rows) => rows
+        Ok(contacts) => contacts
             .into_iter()
-            .map(|(id, last)| (id, last.is_some_and(|t| now - t < WINDOW)))
+            .map(|c| {
+                let in_window = c.last_inbound_at.is_some_and(|t| now - t < WINDOW);
+                (
+                    c.id,
+                    Recipient {
+                        in_window,
+                        name: c.name,
+                        phone: c.phone,
+                        attributes: c.attributes,
+                    },
+                )
+            })
             .collect(),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read contacts' windows; sending as if inside");
+            tracing::warn!(error = %e, "cannot read the recipients' contacts; sending as if inside the window");
             HashMap::new()
         }
     }
@@ -244,7 +260,7 @@ async fn send_one(
     ctx: &SenderContext,
     pacer: &Pacer,
     row: message::Model,
-    in_window: Option<bool>,
+    recipient: Option<Recipient>,
     traceparent: Option<String>,
 ) -> SendResult {
     let result = |outcome, suppress| SendResult {
@@ -253,7 +269,31 @@ async fn send_one(
         outcome,
         suppress,
     };
+    let in_window = recipient.as_ref().map(|r| r.in_window);
     let content = match content(&row, in_window, ctx.settings.window_policy) {
+        Ok(Content::Template {
+            name,
+            language,
+            components,
+        }) => {
+            // Per-recipient parameters: {{name}}, {{phone}}, {{attributes.KEY}}.
+            let components = match &recipient {
+                Some(r) => heydoc_domain::template::fill(
+                    &components,
+                    &heydoc_domain::template::ContactFields {
+                        name: &r.name,
+                        phone: &r.phone,
+                        attributes: &r.attributes,
+                    },
+                ),
+                None => components,
+            };
+            Content::Template {
+                name,
+                language,
+                components,
+            }
+        }
         Ok(c) => c,
         Err(outcome) => return result(outcome, None),
     };

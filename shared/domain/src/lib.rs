@@ -4,6 +4,7 @@
 pub mod phone;
 pub mod recurrence;
 pub mod status;
+pub mod template;
 pub mod validate;
 
 pub use phone::Phone;

@@ -89,6 +89,8 @@ pub struct SandboxStats {
     /// Webhooks posted and how many of them failed.
     pub webhooks_posted: u64,
     pub webhooks_failed: u64,
+    /// The text parameters of the last template each recipient was sent.
+    pub template_params: BTreeMap<String, Vec<String>>,
 }
 
 struct Inner {
@@ -394,6 +396,19 @@ async fn send_message(
     }
     let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
     sandbox.count_accepted(&to, callback.as_deref());
+    if kind == "template" {
+        let params: Vec<String> = body["template"]["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p["text"].as_str().map(str::to_string))
+            .collect();
+        lock(&sandbox.inner.stats)
+            .stats
+            .template_params
+            .insert(to.clone(), params);
+    }
     if roll < threshold + knobs.timeout_rate {
         // Accepted, but the answer never comes: the caller's timeout fires first.
         tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
