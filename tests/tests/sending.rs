@@ -11,7 +11,7 @@ use heydoc_e2e::stack::{eventually, BusKind, Stack};
 use heydoc_testkit::{json, Api, Backend};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_secs(90);
 
 async fn outgoing_by_status(db: &DatabaseConnection) -> HashMap<String, i64> {
     let backend = db.get_database_backend();
@@ -119,7 +119,7 @@ async fn a_storm_of_130429_slows_down_and_everything_goes_out() {
     stack
         .sandbox
         .set_knobs(heydoc_whatsapp::sandbox::SandboxKnobs {
-            error_rates: [("130429".to_string(), 0.6)].into_iter().collect(),
+            error_rates: [("130429".to_string(), 0.35)].into_iter().collect(),
             status_webhooks: false,
             ..Default::default()
         });

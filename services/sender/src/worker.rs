@@ -34,10 +34,12 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
     let writer = tokio::spawn(write_results(ctx.db.clone(), done_rx));
     let concurrency = ctx.settings.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
-    // Paced numbers take small batches, so claimed rows never wait long for their turn.
+    // A paced number takes its tokens one by one and sends a batch right after the last one;
+    // the batch's first token may be up to a batch-worth of periods old by then. Batches of
+    // mps/50 keep that drift within the pacer's 2% headroom, so no second sees more than mps.
     let batch_max = match ctx.settings.mps {
         0 => 256,
-        mps => (mps as usize / 4).clamp(1, 256),
+        mps => (mps as usize / 50).clamp(1, 256),
     };
     let mut prune = tokio::time::interval(Duration::from_secs(60));
     tracing::info!(route = %ctx.route, mps = ctx.settings.mps, concurrency, "sender started");
