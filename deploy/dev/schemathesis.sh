@@ -48,7 +48,7 @@ status=0
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-path /logout \
   --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
-  --workers 2 \
+  --workers 1 \
   --seed "${SCHEMATHESIS_SEED:-1}" \
   --no-color || status=$?
 if [ "$status" != 0 ]; then
