@@ -60,6 +60,7 @@ impl Stack {
         settings.sender.retry_base_ms = 50;
         settings.sender.request_timeout_secs = 2;
         settings.sender.amqp_prefix = format!("heydoc-test-{}", uuid::Uuid::new_v4().simple());
+        settings.sender.amqp_queue_expiry_secs = 600;
         settings.scheduler.tick_ms = 100;
         configure(&mut settings);
         let route = settings.whatsapp.phone_number_id.clone();
@@ -69,6 +70,7 @@ impl Stack {
                     url: amqp_url(),
                     prefix: settings.sender.amqp_prefix.clone(),
                     delivery_limit: settings.sender.delivery_limit,
+                    queue_expiry_secs: settings.sender.amqp_queue_expiry_secs,
                 })
                 .await;
                 (rabbit.clone(), Some(rabbit))

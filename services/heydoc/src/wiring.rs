@@ -20,6 +20,7 @@ pub async fn bus(settings: &Settings) -> Arc<dyn JobBus> {
                 url: url.to_string(),
                 prefix: settings.sender.amqp_prefix.clone(),
                 delivery_limit: settings.sender.delivery_limit,
+                queue_expiry_secs: settings.sender.amqp_queue_expiry_secs,
             })
             .await
         }

@@ -30,6 +30,7 @@ fn start_sender(db_url: &str, sandbox_url: &str, prefix: &str) -> Child {
         .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
         .env("WHATSAPP_MPS", "400")
         .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
+        .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
         .env("HEYDOC_SENDER__SENDING_LEASE_SECS", "3")
         .env("HEYDOC_SENDER__RELAY_INTERVAL_MS", "100")
         .env("RUST_LOG", "warn")

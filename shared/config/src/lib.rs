@@ -78,6 +78,7 @@ pub struct SenderSettings {
     pub sending_lease_secs: i64,
     pub shutdown_grace_secs: u64,
     pub amqp_prefix: String,
+    pub amqp_queue_expiry_secs: u64,
 }
 
 /// What the sender does with free text to a contact outside the 24-hour window.

@@ -34,6 +34,10 @@ pub struct RabbitConfig {
     pub prefix: String,
     /// Deliveries of one job before RabbitMQ dead-letters it.
     pub delivery_limit: u32,
+    /// RabbitMQ deletes a queue unused (no consumer, no redeclare) this long, with its messages
+    /// (`x-expires`). 0, the default, keeps queues forever; tests and benchmarks set it so their
+    /// uniquely named queues do not pile up on a shared broker.
+    pub queue_expiry_secs: u64,
 }
 
 struct Publisher {
@@ -107,7 +111,7 @@ impl RabbitBus {
             .await
             .map_err(unavailable)?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
-        declare_common(&channel, &self.exchange(), &self.dead_name()).await?;
+        declare_common(&channel, &self.config, &self.exchange(), &self.dead_name()).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -305,7 +309,7 @@ async fn consume_once(
         .await
         .map_err(unavailable)?;
     let channel = connection.create_channel().await.map_err(unavailable)?;
-    declare_common(&channel, exchange, dead).await?;
+    declare_common(&channel, config, exchange, dead).await?;
     declare_route(&channel, config, route, queue, exchange, dead).await?;
     channel
         .basic_qos(prefetch.max(1), BasicQosOptions::default())
@@ -402,9 +406,16 @@ impl Drop for RabbitSettle {
     }
 }
 
-async fn declare_common(channel: &Channel, exchange: &str, dead: &str) -> Result<(), BusError> {
+async fn declare_common(
+    channel: &Channel,
+    config: &RabbitConfig,
+    exchange: &str,
+    dead: &str,
+) -> Result<(), BusError> {
+    // With an expiry, the exchanges go too once their expired queues have unbound.
     let durable = ExchangeDeclareOptions {
         durable: true,
+        auto_delete: config.queue_expiry_secs > 0,
         ..Default::default()
     };
     channel
@@ -430,6 +441,7 @@ async fn declare_common(channel: &Channel, exchange: &str, dead: &str) -> Result
         ShortString::from("x-queue-type"),
         AMQPValue::LongString(LongString::from("quorum")),
     );
+    add_expiry(&mut args, config);
     channel
         .queue_declare(
             ShortString::from(dead),
@@ -479,6 +491,7 @@ async fn declare_route(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString(LongString::from(dead)),
     );
+    add_expiry(&mut args, config);
     channel
         .queue_declare(
             ShortString::from(queue),
@@ -501,6 +514,16 @@ async fn declare_route(
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+fn add_expiry(args: &mut FieldTable, config: &RabbitConfig) {
+    if config.queue_expiry_secs > 0 {
+        let ms = config.queue_expiry_secs.saturating_mul(1000);
+        args.insert(
+            ShortString::from("x-expires"),
+            AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
+    }
 }
 
 fn headers_table(headers: &BTreeMap<String, String>) -> FieldTable {

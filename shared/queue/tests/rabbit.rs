@@ -17,6 +17,7 @@ fn config(delivery_limit: u32) -> RabbitConfig {
             std::process::id() as u64 * 1000 + rand_suffix()
         ),
         delivery_limit,
+        queue_expiry_secs: 600,
     }
 }
 

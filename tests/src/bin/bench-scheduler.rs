@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         url: amqp_url(),
         prefix: prefix.clone(),
         delivery_limit: 10,
+        queue_expiry_secs: 600,
     })
     .await;
     let started = Instant::now();
@@ -84,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         url: amqp_url(),
         prefix: settings.sender.amqp_prefix.clone(),
         delivery_limit: 10,
+        queue_expiry_secs: 600,
     })
     .await;
     let scheduler = heydoc_scheduler::SchedulerContext {

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
         .env("WHATSAPP_MPS", "0")
         .env("HEYDOC_SENDER__AMQP_PREFIX", prefix("e2e"))
+        .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
         .env("HEYDOC_SENDER__PREFETCH", "1000")
         .env("HEYDOC_SENDER__CONCURRENCY", "128")
         .env("HEYDOC_SENDER__RELAY_INTERVAL_MS", "50")
@@ -132,6 +133,7 @@ async fn queue_ceiling(n: usize) -> anyhow::Result<f64> {
         url: amqp_url(),
         prefix: prefix("ceiling"),
         delivery_limit: 10,
+        queue_expiry_secs: 600,
     })
     .await;
     let mut rx = bus.consume(ROUTE, 1000).await?;
