@@ -128,14 +128,20 @@ async fn a_storm_of_130429_slows_down_and_everything_goes_out() {
         send(&api, &format!("1555020{i:04}"), "storm").await;
     }
     let db = stack.app.db.conn.clone();
-    let counts = eventually(LIMIT, "the storm's sends to go out", || {
-        let db = db.clone();
-        async move {
-            let c = outgoing_by_status(&db).await;
-            (done(&c) == 40).then_some(c)
+    // A hand-rolled wait so that a timeout says where the sends were stuck.
+    let started = std::time::Instant::now();
+    let counts = loop {
+        let c = outgoing_by_status(&db).await;
+        if done(&c) == 40 {
+            break c;
         }
-    })
-    .await;
+        assert!(
+            started.elapsed() < LIMIT,
+            "the storm's sends did not all go out: {c:?}, sandbox {:?}",
+            stack.sandbox.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(counts.get("sent"), Some(&40), "{counts:?}");
     let stats = stack.sandbox.stats();
     assert!(

@@ -109,13 +109,24 @@ pub async fn complete_finished(
     now: DateTime<Utc>,
 ) -> Result<u64, SchedulerError> {
     let backend = ctx.db.get_database_backend();
-    let sql = "UPDATE scheduled_messages SET status = 'sent', updated_at = $1
-        WHERE status = 'pending' AND next_run_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM occurrences o
-                          WHERE o.schedule_id = scheduled_messages.id AND o.state = 'fanning_out')
-          AND NOT EXISTS (SELECT 1 FROM messages m JOIN occurrences o ON o.id = m.occurrence_id
-                          WHERE o.schedule_id = scheduled_messages.id
-                            AND m.status IN ('queued', 'sending', 'retrying'))";
+    // Several schedulers run this at once: on PostgreSQL each takes the rows nobody else holds
+    // (SKIP LOCKED), so they never wait on or deadlock with each other.
+    let lock = match backend {
+        sea_orm::DatabaseBackend::Postgres => "FOR UPDATE SKIP LOCKED",
+        _ => "",
+    };
+    let sql = format!(
+        "UPDATE scheduled_messages SET status = 'sent', updated_at = $1
+        WHERE id IN (
+          SELECT s.id FROM scheduled_messages s
+          WHERE s.status = 'pending' AND s.next_run_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM occurrences o
+                            WHERE o.schedule_id = s.id AND o.state = 'fanning_out')
+            AND NOT EXISTS (SELECT 1 FROM messages m JOIN occurrences o ON o.id = m.occurrence_id
+                            WHERE o.schedule_id = s.id
+                              AND m.status IN ('queued', 'sending', 'retrying'))
+          {lock})"
+    );
     let result = ctx
         .db
         .execute(sea_orm::Statement::from_sql_and_values(
