@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use heydoc_domain::recurrence::parse_time_zone;
 use heydoc_domain::{Recurrence, ScheduleStatus};
 use heydoc_entity::{occurrence, scheduled_message as schedule};
-use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -17,10 +17,14 @@ use crate::{SchedulerContext, SchedulerError};
 /// several ticks).
 const MAX_SKIPS_PER_CLAIM: usize = 1000;
 
+/// Occurrence rows per INSERT (7 values each: well under SQLite's 32,766 parameters).
+const OCCURRENCE_INSERT_CHUNK: usize = 1000;
+
 pub const STATE_FANNING_OUT: &str = "fanning_out";
 pub const STATE_SKIPPED: &str = "skipped";
 
-/// Claims up to `claim_batch` due schedules; returns how many.
+/// Claims up to `claim_batch` due schedules; returns how many. The whole batch is written with
+/// one multi-row occurrence INSERT and one UPDATE, in one short transaction.
 pub async fn claim_due(
     ctx: &SchedulerContext,
     now: DateTime<Utc>,
@@ -36,70 +40,136 @@ pub async fn claim_due(
     }
     let due = query.all(&txn).await?;
     let catch_up = Duration::seconds(ctx.settings.catch_up_secs.max(0));
+    let mut plan = FirePlan::default();
     for s in &due {
-        fire(&txn, s, now, catch_up).await?;
+        plan.fire(s, now, catch_up);
     }
+    plan.write(&txn, now).await?;
     txn.commit().await?;
     Ok(due.len())
 }
 
-async fn fire(
-    txn: &impl ConnectionTrait,
-    s: &schedule::Model,
-    now: DateTime<Utc>,
-    catch_up: Duration,
-) -> Result<(), SchedulerError> {
-    let Some(fire_at) = s.next_run_at else {
-        return Ok(());
-    };
-    let tz = parse_time_zone(&s.timezone).unwrap_or(chrono_tz::UTC);
-    let recurrence = Recurrence::parse(s.recurrence.as_deref()).unwrap_or(Recurrence::Once);
-    let missed = now - fire_at > catch_up;
-    record(
-        txn,
-        s.id,
-        fire_at,
+/// What one claim batch writes: the occurrences, and each schedule's new run count and next run.
+#[derive(Default)]
+struct FirePlan {
+    occurrences: Vec<(i32, DateTime<Utc>, &'static str)>,
+    advances: Vec<Advance>,
+}
+
+struct Advance {
+    id: i32,
+    occurrence_count: i32,
+    next_run_at: Option<DateTime<Utc>>,
+}
+
+impl FirePlan {
+    fn fire(&mut self, s: &schedule::Model, now: DateTime<Utc>, catch_up: Duration) {
+        let Some(fire_at) = s.next_run_at else {
+            return;
+        };
+        let tz = parse_time_zone(&s.timezone).unwrap_or(chrono_tz::UTC);
+        let recurrence = Recurrence::parse(s.recurrence.as_deref()).unwrap_or(Recurrence::Once);
+        let missed = now - fire_at > catch_up;
         if missed {
-            STATE_SKIPPED
-        } else {
-            STATE_FANNING_OUT
-        },
-    )
-    .await?;
-    let fired = s.occurrence_count + i32::from(!missed);
-    if missed {
-        tracing::warn!(schedule_id = s.id, %fire_at, "run missed by more than the catch-up window: skipped");
-    }
-    let mut next = recurrence.next_after(s.scheduled_time, tz, fire_at);
-    // Runs missed in a long downtime are recorded as skipped too, never sent late.
-    let mut skips = 0;
-    while let Some(n) = next.filter(|n| now - *n > catch_up && skips < MAX_SKIPS_PER_CLAIM) {
-        if s.end_time.is_some_and(|end| n > end) {
-            break;
+            tracing::warn!(schedule_id = s.id, %fire_at, "run missed by more than the catch-up window: skipped");
         }
-        record(txn, s.id, n, STATE_SKIPPED).await?;
-        skips += 1;
-        next = recurrence.next_after(s.scheduled_time, tz, n);
-    }
-    let finished = match next {
-        None => true,
-        Some(n) => {
-            s.end_time.is_some_and(|end| n > end)
-                || s.max_occurrences.is_some_and(|max| fired >= max)
+        self.occurrences.push((
+            s.id,
+            fire_at,
+            if missed {
+                STATE_SKIPPED
+            } else {
+                STATE_FANNING_OUT
+            },
+        ));
+        let fired = s.occurrence_count + i32::from(!missed);
+        let mut next = recurrence.next_after(s.scheduled_time, tz, fire_at);
+        // Runs missed in a long downtime are recorded as skipped too, never sent late.
+        let mut skips = 0;
+        while let Some(n) = next.filter(|n| now - *n > catch_up && skips < MAX_SKIPS_PER_CLAIM) {
+            if s.end_time.is_some_and(|end| n > end) {
+                break;
+            }
+            self.occurrences.push((s.id, n, STATE_SKIPPED));
+            skips += 1;
+            next = recurrence.next_after(s.scheduled_time, tz, n);
         }
-    };
-    let mut update: schedule::ActiveModel = s.clone().into();
-    update.occurrence_count = Set(fired);
-    update.updated_at = Set(now);
-    if finished {
-        // No more runs. The schedule stays pending (and can still be paused or cancelled)
-        // until its last deliveries are out; `complete_finished` then marks it sent.
-        update.next_run_at = Set(None);
-    } else {
-        update.next_run_at = Set(next);
+        let finished = match next {
+            None => true,
+            Some(n) => {
+                s.end_time.is_some_and(|end| n > end)
+                    || s.max_occurrences.is_some_and(|max| fired >= max)
+            }
+        };
+        // A finished schedule stays pending (and can still be paused or cancelled) with no
+        // next run until its last deliveries are out; `complete_finished` then marks it sent.
+        self.advances.push(Advance {
+            id: s.id,
+            occurrence_count: fired,
+            next_run_at: if finished { None } else { next },
+        });
     }
-    schedule::Entity::update(update).exec(txn).await?;
-    Ok(())
+
+    async fn write(
+        self,
+        txn: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<(), SchedulerError> {
+        // Invariant 3: unique on (schedule, fire time); a run already recorded stays as it is.
+        for chunk in self.occurrences.chunks(OCCURRENCE_INSERT_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|&(schedule_id, fire_at, state)| occurrence::ActiveModel {
+                    schedule_id: Set(schedule_id),
+                    fire_at: Set(fire_at),
+                    state: Set(state.to_string()),
+                    cursor: Set(None),
+                    planned: Set(0),
+                    created_at: Set(now),
+                    // For an occurrence being fanned out, `updated_at` is the fan-out lease: the
+                    // epoch means "free to take now".
+                    updated_at: Set(DateTime::UNIX_EPOCH),
+                    ..Default::default()
+                });
+            occurrence::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([
+                        occurrence::Column::ScheduleId,
+                        occurrence::Column::FireAt,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .do_nothing()
+                .exec(txn)
+                .await?;
+        }
+        if self.advances.is_empty() {
+            return Ok(());
+        }
+        let mut count = CaseStatement::new();
+        let mut next = CaseStatement::new();
+        for a in &self.advances {
+            count = count.case(schedule::Column::Id.eq(a.id), a.occurrence_count);
+            next = next.case(schedule::Column::Id.eq(a.id), a.next_run_at);
+        }
+        schedule::Entity::update_many()
+            .col_expr(
+                schedule::Column::OccurrenceCount,
+                count
+                    .finally(Expr::col(schedule::Column::OccurrenceCount))
+                    .into(),
+            )
+            .col_expr(
+                schedule::Column::NextRunAt,
+                next.finally(Expr::col(schedule::Column::NextRunAt)).into(),
+            )
+            .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
+            .filter(schedule::Column::Id.is_in(self.advances.iter().map(|a| a.id)))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Marks sent the schedules with no run left whose fan-outs are done and whose deliveries have
@@ -136,35 +206,4 @@ pub async fn complete_finished(
         ))
         .await?;
     Ok(result.rows_affected())
-}
-
-/// Inserts the occurrence unless it exists (invariant 3: unique on schedule and fire time).
-async fn record(
-    txn: &impl ConnectionTrait,
-    schedule_id: i32,
-    fire_at: DateTime<Utc>,
-    state: &str,
-) -> Result<(), SchedulerError> {
-    let now = Utc::now();
-    occurrence::Entity::insert(occurrence::ActiveModel {
-        schedule_id: Set(schedule_id),
-        fire_at: Set(fire_at),
-        state: Set(state.to_string()),
-        cursor: Set(None),
-        planned: Set(0),
-        created_at: Set(now),
-        // For an occurrence being fanned out, `updated_at` is the fan-out lease: the epoch
-        // means "free to take now".
-        updated_at: Set(DateTime::UNIX_EPOCH),
-        ..Default::default()
-    })
-    .on_conflict(
-        OnConflict::columns([occurrence::Column::ScheduleId, occurrence::Column::FireAt])
-            .do_nothing()
-            .to_owned(),
-    )
-    .do_nothing()
-    .exec(txn)
-    .await?;
-    Ok(())
 }
