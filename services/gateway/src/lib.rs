@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -87,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics))
         .nest("/api", api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
@@ -97,7 +99,12 @@ pub fn app(state: AppState) -> Router {
                 "handler panicked".into(),
             ))
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(observe::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observe::request_span)
+                .on_response(observe::record_response),
+        )
         .with_state(state)
 }
 
@@ -123,12 +130,29 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let result = axum::serve(
+    // After the signal, in-flight requests get the grace period, then the server stops anyway.
+    let grace = std::time::Duration::from_secs(state.settings.sender.shutdown_grace_secs);
+    let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(true);
+    };
+    let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    .with_graceful_shutdown(shutdown);
+    let deadline = async move {
+        let _ = on_signal.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!("shutdown grace period over with requests in flight; stopping anyway");
+            Ok(())
+        }
+    };
     pruner.abort();
     result
 }

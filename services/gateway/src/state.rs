@@ -56,18 +56,40 @@ impl AppState {
         self
     }
 
-    /// Publishes the wake-up for committed deliveries in the background and records the
-    /// confirm; a failure leaves them to the relay.
+    /// Publishes the wake-up for committed deliveries in the background (a producer span,
+    /// child of the current one, whose context the jobs carry) and records the confirm; a
+    /// failure leaves them to the relay.
     pub fn publish_after_commit(&self, ids: Vec<i64>) {
         let Some(outbox) = self.outbox.clone() else {
             return;
         };
         let db = self.db.clone();
-        tokio::spawn(async move {
-            let jobs: Vec<heydoc_queue::Job> =
-                ids.iter().map(|&id| heydoc_queue::Job::new(id)).collect();
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = %format!("publish {}", outbox.route),
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "publish",
+            messaging.destination.name = %outbox.route,
+            messaging.batch.message_count = ids.len(),
+        );
+        let headers = heydoc_telemetry::propagation::headers_of(&span);
+        let task = async move {
+            let jobs: Vec<heydoc_queue::Job> = ids
+                .iter()
+                .map(|&id| {
+                    let mut job = heydoc_queue::Job::new(id);
+                    job.headers.clone_from(&headers);
+                    job
+                })
+                .collect();
+            let started = std::time::Instant::now();
             match outbox.bus.publish(&outbox.route, &jobs).await {
                 Ok(()) => {
+                    metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED)
+                        .increment(jobs.len() as u64);
                     if let Err(e) =
                         heydoc_store::deliveries::mark_enqueued(&db, &ids, chrono::Utc::now()).await
                     {
@@ -78,7 +100,8 @@ impl AppState {
                     tracing::debug!(error = %e, "publish after commit failed; the relay will publish")
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
     }
 
     /// How our own number appears in the chat log: the configured phone number id, or

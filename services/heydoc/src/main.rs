@@ -2,17 +2,17 @@
 //! the embedded SQLite database unless `DATABASE_URL` says otherwise; `heydoc gateway` runs the
 //! HTTP gateway alone; `heydoc migrate` brings the database schema up to date and exits.
 
+mod admin;
 mod secret;
 mod wiring;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use heydoc_config::Settings;
 use heydoc_config::WhatsAppSettings;
-use heydoc_config::{LogFormat, Settings};
 use heydoc_gateway::{AppState, Outbox};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: measured faster than glibc's malloc for the gateway's many small allocations
 /// (see `make bench`).
@@ -51,12 +51,36 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load()?;
-    init_logging(settings.log_format);
+    let command = cli.command.unwrap_or(Command::All);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli.command.unwrap_or(Command::All), settings))
+    // The gRPC trace exporter needs the runtime it will run on.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        heydoc_telemetry::init(command.service_name(), settings.log_format)?
+    };
+    let result = runtime.block_on(run(command, settings));
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "stopped with an error");
+    }
+    telemetry.shutdown();
+    result
+}
+
+impl Command {
+    /// The name in traces (unless OTEL_SERVICE_NAME says otherwise).
+    fn service_name(self) -> &'static str {
+        match self {
+            Command::All => "heydoc",
+            Command::Gateway => "heydoc-gateway",
+            Command::Sender => "heydoc-sender",
+            Command::Scheduler => "heydoc-scheduler",
+            Command::Sandbox => "heydoc-sandbox",
+            Command::Migrate => "heydoc-migrate",
+        }
+    }
 }
 
 async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
@@ -75,6 +99,15 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
         Command::Sender => run_sender(settings, db).await,
         Command::Scheduler => {
             let stop = CancellationToken::new();
+            let admin = admin::spawn(
+                &settings.admin_addr,
+                admin::Readiness {
+                    db: db.clone(),
+                    bus: None,
+                },
+                stop.clone(),
+            )
+            .await?;
             let signal_stop = stop.clone();
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -83,6 +116,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             heydoc_scheduler::run(wiring::scheduler(&settings, db, Default::default()), stop)
                 .await
                 .context("scheduler")?;
+            let _ = admin.await;
             Ok(())
         }
         Command::Gateway => {
@@ -200,20 +234,31 @@ async fn run_sender(settings: Settings, db: sea_orm::DatabaseConnection) -> anyh
         &settings.whatsapp.api_url,
         SecretString::from(token.to_string()),
     )?;
+    let bus = wiring::bus(&settings).await;
+    let stop = CancellationToken::new();
+    let admin = admin::spawn(
+        &settings.admin_addr,
+        admin::Readiness {
+            db: db.clone(),
+            bus: Some(bus.clone()),
+        },
+        stop.clone(),
+    )
+    .await?;
     let ctx = heydoc_sender::SenderContext {
         db,
-        bus: wiring::bus(&settings).await,
+        bus,
         api,
         settings: settings.sender.clone(),
         route: wiring::route(&settings),
     };
-    let stop = CancellationToken::new();
     let signal_stop = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         signal_stop.cancel();
     });
     heydoc_sender::run(ctx, stop).await.context("sender")?;
+    let _ = admin.await;
     Ok(())
 }
 
@@ -236,16 +281,6 @@ async fn run_sandbox(settings: Settings) -> anyhow::Result<()> {
     );
     shutdown_signal().await;
     Ok(())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

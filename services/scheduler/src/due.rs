@@ -52,7 +52,8 @@ pub async fn claim_due(
 /// What one claim batch writes: the occurrences, and each schedule's new run count and next run.
 #[derive(Default)]
 struct FirePlan {
-    occurrences: Vec<(i32, DateTime<Utc>, &'static str)>,
+    /// (schedule, fire time, state, trace context of the firing).
+    occurrences: Vec<(i32, DateTime<Utc>, &'static str, Option<String>)>,
     advances: Vec<Advance>,
 }
 
@@ -70,18 +71,32 @@ impl FirePlan {
         let tz = parse_time_zone(&s.timezone).unwrap_or(chrono_tz::UTC);
         let recurrence = Recurrence::parse(s.recurrence.as_deref()).unwrap_or(Recurrence::Once);
         let missed = now - fire_at > catch_up;
+        let state = if missed {
+            STATE_SKIPPED
+        } else {
+            STATE_FANNING_OUT
+        };
+        // One span per occurrence, linked to the request that created the schedule; the
+        // fan-out's chunk spans are its children, the deliveries' traces link to it.
+        let span = tracing::info_span!(
+            "occurrence",
+            otel.name = %format!("fire schedule {}", s.id),
+            heydoc.schedule_id = s.id,
+            heydoc.fire_at = %fire_at,
+            heydoc.state = state,
+        );
+        heydoc_telemetry::propagation::link(&span, s.trace_context.as_deref());
+        let trace_context = heydoc_telemetry::propagation::traceparent_of(&span);
         if missed {
-            tracing::warn!(schedule_id = s.id, %fire_at, "run missed by more than the catch-up window: skipped");
+            span.in_scope(|| {
+                tracing::warn!(schedule_id = s.id, %fire_at, "run missed by more than the catch-up window: skipped")
+            });
         }
-        self.occurrences.push((
-            s.id,
-            fire_at,
-            if missed {
-                STATE_SKIPPED
-            } else {
-                STATE_FANNING_OUT
-            },
-        ));
+        let late = (now - fire_at).to_std().unwrap_or_default();
+        metrics::histogram!(heydoc_telemetry::metrics::SCHEDULER_LATENESS)
+            .record(late.as_secs_f64());
+        metrics::counter!(heydoc_telemetry::metrics::OCCURRENCES, "state" => state).increment(1);
+        self.occurrences.push((s.id, fire_at, state, trace_context));
         let fired = s.occurrence_count + i32::from(!missed);
         let mut next = recurrence.next_after(s.scheduled_time, tz, fire_at);
         // Runs missed in a long downtime are recorded as skipped too, never sent late.
@@ -90,7 +105,9 @@ impl FirePlan {
             if s.end_time.is_some_and(|end| n > end) {
                 break;
             }
-            self.occurrences.push((s.id, n, STATE_SKIPPED));
+            self.occurrences.push((s.id, n, STATE_SKIPPED, None));
+            metrics::counter!(heydoc_telemetry::metrics::OCCURRENCES, "state" => STATE_SKIPPED)
+                .increment(1);
             skips += 1;
             next = recurrence.next_after(s.scheduled_time, tz, n);
         }
@@ -117,20 +134,22 @@ impl FirePlan {
     ) -> Result<(), SchedulerError> {
         // Invariant 3: unique on (schedule, fire time); a run already recorded stays as it is.
         for chunk in self.occurrences.chunks(OCCURRENCE_INSERT_CHUNK) {
-            let rows = chunk
-                .iter()
-                .map(|&(schedule_id, fire_at, state)| occurrence::ActiveModel {
-                    schedule_id: Set(schedule_id),
-                    fire_at: Set(fire_at),
-                    state: Set(state.to_string()),
-                    cursor: Set(None),
-                    planned: Set(0),
-                    created_at: Set(now),
-                    // For an occurrence being fanned out, `updated_at` is the fan-out lease: the
-                    // epoch means "free to take now".
-                    updated_at: Set(DateTime::UNIX_EPOCH),
-                    ..Default::default()
-                });
+            let rows =
+                chunk.iter().map(
+                    |(schedule_id, fire_at, state, trace)| occurrence::ActiveModel {
+                        schedule_id: Set(*schedule_id),
+                        fire_at: Set(*fire_at),
+                        state: Set(state.to_string()),
+                        trace_context: Set(trace.clone()),
+                        cursor: Set(None),
+                        planned: Set(0),
+                        created_at: Set(now),
+                        // For an occurrence being fanned out, `updated_at` is the fan-out lease: the
+                        // epoch means "free to take now".
+                        updated_at: Set(DateTime::UNIX_EPOCH),
+                        ..Default::default()
+                    },
+                );
             occurrence::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::columns([

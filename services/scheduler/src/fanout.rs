@@ -14,6 +14,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
+use tracing::Instrument;
+
 use crate::due::STATE_FANNING_OUT;
 use crate::{SchedulerContext, SchedulerError};
 
@@ -81,6 +83,28 @@ async fn chunk(ctx: &SchedulerContext, occurrence_id: i64) -> Result<Step, Sched
     if occ.state != STATE_FANNING_OUT {
         return Ok(Step::Finished);
     }
+    // A child of the occurrence's span, whichever scheduler fired it.
+    let span = tracing::info_span!(
+        "fan-out chunk",
+        heydoc.occurrence_id = occurrence_id,
+        heydoc.schedule_id = occ.schedule_id,
+        heydoc.cursor = occ.cursor.unwrap_or(0),
+        heydoc.deliveries = tracing::field::Empty,
+    );
+    heydoc_telemetry::propagation::set_parent_traceparent(&span, occ.trace_context.as_deref());
+    chunk_of(ctx, txn, occ, now, &span)
+        .instrument(span.clone())
+        .await
+}
+
+async fn chunk_of(
+    ctx: &SchedulerContext,
+    txn: sea_orm::DatabaseTransaction,
+    occ: occurrence::Model,
+    now: DateTime<Utc>,
+    span: &tracing::Span,
+) -> Result<Step, SchedulerError> {
+    let occurrence_id = occ.id;
     let schedule = schedule::Entity::find_by_id(occ.schedule_id)
         .one(&txn)
         .await?;
@@ -118,6 +142,7 @@ async fn chunk(ctx: &SchedulerContext, occurrence_id: i64) -> Result<Step, Sched
     if !rows.is_empty() {
         insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
     }
+    span.record("heydoc.deliveries", rows.len());
     let last = rows.last().map(|(id, _)| i64::from(*id)).unwrap_or(cursor);
     let finished = (rows.len() as u64) < limit;
     let state = if finished {
@@ -135,6 +160,7 @@ async fn chunk(ctx: &SchedulerContext, occurrence_id: i64) -> Result<Step, Sched
     )
     .await?;
     txn.commit().await?;
+    metrics::counter!(heydoc_telemetry::metrics::FANOUT_DELIVERIES).increment(rows.len() as u64);
     if finished {
         tracing::info!(
             occurrence_id,

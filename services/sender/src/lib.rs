@@ -6,6 +6,7 @@
 pub mod pacing;
 pub mod relay;
 pub mod retry;
+pub mod trace;
 pub mod worker;
 
 use std::sync::Arc;

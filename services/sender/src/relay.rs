@@ -77,24 +77,50 @@ pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ti
     Ok(Ticks { scheduler, relay })
 }
 
+/// Publishes a batch, timing it until confirmed.
+async fn publish(ctx: &SenderContext, jobs: &[Job]) -> Result<(), heydoc_queue::BusError> {
+    let started = std::time::Instant::now();
+    ctx.bus.publish(&ctx.route, jobs).await?;
+    metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED).increment(jobs.len() as u64);
+    Ok(())
+}
+
 /// Publishes what is waiting; returns how many jobs were confirmed.
 pub async fn relay_once(ctx: &SenderContext) -> usize {
     let mut published = 0;
     for _ in 0..MAX_BATCHES_PER_TICK {
-        let ids = match deliveries::lease_unrelayed(&ctx.db, ctx.settings.relay_batch, Utc::now())
-            .await
+        let leased = match deliveries::lease_unrelayed(
+            &ctx.db,
+            ctx.settings.relay_batch,
+            Utc::now(),
+        )
+        .await
         {
-            Ok(ids) => ids,
+            Ok(leased) => leased,
             Err(e) => {
                 tracing::warn!(error = %e, "relay: cannot read the outbox");
                 return published;
             }
         };
-        if ids.is_empty() {
+        if leased.is_empty() {
             break;
         }
-        let jobs: Vec<Job> = ids.iter().map(|&id| Job::new(id)).collect();
-        if let Err(e) = ctx.bus.publish(&ctx.route, &jobs).await {
+        let ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
+        // Each job carries on the trace its row was created in (or its previous attempt's).
+        let jobs: Vec<Job> = leased
+            .into_iter()
+            .map(|l| {
+                let mut job = Job::new(l.id);
+                if let Some(tc) = l.trace_context {
+                    job.headers
+                        .insert(heydoc_telemetry::propagation::TRACEPARENT.into(), tc);
+                }
+                job
+            })
+            .collect();
+        if let Err(e) = publish(ctx, &jobs).await {
             tracing::warn!(error = %e, count = ids.len(), "relay: publish failed; the rows stay in the outbox");
             if let Err(e) = deliveries::release(&ctx.db, &ids).await {
                 tracing::warn!(error = %e, "relay: cannot release leased rows; they return after the stale time");
@@ -113,6 +139,7 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
 }
 
 async fn reconcile_once(ctx: &SenderContext) {
+    sample_deliveries(ctx).await;
     let stale = chrono::Duration::seconds(ctx.settings.stale_enqueue_secs.max(1));
     let lease = chrono::Duration::seconds(ctx.settings.sending_lease_secs.max(1));
     match deliveries::reconcile(&ctx.db, Utc::now(), stale, lease).await {
@@ -122,4 +149,18 @@ async fn reconcile_once(ctx: &SenderContext) {
         }
         Err(e) => tracing::warn!(error = %e, "reconcile failed"),
     }
+}
+
+/// Sets `heydoc_deliveries{status}` from the table (one GROUP BY per reconcile round).
+async fn sample_deliveries(ctx: &SenderContext) {
+    match deliveries::count_by_status(&ctx.db).await {
+        Ok(counts) => {
+            for (status, n) in counts {
+                metrics::gauge!(heydoc_telemetry::metrics::DELIVERIES, "status" => status)
+                    .set(n as f64);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot count deliveries"),
+    }
+    heydoc_store::record_pool_metrics(&ctx.db);
 }

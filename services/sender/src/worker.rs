@@ -15,7 +15,10 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
 use crate::pacing::Pacer;
+use crate::trace;
 use crate::{retry, secs, SenderContext, SenderError};
 
 /// WhatsApp's customer-service window.
@@ -73,12 +76,29 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
         if valid.is_empty() {
             continue;
         }
-        pacer.acquire(valid.len()).await;
+        // One trace per send: each job's span continues the trace its headers carry.
+        let spans: Vec<tracing::Span> = valid
+            .iter()
+            .map(|r| trace::delivery_span(&ctx.route, r))
+            .collect();
+        let waits = trace::children(
+            &spans,
+            |parent| tracing::info_span!(parent: parent, "pacing wait"),
+        );
+        let waited = pacer.acquire(valid.len()).await;
+        drop(waits);
+        for _ in 0..valid.len() {
+            metrics::histogram!(heydoc_telemetry::metrics::PACING_WAIT)
+                .record(waited.as_secs_f64());
+        }
         let ids: Vec<i64> = valid
             .iter()
             .filter_map(|r| r.job.as_ref().ok().map(|j| j.delivery_id))
             .collect();
-        let claimed = match deliveries::claim(&ctx.db, &ids, Utc::now()).await {
+        let claims = trace::children(&spans, |parent| trace::claim_span(parent, &ctx.db));
+        let claimed = deliveries::claim(&ctx.db, &ids, Utc::now()).await;
+        drop(claims);
+        let claimed = match claimed {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim deliveries; giving the jobs back");
@@ -90,30 +110,40 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             }
         };
         let mut recipients = recipients(&ctx, &claimed).await;
+        let occurrence_traces = trace::occurrence_contexts(&ctx.db, &claimed).await;
         let mut by_id: HashMap<i64, message::Model> =
             claimed.into_iter().map(|m| (m.id, m)).collect();
-        for r in valid {
+        for (r, span) in valid.into_iter().zip(spans) {
             let id = r.job.as_ref().map(|j| j.delivery_id).unwrap_or_default();
             let Some(row) = by_id.remove(&id) else {
                 // Already claimed or finished elsewhere: a duplicate wake-up.
+                span.record("heydoc.duplicate", true);
                 r.ack().await;
                 continue;
             };
+            // A campaign delivery starts its own trace, linked to its occurrence's.
+            if let Some(occurrence) = row.occurrence_id {
+                heydoc_telemetry::propagation::link(
+                    &span,
+                    occurrence_traces.get(&occurrence).map(String::as_str),
+                );
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
             let recipient = recipients.remove(&row.contact_id);
             let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
-            tokio::spawn(async move {
-                let traceparent = r
-                    .job
-                    .as_ref()
-                    .ok()
-                    .and_then(|j| j.headers.get("traceparent").cloned());
-                let result = send_one(&ctx, &pacer, row, recipient, traceparent).await;
-                let _ = done.send((result, r)).await;
-                drop(permit);
-            });
+            tokio::spawn(
+                async move {
+                    let mut result = send_one(&ctx, &pacer, row, recipient).await;
+                    trace::record_outcome(&tracing::Span::current(), &result.outcome);
+                    result.trace_context =
+                        heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current());
+                    let _ = done.send((result, r)).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -263,13 +293,13 @@ async fn send_one(
     pacer: &Pacer,
     row: message::Model,
     recipient: Option<Recipient>,
-    traceparent: Option<String>,
 ) -> SendResult {
     let result = |outcome, suppress| SendResult {
         id: row.id,
         contact_id: row.contact_id,
         outcome,
         suppress,
+        trace_context: None,
     };
     let in_window = recipient.as_ref().map(|r| r.in_window);
     let content = match content(&row, in_window, ctx.settings.window_policy) {
@@ -317,7 +347,7 @@ async fn send_one(
         callback_data: row.id.to_string(),
         reply_to: None,
     };
-    match ctx.api.send(&outgoing, traceparent.as_deref()).await {
+    match ctx.api.send(&outgoing).await {
         Ok(accepted) => result(
             Outcome::Sent {
                 wamid: accepted.wamid,

@@ -40,6 +40,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub http_addr: String,
+    /// Where `heydoc sender` and `heydoc scheduler` serve /healthz, /readyz and /metrics.
+    pub admin_addr: String,
     database_url: String,
     pub db_max_connections: u32,
     pub data_dir: PathBuf,

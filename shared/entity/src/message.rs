@@ -36,6 +36,9 @@ pub struct Model {
     pub request_hash: Option<String>,
     pub created_by: Option<i32>,
     pub updated_at: DateTimeUtc,
+    /// The `traceparent` the send continues: the API request's, then the sender's own; status
+    /// webhooks become its children. For a fan-out delivery before it is sent, its occurrence's.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub struct Model {
     pub planned: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The `traceparent` of the span that fired it; fan-out chunks and deliveries link to it.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,8 @@ use heydoc_domain::{Direction, MessageStatus, Phone};
 use heydoc_entity::{contact, message};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
 };
 
 use crate::{contacts, Result};
@@ -205,6 +206,27 @@ pub async fn apply_status(
         .exec(db)
         .await?;
     Ok(by_id.rows_affected > 0)
+}
+
+/// The stored trace context of the outgoing message a status concerns.
+pub async fn trace_context_of(
+    db: &impl ConnectionTrait,
+    delivery_id: Option<i64>,
+    wamid: &str,
+) -> Result<Option<String>> {
+    let by = match delivery_id {
+        Some(id) => message::Column::Id.eq(id),
+        None => message::Column::MessageId.eq(wamid),
+    };
+    let found: Option<Option<String>> = message::Entity::find()
+        .select_only()
+        .column(message::Column::TraceContext)
+        .filter(by)
+        .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.flatten())
 }
 
 #[cfg(test)]

@@ -69,3 +69,31 @@ fn ensure_sqlite_dir(url: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Sets `heydoc_db_pool_connections{state}` and `heydoc_db_pool_max_connections` from the pool.
+pub fn record_pool_metrics(db: &DatabaseConnection) {
+    use heydoc_telemetry::metrics::{DB_POOL, DB_POOL_MAX};
+    let (size, idle, max) = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        sea_orm::DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        sea_orm::DatabaseBackend::MySql => return,
+    };
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!(DB_POOL_MAX).set(f64::from(max));
+}

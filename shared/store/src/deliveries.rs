@@ -12,14 +12,40 @@ use sea_orm::{
 
 use crate::Result;
 
+/// Outgoing messages by status.
+pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64)>> {
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT status, COUNT(*) FROM messages WHERE direction = 'outgoing' GROUP BY status",
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index::<String>(0)?,
+                r.try_get_by_index::<i64>(1)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+        .map_err(Into::into)
+}
+
+/// A row leased for publishing: its id and the trace context its job carries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub id: i64,
+    pub trace_context: Option<String>,
+}
+
 /// Leases up to `limit` rows the bus has not confirmed yet (new sends, and retries whose time
-/// has come) by stamping `enqueued_at`, and returns their ids. Several relays may run: on
-/// PostgreSQL each takes different rows (`FOR UPDATE SKIP LOCKED`).
+/// has come) by stamping `enqueued_at`, and returns them in id order. Several relays may run:
+/// on PostgreSQL each takes different rows (`FOR UPDATE SKIP LOCKED`).
 pub async fn lease_unrelayed(
     db: &DatabaseConnection,
     limit: u64,
     now: DateTime<Utc>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Leased>> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DatabaseBackend::Postgres => {
@@ -28,7 +54,7 @@ pub async fn lease_unrelayed(
                 WHERE enqueued_at IS NULL AND status IN ('queued', 'retrying')
                   AND (status = 'queued' OR next_attempt_at <= $1)
                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING id"
+             RETURNING id, trace_context"
         }
         _ => {
             "UPDATE messages SET enqueued_at = $1 WHERE id IN (
@@ -36,7 +62,7 @@ pub async fn lease_unrelayed(
                 WHERE enqueued_at IS NULL AND status IN ('queued', 'retrying')
                   AND (status = 'queued' OR next_attempt_at <= $1)
                 ORDER BY id LIMIT $2)
-             RETURNING id"
+             RETURNING id, trace_context"
         }
     };
     let rows = db
@@ -46,12 +72,17 @@ pub async fn lease_unrelayed(
             [now.into(), (limit as i64).into()],
         ))
         .await?;
-    let mut ids = rows
+    let mut leased = rows
         .iter()
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.sort_unstable();
-    Ok(ids)
+        .map(|r| {
+            Ok(Leased {
+                id: r.try_get_by_index::<i64>(0)?,
+                trace_context: r.try_get_by_index::<Option<String>>(1)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    leased.sort_unstable_by_key(|l| l.id);
+    Ok(leased)
 }
 
 /// Marks rows as confirmed on the bus (the publish right after commit).
@@ -298,6 +329,8 @@ pub struct SendResult {
     pub outcome: Outcome,
     /// Stop messaging this contact, and why (131050, 131026).
     pub suppress: Option<String>,
+    /// The sender's span for this send: status webhooks continue its trace.
+    pub trace_context: Option<String>,
 }
 
 /// Writes a batch of results in one transaction. On PostgreSQL the messages are updated with
@@ -324,9 +357,11 @@ pub async fn record(
                     last_error_reason = v.reason,
                     next_attempt_at = v.next_at,
                     enqueued_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE m.enqueued_at END,
+                    trace_context = COALESCE(v.trace, m.trace_context),
                     updated_at = $2
                  FROM json_to_recordset($1::json)
-                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz)
+                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz,
+                         trace text)
                  WHERE m.id = v.id AND m.status = 'sending'",
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
             ))
@@ -348,6 +383,9 @@ pub async fn record(
                     .filter(message::Column::Status.eq(MessageStatus::Sending.as_str()));
                 if let Some(w) = wamid {
                     update = update.col_expr(message::Column::MessageId, Expr::value(w));
+                }
+                if let Some(tc) = &r.trace_context {
+                    update = update.col_expr(message::Column::TraceContext, Expr::value(tc));
                 }
                 if matches!(r.outcome, Outcome::Retry { .. }) {
                     update = update.col_expr(
@@ -401,5 +439,6 @@ fn row_json(r: &SendResult) -> serde_json::Value {
         "code": code,
         "reason": reason,
         "next_at": next_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        "trace": r.trace_context,
     })
 }

@@ -6,7 +6,7 @@ pub mod connect;
 pub mod contacts;
 pub mod deliveries;
 
-pub use connect::{connect, migrate, ping};
+pub use connect::{connect, migrate, ping, record_pool_metrics};
 pub use heydoc_entity as entity;
 
 /// What went wrong in the store. Callers map these to their own errors (the gateway to HTTP).

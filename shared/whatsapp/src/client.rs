@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::error::{ErrorClass, SendError};
 use crate::payload::{ErrorResponse, Outgoing, SendResponse};
@@ -33,6 +34,8 @@ pub struct Accepted {
 pub struct CloudApi {
     http: reqwest::Client,
     messages_url: String,
+    /// The host of `messages_url`, for spans.
+    host: String,
     token: SecretString,
 }
 
@@ -53,9 +56,14 @@ impl CloudApi {
             config.version.trim_matches('/'),
             config.phone_number_id
         );
+        let host = reqwest::Url::parse(&messages_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
         Ok(Self {
             http,
             messages_url,
+            host,
             token: config.access_token,
         })
     }
@@ -64,14 +72,10 @@ impl CloudApi {
         &self.messages_url
     }
 
-    /// Sends one message. `traceparent` (W3C) rides along for tracing.
-    pub async fn send(
-        &self,
-        message: &Outgoing,
-        traceparent: Option<&str>,
-    ) -> Result<Accepted, SendError> {
+    /// Sends one message, in a client span whose `traceparent` rides along (W3C).
+    pub async fn send(&self, message: &Outgoing) -> Result<Accepted, SendError> {
         let body = message.to_json();
-        let reply = self.post(&body, traceparent).await?;
+        let reply = self.post(&body).await?;
         let parsed: SendResponse = serde_json::from_slice(&reply).map_err(|e| {
             SendError::new(
                 ErrorClass::OutcomeUnknown,
@@ -97,24 +101,50 @@ impl CloudApi {
     /// Marks an inbound message as read (blue ticks on the user's phone).
     pub async fn mark_read(&self, wamid: &str) -> Result<(), SendError> {
         let body = json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
-        self.post(&body, None).await.map(|_| ())
+        self.post(&body).await.map(|_| ())
     }
 
-    async fn post(
+    async fn post(&self, body: &serde_json::Value) -> Result<axum::body::Bytes, SendError> {
+        // OpenTelemetry HTTP client conventions; the span's context goes out as `traceparent`.
+        let span = tracing::info_span!(
+            "POST",
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.full = %self.messages_url,
+            server.address = %self.host,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self.post_in(body, &span).instrument(span.clone()).await;
+        metrics::histogram!(heydoc_telemetry::metrics::WHATSAPP_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            let kind = e
+                .code
+                .map_or_else(|| "transport".to_string(), |c| c.to_string());
+            span.record("error.type", kind.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn post_in(
         &self,
         body: &serde_json::Value,
-        traceparent: Option<&str>,
+        span: &tracing::Span,
     ) -> Result<axum::body::Bytes, SendError> {
         let mut request = self
             .http
             .post(&self.messages_url)
             .bearer_auth(self.token.expose_secret())
             .json(body);
-        if let Some(tp) = traceparent {
-            request = request.header("traceparent", tp);
+        for (name, value) in heydoc_telemetry::propagation::headers_of(span) {
+            request = request.header(name, value);
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
         let retry_after = retry_after(response.headers());
         let bytes = response.bytes().await.map_err(|e| {
             SendError::new(

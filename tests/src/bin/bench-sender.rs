@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let mut sender = Command::new(&heydoc)
         .arg("sender")
         .env("DATABASE_URL", &db.url)
+        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
         .env("AMQP_URL", amqp_url())
         .env("JWT_SECRET", "bench")
         .env("WHATSAPP_ACCESS_TOKEN", "bench")

@@ -353,6 +353,10 @@ pub async fn create(
         created_by: Set(me.username),
         created_at: Set(now),
         updated_at: Set(now),
+        // Each occurrence's trace links back to this request.
+        trace_context: Set(heydoc_telemetry::propagation::traceparent_of(
+            &tracing::Span::current(),
+        )),
         ..Default::default()
     };
     let created = schedule::Entity::insert(row)

@@ -104,6 +104,10 @@ pub async fn send_message(
         request_hash: Set(Some(request_hash.clone())),
         created_by: Set(Some(me.user_id)),
         updated_at: Set(now),
+        // The relay, if it is the one to publish, carries this request's trace on.
+        trace_context: Set(heydoc_telemetry::propagation::traceparent_of(
+            &tracing::Span::current(),
+        )),
         ..Default::default()
     };
     let inserted = match message::Entity::insert(row).exec_with_returning(&txn).await {

@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use heydoc_config::WhatsAppSettings;
 use heydoc_domain::{MessageStatus, Phone};
 use heydoc_store::chat::{self, Inbound, StatusUpdate};
+use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -102,6 +104,7 @@ pub async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !signature_valid(secret.as_bytes(), &body, signature) {
+        metrics::counter!(WEBHOOK_EVENTS, "kind" => "bad_signature").increment(1);
         tracing::warn!("webhook refused: bad or missing X-Hub-Signature-256");
         return Err(ApiError::Unauthorized(
             "missing or invalid X-Hub-Signature-256".into(),
@@ -126,6 +129,7 @@ pub async fn receive(
             let Some(inbound) = to_inbound(msg, value, &business) else {
                 continue;
             };
+            metrics::counter!(WEBHOOK_EVENTS, "kind" => "message").increment(1);
             if chat::record_inbound(&state.db, &inbound, now)
                 .await?
                 .is_some()
@@ -137,12 +141,36 @@ pub async fn receive(
             let Some(update) = to_status_update(status) else {
                 continue;
             };
-            if chat::apply_status(&state.db, &update, now).await? {
+            metrics::counter!(WEBHOOK_EVENTS, "kind" => "status", "status" => update.status.as_str())
+                .increment(1);
+            let span = status_span(&state.db, &update).await;
+            if chat::apply_status(&state.db, &update, now)
+                .instrument(span)
+                .await?
+            {
                 out.statuses += 1;
             }
         }
     }
     Ok(axum::Json(Envelope::ok(out, "Webhook processed")))
+}
+
+/// A status update's span continues the trace of the send it concerns (found through the
+/// delivery id WhatsApp echoes back in `biz_opaque_callback_data`, or the wamid).
+async fn status_span(db: &sea_orm::DatabaseConnection, update: &StatusUpdate) -> tracing::Span {
+    let span = tracing::info_span!(
+        "status",
+        otel.name = %format!("whatsapp status {}", update.status.as_str()),
+        otel.kind = "consumer",
+        heydoc.delivery_id = update.delivery_id,
+        heydoc.status = update.status.as_str(),
+        messaging.message.id = %update.wamid,
+    );
+    match chat::trace_context_of(db, update.delivery_id, &update.wamid).await {
+        Ok(tc) => heydoc_telemetry::propagation::set_parent_traceparent(&span, tc.as_deref()),
+        Err(e) => tracing::debug!(error = %e, "cannot read the send's trace context"),
+    }
+    span
 }
 
 /// Checks `sha256=<hex>` against the HMAC of the raw body, in constant time.
