@@ -9,7 +9,7 @@ CARGO ?= cargo
 export RUST_BACKTRACE ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test unit-test schemathesis services lint fmt bench migrate clean-test-dbs
+.PHONY: help run build test unit-test schemathesis services lint fmt bench migrate clean-test-dbs k8s-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,7 @@ services: ## Start (or install) PostgreSQL for the tests when it is not answerin
 test: services ## Unit and integration tests on PostgreSQL and SQLite, then Schemathesis
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory schemathesis
+	$(MAKE) --no-print-directory k8s-check
 
 unit-test: ## Only the tests that need no server
 	$(CARGO) test --workspace --lib
@@ -33,6 +34,9 @@ unit-test: ## Only the tests that need no server
 schemathesis: ## Fuzz the running gateway against its own /openapi.json
 	$(CARGO) build -p heydoc
 	bash deploy/dev/schemathesis.sh
+
+k8s-check: ## Render k8s/ with kustomize and validate every manifest offline (schemas, rules, self-test)
+	bash deploy/dev/k8s-check.sh
 
 lint: ## rustfmt check and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
