@@ -23,7 +23,7 @@ build: ## Build every crate and test (debug)
 services: ## Start (or install) PostgreSQL for the tests when it is not answering
 	@bash deploy/dev/ensure-services.sh
 
-test: services ## Unit and integration tests on PostgreSQL and SQLite, then Schemathesis
+test: services ## Unit and integration tests on PostgreSQL and SQLite, then Schemathesis and k8s-check
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory schemathesis
 	$(MAKE) --no-print-directory k8s-check

@@ -33,6 +33,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The whole HTTP app.
 pub fn app(state: AppState) -> Router {
+    heydoc_telemetry::metrics::install();
     let api = Router::new()
         .route(
             "/users",

@@ -4,83 +4,26 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{count, sandbox, seed_sends, start_sender, Process};
 use heydoc_testkit::{Backend, TestDatabase};
-use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
 use sea_orm::{ConnectionTrait, Statement};
 
-const ROUTE: &str = "15550002222";
 const SENDS: i64 = 2000;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn start_sender(db_url: &str, sandbox_url: &str, prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_heydoc"))
-        .arg("sender")
-        .env("DATABASE_URL", db_url)
-        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-        .env("AMQP_URL", amqp_url())
-        .env("JWT_SECRET", "crash-test-secret")
-        .env("WHATSAPP_ACCESS_TOKEN", "crash-test-token")
-        .env("WHATSAPP_API_URL", sandbox_url)
-        .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
-        .env("WHATSAPP_MPS", "400")
-        .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
-        .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
-        .env("HEYDOC_SENDER__SENDING_LEASE_SECS", "3")
-        .env("HEYDOC_SENDER__RELAY_INTERVAL_MS", "100")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start heydoc sender")
-}
-
-async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
     let db = TestDatabase::create(Backend::Postgres).await.unwrap();
     let conn = db.conn.clone();
-    conn.execute_unprepared(&format!(
-        "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
-         SELECT (16660000000 + g)::text, '', false, '{{}}'::json, now(), 1, 0, now(), now() FROM generate_series(1, {SENDS}) g;
-         INSERT INTO messages (contact_id, direction, sender_phone, receiver_phone, message_type, message_text, timestamp,
-                               is_read, status, attempts, origin, updated_at)
-         SELECT id, 'outgoing', '{ROUTE}', phone, 'text', 'crash test', now(), true, 'queued', 0, 'api', now() FROM contacts;"
-    ))
-    .await
-    .unwrap();
-
-    let sandbox = Sandbox::new(SandboxConfig {
-        webhook_url: None,
-        app_secret: secrecy::SecretString::from("unused"),
-        display_phone_number: ROUTE.into(),
-        knobs: SandboxKnobs {
-            latency_ms: 20,
-            status_webhooks: false,
-            ..SandboxKnobs::default()
-        },
-    });
-    let sandbox_url = format!(
-        "http://{}",
-        sandbox.clone().spawn("127.0.0.1:0").await.unwrap()
-    );
+    seed_sends(&conn, 16660000000, SENDS).await;
+    let (sandbox, sandbox_url) = sandbox(20).await;
     let prefix = format!("heydoc-crash-{}", uuid::Uuid::new_v4().simple());
 
-    let mut first = start_sender(&db.url, &sandbox_url, &prefix);
+    let mut first = start_sender(&db.url, &sandbox_url, &prefix, &[]);
     // Let it get well into the run, then kill it without warning.
     let started = Instant::now();
     while sandbox.stats().accepted < 400 && started.elapsed() < Duration::from_secs(60) {
@@ -94,7 +37,7 @@ async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
         "the sender finished before it could be killed"
     );
 
-    let mut second = start_sender(&db.url, &sandbox_url, &prefix);
+    let mut second = start_sender(&db.url, &sandbox_url, &prefix, &[]);
     let started = Instant::now();
     loop {
         let open = count(
@@ -151,20 +94,22 @@ async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
     );
 }
 
-fn start_scheduler(db_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_heydoc"))
-        .arg("scheduler")
-        .env("DATABASE_URL", db_url)
-        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-        .env("JWT_SECRET", "crash-test-secret")
-        .env("HEYDOC_SCHEDULER__TICK_MS", "100")
-        .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
-        .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start heydoc scheduler")
+fn start_scheduler(db_url: &str) -> Process {
+    Process::new(
+        Command::new(env!("CARGO_BIN_EXE_heydoc"))
+            .arg("scheduler")
+            .env("DATABASE_URL", db_url)
+            .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
+            .env("JWT_SECRET", "crash-test-secret")
+            .env("HEYDOC_SCHEDULER__TICK_MS", "100")
+            .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
+            .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start heydoc scheduler"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,7 @@ pub enum SchedulerError {
 
 /// Ticks until `shutdown`: claim what is due, then fan out what is waiting.
 pub async fn run(ctx: SchedulerContext, shutdown: CancellationToken) -> Result<(), SchedulerError> {
+    heydoc_telemetry::metrics::install();
     let period = Duration::from_millis(ctx.settings.tick_ms.max(20));
     tracing::info!(tick_ms = ctx.settings.tick_ms, "scheduler started");
     loop {

@@ -32,6 +32,7 @@ pub struct SenderContext {
 /// Runs the relay, the reconciler and the send loop until `shutdown` is cancelled, then lets
 /// in-flight sends finish within the configured grace period.
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
+    heydoc_telemetry::metrics::install();
     let ticks = relay::start(ctx.clone(), shutdown.clone()).await?;
     let result = worker::run(ctx.clone(), shutdown.clone()).await;
     ticks.stop().await;

@@ -28,6 +28,12 @@ const BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Installs the process's recorder (idempotent). Call it before the first metric moves:
+/// values recorded before it are lost.
+pub fn install() {
+    handle();
+}
+
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {

@@ -51,6 +51,7 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Telemetry> {
         Some(protocol) => Some(otlp_provider(service, protocol)?),
     };
     install(format, provider.clone());
+    crate::metrics::install();
     if let Some(endpoint) = otlp_endpoint() {
         tracing::info!(%endpoint, "exporting traces over OTLP");
     }

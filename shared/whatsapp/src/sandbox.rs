@@ -91,6 +91,9 @@ pub struct SandboxStats {
     pub webhooks_failed: u64,
     /// The text parameters of the last template each recipient was sent.
     pub template_params: BTreeMap<String, Vec<String>>,
+    /// The last `traceparent` headers the message calls carried (at most 1,000), so the
+    /// propagation of traces to the Cloud API can be seen.
+    pub traceparents: Vec<String>,
 }
 
 struct Inner {
@@ -188,6 +191,14 @@ impl Sandbox {
         if let Some(cb) = callback {
             *c.stats.by_callback.entry(cb.to_string()).or_default() += 1;
         }
+    }
+
+    fn note_traceparent(&self, traceparent: &str) {
+        let seen = &mut lock(&self.inner.stats).stats.traceparents;
+        if seen.len() >= 1000 {
+            seen.remove(0);
+        }
+        seen.push(traceparent.to_string());
     }
 
     fn count_error(&self, code: &str) {
@@ -319,6 +330,9 @@ async fn send_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        sandbox.note_traceparent(tp);
+    }
     let knobs = sandbox.config().knobs;
     if knobs.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;

@@ -1,0 +1,122 @@
+//! What the process tests share: the real `heydoc sender` process, a sandbox to send to, and
+//! queued sends seeded straight into the database.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+
+use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+pub const ROUTE: &str = "15550002222";
+
+/// A child process killed when dropped, so a failed test leaves no process behind.
+pub struct Process(Child);
+
+impl Process {
+    pub fn new(child: Child) -> Self {
+        Self(child)
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `heydoc sender` on its own queues (`prefix`), sending to `sandbox_url`; `extra` adds or
+/// overrides environment variables.
+pub fn start_sender(
+    db_url: &str,
+    sandbox_url: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
+    command
+        .arg("sender")
+        .env("DATABASE_URL", db_url)
+        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
+        .env("AMQP_URL", amqp_url())
+        .env("JWT_SECRET", "process-test-secret")
+        .env("WHATSAPP_ACCESS_TOKEN", "process-test-token")
+        .env("WHATSAPP_API_URL", sandbox_url)
+        .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
+        .env("WHATSAPP_MPS", "400")
+        .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
+        .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
+        .env("HEYDOC_SENDER__SENDING_LEASE_SECS", "3")
+        .env("HEYDOC_SENDER__RELAY_INTERVAL_MS", "100")
+        .env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    Process::new(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start heydoc sender"),
+    )
+}
+
+/// A sandbox answering after `latency_ms`, posting no webhooks; returns it and its URL.
+pub async fn sandbox(latency_ms: u64) -> (Sandbox, String) {
+    let sandbox = Sandbox::new(SandboxConfig {
+        webhook_url: None,
+        app_secret: secrecy::SecretString::from("unused"),
+        display_phone_number: ROUTE.into(),
+        knobs: SandboxKnobs {
+            latency_ms,
+            status_webhooks: false,
+            ..SandboxKnobs::default()
+        },
+    });
+    let url = format!(
+        "http://{}",
+        sandbox.clone().spawn("127.0.0.1:0").await.unwrap()
+    );
+    (sandbox, url)
+}
+
+/// `n` contacts from `first_phone` on, each with one queued text message.
+pub async fn seed_sends(db: &DatabaseConnection, first_phone: i64, n: i64) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
+         SELECT ({first_phone} + g)::text, '', false, '{{}}'::json, now(), 1, 0, now(), now() FROM generate_series(1, {n}) g;
+         INSERT INTO messages (contact_id, direction, sender_phone, receiver_phone, message_type, message_text, timestamp,
+                               is_read, status, attempts, origin, updated_at)
+         SELECT id, 'outgoing', '{ROUTE}', phone, 'text', 'process test', now(), true, 'queued', 0, 'api', now() FROM contacts;"
+    ))
+    .await
+    .unwrap();
+}
+
+pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
