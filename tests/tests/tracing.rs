@@ -114,6 +114,18 @@ async fn an_api_send_is_one_trace_from_the_request_through_rabbitmq_to_the_cloud
         (statuses >= 2).then_some(all)
     })
     .await;
+    // ... as children of the sender's span (its context is stored when it claims the row).
+    for status in ["delivered", "read"] {
+        let span = all
+            .iter()
+            .find(|s| s.name == format!("whatsapp status {status}"))
+            .unwrap_or_else(|| panic!("no {status} span"));
+        assert_eq!(
+            span.parent_span_id,
+            process.span_context.span_id(),
+            "the {status} webhook continues the send"
+        );
+    }
 
     let server = all
         .iter()

@@ -20,10 +20,28 @@ fn route_of(req: &Request) -> String {
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string())
 }
 
-/// `TraceLayer`'s span for one request.
+/// The method, or `_OTHER` for a non-standard one (any token is a valid method: labels and
+/// span names must not grow with what clients make up).
+fn method_of(req: &Request) -> &'static str {
+    use axum::http::Method;
+    match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `TraceLayer`'s span for one request. The raw path is left out: it can hold phone numbers.
 pub fn request_span(req: &Request) -> tracing::Span {
     let route = route_of(req);
-    let method = req.method().as_str();
+    let method = method_of(req);
     let span = tracing::info_span!(
         "request",
         otel.name = %format!("{method} {route}"),
@@ -31,7 +49,6 @@ pub fn request_span(req: &Request) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
         http.route = %route,
-        url.path = %req.uri().path(),
         http.response.status_code = tracing::field::Empty,
     );
     heydoc_telemetry::propagation::set_parent(&span, &trace_headers(req.headers()));
@@ -62,11 +79,11 @@ fn trace_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 /// Counts every request and times it, by method, route and status.
 pub async fn track(req: Request, next: Next) -> axum::response::Response {
     let route = route_of(&req);
-    let method = req.method().as_str().to_string();
+    let method = method_of(&req);
     let started = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
         .increment(1);

@@ -153,7 +153,17 @@ async fn export_through(
         .status()
         .unwrap();
     assert!(term.success());
-    let exit = heydoc.wait().unwrap();
+    let stopping = Instant::now();
+    let exit = loop {
+        if let Some(status) = heydoc.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(30),
+            "heydoc did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(exit.success(), "{exit}");
     let _ = std::fs::remove_dir_all(&data);
     received.spans()

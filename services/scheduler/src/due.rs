@@ -44,8 +44,15 @@ pub async fn claim_due(
     for s in &due {
         plan.fire(s, now, catch_up);
     }
-    plan.write(&txn, now).await?;
+    let observed = plan.write(&txn, now).await?;
     txn.commit().await?;
+    // Counted once committed: a batch that rolls back is claimed (and counted) again.
+    for (state, lateness) in observed {
+        metrics::counter!(heydoc_telemetry::metrics::OCCURRENCES, "state" => state).increment(1);
+        if let Some(late) = lateness {
+            metrics::histogram!(heydoc_telemetry::metrics::SCHEDULER_LATENESS).record(late);
+        }
+    }
     Ok(due.len())
 }
 
@@ -92,10 +99,6 @@ impl FirePlan {
                 tracing::warn!(schedule_id = s.id, %fire_at, "run missed by more than the catch-up window: skipped")
             });
         }
-        let late = (now - fire_at).to_std().unwrap_or_default();
-        metrics::histogram!(heydoc_telemetry::metrics::SCHEDULER_LATENESS)
-            .record(late.as_secs_f64());
-        metrics::counter!(heydoc_telemetry::metrics::OCCURRENCES, "state" => state).increment(1);
         self.occurrences.push((s.id, fire_at, state, trace_context));
         let fired = s.occurrence_count + i32::from(!missed);
         let mut next = recurrence.next_after(s.scheduled_time, tz, fire_at);
@@ -106,8 +109,6 @@ impl FirePlan {
                 break;
             }
             self.occurrences.push((s.id, n, STATE_SKIPPED, None));
-            metrics::counter!(heydoc_telemetry::metrics::OCCURRENCES, "state" => STATE_SKIPPED)
-                .increment(1);
             skips += 1;
             next = recurrence.next_after(s.scheduled_time, tz, n);
         }
@@ -127,11 +128,25 @@ impl FirePlan {
         });
     }
 
+    /// Writes the batch; returns, per occurrence, its state and (for the run that fired) how
+    /// late it was, in seconds, for the metrics.
     async fn write(
         self,
         txn: &impl ConnectionTrait,
         now: DateTime<Utc>,
-    ) -> Result<(), SchedulerError> {
+    ) -> Result<Vec<(&'static str, Option<f64>)>, SchedulerError> {
+        let observed = self
+            .occurrences
+            .iter()
+            .enumerate()
+            .map(|(i, (schedule_id, fire_at, state, _))| {
+                // The first occurrence of each schedule in the batch is the run it fired for.
+                let first = i == 0 || self.occurrences[i - 1].0 != *schedule_id;
+                let late =
+                    first.then(|| (now - *fire_at).to_std().unwrap_or_default().as_secs_f64());
+                (*state, late)
+            })
+            .collect();
         // Invariant 3: unique on (schedule, fire time); a run already recorded stays as it is.
         for chunk in self.occurrences.chunks(OCCURRENCE_INSERT_CHUNK) {
             let rows =
@@ -164,7 +179,7 @@ impl FirePlan {
                 .await?;
         }
         if self.advances.is_empty() {
-            return Ok(());
+            return Ok(observed);
         }
         let mut count = CaseStatement::new();
         let mut next = CaseStatement::new();
@@ -187,7 +202,7 @@ impl FirePlan {
             .filter(schedule::Column::Id.is_in(self.advances.iter().map(|a| a.id)))
             .exec(txn)
             .await?;
-        Ok(())
+        Ok(observed)
     }
 }
 

@@ -67,13 +67,29 @@ pub fn db_system(db: &impl ConnectionTrait) -> &'static str {
     }
 }
 
-/// The stored trace contexts of the claimed rows' occurrences (campaign deliveries link to them).
+/// (delivery id, `traceparent`) of each job's span, when traces are recorded.
+pub fn contexts(received: &[Received], spans: &[tracing::Span]) -> Vec<(i64, String)> {
+    if !heydoc_telemetry::enabled() {
+        return Vec::new();
+    }
+    received
+        .iter()
+        .zip(spans)
+        .filter_map(|(r, span)| {
+            let id = r.job.as_ref().ok()?.delivery_id;
+            Some((id, heydoc_telemetry::propagation::traceparent_of(span)?))
+        })
+        .collect()
+}
+
+/// The stored trace contexts of the claimed rows' occurrences (campaign deliveries link to
+/// them); nothing is read when traces are not recorded.
 pub async fn occurrence_contexts(
     db: &DatabaseConnection,
     rows: &[message::Model],
 ) -> HashMap<i64, String> {
     let ids: Vec<i64> = rows.iter().filter_map(|r| r.occurrence_id).collect();
-    if ids.is_empty() {
+    if ids.is_empty() || !heydoc_telemetry::enabled() {
         return HashMap::new();
     }
     let found: Result<Vec<(i64, Option<String>)>, _> = occurrence::Entity::find()

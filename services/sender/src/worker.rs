@@ -95,8 +95,10 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             .iter()
             .filter_map(|r| r.job.as_ref().ok().map(|j| j.delivery_id))
             .collect();
+        // Stored with the rows, the spans' contexts make the status webhooks their children.
+        let traces = trace::contexts(&valid, &spans);
         let claims = trace::children(&spans, |parent| trace::claim_span(parent, &ctx.db));
-        let claimed = deliveries::claim(&ctx.db, &ids, Utc::now()).await;
+        let claimed = deliveries::claim(&ctx.db, &ids, &traces, Utc::now()).await;
         drop(claims);
         let claimed = match claimed {
             Ok(rows) => rows,
@@ -135,10 +137,8 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
             tokio::spawn(
                 async move {
-                    let mut result = send_one(&ctx, &pacer, row, recipient).await;
+                    let result = send_one(&ctx, &pacer, row, recipient).await;
                     trace::record_outcome(&tracing::Span::current(), &result.outcome);
-                    result.trace_context =
-                        heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current());
                     let _ = done.send((result, r)).await;
                     drop(permit);
                 }
@@ -299,7 +299,6 @@ async fn send_one(
         contact_id: row.contact_id,
         outcome,
         suppress,
-        trace_context: None,
     };
     let in_window = recipient.as_ref().map(|r| r.in_window);
     let content = match content(&row, in_window, ctx.settings.window_policy) {

@@ -12,23 +12,43 @@ use sea_orm::{
 
 use crate::Result;
 
-/// Outgoing messages by status.
-pub async fn count_by_status(db: &DatabaseConnection) -> Result<Vec<(String, i64)>> {
+/// The statuses of outgoing messages not finished yet.
+pub const IN_FLIGHT: [MessageStatus; 3] = [
+    MessageStatus::Queued,
+    MessageStatus::Sending,
+    MessageStatus::Retrying,
+];
+
+/// Outgoing messages not finished yet, by status (every status of `IN_FLIGHT`, zeros included).
+/// Finished ones are not counted: that would scan the whole history.
+pub async fn count_in_flight(db: &DatabaseConnection) -> Result<Vec<(&'static str, i64)>> {
     let rows = db
         .query_all(Statement::from_string(
             db.get_database_backend(),
-            "SELECT status, COUNT(*) FROM messages WHERE direction = 'outgoing' GROUP BY status",
+            "SELECT status, COUNT(*) FROM messages
+             WHERE status IN ('queued', 'sending', 'retrying') AND direction = 'outgoing'
+             GROUP BY status",
         ))
         .await?;
-    rows.iter()
+    let found: Vec<(String, i64)> = rows
+        .iter()
         .map(|r| {
             Ok((
                 r.try_get_by_index::<String>(0)?,
                 r.try_get_by_index::<i64>(1)?,
             ))
         })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()
-        .map_err(Into::into)
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    Ok(IN_FLIGHT
+        .iter()
+        .map(|s| {
+            let n = found
+                .iter()
+                .find(|(f, _)| f == s.as_str())
+                .map_or(0, |(_, n)| *n);
+            (s.as_str(), n)
+        })
+        .collect())
 }
 
 /// A row leased for publishing: its id and the trace context its job carries on.
@@ -164,17 +184,32 @@ pub async fn reconcile(
 }
 
 /// Claims rows for sending (invariant 2): only rows still queued or retrying move to `sending`,
-/// so a duplicate job finds nothing to claim. Returns the claimed rows.
+/// so a duplicate job finds nothing to claim. `traces` (delivery id to `traceparent`) are the
+/// sender's spans: stored with the rows, they make the status webhooks children of the send.
+/// Returns the claimed rows.
 pub async fn claim(
     db: &DatabaseConnection,
     ids: &[i64],
+    traces: &[(i64, String)],
     now: DateTime<Utc>,
 ) -> Result<Vec<message::Model>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let update = || {
-        message::Entity::update_many()
+        let mut update = message::Entity::update_many();
+        if !traces.is_empty() {
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for (id, traceparent) in traces {
+                case = case.case(message::Column::Id.eq(*id), traceparent.as_str());
+            }
+            update = update.col_expr(
+                message::Column::TraceContext,
+                case.finally(Expr::col(message::Column::TraceContext))
+                    .into(),
+            );
+        }
+        update
             .col_expr(
                 message::Column::Status,
                 Expr::value(MessageStatus::Sending.as_str()),
@@ -329,8 +364,6 @@ pub struct SendResult {
     pub outcome: Outcome,
     /// Stop messaging this contact, and why (131050, 131026).
     pub suppress: Option<String>,
-    /// The sender's span for this send: status webhooks continue its trace.
-    pub trace_context: Option<String>,
 }
 
 /// Writes a batch of results in one transaction. On PostgreSQL the messages are updated with
@@ -357,11 +390,9 @@ pub async fn record(
                     last_error_reason = v.reason,
                     next_attempt_at = v.next_at,
                     enqueued_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE m.enqueued_at END,
-                    trace_context = COALESCE(v.trace, m.trace_context),
                     updated_at = $2
                  FROM json_to_recordset($1::json)
-                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz,
-                         trace text)
+                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz)
                  WHERE m.id = v.id AND m.status = 'sending'",
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
             ))
@@ -383,9 +414,6 @@ pub async fn record(
                     .filter(message::Column::Status.eq(MessageStatus::Sending.as_str()));
                 if let Some(w) = wamid {
                     update = update.col_expr(message::Column::MessageId, Expr::value(w));
-                }
-                if let Some(tc) = &r.trace_context {
-                    update = update.col_expr(message::Column::TraceContext, Expr::value(tc));
                 }
                 if matches!(r.outcome, Outcome::Retry { .. }) {
                     update = update.col_expr(
@@ -439,6 +467,5 @@ fn row_json(r: &SendResult) -> serde_json::Value {
         "code": code,
         "reason": reason,
         "next_at": next_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        "trace": r.trace_context,
     })
 }

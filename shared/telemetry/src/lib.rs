@@ -9,4 +9,4 @@ mod setup;
 
 #[cfg(feature = "testing")]
 pub use setup::init_for_tests;
-pub use setup::{init, Telemetry};
+pub use setup::{enabled, init, Telemetry};

@@ -51,6 +51,18 @@ pub fn handle() -> &'static PrometheusHandle {
             }
         };
         describe();
+        // Histograms keep their samples until upkeep drains them: without a scrape, memory
+        // would grow with every request and send.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         handle
     })
 }
@@ -95,7 +107,7 @@ fn describe() {
     describe_counter!(OCCURRENCES, "Occurrences recorded, by state");
     describe_gauge!(
         DELIVERIES,
-        "Outgoing messages by status (sampled by the sender's reconciler)"
+        "Outgoing messages not finished yet, by status: queued, sending, retrying (sampled by the sender's reconciler)"
     );
     describe_counter!(
         WEBHOOK_EVENTS,

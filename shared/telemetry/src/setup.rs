@@ -16,6 +16,18 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::log_format::{JsonWithTrace, TextWithTrace};
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,tower_http=info";
+/// What becomes a span: our own spans, not the libraries' (the exporter's own HTTP/2 traffic
+/// would trace itself, and every SQL statement would become an event on the hot paths).
+const TRACE_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,reqwest=off,\
+    sqlx=off,sea_orm=off,lapin=off,opentelemetry=off,opentelemetry_sdk=off,tokio_cron_scheduler=off";
+
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are recorded and exported in this process. Work done only for traces (reading
+/// a stored trace context) is skipped when they are not.
+pub fn enabled() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Keeps the tracer provider alive; `shutdown` flushes the spans still buffered.
 #[must_use = "dropping it without shutdown loses the last spans"]
@@ -86,12 +98,18 @@ fn install(format: LogFormat, provider: Option<SdkTracerProvider>) {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("heydoc"))
             .with_tracked_inactivity(false)
+            .with_filter(EnvFilter::new(TRACE_FILTER))
     });
+    let exporting = otel.is_some();
     // A second init (tests start several stacks in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
+    if tracing_subscriber::registry()
         .with(otel)
         .with(logs.with_filter(filter))
-        .try_init();
+        .try_init()
+        .is_ok()
+    {
+        EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn otlp_endpoint() -> Option<String> {

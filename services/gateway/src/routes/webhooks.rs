@@ -166,6 +166,9 @@ async fn status_span(db: &sea_orm::DatabaseConnection, update: &StatusUpdate) ->
         heydoc.status = update.status.as_str(),
         messaging.message.id = %update.wamid,
     );
+    if !heydoc_telemetry::enabled() {
+        return span;
+    }
     match chat::trace_context_of(db, update.delivery_id, &update.wamid).await {
         Ok(tc) => heydoc_telemetry::propagation::set_parent_traceparent(&span, tc.as_deref()),
         Err(e) => tracing::debug!(error = %e, "cannot read the send's trace context"),
