@@ -85,23 +85,8 @@ async fn sigterm_mid_load_finishes_in_flight_sends_within_the_grace_period_and_l
         );
     }
 
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let signalled = Instant::now();
-    let exit = loop {
-        if let Some(status) = first.try_wait().unwrap() {
-            break status;
-        }
-        // The grace period, and some slack for a loaded machine to write the last results.
-        assert!(
-            signalled.elapsed() < Duration::from_secs(GRACE_SECS + 10),
-            "the sender did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // The grace period, and some slack for a loaded machine to write the last results.
+    let exit = first.terminate(Duration::from_secs(GRACE_SECS + 10)).await;
     assert!(exit.success(), "a clean exit: {exit}");
     let at_stop = sandbox.stats().accepted;
     assert!(at_stop < SENDS as u64, "the sender finished before SIGTERM");

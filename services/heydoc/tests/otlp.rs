@@ -148,25 +148,19 @@ async fn export_through(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &heydoc.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let stopping = Instant::now();
-    let exit = loop {
-        if let Some(status) = heydoc.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(30),
-            "heydoc did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = heydoc.terminate(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit}");
     let _ = std::fs::remove_dir_all(&data);
     received.spans()
+}
+
+/// The three requests' spans arrived, under the configured service name.
+fn assert_request_spans(spans: &[(String, String)]) {
+    let requests = spans
+        .iter()
+        .filter(|(service, name)| service == "heydoc-otlp-test" && name == "GET /healthz")
+        .count();
+    assert!(requests >= 3, "{spans:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,14 +168,7 @@ async fn spans_are_exported_over_otlp_grpc() {
     let received = Received::default();
     let endpoint = grpc_receiver(received.clone()).await;
     let spans = export_through("grpc", &endpoint, &received).await;
-    assert!(
-        spans
-            .iter()
-            .filter(|(service, name)| service == "heydoc-otlp-test" && name == "GET /healthz")
-            .count()
-            >= 3,
-        "{spans:?}"
-    );
+    assert_request_spans(&spans);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,12 +176,5 @@ async fn spans_are_exported_over_otlp_http_protobuf() {
     let received = Received::default();
     let endpoint = http_receiver(received.clone()).await;
     let spans = export_through("http/protobuf", &endpoint, &received).await;
-    assert!(
-        spans
-            .iter()
-            .filter(|(service, name)| service == "heydoc-otlp-test" && name == "GET /healthz")
-            .count()
-            >= 3,
-        "{spans:?}"
-    );
+    assert_request_spans(&spans);
 }

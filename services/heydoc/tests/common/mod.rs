@@ -17,6 +17,26 @@ impl Process {
     pub fn new(child: Child) -> Self {
         Self(child)
     }
+
+    /// Sends SIGTERM and waits for the exit, failing the test after `limit`.
+    pub async fn terminate(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let signalled = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                signalled.elapsed() < limit,
+                "the process did not exit within {limit:?} of SIGTERM"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl std::ops::Deref for Process {
