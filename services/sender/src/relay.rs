@@ -87,55 +87,68 @@ async fn publish(ctx: &SenderContext, jobs: &[Job]) -> Result<(), heydoc_queue::
     Ok(())
 }
 
-/// Publishes what is waiting; returns how many jobs were confirmed.
+/// Publishes what is waiting; returns how many jobs were confirmed. Pipelined: while one
+/// batch waits for the broker's confirms, the next is leased from the database.
 pub async fn relay_once(ctx: &SenderContext) -> usize {
     let mut published = 0;
-    for _ in 0..MAX_BATCHES_PER_TICK {
-        let leased = match deliveries::lease_unrelayed(
-            &ctx.db,
-            ctx.settings.relay_batch,
-            Utc::now(),
-        )
-        .await
-        {
-            Ok(leased) => leased,
-            Err(e) => {
-                tracing::warn!(error = %e, "relay: cannot read the outbox");
-                return published;
-            }
-        };
-        if leased.is_empty() {
+    let mut batch = match lease(ctx).await {
+        Ok(b) => b,
+        Err(()) => return 0,
+    };
+    for round in 0..MAX_BATCHES_PER_TICK {
+        if batch.is_empty() {
             break;
         }
-        let ids: Vec<i64> = leased.iter().map(|l| l.id).collect();
-        // Each job carries on the trace its row was created in (or its previous attempt's).
-        let jobs: Vec<Job> = leased
-            .into_iter()
-            .map(|l| {
-                let mut job = Job::new(l.id);
-                if let Some(tc) = l.trace_context {
-                    job.headers
-                        .insert(heydoc_telemetry::propagation::TRACEPARENT.into(), tc);
-                }
-                job
-            })
-            .collect();
-        if let Err(e) = publish(ctx, &jobs).await {
+        let ids: Vec<i64> = batch.iter().map(|l| l.id).collect();
+        let full = ids.len() as u64 >= ctx.settings.relay_batch;
+        let more = full && round + 1 < MAX_BATCHES_PER_TICK;
+        let jobs = jobs_of(std::mem::take(&mut batch));
+        let (sent, next) = tokio::join!(publish(ctx, &jobs), async {
+            if more {
+                lease(ctx).await
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        let next = next.unwrap_or_default();
+        if let Err(e) = sent {
             tracing::warn!(error = %e, count = ids.len(), "relay: publish failed; the rows stay in the outbox");
-            if let Err(e) = deliveries::release(&ctx.db, &ids).await {
+            let mut leased = ids;
+            leased.extend(next.iter().map(|l| l.id));
+            if let Err(e) = deliveries::release(&ctx.db, &leased).await {
                 tracing::warn!(error = %e, "relay: cannot release leased rows; they return after the stale time");
             }
             return published;
         }
         published += ids.len();
-        if (ids.len() as u64) < ctx.settings.relay_batch {
-            break;
-        }
+        batch = next;
     }
     if published > 0 {
         tracing::debug!(published, "relay published");
     }
     published
+}
+
+/// The next batch of the outbox, or `Err` (logged) when the database cannot be read.
+async fn lease(ctx: &SenderContext) -> Result<Vec<deliveries::Leased>, ()> {
+    deliveries::lease_unrelayed(&ctx.db, ctx.settings.relay_batch, Utc::now())
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "relay: cannot read the outbox"))
+}
+
+/// Each job carries on the trace its row was created in (or its previous attempt's).
+fn jobs_of(leased: Vec<deliveries::Leased>) -> Vec<Job> {
+    leased
+        .into_iter()
+        .map(|l| {
+            let mut job = Job::new(l.id);
+            if let Some(tc) = l.trace_context {
+                job.headers
+                    .insert(heydoc_telemetry::propagation::TRACEPARENT.into(), tc);
+            }
+            job
+        })
+        .collect()
 }
 
 async fn reconcile_once(ctx: &SenderContext) {
