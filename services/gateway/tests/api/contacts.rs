@@ -137,4 +137,36 @@ async fn list_pages_searches_and_filters(backend: Backend) {
     assert_eq!(api.get("/api/contacts?cursor=garbage").await.0, 400);
 }
 
-on_both_backends!(contact_and_tag_lifecycle, list_pages_searches_and_filters);
+/// Attributes hold any JSON the database can give back as it was given: extreme numbers and
+/// unusual keys round-trip or are refused with a 422, never a 500.
+async fn extreme_attributes_round_trip(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let body = r#"{"phone": "15550111222", "attributes": {"max": 1.7976931348623157e+308,
+        "min": -1.7976931348623155e+308, "tiny": 4.274856602749018e-211, "big": 18446744073709551615,
+        "neg": -9223372036854775808, "\u0001key\u00e9": [[null, -4999, 2.952892644765569e-20]],
+        "nested": {"": true}}}"#;
+    let res = api
+        .client
+        .post(api.url("/api/contacts"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let created: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let (s, got) = api.get("/api/contacts/15550111222").await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["attributes"], created["data"]["attributes"]);
+    assert_eq!(got["attributes"]["max"], json!(f64::MAX));
+    let (s, list) = api.get("/api/contacts?search=15550111222").await;
+    assert_eq!(s, 200, "{list}");
+}
+
+on_both_backends!(
+    contact_and_tag_lifecycle,
+    list_pages_searches_and_filters,
+    extreme_attributes_round_trip
+);
