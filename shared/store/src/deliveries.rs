@@ -114,10 +114,14 @@ pub async fn mark_enqueued(
     if ids.is_empty() {
         return Ok(());
     }
+    // Only rows still waiting for this publish: a row the sender already took and handed
+    // back for a retry (enqueued_at reset) must stay visible to the relay, however late this
+    // confirm comes.
     message::Entity::update_many()
         .col_expr(message::Column::EnqueuedAt, Expr::value(now))
         .filter(message::Column::Id.is_in(ids.iter().copied()))
         .filter(message::Column::EnqueuedAt.is_null())
+        .filter(message::Column::Status.eq(MessageStatus::Queued.as_str()))
         .exec(db)
         .await?;
     Ok(())
@@ -183,8 +187,8 @@ pub async fn reconcile(
     Ok((requeued, unknown))
 }
 
-/// Claims rows for sending (invariant 2): only rows still queued or retrying move to `sending`,
-/// so a duplicate job finds nothing to claim. `traces` (delivery id to `traceparent`) are the
+/// Claims rows for sending (invariant 2): only rows still queued, or retrying and due, move to
+/// `sending`, so a duplicate job finds nothing to claim. `traces` (delivery id to `traceparent`) are the
 /// sender's spans: stored with the rows, they make the status webhooks children of the send.
 /// Returns the claimed rows.
 pub async fn claim(
@@ -221,10 +225,17 @@ pub async fn claim(
             .col_expr(message::Column::UpdatedAt, Expr::value(now))
             .filter(message::Column::Id.is_in(ids.iter().copied()))
             .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(message::Column::Status.is_in([
-                MessageStatus::Queued.as_str(),
-                MessageStatus::Retrying.as_str(),
-            ]))
+            // A retry only once its time has come: an early duplicate job must not jump
+            // Retry-After; the relay publishes the row again when it is due.
+            .filter(
+                Condition::any()
+                    .add(message::Column::Status.eq(MessageStatus::Queued.as_str()))
+                    .add(
+                        Condition::all()
+                            .add(message::Column::Status.eq(MessageStatus::Retrying.as_str()))
+                            .add(message::Column::NextAttemptAt.lte(now)),
+                    ),
+            )
             .filter(not_held())
     };
     if db.get_database_backend() == DatabaseBackend::Postgres {
