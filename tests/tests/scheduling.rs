@@ -325,3 +325,72 @@ async fn template_campaigns_fill_parameters_from_each_contact() {
         vec!["Ravi".to_string(), "Pune West".to_string()]
     );
 }
+
+/// Recipients and tags together, fanned out two contacts per chunk: the audience is their
+/// union once each, minus the opted-out, across every chunk boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_audience_fans_out_once_each_across_small_chunks() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
+        s.scheduler.fanout_chunk = 2
+    })
+    .await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let tagged: Vec<String> = (0..5).map(|i| format!("1555071{i:04}")).collect();
+    let tag = tagged_contacts(&api, "Mixed", tagged.iter().cloned()).await;
+    // Untagged: one listed recipient, one bystander.
+    for phone in ["15550719000", "15550719001"] {
+        assert_eq!(
+            api.post("/api/contacts", &json!({"phone": phone})).await.0,
+            201
+        );
+    }
+    let (s, _) = api
+        .put(
+            &format!("/api/contacts/{}", tagged[4]),
+            &json!({"opted_out": true}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Two listed recipients are tagged too; one is not a contact yet.
+    let recipients = [
+        tagged[0].as_str(),
+        tagged[3].as_str(),
+        "15550719000",
+        "15550719999",
+    ];
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "mixed", "tag_ids": [tag], "recipients": recipients, "scheduled_time": soon()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let expected: Vec<&str> = vec![
+        &tagged[0],
+        &tagged[1],
+        &tagged[2],
+        &tagged[3],
+        "15550719000",
+        "15550719999",
+    ];
+    eventually(LIMIT, "six sends", || {
+        let stack = &stack;
+        async move { (stack.sandbox.stats().accepted >= 6).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = stack.sandbox.stats();
+    let mut got: Vec<&str> = stats.by_recipient.keys().map(String::as_str).collect();
+    got.sort_unstable();
+    let mut want = expected.clone();
+    want.sort_unstable();
+    assert_eq!(
+        got, want,
+        "the union of recipients and tag, minus the opted-out"
+    );
+    assert!(stats.by_recipient.values().all(|&n| n == 1), "{stats:?}");
+    let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+    assert_eq!(detail["occurrences"][0]["planned"], 6, "{detail}");
+}
