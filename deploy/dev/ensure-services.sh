@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the servers the tests need are answering: PostgreSQL (TEST_DATABASE_URL, default
+# Makes sure what the tests need is there: Chromium and ChromeDriver for the browser tests, and
+# answering servers: PostgreSQL (TEST_DATABASE_URL, default
 # 127.0.0.1:5432, user postgres, trust auth) and RabbitMQ (TEST_AMQP_URL, default
 # 127.0.0.1:5672, guest/guest). Starts a local server that is installed but stopped;
 # on a bare Debian/Ubuntu machine, as root, installs it with apt-get first; anywhere else stops
@@ -64,7 +65,21 @@ ensure_rabbitmq() {
   command -v rabbitmqctl >/dev/null 2>&1 && wait_until 60 rabbitmqctl -q await_startup || true
 }
 
+# The dashboard's browser tests drive Debian's headless Chromium through chromedriver
+# (CHROMIUM and CHROMEDRIVER override where they are).
+ensure_chromium() {
+  local driver=${CHROMEDRIVER:-/usr/bin/chromedriver} browser=${CHROMIUM:-/usr/bin/chromium}
+  if [ -x "$driver" ] && [ -x "$browser" ]; then return 0; fi
+  can_apt || die "Chromium and ChromeDriver are missing ($browser, $driver): install Debian's chromium and chromium-driver (or set CHROMIUM and CHROMEDRIVER)"
+  say "installing Chromium and ChromeDriver with apt-get"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+  [ -x "$driver" ] && [ -x "$browser" ] || die "apt-get did not install $browser and $driver"
+}
+
 ensure_postgres
 say "PostgreSQL answers at $PG_HOST:$PG_PORT"
 ensure_rabbitmq
 say "RabbitMQ answers at $AMQP_HOST:$AMQP_PORT"
+ensure_chromium
+say "Chromium and ChromeDriver are installed"

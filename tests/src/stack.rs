@@ -165,11 +165,53 @@ impl Stack {
         self.schedulers.push((stop, handle));
     }
 
+    /// Another gateway on the same database and secrets, as a second replica would be; the
+    /// sandbox's webhooks keep going to the first.
+    pub async fn spawn_gateway_replica(&self) -> Replica {
+        let db = heydoc_store::connect(&self.app.db.url, 4)
+            .await
+            .expect("replica pool");
+        let secret = self
+            .settings
+            .jwt_secret()
+            .cloned()
+            .expect("test JWT secret");
+        let state = heydoc_gateway::AppState::new(self.settings.clone(), db, &secret);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = heydoc_gateway::serve(listener, state, token.cancelled_owned()).await;
+        });
+        Replica { addr, stop, task }
+    }
+
     pub async fn stop_sender(&mut self) {
         if let Some((stop, handle)) = self.sender.take() {
             stop.cancel();
             let _ = handle.await;
         }
+    }
+}
+
+/// A second gateway serving the same database.
+pub struct Replica {
+    pub addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }
 

@@ -101,10 +101,10 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
+impl ApiError {
+    /// What the caller is told: internal details are logged, never shown.
+    pub fn public_message(&self) -> String {
+        match self {
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 "internal server error".to_string()
@@ -114,7 +114,14 @@ impl IntoResponse for ApiError {
                 self.to_string()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = self.public_message();
         let body = ErrorBody {
             success: false,
             message,

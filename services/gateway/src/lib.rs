@@ -8,6 +8,7 @@ pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
             get(scheduled::list).post(scheduled::create),
         )
         .route("/scheduled-messages/pending", get(scheduled::pending))
+        .route("/scheduled-messages/preview", post(scheduled::preview))
         .route(
             "/scheduled-messages/{id}",
             get(scheduled::get).delete(scheduled::delete),
@@ -74,14 +76,21 @@ pub fn app(state: AppState) -> Router {
             "/scheduled-messages/{id}/deliveries",
             get(scheduled::deliveries_of),
         )
+        .route("/events", get(ui::live::events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,
         ));
 
     Router::new()
-        .route("/register", post(auth_routes::register))
-        .route("/login", post(auth_routes::login))
+        .route(
+            "/register",
+            get(ui::auth_pages::register).post(auth_routes::register),
+        )
+        .route(
+            "/login",
+            get(ui::auth_pages::login).post(auth_routes::login),
+        )
         .route("/logout", get(auth_routes::logout))
         .route(
             "/webhooks/whatsapp",
@@ -91,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics))
         .nest("/api", api)
+        .merge(ui::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -138,6 +148,8 @@ pub async fn serve(
         shutdown.await;
         let _ = signalled.send(true);
     };
+    let mut state = state;
+    state.stopping = Some(on_signal.clone());
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use heydoc_config::Settings;
+use heydoc_store::live::{LiveFeed, LivePublisher};
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 
@@ -28,17 +29,26 @@ pub struct AppState {
     pub outbox: Option<Outbox>,
     /// Wakes an in-process scheduler when a schedule is created (`heydoc all`).
     pub scheduler_wake: Option<Arc<tokio::sync::Notify>>,
+    /// Tells every gateway's dashboards that a chat changed (coalesced).
+    pub live: LivePublisher,
+    /// The events this gateway's dashboards receive; started by the first dashboard to connect.
+    pub live_feed: Arc<tokio::sync::OnceCell<LiveFeed>>,
+    /// Turns true when the server begins to shut down (long-lived streams end then).
+    pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl AppState {
     /// `jwt_secret` is the signing key; the caller decides where it comes from (configured, or
     /// generated in the embedded mode).
+    /// Must be called inside a tokio runtime (it starts the live-event publisher).
     pub fn new(settings: Settings, db: DatabaseConnection, jwt_secret: &SecretString) -> Self {
         let limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_user,
             settings.auth.login_attempts_per_minute_per_ip,
         );
         Self {
+            live: LivePublisher::spawn(db.clone()),
+            live_feed: Arc::default(),
             db,
             tokens: Arc::new(TokenKeys::new(jwt_secret)),
             login_limiter: Arc::new(limiter),
@@ -48,6 +58,7 @@ impl AppState {
             settings: Arc::new(settings),
             outbox: None,
             scheduler_wake: None,
+            stopping: None,
         }
     }
 
@@ -102,6 +113,13 @@ impl AppState {
             }
         };
         tokio::spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// The live events every gateway replica hears (started on first use).
+    pub async fn live_feed(&self) -> Result<&LiveFeed, heydoc_store::StoreError> {
+        self.live_feed
+            .get_or_try_init(|| LiveFeed::start(&self.db))
+            .await
     }
 
     /// How our own number appears in the chat log: the configured phone number id, or

@@ -206,7 +206,9 @@ async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> any
     ));
     let mut state = AppState::new(settings, db, &jwt_secret).with_outbox(Outbox { bus, route });
     state.scheduler_wake = Some(wake);
-    tracing::info!("HeyDoc is running: open http://{gateway_addr}/docs");
+    tracing::info!(
+        "HeyDoc is running: open http://{gateway_addr}/ in a browser (API docs at /docs)"
+    );
     let served = heydoc_gateway::serve(listener, state, shutdown_signal()).await;
     stop.cancel();
     match sender.await {

@@ -399,6 +399,7 @@ async fn send_one(
 /// Records results in batches, then acks their jobs: a job is only acked once its result is in
 /// the database.
 async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
+    let live = heydoc_store::live::LivePublisher::spawn(db.clone());
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + WRITE_LINGER;
@@ -412,7 +413,13 @@ async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
         let mut attempt = 0u32;
         loop {
             match deliveries::record(&db, &results, Utc::now()).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    live.publish_all(
+                        heydoc_store::live::LiveKind::Status,
+                        results.iter().map(|r| r.contact_id),
+                    );
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     tracing::warn!(error = %e, attempt, "writing send results failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

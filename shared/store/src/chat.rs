@@ -208,6 +208,17 @@ pub async fn apply_status(
     Ok(by_id.rows_affected > 0)
 }
 
+/// The contact whose chat holds the message with this wamid.
+pub async fn contact_of(db: &impl ConnectionTrait, wamid: &str) -> Result<Option<i32>> {
+    Ok(message::Entity::find()
+        .select_only()
+        .column(message::Column::ContactId)
+        .filter(message::Column::MessageId.eq(wamid))
+        .into_tuple()
+        .one(db)
+        .await?)
+}
+
 /// The stored trace context of the outgoing message a status concerns.
 pub async fn trace_context_of(
     db: &impl ConnectionTrait,

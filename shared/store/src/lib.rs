@@ -5,6 +5,7 @@ pub mod chat;
 pub mod connect;
 pub mod contacts;
 pub mod deliveries;
+pub mod live;
 
 pub use connect::{connect, migrate, ping, record_pool_metrics};
 pub use heydoc_entity as entity;
@@ -19,6 +20,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("live events: {0}")]
+    Listen(#[from] sqlx::Error),
+    #[error("live events: cannot encode: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -375,6 +375,46 @@ pub async fn create(
     ))
 }
 
+/// The next runs a schedule would have, before it is saved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewOut {
+    /// The time zone the runs follow.
+    pub timezone: String,
+    /// Up to five next runs, in UTC (fewer when the schedule ends sooner).
+    pub next_runs: Vec<DateTime<Utc>>,
+    /// The same runs as local times in `timezone` (`2030-01-16 09:00 IST`).
+    pub next_runs_local: Vec<String>,
+}
+
+/// How many runs a preview shows.
+const PREVIEW_RUNS: usize = 5;
+
+/// Checks a schedule's timing as `POST /api/scheduled-messages` would and answers with its next
+/// runs, saving nothing: what the dashboard shows before "Schedule". The rest of a create
+/// body may be sent along; it is ignored.
+#[utoipa::path(
+    post, path = "/api/scheduled-messages/preview", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    request_body = TimingRequest,
+    responses(
+        (status = 200, body = PreviewOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn preview(Json(body): Json<TimingRequest>) -> ApiResult<axum::Json<PreviewOut>> {
+    let timing = Timing::check(&body, Utc::now())?;
+    let tz = parse_time_zone(&timing.timezone)?;
+    let next_runs = timing.runs().take(PREVIEW_RUNS).collect::<Vec<_>>();
+    let next_runs_local = next_runs
+        .iter()
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+        .collect();
+    Ok(axum::Json(PreviewOut {
+        timezone: timing.timezone,
+        next_runs,
+        next_runs_local,
+    }))
+}
+
 /// Deletes a scheduled message; deliveries already made stay in the chat log.
 #[utoipa::path(
     delete, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
@@ -536,7 +576,67 @@ impl Plan {
                 "the audience is empty: give recipients, tag_ids, or both",
             ));
         }
-        let timezone = body.timezone.unwrap_or_else(|| "UTC".into());
+        let Timing {
+            scheduled_time,
+            recurrence,
+            timezone,
+            end_time,
+            max_occurrences,
+            first_run,
+        } = Timing::check(
+            &TimingRequest {
+                scheduled_time: body.scheduled_time,
+                recurrence: body.recurrence,
+                timezone: body.timezone,
+                end_time: body.end_time,
+                max_occurrences: body.max_occurrences,
+            },
+            now,
+        )?;
+        Ok(Self {
+            message,
+            template,
+            recipients,
+            tag_ids,
+            scheduled_time,
+            recurrence,
+            timezone,
+            end_time,
+            max_occurrences,
+            first_run,
+        })
+    }
+}
+
+/// When a schedule runs: the part of a create request the preview checks on its own.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TimingRequest {
+    /// As in `POST /api/scheduled-messages`.
+    #[schema(example = "2030-01-16T09:00")]
+    pub scheduled_time: String,
+    #[serde(default)]
+    pub recurrence: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+    #[serde(default)]
+    pub max_occurrences: Option<i32>,
+}
+
+/// A schedule's timing that passed every check.
+struct Timing {
+    scheduled_time: DateTime<Utc>,
+    recurrence: Recurrence,
+    timezone: String,
+    end_time: Option<DateTime<Utc>>,
+    max_occurrences: Option<i32>,
+    first_run: DateTime<Utc>,
+}
+
+impl Timing {
+    fn check(body: &TimingRequest, now: DateTime<Utc>) -> ApiResult<Self> {
+        let timezone = body.timezone.clone().unwrap_or_else(|| "UTC".into());
         let tz = parse_time_zone(timezone.trim())?;
         let recurrence = Recurrence::parse(body.recurrence.as_deref())?;
         let scheduled_time = parse_time("scheduled_time", &body.scheduled_time, tz)?;
@@ -571,10 +671,6 @@ impl Plan {
             }
         }
         Ok(Self {
-            message,
-            template,
-            recipients,
-            tag_ids,
             scheduled_time,
             recurrence,
             timezone: tz.name().to_string(),
@@ -582,6 +678,19 @@ impl Plan {
             max_occurrences: body.max_occurrences,
             first_run,
         })
+    }
+
+    /// Every run, in order, within the end time and the occurrence limit.
+    fn runs(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let tz = parse_time_zone(&self.timezone).ok();
+        let limit = self
+            .max_occurrences
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(0));
+        std::iter::successors(Some(self.first_run), move |&last| {
+            tz.and_then(|tz| self.recurrence.next_after(self.scheduled_time, tz, last))
+        })
+        .take_while(move |t| self.end_time.is_none_or(|end| *t <= end))
+        .take(limit)
     }
 }
 

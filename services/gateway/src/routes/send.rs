@@ -134,6 +134,9 @@ pub async fn send_message(
     chat::bump_counters(&txn, contact.id, &body.message, now, false).await?;
     txn.commit().await?;
     state.publish_after_commit(vec![inserted.id]);
+    state
+        .live
+        .publish(heydoc_store::live::LiveKind::Message, contact.id);
     tracing::info!(message_id = inserted.id, "message queued");
     Ok(axum::Json(Envelope::ok(
         inserted.into(),

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use heydoc_config::WhatsAppSettings;
 use heydoc_domain::{MessageStatus, Phone};
 use heydoc_store::chat::{self, Inbound, StatusUpdate};
+use heydoc_store::live::LiveKind;
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -130,10 +131,8 @@ pub async fn receive(
                 continue;
             };
             metrics::counter!(WEBHOOK_EVENTS, "kind" => "message").increment(1);
-            if chat::record_inbound(&state.db, &inbound, now)
-                .await?
-                .is_some()
-            {
+            if let Some(stored) = chat::record_inbound(&state.db, &inbound, now).await? {
+                state.live.publish(LiveKind::Message, stored.contact_id);
                 out.messages += 1;
             }
         }
@@ -148,6 +147,9 @@ pub async fn receive(
                 .instrument(span)
                 .await?
             {
+                if let Some(contact_id) = chat::contact_of(&state.db, &update.wamid).await? {
+                    state.live.publish(LiveKind::Status, contact_id);
+                }
                 out.statuses += 1;
             }
         }

@@ -5,6 +5,7 @@
 mod auth;
 mod bad_input;
 mod contacts;
+mod dashboard;
 mod scheduled;
 mod seed_shapes;
 mod webhooks;

@@ -86,3 +86,91 @@ async fn status_rules(backend: Backend) {
 }
 
 on_both_backends!(schedules_by_tag_zone_and_cron, status_rules);
+
+/// The preview answers with the next runs a schedule would have, within its end, and saves
+/// nothing; bad timing is a 422 that says what is wrong.
+async fn preview_shows_next_runs_and_saves_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    // Across the DST change in New York (2030-03-10): 09:00 local stays 09:00 local.
+    let (s, body) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-03-08T09:00", "timezone": "America/New_York",
+                    "recurrence": "daily", "message": "ignored", "recipients": []}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["timezone"], "America/New_York");
+    assert_eq!(
+        body["next_runs"],
+        json!([
+            "2030-03-08T14:00:00Z",
+            "2030-03-09T14:00:00Z",
+            "2030-03-10T13:00:00Z",
+            "2030-03-11T13:00:00Z",
+            "2030-03-12T13:00:00Z"
+        ])
+    );
+    assert_eq!(body["next_runs_local"][2], "2030-03-10 09:00 EDT");
+
+    // Fewer runs when the schedule ends sooner: by count, by end time, or once.
+    let (_, by_count) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-31T08:00:00Z", "recurrence": "monthly", "max_occurrences": 3}),
+        )
+        .await;
+    assert_eq!(
+        by_count["next_runs"],
+        json!([
+            "2030-01-31T08:00:00Z",
+            "2030-02-28T08:00:00Z",
+            "2030-03-31T08:00:00Z"
+        ]),
+        "a month without the 31st fires on its last day"
+    );
+    let (_, by_end) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-01T08:00:00Z", "recurrence": "0 8 * * 1",
+                    "end_time": "2030-01-15T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        by_end["next_runs"],
+        json!(["2030-01-07T08:00:00Z", "2030-01-14T08:00:00Z"])
+    );
+    let (_, once) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-01T08:00:00Z"}),
+        )
+        .await;
+    assert_eq!(once["next_runs"], json!(["2030-01-01T08:00:00Z"]));
+
+    for (bad, says) in [
+        (
+            json!({"scheduled_time": "2001-01-01T00:00:00Z"}),
+            "in the past",
+        ),
+        (
+            json!({"scheduled_time": "2030-01-01T00:00", "timezone": "Mars/Olympus"}),
+            "Mars/Olympus",
+        ),
+        (
+            json!({"scheduled_time": "2030-01-01T00:00", "recurrence": "61 * * * *"}),
+            "cron",
+        ),
+        (json!({"scheduled_time": "soon"}), "scheduled_time"),
+    ] {
+        let (s, body) = api.post("/api/scheduled-messages/preview", &bad).await;
+        assert_eq!(s, 422, "{bad} -> {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{bad} -> {message}");
+    }
+    let (_, listed) = api.get("/api/scheduled-messages").await;
+    assert_eq!(listed, json!([]), "a preview saves nothing");
+}
+
+on_both_backends!(preview_shows_next_runs_and_saves_nothing);

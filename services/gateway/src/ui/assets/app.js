@@ -1,0 +1,317 @@
+// HeyDoc dashboard script. Pages are rendered by the server; this file only
+//  - submits forms marked data-api to the JSON API and shows its error messages,
+//  - refreshes the live regions ([data-live]) when the server sends a chat event,
+//  - drives the campaign form (its fields, and the next runs before saving),
+//  - shows times in the browser's own time zone.
+"use strict";
+
+// ---- the API -------------------------------------------------------------------------------
+
+async function api(method, url, body) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  let data = null;
+  try { data = await response.json(); } catch (_) { /* an empty or non-JSON body */ }
+  if (response.status === 401 && !url.startsWith("/login") && !url.startsWith("/register")) {
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    throw new Error("Your session has ended; please log in again.");
+  }
+  if (!response.ok) {
+    throw new Error((data && data.message) || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+// Form fields as the API's JSON: "a.b" nests (a group without a name is left out),
+// "x[]" collects checked boxes, data-type="int" and number inputs become numbers,
+// and empty fields are left out.
+function formBody(form) {
+  const body = {};
+  for (const el of form.elements) {
+    if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
+    const typed = (v) => (el.dataset.type === "int" || el.type === "number" ? Number(v) : v);
+    if (el.name.endsWith("[]")) {
+      const key = el.name.slice(0, -2);
+      body[key] = body[key] || [];
+      if (el.checked) body[key].push(typed(el.value));
+      continue;
+    }
+    if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
+    const value = el.value.trim();
+    if (value === "") continue;
+    const path = el.name.split(".");
+    let target = body;
+    for (const part of path.slice(0, -1)) target = target[part] = target[part] || {};
+    target[path[path.length - 1]] = typed(value);
+  }
+  for (const [key, value] of Object.entries(body)) {
+    if (value && typeof value === "object" && !Array.isArray(value) && !value.name) delete body[key];
+  }
+  return body;
+}
+
+// "/chat/{phone}" with values from the form's body or the API's answer.
+function fill(template, ...sources) {
+  return template.replace(/\{(\w+)\}/g, (_, key) => {
+    for (const source of sources) {
+      if (source && source[key] !== undefined) return encodeURIComponent(source[key]);
+    }
+    return "";
+  });
+}
+
+function showError(form, message) {
+  const line = form.querySelector(".form-error");
+  if (line) {
+    line.textContent = message;
+    line.hidden = !message;
+  } else if (message) {
+    toast(message);
+  }
+}
+
+function toast(message) {
+  const el = document.getElementById("toast");
+  if (!el) return;
+  el.textContent = message;
+  el.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => el.classList.remove("show"), 3000);
+}
+
+async function submitApiForm(form) {
+  if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+  const method = form.dataset.method || "POST";
+  const body = formBody(form);
+  const url = fill(form.dataset.api, body);
+  const then = form.dataset.then || "reload";
+  const button = form.querySelector("button[type=submit]");
+  if (button) button.disabled = true;
+  showError(form, "");
+  try {
+    const answer = await api(method, url, method === "DELETE" ? undefined : body);
+    const data = (answer && answer.data) || answer || {};
+    if (form.hasAttribute("data-reset")) form.reset();
+    if (then === "reload") {
+      location.reload();
+    } else if (then === "refresh") {
+      form.closest("details")?.removeAttribute("open");
+      await refreshLive(true);
+    } else if (then.startsWith("login:")) {
+      await api("POST", "/login", { username: body.username, password: body.password });
+      location.assign(then.slice("login:".length));
+    } else {
+      location.assign(fill(then, data, body));
+    }
+  } catch (e) {
+    showError(form, e.message);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form.matches("form[data-api]")) {
+    event.preventDefault();
+    submitApiForm(form);
+  } else if (form.matches("form[data-campaign]")) {
+    event.preventDefault();
+    submitCampaign(form);
+  }
+});
+
+document.addEventListener("click", async (event) => {
+  if (event.target.closest("[data-action=logout]")) {
+    try { await api("GET", "/logout"); } catch (_) { /* already logged out */ }
+    location.assign("/login");
+  }
+});
+
+// ---- times ---------------------------------------------------------------------------------
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+function localTimes(root) {
+  for (const el of root.querySelectorAll("time[datetime]:not([data-fixed])")) {
+    const at = new Date(el.getAttribute("datetime"));
+    if (!isNaN(at)) {
+      el.title = el.textContent;
+      el.textContent = timeFormat.format(at);
+    }
+  }
+}
+
+// ---- live regions --------------------------------------------------------------------------
+
+// Re-reads this page and swaps in its live regions. A region being edited (focus inside it,
+// or an open disclosure) is left alone until the user is done.
+let refreshing = null;
+let refreshAgain = false;
+async function refreshLive(force) {
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (response.redirected || !response.ok) return;
+      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      for (const region of document.querySelectorAll("[data-live]")) {
+        const busy = region.contains(document.activeElement) || region.querySelector("details[open]");
+        if (busy && !force) { setTimeout(() => refreshLive(), 1000); continue; }
+        const fresh = next.getElementById(region.id);
+        if (fresh) {
+          region.replaceWith(fresh);
+          localTimes(fresh);
+          if (fresh.id === "chat") scrollChat();
+        }
+      }
+    } catch (e) {
+      console.warn("refresh failed", e);
+    }
+  })();
+  await refreshing;
+  refreshing = null;
+  if (refreshAgain) { refreshAgain = false; await refreshLive(); }
+}
+
+function scrollChat() {
+  const chat = document.getElementById("chat");
+  if (chat) chat.lastElementChild?.scrollIntoView({ block: "end" });
+}
+
+let pending = null;
+function refreshSoon(delay) {
+  clearTimeout(pending);
+  pending = setTimeout(() => refreshLive(), delay);
+}
+
+function startLive() {
+  if (!document.querySelector("[data-live]")) return;
+  const source = new EventSource("/api/events");
+  const onEvent = (event) => {
+    let change;
+    try { change = JSON.parse(event.data); } catch (_) { change = { all: true }; }
+    const chat = document.getElementById("chat");
+    if (chat) {
+      const id = Number(chat.dataset.contactId);
+      if (!change.all && !(change.contact_ids || []).includes(id)) return;
+      if (event.type === "message") {
+        api("POST", `/api/messages/${encodeURIComponent(chat.dataset.phone)}/read`).catch(() => {});
+      }
+    }
+    refreshSoon(document.getElementById("campaign") ? 800 : 150);
+  };
+  source.addEventListener("message", onEvent);
+  source.addEventListener("status", onEvent);
+  // After a reconnect, events sent meanwhile are gone: re-read once.
+  let lost = false;
+  source.addEventListener("error", () => { lost = true; });
+  source.addEventListener("open", () => {
+    document.body.dataset.live = "connected";
+    if (lost) { lost = false; refreshSoon(0); }
+  });
+  // A campaign's runs are created by the scheduler, which sends no chat events: poll gently.
+  const campaign = document.getElementById("campaign");
+  if (campaign && ["pending", "paused"].includes(campaign.dataset.status)) {
+    setInterval(() => { if (!document.hidden) refreshLive(); }, 3000);
+  }
+}
+
+// ---- the campaign form ---------------------------------------------------------------------
+
+function campaignBody(form) {
+  const v = (name) => form.elements[name].value.trim();
+  const body = {
+    recipients: v("recipients").split(/[\s,;]+/).filter(Boolean),
+    tag_ids: [...form.querySelectorAll("input[name='tag_ids[]']:checked")].map((el) => Number(el.value)),
+    scheduled_time: v("scheduled_time"),
+    timezone: v("timezone") || "UTC",
+    recurrence: v("recurrence") === "cron" ? v("cron") : v("recurrence"),
+  };
+  if (v("message")) body.message = v("message");
+  if (v("template.name")) body.template = { name: v("template.name"), language: v("template.language") || "en_US" };
+  if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
+  if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
+  return body;
+}
+
+async function previewCampaign(form) {
+  const note = document.getElementById("preview-note");
+  const list = document.getElementById("next-runs");
+  const body = campaignBody(form);
+  if (!body.scheduled_time) return;
+  try {
+    const answer = await api("POST", "/api/scheduled-messages/preview", body);
+    list.replaceChildren(...answer.next_runs_local.map((text, i) => {
+      const li = document.createElement("li");
+      const time = document.createElement("time");
+      time.dateTime = answer.next_runs[i];
+      time.textContent = text;
+      li.append(time);
+      return li;
+    }));
+    note.textContent = answer.next_runs.length < 5 ? "These are all its runs." : `The next five runs, in ${answer.timezone}.`;
+    note.classList.remove("form-error");
+  } catch (e) {
+    list.replaceChildren();
+    note.textContent = e.message;
+    note.classList.add("form-error");
+  }
+}
+
+async function submitCampaign(form) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  showError(form, "");
+  try {
+    const answer = await api("POST", "/api/scheduled-messages", campaignBody(form));
+    location.assign(`/campaigns/${answer.data.id}`);
+  } catch (e) {
+    showError(form, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function startCampaignForm() {
+  const form = document.querySelector("form[data-campaign]");
+  if (!form) return;
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone) form.elements.timezone.value = zone;
+  if (!form.elements.scheduled_time.value) {
+    const soon = new Date(Date.now() + 15 * 60 * 1000);
+    soon.setMinutes(Math.ceil(soon.getMinutes() / 5) * 5, 0, 0);
+    form.elements.scheduled_time.value = localInputValue(soon);
+  }
+  const sync = () => {
+    document.getElementById("cron-field").hidden = form.elements.recurrence.value !== "cron";
+    document.getElementById("end-time-field").hidden = form.elements.end.value !== "time";
+    document.getElementById("max-field").hidden = form.elements.end.value !== "count";
+  };
+  let timer = null;
+  const changed = () => {
+    sync();
+    clearTimeout(timer);
+    timer = setTimeout(() => previewCampaign(form), 300);
+  };
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+  changed();
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+  scrollChat();
+  startLive();
+  startCampaignForm();
+});

@@ -1,0 +1,296 @@
+//! Scheduled messages and campaigns: the list, the form (with the next runs shown before
+//! saving), and one campaign's progress per occurrence and per recipient.
+
+use axum::extract::State;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::extract::{Path, Query};
+use crate::routes::scheduled::{self, DeliveryParams, OccurrenceOut, ScheduledOut};
+use crate::routes::tags::{self, TagWithCount};
+use crate::state::AppState;
+use crate::ui::format::{clip, ink_on, query, status_badge, time, time_in};
+use crate::ui::layout::{form_error, shell, Nav};
+use crate::ui::page::{PageResult, PageUser};
+
+/// Deliveries per page of a campaign's results.
+const DELIVERIES_PAGE: u64 = 100;
+
+pub async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
+    let axum::Json(schedules) = scheduled::list(State(state.clone())).await?;
+    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let main = html! {
+        div.heading {
+            h1 { "Campaigns" }
+            a.button href="/campaigns/new" { "New campaign" }
+        }
+        @if schedules.is_empty() {
+            p.empty { "Nothing scheduled yet. A campaign sends a message once or on a schedule to contacts and tags." }
+        } @else {
+            div.scroll {
+                table.campaigns {
+                    caption.sr-only { "Scheduled messages and campaigns" }
+                    thead { tr { th scope="col" { "Message" } th scope="col" { "Audience" } th scope="col" { "Repeats" } th scope="col" { "Status" } th scope="col" { "Next run" } } }
+                    tbody {
+                        @for s in &schedules {
+                            tr data-id=(s.id) {
+                                td { a href={ "/campaigns/" (s.id) } { (title_of(s)) } }
+                                td { (audience(s, &all_tags)) }
+                                td { (repeats(s)) }
+                                td { (status_badge(&s.status)) }
+                                td { @if let Some(at) = s.next_run_at { (time_in(at, &s.timezone)) } @else { "—" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(shell("Campaigns", &user, Nav::Campaigns, main))
+}
+
+fn title_of(s: &ScheduledOut) -> String {
+    match (&s.template, s.message.is_empty()) {
+        (Some(t), true) => format!("Template {}", t.name),
+        _ => clip(&s.message, 80),
+    }
+}
+
+fn repeats(s: &ScheduledOut) -> String {
+    let every = match s.recurrence.as_deref() {
+        None | Some("none") => return "once".into(),
+        Some(r @ ("daily" | "weekly" | "monthly")) => r.to_string(),
+        Some(cron) => format!("cron {cron}"),
+    };
+    format!("{every} ({})", s.timezone)
+}
+
+fn audience(s: &ScheduledOut, all_tags: &[TagWithCount]) -> Markup {
+    html! {
+        @if !s.recipients.is_empty() {
+            span { (s.recipients.len()) " recipient" @if s.recipients.len() != 1 { "s" } }
+        }
+        @for id in &s.tag_ids {
+            @if let Some(t) = all_tags.iter().find(|t| t.id == *id) {
+                " " span.chip style={ "background:" (t.color) ";color:" (ink_on(&t.color)) } { (t.name) }
+            } @else {
+                " " span.chip { "deleted tag " (id) }
+            }
+        }
+    }
+}
+
+pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
+    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let main = html! {
+        h1 { "New campaign" }
+        form #campaign-form.card data-campaign {
+            fieldset {
+                legend { "Message" }
+                label for="message" { "Text" }
+                textarea #message name="message" rows="4" maxlength="4096" {}
+                details.template {
+                    summary { "Send a template instead (works outside the 24-hour window)" }
+                    label for="template-name" { "Template name" }
+                    input #template-name name="template.name" placeholder="appointment_reminder";
+                    label for="template-language" { "Language code" }
+                    input #template-language name="template.language" value="en_US";
+                    p.hint { "Body parameters can use {{name}}, {{phone}} and custom attributes of each contact." }
+                }
+            }
+            fieldset {
+                legend { "Audience" }
+                label for="recipients" { "Phone numbers (one per line or comma-separated)" }
+                textarea #recipients name="recipients" rows="3" inputmode="tel" {}
+                @if !all_tags.is_empty() {
+                    p.label-like { "Contacts with any of these tags" }
+                    div.checks {
+                        @for t in &all_tags {
+                            label.check {
+                                input type="checkbox" name="tag_ids[]" data-type="int" value=(t.id);
+                                " " span.chip style={ "background:" (t.color) ";color:" (ink_on(&t.color)) } { (t.name) }
+                                " (" (t.contact_count) ")"
+                            }
+                        }
+                    }
+                }
+            }
+            fieldset {
+                legend { "When" }
+                label for="scheduled_time" { "First run (local time in the time zone below)" }
+                input #scheduled_time name="scheduled_time" type="datetime-local" required;
+                label for="timezone" { "Time zone" }
+                input #timezone name="timezone" list="zones" value="UTC" required autocomplete="off";
+                datalist #zones {
+                    @for tz in chrono_tz::TZ_VARIANTS { option value=(tz.name()) {} }
+                }
+                label for="recurrence" { "Repeats" }
+                select #recurrence name="recurrence" {
+                    option value="none" { "Once" }
+                    option value="daily" { "Every day" }
+                    option value="weekly" { "Every week" }
+                    option value="monthly" { "Every month" }
+                    option value="cron" { "Custom (cron)" }
+                }
+                div #cron-field hidden {
+                    label for="cron" { "Cron expression: minute hour day-of-month month day-of-week" }
+                    input #cron name="cron" placeholder="0 9 * * 1-5" autocomplete="off";
+                }
+                label for="end" { "Ends" }
+                select #end name="end" {
+                    option value="never" { "Never" }
+                    option value="time" { "At a date" }
+                    option value="count" { "After a number of runs" }
+                }
+                div #end-time-field hidden {
+                    label for="end_time" { "Last run no later than (local time)" }
+                    input #end_time name="end_time" type="datetime-local";
+                }
+                div #max-field hidden {
+                    label for="max_occurrences" { "Number of runs" }
+                    input #max_occurrences name="max_occurrences" type="number" min="1" step="1";
+                }
+            }
+            section #preview aria-live="polite" aria-label="Next runs" {
+                h2 { "Next runs" }
+                p.hint #preview-note { "Fill in the first run to see when this will send." }
+                ol #next-runs {}
+            }
+            (form_error())
+            button type="submit" { "Schedule" }
+        }
+    };
+    Ok(shell("New campaign", &user, Nav::Campaigns, main))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailParams {
+    pub before: Option<i64>,
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Path(id): Path<i32>,
+    Query(params): Query<DetailParams>,
+) -> PageResult {
+    let axum::Json(detail) = scheduled::get(State(state.clone()), Path(id)).await?;
+    let axum::Json(deliveries) = scheduled::deliveries_of(
+        State(state.clone()),
+        Path(id),
+        Query(DeliveryParams {
+            limit: Some(DELIVERIES_PAGE),
+            before: params.before,
+            occurrence_id: None,
+        }),
+    )
+    .await?;
+    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let s = &detail.schedule;
+    let older = (deliveries.len() as u64 == DELIVERIES_PAGE)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    let status_url = format!("/api/scheduled-messages/{}/status", s.id);
+    let main = html! {
+        section #campaign data-live="campaign" data-status=(s.status) aria-label="Campaign" {
+            div.heading {
+                h1 { (title_of(s)) }
+                (status_badge(&s.status))
+            }
+            dl.facts {
+                dt { "Audience" } dd { (audience(s, &all_tags)) }
+                dt { "Repeats" } dd { (repeats(s)) }
+                dt { "First run" } dd { (time_in(s.scheduled_time, &s.timezone)) }
+                dt { "Next run" } dd #next-run { @if let Some(at) = s.next_run_at { (time_in(at, &s.timezone)) } @else { "none" } }
+                @if let Some(end) = s.end_time { dt { "Ends" } dd { (time_in(end, &s.timezone)) } }
+                @if let Some(n) = s.max_occurrences { dt { "Runs" } dd { (s.occurrence_count) " of " (n) } }
+                dt { "Created by" } dd { (s.created_by) " on " (time(s.created_at)) }
+            }
+            @if !s.message.is_empty() { blockquote.text { (s.message) } }
+            @if let Some(t) = &s.template { p { "Template " strong { (t.name) } " (" (t.language) ")" } }
+            div.actions {
+                @match s.status.as_str() {
+                    "pending" => {
+                        (status_button(&status_url, "paused", "Pause"))
+                        (status_button(&status_url, "cancelled", "Cancel"))
+                    }
+                    "paused" => {
+                        (status_button(&status_url, "pending", "Resume"))
+                        (status_button(&status_url, "cancelled", "Cancel"))
+                    }
+                    _ => {}
+                }
+            }
+            h2 { "Runs" }
+            @if detail.occurrences.is_empty() {
+                p.empty { "No runs yet." }
+            } @else {
+                ul.occurrences { @for o in &detail.occurrences { (occurrence(o, &s.timezone)) } }
+            }
+            h2 { "Recipients" }
+            @if deliveries.is_empty() {
+                p.empty { "No deliveries yet." }
+            } @else {
+                div.scroll {
+                    table.deliveries {
+                        caption.sr-only { "Per-recipient results, newest first" }
+                        thead { tr { th scope="col" { "Phone" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Updated" } } }
+                        tbody {
+                            @for d in &deliveries {
+                                tr data-phone=(d.phone) data-status=(d.status) {
+                                    td { a href={ "/chat/" (d.phone) } { (d.phone) } }
+                                    td { (status_badge(&d.status)) }
+                                    td { @if let Some(r) = &d.error_reason { (r) @if let Some(c) = d.error_code { " (" (c) ")" } } }
+                                    td { (time(d.updated_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label="Recipient pages" {
+                    @if params.before.is_some() { a href={ "/campaigns/" (s.id) } { "← Newest" } }
+                    @if let Some(b) = older { a href={ "/campaigns/" (s.id) (query(&[("before", Some(b.to_string()))])) } rel="next" { "Older →" } }
+                }
+            }
+        }
+    };
+    Ok(shell("Campaign", &user, Nav::Campaigns, main))
+}
+
+fn status_button(url: &str, status: &str, label: &str) -> Markup {
+    html! {
+        form.inline data-api=(url) data-method="PUT" data-then="refresh"
+            data-confirm=[(status == "cancelled").then_some("Cancel this campaign for good?")] {
+            input type="hidden" name="status" value=(status);
+            button type="submit" class={ "action-" (status) } { (label) }
+        }
+    }
+}
+
+fn occurrence(o: &OccurrenceOut, zone: &str) -> Markup {
+    let c = &o.counts;
+    let total =
+        (c.queued + c.sent + c.delivered + c.read + c.failed + c.skipped + c.unknown).max(1);
+    let parts = [
+        ("read", c.read),
+        ("delivered", c.delivered),
+        ("sent", c.sent),
+        ("queued", c.queued),
+        ("failed", c.failed),
+        ("skipped", c.skipped),
+        ("unknown", c.unknown),
+    ];
+    html! {
+        li.occurrence data-state=(o.state) {
+            p { (time_in(o.fire_at, zone)) " · " (o.state.replace('_', " ")) " · " (o.planned) " planned" }
+            div.bar role="img" aria-label={ @for (name, n) in parts { @if n > 0 { (n) " " (name) ", " } } } {
+                @for (name, n) in parts {
+                    @if n > 0 { span class={ "seg seg-" (name) } style={ "width:" (n * 100 / total) "%" } {} }
+                }
+            }
+            ul.counts {
+                @for (name, n) in parts { li data-count=(name) { span { (name) } " " strong { (n) } } }
+            }
+        }
+    }
+}

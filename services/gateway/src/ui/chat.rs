@@ -1,0 +1,171 @@
+//! One conversation: messages oldest to newest with their delivery ticks and failure reasons,
+//! the 24-hour window, a send box (with a template outside the window), and tagging. Opening
+//! the chat marks its messages read.
+
+use axum::extract::State;
+use chrono::{DateTime, Duration, Utc};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::extract::{Path, Query};
+use crate::routes::contacts::{self, ContactOut};
+use crate::routes::messages::{self, ChatParams, MessageOut};
+use crate::routes::tags;
+use crate::state::AppState;
+use crate::ui::format::{query, tag_chip, tick, time};
+use crate::ui::inbox::tagger;
+use crate::ui::layout::{form_error, shell, Nav};
+use crate::ui::page::{PageResult, PageUser};
+
+/// Messages per page.
+const PAGE: u64 = 50;
+
+/// WhatsApp's customer service window.
+const WINDOW_HOURS: i64 = 24;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChatPageParams {
+    pub before: Option<i64>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Path(phone): Path<String>,
+    Query(params): Query<ChatPageParams>,
+) -> PageResult {
+    let axum::Json(contact) = contacts::get(State(state.clone()), Path(phone.clone())).await?;
+    if contact.unread_count > 0 {
+        let _read = messages::mark_read(State(state.clone()), Path(contact.phone.clone())).await?;
+    }
+    let axum::Json(mut chat) = messages::list(
+        State(state.clone()),
+        Path(contact.phone.clone()),
+        Query(ChatParams {
+            limit: Some(PAGE),
+            before: params.before,
+        }),
+    )
+    .await?;
+    let older = (chat.len() as u64 == PAGE)
+        .then(|| chat.last().map(|m| m.id))
+        .flatten();
+    chat.reverse();
+    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let title = if contact.name.is_empty() {
+        contact.phone.clone()
+    } else {
+        contact.name.clone()
+    };
+    let window = window_until(contact.last_inbound_at, Utc::now());
+    let main = html! {
+        div.heading {
+            h1 { (title) }
+            @if !contact.name.is_empty() { p.phone { (contact.phone) } }
+        }
+        div.meta {
+            @for t in &contact.tags { (tag_chip(t)) }
+            @if contact.opted_out { span.flag { "opted out of campaigns" } }
+            @if let Some(reason) = &contact.suppressed_reason { span.flag { "suppressed: " (reason) } }
+            (tagger(&contact.phone, &contact.tags.iter().map(|t| t.id).collect::<Vec<_>>(), &all_tags))
+        }
+        section #chat data-live="chat" data-contact-id=(contact.id) data-phone=(contact.phone) aria-label="Conversation" {
+            @if let Some(before) = older {
+                p.pager { a href={ "/chat/" (contact.phone) (query(&[("before", Some(before.to_string()))])) } { "Older messages" } }
+            }
+            @if params.before.is_some() {
+                p.pager { a href={ "/chat/" (contact.phone) } { "Newest messages" } }
+            }
+            @if chat.is_empty() {
+                p.empty { "No messages yet." }
+            }
+            ol.messages {
+                @for m in &chat { (bubble(m)) }
+            }
+            (window_note(window))
+        }
+        (send_box(&contact, window.is_some()))
+    };
+    Ok(shell(&title, &user, Nav::Inbox, main))
+}
+
+/// When the contact's 24-hour window closes, if it is open now.
+fn window_until(last_inbound: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    last_inbound
+        .map(|at| at + Duration::hours(WINDOW_HOURS))
+        .filter(|until| *until > now)
+}
+
+fn window_note(until: Option<DateTime<Utc>>) -> Markup {
+    html! {
+        @match until {
+            Some(until) => p.window.open #window data-window="open" {
+                "Inside the 24-hour window until " (time(until)) ": free text is delivered."
+            },
+            None => p.window.closed #window data-window="closed" {
+                "Outside the 24-hour window: WhatsApp accepts only approved templates. "
+                "Name one below to send it instead of the text."
+            },
+        }
+    }
+}
+
+fn bubble(m: &MessageOut) -> Markup {
+    let incoming = m.direction == "incoming";
+    let (symbol, words) = tick(&m.status);
+    html! {
+        li class={ "msg " (if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) {
+            p.text { (m.message_text) }
+            p.info {
+                (time(m.timestamp))
+                @if !incoming {
+                    " " span class={ "tick tick-" (m.status) } title=(words) aria-label=(words) { (symbol) }
+                }
+            }
+            @if let Some(reason) = &m.error_reason {
+                @if matches!(m.status.as_str(), "failed" | "skipped" | "unknown" | "retrying") {
+                    p.reason {
+                        (words) ": " (reason)
+                        @if let Some(code) = m.error_code { " (code " (code) ")" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn send_box(contact: &ContactOut, in_window: bool) -> Markup {
+    html! {
+        form.send data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset aria-label="Send a message" {
+            input type="hidden" name="phone_number" value=(contact.phone);
+            label for="message" { "Message" }
+            textarea #message name="message" rows="3" maxlength="4096" required {}
+            details.template open[!in_window] {
+                summary { "Template for outside the 24-hour window" }
+                label for="template-name" { "Template name" }
+                input #template-name name="template.name" placeholder="appointment_reminder";
+                label for="template-language" { "Language code" }
+                input #template-language name="template.language" value="en_US";
+            }
+            (form_error())
+            button type="submit" { "Send" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_open_for_24_hours_after_the_last_inbound_message() {
+        let now = Utc::now();
+        assert_eq!(window_until(None, now), None);
+        let recent = now - Duration::hours(23);
+        assert_eq!(
+            window_until(Some(recent), now),
+            Some(recent + Duration::hours(24))
+        );
+        assert_eq!(window_until(Some(now - Duration::hours(25)), now), None);
+    }
+}

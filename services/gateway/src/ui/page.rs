@@ -1,0 +1,110 @@
+//! What every page shares: the signed-in user (or a redirect to the login page), and errors
+//! shown as pages rather than JSON.
+
+use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use heydoc_entity::user;
+use maud::html;
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+use crate::auth::session::authenticate;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::ui::layout;
+
+/// The user a page is for. Without a live session the browser is sent to the login page, which
+/// brings it back here afterwards.
+pub struct PageUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match authenticate(state, &parts.headers).await {
+            Ok(Some(user)) => Ok(PageUser(user)),
+            Ok(None) => {
+                let here = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map_or_else(|| parts.uri.to_string(), |u| u.0.to_string());
+                Err(Redirect::to(&login_url(&here)).into_response())
+            }
+            Err(e) => Err(PageError(e).into_response()),
+        }
+    }
+}
+
+/// `/login?next=...` for a page path.
+pub fn login_url(next: &str) -> String {
+    match serde_urlencoded::to_string([("next", next)]) {
+        Ok(q) => format!("/login?{q}"),
+        Err(_) => "/login".into(),
+    }
+}
+
+/// A path the login page may send the browser to afterwards: our own pages only, never
+/// another site (`//evil.example` or `https://...`).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/inbox".into(),
+    }
+}
+
+pub type PageResult = Result<Html<String>, PageError>;
+
+/// An API error met while building a page, shown as a page with the same status.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for PageError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Redirect::to("/login").into_response();
+        }
+        let message = self.0.public_message();
+        let body = layout::bare(
+            &format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+            html! {
+                h1 { (status.canonical_reason().unwrap_or("Error")) }
+                p role="alert" { (message) }
+                p { a href="/inbox" { "Back to the inbox" } }
+            },
+        );
+        (status, body).into_response()
+    }
+}
+
+/// `/`: the inbox when signed in; otherwise registration on a new install (no users yet) or
+/// the login page.
+pub async fn home(State(state): State<AppState>, parts: Parts) -> Result<Redirect, PageError> {
+    if authenticate(&state, &parts.headers).await?.is_some() {
+        return Ok(Redirect::to("/inbox"));
+    }
+    let users = user::Entity::find().count(&state.db).await?;
+    Ok(Redirect::to(if users == 0 {
+        "/register"
+    } else {
+        "/login"
+    }))
+}

@@ -1,0 +1,230 @@
+//! Headless Chromium driven over WebDriver (Debian's `chromium` and `chromium-driver`), for the
+//! dashboard's browser tests. Each `Browser` runs its own chromedriver on a free port and a
+//! fresh profile; dropping it ends both.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Where Debian puts them; `CHROMEDRIVER` and `CHROMIUM` override.
+fn chromedriver_path() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
+
+fn chromium_path() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempdir::Profile,
+}
+
+mod tempdir {
+    /// A fresh browser profile directory, removed afterwards.
+    pub struct Profile(pub std::path::PathBuf);
+
+    impl Profile {
+        pub fn new() -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("heydoc-chromium-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("profile directory");
+            Self(dir)
+        }
+    }
+
+    impl Drop for Profile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a phone-sized or desktop window.
+    pub async fn start(width: u32, height: u32) -> Browser {
+        let driver_path = chromedriver_path();
+        assert!(
+            std::path::Path::new(&driver_path).exists(),
+            "{driver_path} is missing: install Debian's chromium and chromium-driver \
+             (make test does: deploy/dev/ensure-services.sh)"
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let driver = Command::new(&driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempdir::Profile::new();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium_path(),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.0.display()),
+                    format!("--window-size={width},{height}"),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        let client = loop {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot reach chromedriver at {url}: {e}"),
+            }
+        };
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigate");
+    }
+
+    /// Waits (up to 20 s) for an element matching `css`.
+    pub async fn find(&self, css: &str) -> Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(el) => el,
+            Err(e) => panic!(
+                "no element {css} within 20 s: {e}\n{}",
+                self.describe().await
+            ),
+        }
+    }
+
+    /// Where the browser is and what the page says, for a failing test's message.
+    pub async fn describe(&self) -> String {
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map_or_else(|e| format!("(no url: {e})"), |u| u.to_string());
+        let text = self
+            .client
+            .execute(
+                "return document.body ? document.body.innerText : ''",
+                vec![],
+            )
+            .await
+            .map(|v| {
+                v.as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(1500)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        format!("at {url}, the page reads:\n{text}")
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("click");
+    }
+
+    /// Waits for the page's path to become `path`.
+    pub async fn wait_for_path(&self, path: &str) {
+        let started = std::time::Instant::now();
+        loop {
+            let url = self.client.current_url().await.expect("url");
+            if url.path() == path {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                panic!(
+                    "still on {url} after 20 s, expected {path}\n{}",
+                    self.describe().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `css` matches an element whose text contains `text`; returns that text.
+    pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        loop {
+            if let Ok(found) = self.client.find_all(Locator::Css(css)).await {
+                for el in found {
+                    if let Ok(t) = el.text().await {
+                        if t.contains(text) {
+                            return t;
+                        }
+                        last = t;
+                    }
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "no {css} containing {text:?} within 30 s (last seen: {last:?})\n{}",
+                    self.describe().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `script` in the page and returns its value.
+    pub async fn run(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Saves a PNG of the window under `target/screenshots/`, for the README.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}

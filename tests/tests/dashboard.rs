@@ -1,0 +1,328 @@
+//! The dashboard in headless Chromium: registering and logging in, an inbound message showing
+//! up live in an inbox served by another gateway replica, a reply whose ticks reach "read"
+//! through the sandbox, a daily campaign for a tag (its next runs before saving, its results,
+//! pause and resume), and a failed send with its reason. The screenshots in the README come
+//! from these runs (`target/screenshots/`).
+
+use chrono::{Duration as Span, Timelike, Utc};
+use heydoc_e2e::browser::Browser;
+use heydoc_e2e::stack::{BusKind, Stack};
+use heydoc_testkit::{json, Backend};
+use heydoc_whatsapp::sandbox::SandboxKnobs;
+
+const PASSWORD: &str = "a-long-password";
+
+/// Pretends a patient wrote to the clinic's number: the sandbox posts Meta's signed webhook.
+async fn patient_writes(stack: &Stack, from: &str, name: &str, text: &str) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
+        .json(&json!({"from": from, "name": name, "text": text}))
+        .send()
+        .await
+        .expect("sandbox inbound");
+    assert!(res.status().is_success(), "inbound: {}", res.status());
+}
+
+/// Registers the first user through the register page `/` leads a new install to, and
+/// returns once the browser is on the inbox.
+async fn register(browser: &Browser, base: &str, username: &str) {
+    browser.goto(&format!("{base}/")).await;
+    browser.wait_for_path("/register").await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path("/inbox").await;
+}
+
+async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
+    browser.goto(&format!("{base}/campaigns")).await;
+    browser.wait_for_path("/login").await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", password).await;
+    browser.click("form button[type=submit]").await;
+    // The login page sends the browser back where it was going.
+    browser.wait_for_path("/campaigns").await;
+}
+
+/// Sets a field the way typing would, for inputs whose typed format depends on the locale
+/// (`datetime-local`) and for selects.
+async fn set_value(browser: &Browser, css: &str, value: &str) {
+    browser
+        .run(&format!(
+            "const el = document.querySelector({css:?}); el.value = {value:?};
+             el.dispatchEvent(new Event('input', {{bubbles: true}}));
+             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        ))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    // The browser talks to a second gateway; WhatsApp's webhooks reach the first.
+    let replica = stack.spawn_gateway_replica().await;
+    let browser = Browser::start(1200, 900).await;
+    register(&browser, &replica.url(""), "reception").await;
+    browser.find("#inbox .empty").await;
+    browser.find("body[data-live=connected]").await;
+    browser.run("window.heydocNotReloaded = true").await;
+
+    patient_writes(
+        &stack,
+        "14155550101",
+        "Asha Rao",
+        "Hello, can I book for Tuesday?",
+    )
+    .await;
+
+    let row = browser
+        .wait_for_text(
+            "li.contact[data-phone='14155550101']",
+            "can I book for Tuesday",
+        )
+        .await;
+    assert!(row.contains("Asha Rao"), "{row}");
+    let badge = browser
+        .find("li.contact[data-phone='14155550101'] .badge")
+        .await;
+    assert_eq!(badge.text().await.expect("badge"), "1");
+    assert_eq!(
+        browser
+            .run("return window.heydocNotReloaded === true")
+            .await,
+        json!(true),
+        "the inbox changed without a page reload"
+    );
+
+    // A second message moves the counter, still live.
+    patient_writes(&stack, "14155550101", "Asha Rao", "Morning if possible").await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550101'] .badge", "2")
+        .await;
+    browser.close().await;
+    replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_from_the_chat_shows_its_ticks_up_to_read() {
+    // The embedded default: SQLite and the in-process queue.
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    stack.sandbox.set_knobs(SandboxKnobs {
+        status_delay_ms: 300,
+        ..SandboxKnobs::default()
+    });
+    let browser = Browser::start(420, 860).await;
+    register(&browser, &stack.app.url(""), "dr-mehta").await;
+    patient_writes(
+        &stack,
+        "14155550102",
+        "Ravi",
+        "Is the clinic open on Saturday?",
+    )
+    .await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550102']", "open on Saturday")
+        .await;
+    browser
+        .click("li.contact[data-phone='14155550102'] a.open")
+        .await;
+    browser.wait_for_path("/chat/14155550102").await;
+    browser.find("#window[data-window=open]").await;
+    browser
+        .wait_for_text("li.msg.in", "Is the clinic open on Saturday?")
+        .await;
+
+    browser.fill("#message", "Yes, 9 to 1. See you!").await;
+    browser.click("form.send button[type=submit]").await;
+    // Queued, then sent, delivered and read as the sandbox's webhooks arrive.
+    browser.find("li.msg.out .tick").await;
+    browser
+        .find("li.msg.out[data-status=read] .tick-read")
+        .await;
+    browser
+        .wait_for_text("li.msg.out[data-status=read]", "Yes, 9 to 1")
+        .await;
+    browser.screenshot("chat").await;
+
+    // Opening the chat marked the patient's message read.
+    browser.goto(&stack.app.url("/inbox")).await;
+    let row = browser.find("li.contact[data-phone='14155550102']").await;
+    assert_eq!(
+        row.attr("data-unread").await.expect("attr"),
+        Some("0".into())
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    let admin = stack.app.admin().await;
+    let browser = Browser::start(1200, 1000).await;
+    log_in(
+        &browser,
+        &stack.app.url(""),
+        "admin",
+        "correct-horse-battery",
+    )
+    .await;
+
+    // A tag, made on the tags page.
+    browser.goto(&stack.app.url("/tags")).await;
+    browser.fill("#new-tag", "Diabetes follow-up").await;
+    browser
+        .click("form[aria-label='New tag'] button[type=submit]")
+        .await;
+    browser.wait_for_text("li.tag", "Diabetes follow-up").await;
+    let (_, tags) = admin.get("/api/tags").await;
+    let tag_id = tags[0]["id"].as_i64().expect("tag id");
+    for (phone, name) in [
+        ("919800000001", "Anita"),
+        ("919800000002", "Vikram"),
+        ("919800000003", "Meera"),
+    ] {
+        let (status, body) = admin
+            .post(
+                "/api/contacts",
+                &json!({"phone": phone, "name": name, "tag_ids": [tag_id]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Tagging from the inbox: a fourth contact gets the tag through its row.
+    admin
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000004", "name": "Kabir"}),
+        )
+        .await;
+    browser.goto(&stack.app.url("/inbox")).await;
+    browser
+        .click("li.contact[data-phone='919800000004'] details.tagger summary")
+        .await;
+    browser
+        .click(&format!(
+            "li.contact[data-phone='919800000004'] input[value='{tag_id}']"
+        ))
+        .await;
+    browser
+        .click("li.contact[data-phone='919800000004'] details.tagger button[type=submit]")
+        .await;
+    browser
+        .wait_for_text(
+            "li.contact[data-phone='919800000004'] .chip",
+            "Diabetes follow-up",
+        )
+        .await;
+
+    // The campaign: every day at this minute in Asia/Kolkata. The form takes whole minutes and
+    // the API accepts a first run up to a minute late, so this one fires at once (late in a
+    // minute, wait for the next so that it is not a minute late by the time it is saved).
+    browser.goto(&stack.app.url("/campaigns/new")).await;
+    if Utc::now().second() > 40 {
+        let left = 61 - u64::from(Utc::now().second());
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+    }
+    let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().expect("zone");
+    let first = Utc::now().with_timezone(&kolkata);
+    browser
+        .fill("#message", "Reminder: fasting sugar test tomorrow, 8am.")
+        .await;
+    browser
+        .click(&format!("input[name='tag_ids[]'][value='{tag_id}']"))
+        .await;
+    set_value(&browser, "#timezone", "Asia/Kolkata").await;
+    set_value(&browser, "#recurrence", "daily").await;
+    set_value(
+        &browser,
+        "#scheduled_time",
+        &first.format("%Y-%m-%dT%H:%M").to_string(),
+    )
+    .await;
+    // The next five runs, before saving: today's and the four days after, at the same time.
+    let fifth = browser
+        .wait_for_text("#next-runs li:nth-child(5)", "IST")
+        .await;
+    let expected_fifth = (first + Span::days(4)).format("%Y-%m-%d %H:%M").to_string();
+    assert!(
+        fifth.contains(&expected_fifth),
+        "{fifth} vs {expected_fifth}"
+    );
+    let runs = browser
+        .client
+        .find_all(fantoccini::Locator::Css("#next-runs li"))
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 5);
+    browser.click("#campaign-form button[type=submit]").await;
+    browser.find("#campaign[data-status=pending]").await;
+
+    // The first run fires and its four recipients' deliveries come back read.
+    browser.wait_for_text("li.occurrence", "4 planned").await;
+    browser
+        .wait_for_text("li.occurrence li[data-count=read]", "read 4")
+        .await;
+    browser
+        .wait_for_text("table.deliveries tbody", "919800000004")
+        .await;
+    browser.screenshot("campaign").await;
+
+    browser.click("button.action-paused").await;
+    browser.find("#campaign[data-status=paused]").await;
+    let (_, listed) = admin.get("/api/scheduled-messages").await;
+    assert_eq!(listed[0]["status"], "paused");
+    browser.click("button.action-pending").await;
+    browser.find("#campaign[data-status=pending]").await;
+    let (_, listed) = admin.get("/api/scheduled-messages").await;
+    assert_eq!(listed[0]["status"], "pending");
+    assert!(listed[0]["next_run_at"].is_string());
+
+    // The inbox with tagged contacts, for the README.
+    patient_writes(
+        &stack,
+        "919800000002",
+        "Vikram",
+        "Thanks, I will come fasting.",
+    )
+    .await;
+    browser.goto(&stack.app.url("/inbox")).await;
+    browser
+        .wait_for_text(
+            "li.contact[data-phone='919800000002']",
+            "I will come fasting",
+        )
+        .await;
+    browser.screenshot("inbox").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_shows_its_reason_in_the_chat() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    // WhatsApp refuses every send as undeliverable (131026).
+    stack.sandbox.set_knobs(SandboxKnobs {
+        error_rates: [("131026".to_string(), 1.0)].into_iter().collect(),
+        status_delay_ms: 20,
+        ..SandboxKnobs::default()
+    });
+    let browser = Browser::start(1000, 800).await;
+    register(&browser, &stack.app.url(""), "front-desk").await;
+    // A new chat, started from the inbox.
+    browser.click("details.new-chat summary").await;
+    browser.fill("#new-phone", "+1 415 555 0199").await;
+    browser.fill("#new-name", "Unreachable").await;
+    browser.click("details.new-chat button[type=submit]").await;
+    browser.wait_for_path("/chat/14155550199").await;
+    // Nobody wrote in: the window is closed, and the template fields are offered.
+    browser.find("#window[data-window=closed]").await;
+    browser.find("details.template[open]").await;
+
+    browser.fill("#message", "Your results are ready.").await;
+    browser.click("form.send button[type=submit]").await;
+    let failed = browser
+        .wait_for_text("li.msg.out[data-status=failed] .reason", "131026")
+        .await;
+    assert!(failed.starts_with("failed: "), "{failed}");
+    browser.close().await;
+}
