@@ -3,12 +3,13 @@
 //!
 //! Any process may publish (the gateway for webhooks, the sender for send results); every
 //! gateway replica must hear them. On PostgreSQL they travel by `NOTIFY heydoc_live`, which
-//! each gateway `LISTEN`s to; on SQLite (the embedded default, one process) they go through a
-//! process-wide broadcast channel. Publishing is coalesced: contacts that change within one
+//! each gateway `LISTEN`s to; on SQLite (the embedded default, one process) they go through an
+//! in-process broadcast channel, one per database file. Publishing is coalesced: contacts that change within one
 //! flush interval leave as one event, so a campaign of a million sends is a few notifications
 //! a second, not a million.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -69,10 +70,27 @@ impl LiveEvent {
     }
 }
 
-/// The in-process channel, for SQLite deployments (one process holds gateway and sender).
-fn local() -> &'static broadcast::Sender<LiveEvent> {
-    static LOCAL: OnceLock<broadcast::Sender<LiveEvent>> = OnceLock::new();
-    LOCAL.get_or_init(|| broadcast::channel(BUFFER).0)
+/// The in-process channel of an SQLite database (one process holds gateway and sender), keyed
+/// by its file so that two databases in one process (tests) do not hear each other.
+fn local(db: &DatabaseConnection) -> broadcast::Sender<LiveEvent> {
+    static LOCAL: OnceLock<Mutex<HashMap<PathBuf, broadcast::Sender<LiveEvent>>>> = OnceLock::new();
+    let file = match db {
+        DatabaseConnection::SqlxSqlitePoolConnection(_) => db
+            .get_sqlite_connection_pool()
+            .connect_options()
+            .get_filename()
+            .to_path_buf(),
+        _ => PathBuf::new(),
+    };
+    let mut channels = LOCAL
+        .get_or_init(Mutex::default)
+        .lock()
+        // A poisoned map still holds valid senders.
+        .unwrap_or_else(|p| p.into_inner());
+    channels
+        .entry(file)
+        .or_insert_with(|| broadcast::channel(BUFFER).0)
+        .clone()
 }
 
 type Pending = Arc<Mutex<BTreeSet<(LiveKind, i32)>>>;
@@ -81,32 +99,41 @@ type Pending = Arc<Mutex<BTreeSet<(LiveKind, i32)>>>;
 #[derive(Clone)]
 pub struct LivePublisher {
     pending: Pending,
+    /// Held by every clone; when the last goes, the task flushes what is left and ends.
+    _alive: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LivePublisher {
     /// Starts the flushing task on the current tokio runtime; it ends when the last clone of
-    /// the publisher is dropped (after a final flush).
+    /// the publisher is dropped, after a final flush.
     pub fn spawn(db: DatabaseConnection) -> Self {
         let pending: Pending = Arc::default();
-        let weak = Arc::downgrade(&pending);
+        let (alive, mut dropped) = tokio::sync::oneshot::channel::<()>();
+        let flushing = pending.clone();
+        let local = (db.get_database_backend() != DatabaseBackend::Postgres).then(|| local(&db));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                let Some(pending) = weak.upgrade() else {
-                    return;
+                let last = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = &mut dropped => true,
                 };
-                let batch = std::mem::take(&mut *lock(&pending));
-                drop(pending);
+                let batch = std::mem::take(&mut *lock(&flushing));
                 for event in events_of(batch) {
-                    if let Err(e) = emit(&db, &event).await {
+                    if let Err(e) = emit(&db, local.as_ref(), &event).await {
                         tracing::debug!(error = %e, "could not publish a live event");
                     }
                 }
+                if last {
+                    return;
+                }
             }
         });
-        Self { pending }
+        Self {
+            pending,
+            _alive: Arc::new(alive),
+        }
     }
 
     pub fn publish(&self, kind: LiveKind, contact_id: i32) {
@@ -147,9 +174,13 @@ fn events_of(batch: BTreeSet<(LiveKind, i32)>) -> Vec<LiveEvent> {
     out
 }
 
-async fn emit(db: &DatabaseConnection, event: &LiveEvent) -> crate::Result<()> {
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
+async fn emit(
+    db: &DatabaseConnection,
+    local: Option<&broadcast::Sender<LiveEvent>>,
+    event: &LiveEvent,
+) -> crate::Result<()> {
+    match local {
+        None => {
             let payload = serde_json::to_string(event)?;
             db.execute(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
@@ -158,9 +189,9 @@ async fn emit(db: &DatabaseConnection, event: &LiveEvent) -> crate::Result<()> {
             ))
             .await?;
         }
-        _ => {
+        Some(local) => {
             // No subscriber is not an error: nobody has the dashboard open.
-            let _ = local().send(event.clone());
+            let _ = local.send(event.clone());
         }
     }
     Ok(())
@@ -182,7 +213,7 @@ impl LiveFeed {
     pub async fn start(db: &DatabaseConnection) -> crate::Result<Self> {
         if db.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(Self {
-                sender: local().clone(),
+                sender: local(db),
                 _alive: None,
             });
         }
@@ -194,7 +225,32 @@ impl LiveFeed {
         // The task ends when the last clone of this feed is dropped (the gateway stopped).
         let (alive, mut dropped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
+            // Whether events may have been missed since the last good connection.
+            let mut lost = false;
             loop {
+                if lost {
+                    // Reconnect and listen again before telling everyone to reload, so that
+                    // nothing sent after the reload's read is missed.
+                    let relisten = async {
+                        listener.unlisten(CHANNEL).await?;
+                        listener.listen(CHANNEL).await
+                    };
+                    let again = tokio::select! {
+                        _ = &mut dropped => return,
+                        r = relisten => r,
+                    };
+                    match again {
+                        Ok(()) => {
+                            lost = false;
+                            let _ = forward.send(LiveEvent::everything(LiveKind::Message));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live events: cannot LISTEN again; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    }
+                }
                 let received = tokio::select! {
                     _ = &mut dropped => return,
                     r = listener.try_recv() => r,
@@ -206,13 +262,14 @@ impl LiveFeed {
                         }
                         Err(e) => tracing::debug!(error = %e, "ignoring a malformed live event"),
                     },
-                    // The connection was lost and is re-established by the next call;
-                    // whatever was sent meanwhile is gone, so everyone reloads.
+                    // The connection was lost (and already re-established): whatever was sent
+                    // meanwhile is gone, so everyone reloads.
                     Ok(None) => {
                         let _ = forward.send(LiveEvent::everything(LiveKind::Message));
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "live events: LISTEN failed; retrying");
+                        tracing::warn!(error = %e, "live events: LISTEN connection failed");
+                        lost = true;
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

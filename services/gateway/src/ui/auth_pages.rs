@@ -40,7 +40,7 @@ pub async fn login(
         html! {
             section.card.narrow {
                 h1 { "Log in to HeyDoc" }
-                form data-api="/login" data-method="POST" data-then=(next) {
+                form data-api="/login" data-method="POST" data-then="next" data-next=(next) {
                     label for="username" { "Username" }
                     input #username name="username" autocomplete="username" required autofocus;
                     label for="password" { "Password" }

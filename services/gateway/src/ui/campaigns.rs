@@ -95,7 +95,9 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                     input #template-name name="template.name" placeholder="appointment_reminder";
                     label for="template-language" { "Language code" }
                     input #template-language name="template.language" value="en_US";
-                    p.hint { "Body parameters can use {{name}}, {{phone}} and custom attributes of each contact." }
+                    label for="template-params" { "Body parameters, one per line" }
+                    textarea #template-params name="template.params" rows="2" placeholder="{{name}}" {}
+                    p.hint { "A parameter may use {{name}}, {{phone}} and {{attributes.KEY}}: each recipient gets their own." }
                 }
             }
             fieldset {

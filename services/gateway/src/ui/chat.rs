@@ -3,6 +3,7 @@
 //! the chat marks its messages read.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -28,14 +29,22 @@ pub struct ChatPageParams {
     pub before: Option<i64>,
 }
 
+/// The dashboard's script says so when it refreshes a chat in a background tab.
+const VISIBILITY_HEADER: &str = "heydoc-visibility";
+
 pub async fn page(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     Path(phone): Path<String>,
     Query(params): Query<ChatPageParams>,
+    headers: HeaderMap,
 ) -> PageResult {
     let axum::Json(contact) = contacts::get(State(state.clone()), Path(phone.clone())).await?;
-    if contact.unread_count > 0 {
+    // Opening the chat reads it; a refresh in a tab nobody looks at does not.
+    let looking = headers
+        .get(VISIBILITY_HEADER)
+        .is_none_or(|v| v.as_bytes() != b"hidden");
+    if contact.unread_count > 0 && looking {
         let _read = messages::mark_read(State(state.clone()), Path(contact.phone.clone())).await?;
     }
     let axum::Json(mut chat) = messages::list(
@@ -115,11 +124,17 @@ fn bubble(m: &MessageOut) -> Markup {
     let (symbol, words) = tick(&m.status);
     html! {
         li class={ "msg " (if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) {
-            p.text { (m.message_text) }
+            p.text {
+                span.sr-only { (if incoming { "They wrote: " } else { "You wrote: " }) }
+                (m.message_text)
+            }
             p.info {
                 (time(m.timestamp))
                 @if !incoming {
-                    " " span class={ "tick tick-" (m.status) } title=(words) aria-label=(words) { (symbol) }
+                    " " span class={ "tick tick-" (m.status) } title=(words) {
+                        span aria-hidden="true" { (symbol) }
+                        span.sr-only { (words) }
+                    }
                 }
             }
             @if let Some(reason) = &m.error_reason {

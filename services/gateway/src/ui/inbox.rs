@@ -51,7 +51,7 @@ pub async fn page(
             h1 { "Inbox" }
             details.new-chat {
                 summary { "New chat" }
-                form data-api="/api/contacts" data-method="POST" data-then="/chat/{phone}" {
+                form data-api="/api/contacts" data-method="POST" data-then="/chat/{phone}" data-if-exists="/chat/{phone}" {
                     label for="new-phone" { "Phone number, country code first" }
                     input #new-phone name="phone" inputmode="tel" required placeholder="14155550123";
                     label for="new-name" { "Name (optional)" }
@@ -110,7 +110,10 @@ fn row(c: &ContactOut, all_tags: &[TagWithCount]) -> Markup {
                 @if let Some(at) = c.last_message_at { span.when { (time(at)) } }
                 span.preview { (clip(&c.last_message, 120)) }
                 @if c.unread_count > 0 {
-                    span.badge aria-label={ (c.unread_count) " unread" } { (c.unread_count) }
+                    span.badge {
+                        span aria-hidden="true" { (c.unread_count) }
+                        span.sr-only { (c.unread_count) " unread" }
+                    }
                 }
             }
             div.meta {

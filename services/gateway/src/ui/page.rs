@@ -46,10 +46,17 @@ pub fn login_url(next: &str) -> String {
 }
 
 /// A path the login page may send the browser to afterwards: our own pages only, never
-/// another site (`//evil.example` or `https://...`).
+/// another site. Browsers drop tabs and newlines from URLs and read `\\` as `/`, so
+/// `/\t/evil.example` would become `//evil.example`: only visible ASCII is allowed.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.into()
+        }
         _ => "/inbox".into(),
     }
 }
@@ -107,4 +114,29 @@ pub async fn home(State(state): State<AppState>, parts: Parts) -> Result<Redirec
     } else {
         "/login"
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/chat/1415?before=3")),
+            "/chat/1415?before=3"
+        );
+        for evil in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/ /x",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/inbox", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/inbox");
+    }
 }

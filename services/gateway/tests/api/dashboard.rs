@@ -55,15 +55,17 @@ async fn pages_follow_the_session(backend: Backend) {
     assert_eq!(to, "/login?next=%2Fchat%2F14155550100%3Fbefore%3D9");
     // The login page sends the browser back to our own pages only.
     let (_, _, login) = page(&client, &app, "/login?next=%2Fcampaigns", None).await;
-    assert!(login.contains(r#"data-then="/campaigns""#));
+    assert!(login.contains(r#"data-next="/campaigns""#));
     for evil in [
         "//evil.example/x",
         "https://evil.example",
         "/\\evil.example",
+        "/\t/evil.example/{token}",
+        "/\n/evil.example",
     ] {
         let q = serde_urlencoded::to_string([("next", evil)]).unwrap();
         let (_, _, login) = page(&client, &app, &format!("/login?{q}"), None).await;
-        assert!(login.contains(r#"data-then="/inbox""#), "{evil}");
+        assert!(login.contains(r#"data-next="/inbox""#), "{evil:?}");
     }
     // Registration closes after the first user (open registration is off by default).
     let (_, _, closed) = page(&client, &app, "/register", None).await;

@@ -21,14 +21,16 @@ async function api(method, url, body) {
     throw new Error("Your session has ended; please log in again.");
   }
   if (!response.ok) {
-    throw new Error((data && data.message) || `${response.status} ${response.statusText}`);
+    const error = new Error((data && data.message) || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
 
 // Form fields as the API's JSON: "a.b" nests (a group without a name is left out),
 // "x[]" collects checked boxes, data-type="int" and number inputs become numbers,
-// and empty fields are left out.
+// and empty fields are left out. Passwords and texts are sent exactly as typed.
 function formBody(form) {
   const body = {};
   for (const el of form.elements) {
@@ -41,8 +43,9 @@ function formBody(form) {
       continue;
     }
     if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
-    const value = el.value.trim();
-    if (value === "") continue;
+    const exact = el.type === "password" || el.tagName === "TEXTAREA";
+    const value = exact ? el.value : el.value.trim();
+    if (value.trim() === "") continue;
     const path = el.name.split(".");
     let target = body;
     for (const part of path.slice(0, -1)) target = target[part] = target[part] || {};
@@ -101,6 +104,8 @@ async function submitApiForm(form) {
     } else if (then === "refresh") {
       form.closest("details")?.removeAttribute("open");
       await refreshLive(true);
+    } else if (then === "next") {
+      location.assign(sameSite(form.dataset.next));
     } else if (then.startsWith("login:")) {
       await api("POST", "/login", { username: body.username, password: body.password });
       location.assign(then.slice("login:".length));
@@ -108,10 +113,23 @@ async function submitApiForm(form) {
       location.assign(fill(then, data, body));
     }
   } catch (e) {
+    if (e.status === 409 && form.dataset.ifExists) {
+      location.assign(fill(form.dataset.ifExists, body));
+      return;
+    }
     showError(form, e.message);
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+// A path on this site, or the inbox: never another origin.
+function sameSite(path) {
+  try {
+    const url = new URL(path, location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch (_) { /* not a URL */ }
+  return "/inbox";
 }
 
 document.addEventListener("submit", (event) => {
@@ -149,32 +167,77 @@ function localTimes(root) {
 
 // Re-reads this page and swaps in its live regions. A region being edited (focus inside it,
 // or an open disclosure) is left alone until the user is done.
+// The page is asked for again with a header saying whether anyone is looking: a chat
+// refreshed in a background tab is not marked read.
 let refreshing = null;
 let refreshAgain = false;
+let forceAgain = false;
 async function refreshLive(force) {
-  if (refreshing) { refreshAgain = true; return refreshing; }
+  if (refreshing) {
+    refreshAgain = true;
+    forceAgain = forceAgain || Boolean(force);
+    return refreshing;
+  }
   refreshing = (async () => {
     try {
-      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
-      if (response.redirected || !response.ok) return;
+      const response = await fetch(location.href, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html", "HeyDoc-Visibility": document.visibilityState },
+      });
+      if (response.redirected || !response.ok) {
+        setTimeout(() => refreshLive(), 3000);
+        return;
+      }
       const next = new DOMParser().parseFromString(await response.text(), "text/html");
       for (const region of document.querySelectorAll("[data-live]")) {
         const busy = region.contains(document.activeElement) || region.querySelector("details[open]");
         if (busy && !force) { setTimeout(() => refreshLive(), 1000); continue; }
         const fresh = next.getElementById(region.id);
         if (fresh) {
+          const focus = focusKey(region);
           region.replaceWith(fresh);
           localTimes(fresh);
           if (fresh.id === "chat") scrollChat();
+          if (focus) restoreFocus(fresh, focus);
         }
       }
     } catch (e) {
-      console.warn("refresh failed", e);
+      console.warn("refresh failed; trying again", e);
+      setTimeout(() => refreshLive(), 3000);
     }
   })();
   await refreshing;
   refreshing = null;
-  if (refreshAgain) { refreshAgain = false; await refreshLive(); }
+  if (refreshAgain) {
+    const again = forceAgain;
+    refreshAgain = false;
+    forceAgain = false;
+    await refreshLive(again);
+  }
+}
+
+// Where the keyboard focus was inside a region about to be replaced: the element's id, or
+// the contact row it was in.
+function focusKey(region) {
+  const active = document.activeElement;
+  if (!active || !region.contains(active) || active === region) return null;
+  if (active.id) return { id: active.id };
+  const row = active.closest("[data-phone]");
+  return row ? { phone: row.dataset.phone } : { region: true };
+}
+
+function restoreFocus(region, key) {
+  let target = null;
+  if (key.id) target = document.getElementById(key.id);
+  if (!target && key.phone) {
+    const row = [...region.querySelectorAll("[data-phone]")].find((r) => r.dataset.phone === key.phone);
+    target = row && (row.querySelector("details summary") || row.querySelector("a"));
+  }
+  if (!target) {
+    region.tabIndex = -1;
+    target = region;
+  }
+  target.focus();
 }
 
 function scrollChat() {
@@ -182,10 +245,12 @@ function scrollChat() {
   if (chat) chat.lastElementChild?.scrollIntoView({ block: "end" });
 }
 
+// At most one refresh per `delay` however fast events come (a debounce would starve while a
+// campaign is sending).
 let pending = null;
 function refreshSoon(delay) {
-  clearTimeout(pending);
-  pending = setTimeout(() => refreshLive(), delay);
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; refreshLive(); }, delay);
 }
 
 function startLive() {
@@ -198,7 +263,7 @@ function startLive() {
     if (chat) {
       const id = Number(chat.dataset.contactId);
       if (!change.all && !(change.contact_ids || []).includes(id)) return;
-      if (event.type === "message") {
+      if (event.type === "message" && document.visibilityState === "visible") {
         api("POST", `/api/messages/${encodeURIComponent(chat.dataset.phone)}/read`).catch(() => {});
       }
     }
@@ -212,6 +277,10 @@ function startLive() {
   source.addEventListener("open", () => {
     document.body.dataset.live = "connected";
     if (lost) { lost = false; refreshSoon(0); }
+  });
+  // Back to a chat that was in the background: what arrived meanwhile is now read.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && document.getElementById("chat")) refreshLive();
   });
   // A campaign's runs are created by the scheduler, which sends no chat events: poll gently.
   const campaign = document.getElementById("campaign");
@@ -232,19 +301,29 @@ function campaignBody(form) {
     recurrence: v("recurrence") === "cron" ? v("cron") : v("recurrence"),
   };
   if (v("message")) body.message = v("message");
-  if (v("template.name")) body.template = { name: v("template.name"), language: v("template.language") || "en_US" };
+  if (v("template.name")) {
+    body.template = { name: v("template.name"), language: v("template.language") || "en_US" };
+    const params = form.elements["template.params"].value.split("\n").map((p) => p.trim()).filter(Boolean);
+    if (params.length) {
+      body.template.components = [{ type: "body", parameters: params.map((text) => ({ type: "text", text })) }];
+    }
+  }
   if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
   if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
   return body;
 }
 
+// Only the answer to the latest question is shown, whatever order answers come back in.
+let previewSeq = 0;
 async function previewCampaign(form) {
   const note = document.getElementById("preview-note");
   const list = document.getElementById("next-runs");
   const body = campaignBody(form);
   if (!body.scheduled_time) return;
+  const seq = ++previewSeq;
   try {
     const answer = await api("POST", "/api/scheduled-messages/preview", body);
+    if (seq !== previewSeq) return;
     list.replaceChildren(...answer.next_runs_local.map((text, i) => {
       const li = document.createElement("li");
       const time = document.createElement("time");
@@ -256,6 +335,7 @@ async function previewCampaign(form) {
     note.textContent = answer.next_runs.length < 5 ? "These are all its runs." : `The next five runs, in ${answer.timezone}.`;
     note.classList.remove("form-error");
   } catch (e) {
+    if (seq !== previewSeq) return;
     list.replaceChildren();
     note.textContent = e.message;
     note.classList.add("form-error");
