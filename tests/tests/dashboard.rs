@@ -254,6 +254,7 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
         .await
         .expect("runs");
     assert_eq!(runs.len(), 5);
+    browser.screenshot("campaign-form").await;
     browser.click("#campaign-form button[type=submit]").await;
     browser.find("#campaign[data-status=pending]").await;
 

@@ -85,11 +85,15 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route(
             "/register",
-            get(ui::auth_pages::register).post(auth_routes::register),
+            get(ui::auth_pages::register)
+                .layer(middleware::map_response(ui::page_headers))
+                .post(auth_routes::register),
         )
         .route(
             "/login",
-            get(ui::auth_pages::login).post(auth_routes::login),
+            get(ui::auth_pages::login)
+                .layer(middleware::map_response(ui::page_headers))
+                .post(auth_routes::login),
         )
         .route("/logout", get(auth_routes::logout))
         .route(

@@ -81,6 +81,21 @@ async fn pages_follow_the_session(backend: Backend) {
         assert!(body.starts_with("<!DOCTYPE html>"), "{path}");
         assert!(body.contains(r#"<main id="main""#), "{path}");
     }
+    // Pages run only their own script and cannot be framed.
+    for path in ["/inbox", "/login", "/assets/app.js"] {
+        let res = client
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
     // Unknown things are error pages with the API's message, not JSON.
     let (s, _, body) = page(&client, &app, "/chat/14155550100", Some(&token)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
