@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
@@ -27,7 +27,9 @@ pub use error::ApiError;
 pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
-use routes::{auth as auth_routes, contacts, health, messages, scheduled, send, tags, webhooks};
+use routes::{
+    api_keys, auth as auth_routes, contacts, health, messages, scheduled, send, tags, webhooks,
+};
 
 /// Request bodies larger than this are refused with 413.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -41,6 +43,8 @@ pub fn app(state: AppState) -> Router {
             get(auth_routes::list_users).post(auth_routes::create_user_as_admin),
         )
         .route("/me", get(auth_routes::me))
+        .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api-keys/{id}", delete(api_keys::revoke))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route(
             "/contacts/{phone}",

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, contacts, health, messages, scheduled, send, tags, webhooks};
+use crate::routes::{api_keys, auth, contacts, health, messages, scheduled, send, tags, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use crate::routes::{auth, contacts, health, messages, scheduled, send, tags, web
     ),
     paths(
         auth::register, auth::login, auth::logout, auth::list_users, auth::create_user_as_admin, auth::me,
+        api_keys::create, api_keys::list, api_keys::revoke,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
         tags::list, tags::create, tags::update, tags::delete,

@@ -33,6 +33,8 @@ pub struct AppState {
     pub live: LivePublisher,
     /// The events this gateway's dashboards receive; started by the first dashboard to connect.
     pub live_feed: Arc<tokio::sync::OnceCell<LiveFeed>>,
+    /// API keys whose use this replica recorded in the last minute.
+    pub key_uses: moka::sync::Cache<i32, ()>,
     /// Turns true when the server begins to shut down (long-lived streams end then).
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -59,6 +61,10 @@ impl AppState {
             outbox: None,
             scheduler_wake: None,
             stopping: None,
+            key_uses: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)
+                .build(),
         }
     }
 

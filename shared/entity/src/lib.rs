@@ -1,5 +1,6 @@
 //! SeaORM entities, one module per table. The schema itself lives in `heydoc-migration`.
 
+pub mod api_key;
 pub mod contact;
 pub mod contact_tag;
 pub mod message;

@@ -2,7 +2,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
@@ -10,6 +10,7 @@ use heydoc_domain::Role;
 use heydoc_entity::{session, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::auth::api_key::{self, KeyGrant, KeyScope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -56,10 +57,23 @@ pub struct AuthUser {
     pub user_id: i32,
     pub username: String,
     pub role: Role,
+    /// The login session; empty for an API key.
     pub session_id: String,
+    /// The API key the request came with, if it came with one instead of a session.
+    pub key: Option<KeyGrant>,
 }
 
 impl AuthUser {
+    /// Key management and other account matters need a person logged in, not a key.
+    pub fn require_session(&self) -> Result<(), ApiError> {
+        match self.key {
+            None => Ok(()),
+            Some(_) => Err(ApiError::Forbidden(
+                "this needs a logged-in session; API keys cannot do it".into(),
+            )),
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == Role::Admin {
             Ok(())
@@ -102,6 +116,9 @@ pub async fn authenticate(
     let Some(token) = token_from(headers) else {
         return Ok(None);
     };
+    if api_key::is_key(&token) {
+        return api_key::authenticate(state, &token).await;
+    }
     let Some(claims) = state.tokens.verify(&token) else {
         return Ok(None);
     };
@@ -127,12 +144,14 @@ pub async fn authenticate(
         username: user.username,
         role: Role::parse(&user.role).unwrap_or(Role::User),
         session_id: session.id,
+        key: None,
     };
     state.sessions.put(&user);
     Ok(Some(user))
 }
 
-/// Middleware for every `/api` route: 401 unless the caller has a live session.
+/// Middleware for every `/api` route: 401 unless the caller has a live session or API key;
+/// 403 when a read-only key asks to change something.
 pub async fn require_session(
     State(state): State<AppState>,
     mut req: Request,
@@ -141,6 +160,15 @@ pub async fn require_session(
     let user = authenticate(&state, req.headers())
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    if let Some(grant) = user.key {
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if grant.scope == KeyScope::Read && !reads {
+            return Err(ApiError::Forbidden(format!(
+                "this API key can only read; {} needs a key with the write scope",
+                req.method()
+            )));
+        }
+    }
     req.extensions_mut().insert(user);
     Ok(next.run(req).await)
 }

@@ -1,5 +1,6 @@
 //! The HTTP handlers, one module per resource, and the response shapes they share.
 
+pub mod api_keys;
 pub mod auth;
 pub mod contacts;
 pub mod health;

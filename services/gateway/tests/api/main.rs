@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod api_keys;
 mod auth;
 mod bad_input;
 mod contacts;
