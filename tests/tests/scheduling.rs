@@ -392,5 +392,150 @@ async fn a_mixed_audience_fans_out_once_each_across_small_chunks() {
     );
     assert!(stats.by_recipient.values().all(|&n| n == 1), "{stats:?}");
     let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
-    assert_eq!(detail["occurrences"][0]["planned"], 6, "{detail}");
+    assert_eq!(detail["occurrences"][0]["planned"], 7, "{detail}");
+    assert_eq!(detail["occurrences"][0]["counts"]["skipped"], 1, "{detail}");
+    let (_, deliveries) = api
+        .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+        .await;
+    let opted_out = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["phone"] == tagged[4].as_str())
+        .unwrap();
+    assert_eq!(opted_out["status"], "skipped");
+    assert!(opted_out["error_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("opted out of campaigns"));
+}
+
+/// Moves a recurring schedule's next run to now, as if its next day had come.
+async fn next_day_comes(db: &DatabaseConnection, id: i64) {
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE scheduled_messages SET next_run_at = $1 WHERE id = $2",
+        [Utc::now().into(), id.into()],
+    ))
+    .await
+    .unwrap();
+}
+
+async fn patient_writes(stack: &Stack, from: &str, text: &str) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
+        .json(&json!({"from": from, "text": text}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+}
+
+/// The texts sent to `phone` so far, oldest first.
+async fn sent_to(api: &Api, phone: &str) -> Vec<String> {
+    let (_, chat) = api.get(&format!("/api/messages/{phone}?limit=200")).await;
+    let mut texts: Vec<String> = chat
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outgoing" && m["status"] != "skipped")
+        .map(|m| m["message_text"].as_str().unwrap().to_string())
+        .collect();
+    texts.reverse();
+    texts
+}
+
+/// STOP in the middle of a daily campaign: a one-time confirmation, the next run skips the
+/// contact and says why, a second STOP sends nothing; START brings them back (confirmed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_start_by_keyword_in_the_middle_of_a_recurring_campaign() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let phones: Vec<String> = (0..3).map(|i| format!("1555072{i:04}")).collect();
+    let tag = tagged_contacts(&api, "Weekly tips", phones.iter().cloned()).await;
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "Tip of the day", "tag_ids": [tag], "scheduled_time": soon(), "recurrence": "daily"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let runs_done = |n: usize| {
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                let (_, d) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+                let occ = d["occurrences"].as_array().cloned().unwrap_or_default();
+                let settled = occ.len() == n
+                    && occ.iter().all(|o| {
+                        o["state"] == "done" && o["counts"]["queued"] == 0 && o["planned"] == 3
+                    });
+                settled.then_some(d)
+            }
+        }
+    };
+    eventually(LIMIT, "the first run", runs_done(1)).await;
+    let stopper = phones[1].as_str();
+    assert_eq!(sent_to(&api, stopper).await, vec!["Tip of the day"]);
+
+    patient_writes(&stack, stopper, " Stop! ").await;
+    let confirmation = eventually(LIMIT, "the STOP confirmation", || {
+        let api = api.clone();
+        async move {
+            let texts = sent_to(&api, stopper).await;
+            (texts.len() == 2).then(|| texts[1].clone())
+        }
+    })
+    .await;
+    assert!(confirmation.contains("Reply START"), "{confirmation}");
+    let (_, contact) = api.get(&format!("/api/contacts/{stopper}")).await;
+    assert_eq!(contact["opted_out"], true);
+    // Saying it again changes nothing and sends nothing.
+    patient_writes(&stack, stopper, "STOP").await;
+
+    next_day_comes(&stack.app.db.conn, id).await;
+    let detail = eventually(LIMIT, "the second run", runs_done(2)).await;
+    let second = &detail["occurrences"][0];
+    assert_eq!(second["counts"]["skipped"], 1, "{detail}");
+    let (_, deliveries) = api
+        .get(&format!(
+            "/api/scheduled-messages/{id}/deliveries?occurrence_id={}",
+            second["id"]
+        ))
+        .await;
+    let skipped = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["phone"] == stopper)
+        .unwrap();
+    assert_eq!(skipped["status"], "skipped");
+    assert!(skipped["error_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("opted out of campaigns on "));
+    assert_eq!(
+        sent_to(&api, stopper).await.len(),
+        2,
+        "no campaign message and no second confirmation after STOP"
+    );
+    assert_eq!(sent_to(&api, &phones[0]).await.len(), 2);
+
+    patient_writes(&stack, stopper, "start").await;
+    eventually(LIMIT, "the START confirmation", || {
+        let api = api.clone();
+        async move {
+            let texts = sent_to(&api, stopper).await;
+            (texts.len() == 3 && texts[2].contains("Reply STOP")).then_some(())
+        }
+    })
+    .await;
+    next_day_comes(&stack.app.db.conn, id).await;
+    eventually(LIMIT, "the third run", runs_done(3)).await;
+    let texts = sent_to(&api, stopper).await;
+    assert_eq!(texts.last().map(String::as_str), Some("Tip of the day"));
+    assert_eq!(texts.len(), 4, "{texts:?}");
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub live: LivePublisher,
     /// The events this gateway's dashboards receive; started by the first dashboard to connect.
     pub live_feed: Arc<tokio::sync::OnceCell<LiveFeed>>,
+    /// STOP and START, and their synonyms, from the settings.
+    pub keywords: Arc<heydoc_domain::consent::Keywords>,
     /// API keys whose use this replica recorded in the last minute.
     pub key_uses: moka::sync::Cache<i32, ()>,
     /// Turns true when the server begins to shut down (long-lived streams end then).
@@ -49,6 +51,10 @@ impl AppState {
             settings.auth.login_attempts_per_minute_per_ip,
         );
         Self {
+            keywords: Arc::new(heydoc_domain::consent::Keywords::from_lists(
+                &settings.optout.stop_keywords,
+                &settings.optout.start_keywords,
+            )),
             live: LivePublisher::spawn(db.clone()),
             live_feed: Arc::default(),
             db,

@@ -1,6 +1,7 @@
 //! Fan-out: an occurrence becomes one delivery (outgoing message) per recipient, unique on
 //! (occurrence, contact). The audience is resolved now: the explicit recipients plus every
-//! contact carrying one of the tags, minus opted-out and suppressed contacts. It is expanded
+//! contact carrying one of the tags. Opted-out and suppressed contacts get a delivery that is
+//! `skipped` at once and says why, so campaign results show them; nothing is sent. It is expanded
 //! in chunks, each in its own transaction with the saved cursor (the last contact id done), so
 //! a crash resumes at the next chunk and no transaction grows with the campaign.
 
@@ -130,7 +131,7 @@ async fn chunk_of(
         insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
     }
     span.record("heydoc.deliveries", rows.len());
-    let last = rows.last().map(|(id, _)| i64::from(*id)).unwrap_or(cursor);
+    let last = rows.last().map(|r| i64::from(r.id)).unwrap_or(cursor);
     let finished = (rows.len() as u64) < limit;
     let state = if finished {
         STATE_DONE
@@ -161,8 +162,17 @@ async fn chunk_of(
     }
 }
 
-/// The next `limit` contacts of the audience after `after`, in id order, minus opted-out and
-/// suppressed ones: explicit recipients plus contacts carrying any of the tags. The two are read
+/// One member of the audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Recipient {
+    id: i32,
+    phone: String,
+    /// Why this contact gets nothing: opted out, or suppressed by WhatsApp's answer.
+    skip: Option<String>,
+}
+
+/// The next `limit` contacts of the audience after `after`, in id order: explicit recipients
+/// plus contacts carrying any of the tags. The two are read
 /// separately, each with a plan that starts at the cursor, and merged (an OR of both makes
 /// PostgreSQL hash the tag's remaining membership on every chunk). Fewer than `limit` rows
 /// means the audience is exhausted: each part returned fewer than `limit` too.
@@ -172,7 +182,7 @@ async fn next_audience(
     tag_ids: &[i32],
     after: i32,
     limit: u64,
-) -> Result<Vec<(i32, String)>, SchedulerError> {
+) -> Result<Vec<Recipient>, SchedulerError> {
     let mut rows = Vec::new();
     if !recipients.is_empty() {
         let listed = Condition::all().add(contact::Column::Phone.is_in(recipients.iter().cloned()));
@@ -181,8 +191,8 @@ async fn next_audience(
     if !tag_ids.is_empty() {
         rows.extend(audience_page(txn, tagged(tag_ids, after), after, limit).await?);
     }
-    rows.sort_unstable_by_key(|(id, _)| *id);
-    rows.dedup_by_key(|(id, _)| *id);
+    rows.sort_unstable_by_key(|r: &Recipient| r.id);
+    rows.dedup_by_key(|r| r.id);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
 }
@@ -192,20 +202,43 @@ async fn audience_page(
     audience: Condition,
     after: i32,
     limit: u64,
-) -> Result<Vec<(i32, String)>, SchedulerError> {
-    Ok(contact::Entity::find()
+) -> Result<Vec<Recipient>, SchedulerError> {
+    let rows: Vec<AudienceRow> = contact::Entity::find()
         .select_only()
         .column(contact::Column::Id)
         .column(contact::Column::Phone)
+        .column(contact::Column::OptedOutAt)
+        .column(contact::Column::SuppressedReason)
         .filter(contact::Column::Id.gt(after))
-        .filter(contact::Column::OptedOutAt.is_null())
-        .filter(contact::Column::SuppressedReason.is_null())
         .filter(audience)
         .order_by_asc(contact::Column::Id)
         .limit(limit)
         .into_tuple()
         .all(txn)
-        .await?)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, phone, opted_out_at, suppressed)| Recipient {
+            id,
+            phone,
+            skip: skip_reason(opted_out_at, suppressed),
+        })
+        .collect())
+}
+
+/// id, phone, opted_out_at, suppressed_reason.
+type AudienceRow = (i32, String, Option<DateTime<Utc>>, Option<String>);
+
+/// Why a contact gets no campaign message, in words the campaign results show.
+fn skip_reason(opted_out_at: Option<DateTime<Utc>>, suppressed: Option<String>) -> Option<String> {
+    match (opted_out_at, suppressed) {
+        (Some(at), _) => Some(format!(
+            "opted out of campaigns on {}",
+            at.format("%Y-%m-%d %H:%M UTC")
+        )),
+        (None, Some(reason)) => Some(format!("suppressed: {reason}")),
+        (None, None) => None,
+    }
 }
 
 /// Contacts carrying any of the tags. The cursor bounds the memberships too: without it
@@ -257,7 +290,7 @@ async fn insert_deliveries(
     ctx: &SchedulerContext,
     schedule: &schedule::Model,
     occurrence_id: i64,
-    rows: &[(i32, String)],
+    rows: &[Recipient],
     now: DateTime<Utc>,
 ) -> Result<(), SchedulerError> {
     let template = schedule.template.clone();
@@ -280,22 +313,26 @@ async fn insert_deliveries(
     };
     // Small enough chunks of rows per statement to stay under the bind-parameter limits.
     for part in rows.chunks(500) {
-        let models = part.iter().map(|(contact_id, phone)| message::ActiveModel {
-            contact_id: Set(*contact_id),
+        let models = part.iter().map(|r| message::ActiveModel {
+            contact_id: Set(r.id),
             message_id: Set(None),
             direction: Set(Direction::Outgoing.as_str().into()),
             sender_phone: Set(ctx.business_number.clone()),
-            receiver_phone: Set(phone.clone()),
+            receiver_phone: Set(r.phone.clone()),
             message_type: Set(message_type.into()),
             message_text: Set(text.clone()),
             payload: Set(payload.clone()),
             timestamp: Set(now),
             is_read: Set(true),
-            status: Set(MessageStatus::Queued.as_str().into()),
+            status: Set(if r.skip.is_some() {
+                MessageStatus::Skipped.as_str().into()
+            } else {
+                MessageStatus::Queued.as_str().into()
+            }),
             attempts: Set(0),
             next_attempt_at: Set(None),
             last_error_code: Set(None),
-            last_error_reason: Set(None),
+            last_error_reason: Set(r.skip.clone()),
             enqueued_at: Set(None),
             origin: Set("occurrence".into()),
             occurrence_id: Set(Some(occurrence_id)),
@@ -324,7 +361,9 @@ async fn insert_deliveries(
             .col_expr(contact::Column::LastMessageAt, Expr::value(now))
             .col_expr(contact::Column::LastActivityAt, Expr::value(now))
             .col_expr(contact::Column::UpdatedAt, Expr::value(now))
-            .filter(contact::Column::Id.is_in(part.iter().map(|(id, _)| *id)))
+            .filter(
+                contact::Column::Id.is_in(part.iter().filter(|r| r.skip.is_none()).map(|r| r.id)),
+            )
             .exec(txn)
             .await?;
     }
@@ -351,4 +390,26 @@ async fn set_state(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_contacts_say_why() {
+        let at = DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        assert_eq!(
+            skip_reason(at, Some("131050".into())).as_deref(),
+            Some("opted out of campaigns on 2030-01-02 03:04 UTC"),
+            "opting out says so even when also suppressed"
+        );
+        assert_eq!(
+            skip_reason(None, Some("131026: message undeliverable".into())).as_deref(),
+            Some("suppressed: 131026: message undeliverable")
+        );
+        assert_eq!(skip_reason(None, None), None);
+    }
 }

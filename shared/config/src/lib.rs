@@ -53,6 +53,18 @@ pub struct Settings {
     pub sender: SenderSettings,
     pub sandbox: SandboxSettings,
     pub scheduler: SchedulerSettings,
+    pub optout: OptOutSettings,
+}
+
+/// Opt-out and opt-in by keyword (comma-separated lists, any language; matched as the whole
+/// message, ignoring case and final punctuation) and the one-time confirmations sent back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OptOutSettings {
+    pub stop_keywords: String,
+    pub start_keywords: String,
+    /// Empty: no confirmation.
+    pub stop_reply: String,
+    pub start_reply: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
 //! HeyDoc's domain vocabulary: phone numbers, message and schedule states, recurrence rules and
 //! the validation rules every service applies the same way. Pure code: no I/O.
 
+pub mod consent;
 pub mod phone;
 pub mod recurrence;
 pub mod status;

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod connect;
+pub mod consent;
 pub mod contacts;
 pub mod deliveries;
 pub mod live;

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use heydoc_config::WhatsAppSettings;
+use heydoc_domain::consent::Consent;
 use heydoc_domain::{MessageStatus, Phone};
 use heydoc_store::chat::{self, Inbound, StatusUpdate};
 use heydoc_store::live::LiveKind;
@@ -134,6 +135,9 @@ pub async fn receive(
             if let Some(stored) = chat::record_inbound(&state.db, &inbound, now).await? {
                 state.live.publish(LiveKind::Message, stored.contact_id);
                 out.messages += 1;
+                if stored.message_type == "text" {
+                    apply_keyword(&state, &stored, now).await?;
+                }
             }
         }
         for status in &value.statuses {
@@ -155,6 +159,45 @@ pub async fn receive(
         }
     }
     Ok(axum::Json(Envelope::ok(out, "Webhook processed")))
+}
+
+/// STOP or START (or a synonym) as the whole message: the contact leaves or rejoins the
+/// campaigns, and gets the one-time confirmation.
+async fn apply_keyword(
+    state: &AppState,
+    stored: &heydoc_entity::message::Model,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    let Some(consent) = state.keywords.classify(&stored.message_text) else {
+        return Ok(());
+    };
+    let reply = match consent {
+        Consent::OptOut => &state.settings.optout.stop_reply,
+        Consent::OptIn => &state.settings.optout.start_reply,
+    };
+    let change = heydoc_store::consent::apply(
+        &state.db,
+        stored.contact_id,
+        consent,
+        reply,
+        state.business_number(),
+        now,
+    )
+    .await?;
+    let Some(change) = change else {
+        return Ok(());
+    };
+    metrics::counter!(WEBHOOK_EVENTS, "kind" => consent.as_str()).increment(1);
+    tracing::info!(
+        contact_id = stored.contact_id,
+        consent = consent.as_str(),
+        "consent changed by keyword"
+    );
+    if let Some(id) = change.reply_id {
+        state.publish_after_commit(vec![id]);
+    }
+    state.live.publish(LiveKind::Message, stored.contact_id);
+    Ok(())
 }
 
 /// A status update's span continues the trace of the send it concerns (found through the
