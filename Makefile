@@ -45,11 +45,12 @@ lint: ## rustfmt check and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: services ## Benchmarks (release build): gateway reads, 100k sends, 1M fan-out, firing lateness
+bench: services ## Benchmarks (release build): gateway reads, 100k sends, 1M fan-out, firing lateness, imports
 	$(CARGO) build --release -p heydoc -p heydoc-e2e
 	./target/release/bench-gateway
 	HEYDOC_BIN=./target/release/heydoc ./target/release/bench-sender
 	./target/release/bench-scheduler
+	HEYDOC_BIN=./target/release/heydoc ./target/release/bench-import
 
 migrate: ## Bring the configured database's schema up to date
 	$(CARGO) run -p heydoc -- migrate

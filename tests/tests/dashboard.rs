@@ -298,6 +298,54 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let browser = Browser::start(1000, 900).await;
+    register(&browser, &stack.app.url(""), "office").await;
+    let csv = std::env::temp_dir().join(format!("heydoc-import-{}.csv", std::process::id()));
+    std::fs::write(
+        &csv,
+        "phone,name,tags,city\n919800000011,Asha,Antenatal,Pune\nnot-a-phone,Bad,,\n919800000012,Ravi,Antenatal;VIP,\n",
+    )
+    .expect("csv");
+    browser.click(".heading a[href='/contacts/import']").await;
+    browser.wait_for_path("/contacts/import").await;
+    browser
+        .find("#import-file")
+        .await
+        .send_keys(&csv.display().to_string())
+        .await
+        .expect("choose the file");
+    browser.click("#import-form button[type=submit]").await;
+    browser
+        .wait_for_text("#import-status", "Done: 3 rows read")
+        .await;
+    browser
+        .wait_for_text("#import-result [data-count=created]", "2")
+        .await;
+    browser
+        .wait_for_text("#import-result [data-count=rejected]", "1")
+        .await;
+    let reject = browser
+        .wait_for_text("#import-rejects tbody tr", "phone")
+        .await;
+    assert!(reject.starts_with('3'), "line 3 is the bad one: {reject}");
+    assert_eq!(
+        browser
+            .run("return document.getElementById('import-progress').value === 1")
+            .await,
+        json!(true),
+        "the progress bar is full"
+    );
+    let _ = std::fs::remove_file(&csv);
+    browser.goto(&stack.app.url("/inbox")).await;
+    browser
+        .wait_for_text("li.contact[data-phone='919800000012'] .meta", "VIP")
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_send_shows_its_reason_in_the_chat() {
     let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
     // WhatsApp refuses every send as undeliverable (131026).

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
@@ -28,7 +29,8 @@ pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{
-    api_keys, auth as auth_routes, contacts, health, messages, scheduled, send, tags, webhooks,
+    api_keys, auth as auth_routes, contacts, health, imports, messages, scheduled, send, tags,
+    webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -46,6 +48,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
         .route("/contacts", get(contacts::list).post(contacts::create))
+        .route("/contacts/import", post(imports::upload))
+        .route("/contacts/export", get(imports::export))
+        .route("/imports/{id}", get(imports::get))
         .route(
             "/contacts/{phone}",
             get(contacts::get)

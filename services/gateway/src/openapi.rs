@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{api_keys, auth, contacts, health, messages, scheduled, send, tags, webhooks};
+use crate::routes::{
+    api_keys, auth, contacts, health, imports, messages, scheduled, send, tags, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +19,7 @@ use crate::routes::{api_keys, auth, contacts, health, messages, scheduled, send,
         api_keys::create, api_keys::list, api_keys::revoke,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
+        imports::upload, imports::get, imports::export,
         tags::list, tags::create, tags::update, tags::delete,
         messages::list, messages::mark_read, send::send_message,
         scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::delete, scheduled::update_status, scheduled::deliveries_of,

@@ -3,6 +3,8 @@
 pub mod api_key;
 pub mod contact;
 pub mod contact_tag;
+pub mod import;
+pub mod import_reject;
 pub mod message;
 pub mod occurrence;
 pub mod scheduled_message;

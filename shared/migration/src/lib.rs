@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261124_000002_trace_context;
 mod m20261124_000003_api_keys;
+mod m20261124_000004_imports;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_trace_context::Migration),
             Box::new(m20261124_000003_api_keys::Migration),
+            Box::new(m20261124_000004_imports::Migration),
         ]
     }
 }

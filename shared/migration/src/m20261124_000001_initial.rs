@@ -126,7 +126,7 @@ enum Occurrences {
 }
 
 /// A 64-bit auto-incrementing primary key (SQLite makes it its INTEGER rowid).
-fn big_pk_auto(col: impl IntoIden) -> ColumnDef {
+pub(crate) fn big_pk_auto(col: impl IntoIden) -> ColumnDef {
     big_integer(col).auto_increment().primary_key().take()
 }
 

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod connect;
 pub mod consent;
+pub mod contact_import;
 pub mod contacts;
 pub mod deliveries;
 pub mod live;

@@ -137,7 +137,7 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<(HeaderMap, axum::Json<Vec<ContactOut>>)> {
     let limit = page_size(params.limit, 50, 200);
-    let mut query = contact::Entity::find();
+    let mut query = matching(params.q.as_deref(), params.tag);
     if let Some(cursor) = params.cursor.as_deref() {
         let (at, id) = decode_cursor(cursor)?;
         query = query.filter(
@@ -148,31 +148,6 @@ pub async fn list(
                         .eq(at)
                         .and(contact::Column::Id.lt(id)),
                 ),
-        );
-    }
-    if let Some(q) = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
-        query = query.filter(
-            Condition::any()
-                .add(
-                    Expr::col(contact::Column::Phone)
-                        .like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')),
-                )
-                .add(
-                    Expr::expr(Func::lower(Expr::col(contact::Column::Name)))
-                        .like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')),
-                ),
-        );
-    }
-    if let Some(tag_id) = params.tag {
-        query = query.filter(
-            contact::Column::Id.in_subquery(
-                Query::select()
-                    .column(contact_tag::Column::ContactId)
-                    .from(contact_tag::Entity)
-                    .and_where(contact_tag::Column::TagId.eq(tag_id))
-                    .to_owned(),
-            ),
         );
     }
     let mut rows = query
@@ -199,6 +174,38 @@ pub async fn list(
         })
         .collect();
     Ok((headers, axum::Json(out)))
+}
+
+/// Contacts whose phone or name contains `q` (case-insensitive) and that carry tag `tag`: the
+/// inbox's filter, which the export uses too.
+pub fn matching(q: Option<&str>, tag: Option<i32>) -> sea_orm::Select<contact::Entity> {
+    let mut query = contact::Entity::find();
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        query = query.filter(
+            Condition::any()
+                .add(
+                    Expr::col(contact::Column::Phone)
+                        .like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')),
+                )
+                .add(
+                    Expr::expr(Func::lower(Expr::col(contact::Column::Name)))
+                        .like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\')),
+                ),
+        );
+    }
+    if let Some(tag_id) = tag {
+        query = query.filter(
+            contact::Column::Id.in_subquery(
+                Query::select()
+                    .column(contact_tag::Column::ContactId)
+                    .from(contact_tag::Entity)
+                    .and_where(contact_tag::Column::TagId.eq(tag_id))
+                    .to_owned(),
+            ),
+        );
+    }
+    query
 }
 
 /// One contact.
@@ -435,7 +442,7 @@ async fn with_tags(db: &impl ConnectionTrait, c: contact::Model) -> ApiResult<Co
 }
 
 /// The tags of each of these contacts, in one query.
-async fn tags_of(
+pub async fn tags_of(
     db: &impl ConnectionTrait,
     contact_ids: &[i32],
 ) -> ApiResult<HashMap<i32, Vec<TagOut>>> {

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod contacts;
 pub mod health;
+pub mod imports;
 pub mod messages;
 pub mod scheduled;
 pub mod send;

@@ -49,6 +49,7 @@ pub async fn page(
     let main = html! {
         div.heading {
             h1 { "Inbox" }
+            a href="/contacts/import" { "Import / export" }
             details.new-chat {
                 summary { "New chat" }
                 form data-api="/api/contacts" data-method="POST" data-then="/chat/{phone}" data-if-exists="/chat/{phone}" {

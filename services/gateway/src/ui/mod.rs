@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth_pages;
 pub mod campaigns;
 pub mod chat;
+pub mod contacts_io;
 pub mod format;
 pub mod inbox;
 pub mod layout;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(page::home))
         .route("/inbox", get(inbox::page))
         .route("/chat/{phone}", get(chat::page))
+        .route("/contacts/import", get(contacts_io::page))
         .route("/campaigns", get(campaigns::list))
         .route("/campaigns/new", get(campaigns::new))
         .route("/campaigns/{id}", get(campaigns::detail))

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod contacts;
 mod dashboard;
+mod imports;
 mod scheduled;
 mod seed_shapes;
 mod webhooks;

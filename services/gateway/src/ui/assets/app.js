@@ -395,3 +395,69 @@ document.addEventListener("DOMContentLoaded", () => {
   startLive();
   startCampaignForm();
 });
+
+// ---- contact import ------------------------------------------------------------------------
+
+function showImport(result) {
+  document.getElementById("import-result").hidden = false;
+  document.getElementById("import-progress").value = result.progress;
+  const status = {
+    running: `Importing: ${result.lines} rows read…`,
+    done: `Done: ${result.lines} rows read.`,
+    failed: `Stopped: ${result.error}`,
+    interrupted: "Interrupted: the server stopped during the import. What was counted is in.",
+  }[result.status] || result.status;
+  const line = document.getElementById("import-status");
+  line.textContent = status;
+  line.classList.toggle("form-error", result.status === "failed" || result.status === "interrupted");
+  for (const el of document.querySelectorAll("#import-result [data-count]")) {
+    el.textContent = result[el.dataset.count];
+  }
+  const rejects = document.getElementById("import-rejects");
+  rejects.hidden = !result.rejects.length;
+  rejects.querySelector("tbody").replaceChildren(...result.rejects.map((r) => {
+    const tr = document.createElement("tr");
+    for (const text of [r.line, r.reason]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+async function submitImport(form) {
+  const file = form.elements.file.files[0];
+  if (!file) return;
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  showError(form, "");
+  try {
+    const response = await fetch("/api/contacts/import", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "text/csv", Accept: "application/json" },
+      body: file,
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
+    let result = answer.data;
+    showImport(result);
+    while (result.status === "running") {
+      await new Promise((done) => setTimeout(done, 500));
+      result = await api("GET", `/api/imports/${result.id}`);
+      showImport(result);
+    }
+  } catch (e) {
+    showError(form, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("submit", (event) => {
+  if (event.target.matches("form[data-import]")) {
+    event.preventDefault();
+    submitImport(event.target);
+  }
+});

@@ -1,0 +1,220 @@
+//! The background job behind an import: a blocking thread reads the spooled CSV record by
+//! record and hands over batches; this task upserts each batch and records progress, counts
+//! and rejected rows. The file is removed when the job ends, however it ends.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use heydoc_entity::{import, import_reject};
+use heydoc_store::contact_import::{apply_batch, ImportRow, TagIds};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio::sync::mpsc;
+
+use crate::import::Columns;
+
+/// Rows per transaction.
+pub const BATCH: usize = 1000;
+/// Rejected rows kept per import (all are counted).
+pub const KEPT_REJECTS: i64 = 10_000;
+
+pub const RUNNING: &str = "running";
+pub const DONE: &str = "done";
+pub const FAILED: &str = "failed";
+
+/// What the reader hands over.
+enum Batch {
+    Rows {
+        rows: Vec<ImportRow>,
+        rejects: Vec<(u64, String)>,
+        lines: u64,
+        bytes_done: u64,
+    },
+    /// The file stopped being readable CSV (or readable at all).
+    Broken(String),
+}
+
+/// Runs the import to its end; returns once the row says `done` or `failed`.
+pub async fn run(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns) {
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let reading = path.clone();
+    let reader = tokio::task::spawn_blocking(move || read(&reading, &columns, &tx));
+    let mut tag_ids = TagIds::new();
+    let mut kept = 0i64;
+    let mut outcome: Result<(), String> = Ok(());
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Batch::Rows {
+                rows,
+                rejects,
+                lines,
+                bytes_done,
+            } => {
+                if let Err(e) = record_batch(
+                    &db,
+                    id,
+                    rows,
+                    rejects,
+                    lines,
+                    bytes_done,
+                    &mut tag_ids,
+                    &mut kept,
+                )
+                .await
+                {
+                    outcome = Err(format!("the database refused a batch: {e}"));
+                    break;
+                }
+            }
+            Batch::Broken(reason) => {
+                outcome = Err(reason);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    let _ = tokio::fs::remove_file(&path).await;
+    let now = Utc::now();
+    let (status, error) = match outcome {
+        Ok(()) => (DONE, None),
+        Err(e) => (FAILED, Some(e)),
+    };
+    let mut finish = import::Entity::update_many()
+        .col_expr(import::Column::Status, Expr::value(status))
+        .col_expr(import::Column::Error, Expr::value(error.clone()))
+        .col_expr(import::Column::UpdatedAt, Expr::value(now))
+        .col_expr(import::Column::FinishedAt, Expr::value(now))
+        .filter(import::Column::Id.eq(id));
+    if status == DONE {
+        finish = finish.col_expr(
+            import::Column::BytesDone,
+            Expr::col(import::Column::BytesTotal).into(),
+        );
+    }
+    match finish.exec(&db).await {
+        Ok(_) => tracing::info!(
+            import_id = id,
+            status,
+            error = error.as_deref(),
+            "import finished"
+        ),
+        Err(e) => {
+            tracing::error!(import_id = id, error = %e, "could not record the end of an import")
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one batch's parts, recorded together
+async fn record_batch(
+    db: &DatabaseConnection,
+    id: i32,
+    rows: Vec<ImportRow>,
+    rejects: Vec<(u64, String)>,
+    lines: u64,
+    bytes_done: u64,
+    tag_ids: &mut TagIds,
+    kept: &mut i64,
+) -> Result<(), heydoc_store::StoreError> {
+    let counts = apply_batch(db, rows, tag_ids, Utc::now()).await?;
+    let room = usize::try_from(KEPT_REJECTS - *kept).unwrap_or(0);
+    let keep: Vec<import_reject::ActiveModel> = rejects
+        .iter()
+        .take(room)
+        .map(|(line, reason)| import_reject::ActiveModel {
+            import_id: Set(id),
+            line: Set(*line as i64),
+            reason: Set(reason.chars().take(500).collect()),
+            ..Default::default()
+        })
+        .collect();
+    *kept += keep.len() as i64;
+    for part in keep.chunks(500) {
+        import_reject::Entity::insert_many(part.to_vec())
+            .exec(db)
+            .await?;
+    }
+    let add = |col: import::Column, n: u64| Expr::col(col).add(n as i64);
+    import::Entity::update_many()
+        .col_expr(import::Column::Lines, add(import::Column::Lines, lines))
+        .col_expr(
+            import::Column::Created,
+            add(import::Column::Created, counts.created),
+        )
+        .col_expr(
+            import::Column::Updated,
+            add(import::Column::Updated, counts.updated),
+        )
+        .col_expr(
+            import::Column::Unchanged,
+            add(import::Column::Unchanged, counts.unchanged),
+        )
+        .col_expr(
+            import::Column::Rejected,
+            add(import::Column::Rejected, rejects.len() as u64),
+        )
+        .col_expr(import::Column::BytesDone, Expr::value(bytes_done as i64))
+        .col_expr(import::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(import::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Reads the file (on a blocking thread) and sends batches until the end or a broken file.
+fn read(path: &std::path::Path, columns: &Columns, tx: &mpsc::Sender<Batch>) {
+    let mut reader = match csv::ReaderBuilder::new().flexible(true).from_path(path) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.blocking_send(Batch::Broken(format!("cannot read the upload: {e}")));
+            return;
+        }
+    };
+    let mut record = csv::StringRecord::new();
+    let mut rows = Vec::with_capacity(BATCH);
+    let mut rejects = Vec::new();
+    let mut lines = 0u64;
+    loop {
+        let more = match reader.read_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                // What was read before the break is imported; the rest is not.
+                let line = e.position().map_or(0, csv::Position::line);
+                let before = Batch::Rows {
+                    rows: std::mem::take(&mut rows),
+                    rejects: std::mem::take(&mut rejects),
+                    lines,
+                    bytes_done: reader.position().byte(),
+                };
+                if tx.blocking_send(before).is_ok() {
+                    let _ = tx.blocking_send(Batch::Broken(format!(
+                        "not valid CSV from line {line} on: {e}"
+                    )));
+                }
+                return;
+            }
+        };
+        if more {
+            lines += 1;
+            let line = record.position().map_or(0, csv::Position::line);
+            match columns.row(line, &record) {
+                Ok(row) => rows.push(row),
+                Err(reason) => rejects.push((line, reason)),
+            }
+        }
+        if rows.len() + rejects.len() >= BATCH || !more {
+            let batch = Batch::Rows {
+                rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH)),
+                rejects: std::mem::take(&mut rejects),
+                lines: std::mem::take(&mut lines),
+                bytes_done: reader.position().byte(),
+            };
+            if tx.blocking_send(batch).is_err() {
+                return;
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Contact import and export: counts, rejected rows with their lines, tags created, attributes
+//! set, re-imports that change nothing, and an import of 100,000 rows as a background job.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use heydoc_testkit::reqwest::{header, StatusCode};
+use heydoc_testkit::{json, on_both_backends, Api, Backend, TestApp};
+use serde_json::Value;
+
+async fn upload(api: &Api, csv: &str, content_type: &str) -> (StatusCode, Value) {
+    upload_bytes(api, csv.as_bytes().to_vec(), content_type).await
+}
+
+async fn upload_bytes(api: &Api, csv: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
+    let res = api
+        .client
+        .post(api.url("/api/contacts/import"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Follows an import to its end.
+async fn finished(api: &Api, answer: (StatusCode, Value)) -> Value {
+    let (status, body) = answer;
+    if status == StatusCode::OK {
+        return body["data"].clone();
+    }
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["data"]["id"].as_i64().unwrap();
+    for _ in 0..1200 {
+        let (_, now) = api.get(&format!("/api/imports/{id}")).await;
+        if now["status"] != "running" {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("import {id} still running after 2 minutes");
+}
+
+async fn export(api: &Api, query: &str) -> String {
+    let res = api
+        .client
+        .get(api.url(&format!("/api/contacts/export{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    res.text().await.unwrap()
+}
+
+const SMALL: &str = "phone,name,tags,city,notes
++91 98000 00001,Anita,Diabetes;VIP,Pune,
+919800000002,Vikram,Diabetes,Mumbai,likes mornings
+not-a-phone,Bad,,,
+919800000003,,,,
+,Nobody,,,
+919800000001,,Cardio,,
+";
+
+async fn import_counts_rejects_and_reimports_change_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    // One contact exists already, with a name the file does not repeat.
+    api.post(
+        "/api/contacts",
+        &json!({"phone": "919800000003", "name": "Meera"}),
+    )
+    .await;
+
+    let result = finished(&api, upload(&api, SMALL, "text/csv").await).await;
+    assert_eq!(result["status"], "done", "{result}");
+    assert_eq!(result["lines"], 6);
+    assert_eq!(result["created"], 2, "{result}");
+    assert_eq!(result["updated"], 0, "{result}");
+    assert_eq!(result["unchanged"], 1, "{result}");
+    assert_eq!(result["rejected"], 2);
+    assert_eq!(result["progress"], 1.0);
+    let rejects = result["rejects"].as_array().unwrap();
+    assert_eq!(rejects[0]["line"], 4);
+    assert!(rejects[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("phone: "));
+    assert_eq!(rejects[1]["line"], 6);
+    assert_eq!(rejects[1]["reason"], "phone is empty");
+
+    let (_, anita) = api.get("/api/contacts/919800000001").await;
+    assert_eq!(anita["name"], "Anita");
+    assert_eq!(anita["attributes"], json!({"city": "Pune"}));
+    let mut tags: Vec<&str> = anita["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(
+        tags,
+        vec!["Cardio", "Diabetes", "VIP"],
+        "rows for one phone add up"
+    );
+    let (_, vikram) = api.get("/api/contacts/919800000002").await;
+    assert_eq!(
+        vikram["attributes"],
+        json!({"city": "Mumbai", "notes": "likes mornings"})
+    );
+    let (_, meera) = api.get("/api/contacts/919800000003").await;
+    assert_eq!(
+        meera["name"], "Meera",
+        "an empty name leaves the name as it is"
+    );
+
+    // The same file again: nothing changes.
+    let again = finished(&api, upload(&api, SMALL, "text/csv; charset=utf-8").await).await;
+    assert_eq!(
+        (
+            again["created"].clone(),
+            again["updated"].clone(),
+            again["unchanged"].clone()
+        ),
+        (json!(0), json!(0), json!(3)),
+        "{again}"
+    );
+    // A changed value counts as updated.
+    let changed = finished(
+        &api,
+        upload(&api, "phone,city\n919800000002,Nagpur\n", "text/csv").await,
+    )
+    .await;
+    assert_eq!(changed["updated"], 1, "{changed}");
+
+    // The export, for a tag, and back in: nothing changes.
+    let (_, all_tags) = api.get("/api/tags").await;
+    let diabetes = all_tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Diabetes")
+        .unwrap()["id"]
+        .clone();
+    let csv = export(&api, &format!("?tag={diabetes}")).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("phone,name,tags,attributes,opted_out,suppressed_reason,last_message_at")
+    );
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(body.len(), 2, "{csv}");
+    assert!(body[0].starts_with("919800000001,Anita,"), "{csv}");
+    assert!(
+        csv.contains(r#""{""city"":""Nagpur"",""notes"":""likes mornings""}""#),
+        "{csv}"
+    );
+    let back = finished(&api, upload(&api, &csv, "text/csv").await).await;
+    assert_eq!(back["unchanged"], 2, "{back}");
+    assert_eq!(back["created"], 0);
+    assert_eq!(back["updated"], 0);
+    let everyone = export(&api, "?tag=").await;
+    assert_eq!(everyone.lines().count(), 4, "{everyone}");
+}
+
+async fn bad_uploads_change_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let (s, body) = upload(&api, "phone\n14155550100\n", "application/json").await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (s, body) = upload(&api, "name,city\nAna,Pune\n", "text/csv").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"phone\" column"));
+    let (s, body) = upload(&api, "", "text/csv").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("empty"));
+    let (s, _) = api.get("/api/imports/1").await;
+    assert_eq!(s, 404, "no import was recorded");
+    let (_, contacts) = api.get("/api/contacts").await;
+    assert_eq!(contacts, json!([]));
+    // A file that breaks midway (not UTF-8 on line 3): what came before is in, and the
+    // import says where it broke.
+    let mut bytes = b"phone,name\n14155550101,Ok\n14155550102,".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe, b'\n']);
+    bytes.extend_from_slice(b"14155550103,After\n");
+    let broken = finished(&api, upload_bytes(&api, bytes, "text/csv").await).await;
+    assert_eq!(broken["status"], "failed", "{broken}");
+    assert!(
+        broken["error"].as_str().unwrap().contains("line 3"),
+        "{broken}"
+    );
+    assert_eq!(broken["created"], 1, "{broken}");
+    let (s, _) = api.get("/api/contacts/14155550101").await;
+    assert_eq!(s, 200);
+    let (s, _) = api.get("/api/contacts/14155550103").await;
+    assert_eq!(s, 404, "nothing after the break");
+}
+
+on_both_backends!(
+    import_counts_rejects_and_reimports_change_nothing,
+    bad_uploads_change_nothing
+);
+
+/// 100,000 rows, 300 of them bad: a background job whose counts, rejects and re-import are
+/// right. (Peak memory is measured by `make bench`, not here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_rows_import_in_the_background() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let api = app.admin().await;
+    let mut csv = String::from("phone,name,tags,plan\n");
+    let mut bad_lines = Vec::new();
+    for i in 0..100_000u32 {
+        let line = i + 2;
+        if i % 333 == 7 && bad_lines.len() < 300 {
+            bad_lines.push(line);
+            writeln!(csv, "12x{i},Bad {i},,").unwrap();
+        } else {
+            let tag = if i % 2 == 0 { "Even" } else { "Odd" };
+            writeln!(csv, "9190{i:08},Patient {i},{tag};All,basic").unwrap();
+        }
+    }
+    assert_eq!(bad_lines.len(), 300);
+    let first = upload(&api, &csv, "text/csv").await;
+    assert_eq!(
+        first.0,
+        StatusCode::ACCEPTED,
+        "a large import runs in the background"
+    );
+    let result = finished(&api, first).await;
+    assert_eq!(result["status"], "done", "{result}");
+    assert_eq!(result["lines"], 100_000);
+    assert_eq!(result["created"], 99_700);
+    assert_eq!(result["rejected"], 300);
+    let lines: Vec<i64> = result["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        bad_lines.iter().map(|&l| i64::from(l)).collect::<Vec<_>>()
+    );
+    let (_, tags) = api.get("/api/tags").await;
+    let all = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "All")
+        .unwrap();
+    assert_eq!(all["contact_count"], 99_700);
+
+    let again = finished(&api, upload(&api, &csv, "text/csv").await).await;
+    assert_eq!(again["unchanged"], 99_700, "{again}");
+    assert_eq!(again["created"], 0);
+    assert_eq!(again["updated"], 0);
+}

@@ -1,0 +1,326 @@
+//! Importing contacts in batches: each batch of rows is upserted by phone in one transaction,
+//! missing tags are created, and every row is counted as created, updated or unchanged. Rows
+//! add tags and set attributes and names; they never remove anything, so importing the same
+//! file twice changes nothing the second time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::Phone;
+use heydoc_entity::{contact, contact_tag, tag};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use crate::contacts::new_contact;
+use crate::Result;
+
+/// The color of a tag an import creates.
+pub const NEW_TAG_COLOR: &str = "#888888";
+
+/// One valid CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// Its line in the file (the header is line 1).
+    pub line: u64,
+    pub phone: Phone,
+    /// `None` leaves an existing contact's name as it is.
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    /// Set on the contact, key by key; other keys stay.
+    pub attributes: Map<String, Value>,
+}
+
+/// How a batch's rows changed the contacts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Tag ids by name, kept across the batches of one import.
+pub type TagIds = HashMap<String, i32>;
+
+/// Upserts one batch in one transaction. Rows for the same phone within the batch are merged
+/// in file order (later names and attributes win, tags add up) and each counts once.
+pub async fn apply_batch(
+    db: &impl TransactionTrait,
+    rows: Vec<ImportRow>,
+    tag_ids: &mut TagIds,
+    now: DateTime<Utc>,
+) -> Result<BatchCounts> {
+    let merged = merge_by_phone(rows);
+    if merged.is_empty() {
+        return Ok(BatchCounts::default());
+    }
+    let txn = db.begin().await?;
+    ensure_tags(&txn, &merged, tag_ids, now).await?;
+    let phones: Vec<String> = merged
+        .iter()
+        .map(|r| r.phone.as_str().to_string())
+        .collect();
+    let existing: HashMap<String, contact::Model> = contact::Entity::find()
+        .filter(contact::Column::Phone.is_in(phones.clone()))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.phone.clone(), c))
+        .collect();
+    let links: HashSet<(i32, i32)> = if existing.is_empty() {
+        HashSet::new()
+    } else {
+        contact_tag::Entity::find()
+            .select_only()
+            .column(contact_tag::Column::ContactId)
+            .column(contact_tag::Column::TagId)
+            .filter(contact_tag::Column::ContactId.is_in(existing.values().map(|c| c.id)))
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+
+    let mut counts = BatchCounts::default();
+    let mut fresh = Vec::new();
+    for row in &merged {
+        let Some(found) = existing.get(row.phone.as_str()) else {
+            let mut model = new_contact(&row.phone, row.name.as_deref().unwrap_or(""), false, now);
+            model.attributes = Set(Value::Object(row.attributes.clone()));
+            fresh.push(model);
+            counts.created += 1;
+            continue;
+        };
+        let name = row.name.as_ref().filter(|n| **n != found.name);
+        let attributes = merged_attributes(&found.attributes, &row.attributes);
+        let new_tags = row
+            .tags
+            .iter()
+            .filter_map(|t| tag_ids.get(t))
+            .any(|id| !links.contains(&(found.id, *id)));
+        if name.is_none() && attributes.is_none() && !new_tags {
+            counts.unchanged += 1;
+            continue;
+        }
+        counts.updated += 1;
+        if name.is_none() && attributes.is_none() {
+            continue;
+        }
+        let mut update = contact::Entity::update_many()
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+            .filter(contact::Column::Id.eq(found.id));
+        if let Some(name) = name {
+            update = update.col_expr(contact::Column::Name, Expr::value(name.clone()));
+        }
+        if let Some(attributes) = attributes {
+            update = update.col_expr(contact::Column::Attributes, Expr::value(attributes));
+        }
+        update.exec(&txn).await?;
+    }
+    let mut ids: HashMap<String, i32> = existing
+        .iter()
+        .map(|(phone, c)| (phone.clone(), c.id))
+        .collect();
+    if !fresh.is_empty() {
+        let new_phones: Vec<String> = merged
+            .iter()
+            .filter(|r| !existing.contains_key(r.phone.as_str()))
+            .map(|r| r.phone.as_str().to_string())
+            .collect();
+        for part in fresh.chunks(500) {
+            contact::Entity::insert_many(part.to_vec())
+                .on_conflict(
+                    OnConflict::column(contact::Column::Phone)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .do_nothing()
+                .exec(&txn)
+                .await?;
+        }
+        let created: Vec<(i32, String)> = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::Id)
+            .column(contact::Column::Phone)
+            .filter(contact::Column::Phone.is_in(new_phones))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        ids.extend(created.into_iter().map(|(id, phone)| (phone, id)));
+    }
+    let mut to_link = Vec::new();
+    for row in &merged {
+        let Some(&contact_id) = ids.get(row.phone.as_str()) else {
+            continue;
+        };
+        for tag in &row.tags {
+            if let Some(&tag_id) = tag_ids.get(tag) {
+                if !links.contains(&(contact_id, tag_id)) {
+                    to_link.push(contact_tag::ActiveModel {
+                        contact_id: Set(contact_id),
+                        tag_id: Set(tag_id),
+                    });
+                }
+            }
+        }
+    }
+    for part in to_link.chunks(500) {
+        contact_tag::Entity::insert_many(part.to_vec())
+            .on_conflict(
+                OnConflict::columns([contact_tag::Column::ContactId, contact_tag::Column::TagId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(counts)
+}
+
+/// Rows for the same phone become one, in file order.
+fn merge_by_phone(rows: Vec<ImportRow>) -> Vec<ImportRow> {
+    let mut out: Vec<ImportRow> = Vec::with_capacity(rows.len());
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for row in rows {
+        match at.get(row.phone.as_str()) {
+            Some(&i) => {
+                let into = &mut out[i];
+                if row.name.is_some() {
+                    into.name = row.name;
+                }
+                into.attributes.extend(row.attributes);
+                for t in row.tags {
+                    if !into.tags.contains(&t) {
+                        into.tags.push(t);
+                    }
+                }
+            }
+            None => {
+                at.insert(row.phone.as_str().to_string(), out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+/// The contact's attributes with the row's set, or `None` when that changes nothing.
+fn merged_attributes(current: &Value, row: &Map<String, Value>) -> Option<Value> {
+    let mut attributes = current.as_object().cloned().unwrap_or_default();
+    let mut changed = !current.is_object() && !row.is_empty();
+    for (k, v) in row {
+        if attributes.get(k) != Some(v) {
+            attributes.insert(k.clone(), v.clone());
+            changed = true;
+        }
+    }
+    changed.then_some(Value::Object(attributes))
+}
+
+/// Every tag the rows name has an id in `tag_ids`: found by name, or created.
+async fn ensure_tags(
+    txn: &impl ConnectionTrait,
+    rows: &[ImportRow],
+    tag_ids: &mut TagIds,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let wanted: BTreeMap<&str, ()> = rows
+        .iter()
+        .flat_map(|r| r.tags.iter())
+        .filter(|t| !tag_ids.contains_key(t.as_str()))
+        .map(|t| (t.as_str(), ()))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = wanted.keys().map(|t| (*t).to_string()).collect();
+    tag::Entity::insert_many(names.iter().map(|name| tag::ActiveModel {
+        name: Set(name.clone()),
+        color: Set(NEW_TAG_COLOR.into()),
+        created_at: Set(now),
+        ..Default::default()
+    }))
+    .on_conflict(
+        OnConflict::column(tag::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .do_nothing()
+    .exec(txn)
+    .await?;
+    let found: Vec<(i32, String)> = tag::Entity::find()
+        .select_only()
+        .column(tag::Column::Id)
+        .column(tag::Column::Name)
+        .filter(tag::Column::Name.is_in(names))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    tag_ids.extend(found.into_iter().map(|(id, name)| (name, id)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: u64, phone: &str, name: Option<&str>, tags: &[&str], attrs: Value) -> ImportRow {
+        ImportRow {
+            line,
+            phone: Phone::parse(phone).expect("phone"),
+            name: name.map(str::to_string),
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            attributes: attrs.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn rows_for_one_phone_merge_in_file_order() {
+        let merged = merge_by_phone(vec![
+            row(
+                2,
+                "14155550001",
+                Some("Ana"),
+                &["a"],
+                serde_json::json!({"city": "Pune"}),
+            ),
+            row(3, "14155550002", None, &[], serde_json::json!({})),
+            row(
+                4,
+                "+1 415 555 0001",
+                Some("Ana R"),
+                &["b", "a"],
+                serde_json::json!({"zip": "411"}),
+            ),
+        ]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].name.as_deref(), Some("Ana R"));
+        assert_eq!(merged[0].tags, vec!["a", "b"]);
+        assert_eq!(
+            Value::Object(merged[0].attributes.clone()),
+            serde_json::json!({"city": "Pune", "zip": "411"})
+        );
+    }
+
+    #[test]
+    fn attributes_change_only_when_a_value_does() {
+        let current = serde_json::json!({"city": "Pune", "kept": 1});
+        let same = serde_json::json!({"city": "Pune"});
+        assert_eq!(
+            merged_attributes(&current, same.as_object().expect("obj")),
+            None
+        );
+        let new = serde_json::json!({"city": "Mumbai"});
+        assert_eq!(
+            merged_attributes(&current, new.as_object().expect("obj")),
+            Some(serde_json::json!({"city": "Mumbai", "kept": 1}))
+        );
+        assert_eq!(merged_attributes(&current, &Map::new()), None);
+    }
+}
