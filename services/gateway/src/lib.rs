@@ -148,6 +148,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limiter = state.login_limiter.clone();
     let pruner = tokio::spawn(prune_login_limiter(limiter));
+    tokio::task::spawn_blocking(routes::imports::sweep_spool);
     // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

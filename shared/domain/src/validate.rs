@@ -56,6 +56,10 @@ pub fn tag_name(name: &str) -> Result<(), Invalid> {
     if n == 0 || n > 64 {
         return Err(Invalid::new("tag name must be 1 to 64 characters"));
     }
+    // They separate tags in a CSV cell.
+    if name.contains([';', '|']) {
+        return Err(Invalid::new("tag name cannot contain ';' or '|'"));
+    }
     Ok(())
 }
 

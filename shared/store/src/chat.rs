@@ -208,6 +208,28 @@ pub async fn apply_status(
     Ok(by_id.rows_affected > 0)
 }
 
+/// The inbound message with this wamid, if it is still its contact's latest inbound message.
+pub async fn latest_inbound_if(
+    db: &impl ConnectionTrait,
+    wamid: &str,
+) -> Result<Option<message::Model>> {
+    let Some(found) = message::Entity::find()
+        .filter(message::Column::MessageId.eq(wamid))
+        .filter(message::Column::Direction.eq(Direction::Incoming.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let newer = message::Entity::find()
+        .filter(message::Column::ContactId.eq(found.contact_id))
+        .filter(message::Column::Direction.eq(Direction::Incoming.as_str()))
+        .filter(message::Column::Id.gt(found.id))
+        .one(db)
+        .await?;
+    Ok(newer.is_none().then_some(found))
+}
+
 /// The contact whose chat holds the message with this wamid.
 pub async fn contact_of(db: &impl ConnectionTrait, wamid: &str) -> Result<Option<i32>> {
     Ok(message::Entity::find()

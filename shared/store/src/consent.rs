@@ -51,6 +51,30 @@ pub async fn apply(
         txn.rollback().await?;
         return Ok(None);
     }
+    if consent == Consent::OptOut {
+        // Campaign messages already queued for the contact are not sent either.
+        message::Entity::update_many()
+            .col_expr(
+                message::Column::Status,
+                Expr::value(MessageStatus::Skipped.as_str()),
+            )
+            .col_expr(
+                message::Column::LastErrorReason,
+                Expr::value(format!(
+                    "opted out of campaigns on {}",
+                    now.format("%Y-%m-%d %H:%M UTC")
+                )),
+            )
+            .col_expr(message::Column::UpdatedAt, Expr::value(now))
+            .filter(message::Column::ContactId.eq(contact_id))
+            .filter(message::Column::Origin.eq("occurrence"))
+            .filter(message::Column::Status.is_in([
+                MessageStatus::Queued.as_str(),
+                MessageStatus::Retrying.as_str(),
+            ]))
+            .exec(&txn)
+            .await?;
+    }
     let reply = reply.trim();
     let reply_id = if reply.is_empty() {
         None

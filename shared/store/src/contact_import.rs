@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use heydoc_domain::Phone;
 use heydoc_entity::{contact, contact_tag, tag};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, Func, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
@@ -42,34 +42,66 @@ pub struct BatchCounts {
     pub unchanged: u64,
 }
 
-/// Tag ids by name, kept across the batches of one import.
-pub type TagIds = HashMap<String, i32>;
-
 /// Upserts one batch in one transaction. Rows for the same phone within the batch are merged
-/// in file order (later names and attributes win, tags add up) and each counts once.
+/// in file order (later names and attributes win, tags add up) and each counts once. Tags are
+/// matched by name regardless of case (as the tags API does) and created when missing.
 pub async fn apply_batch(
     db: &impl TransactionTrait,
     rows: Vec<ImportRow>,
-    tag_ids: &mut TagIds,
     now: DateTime<Utc>,
 ) -> Result<BatchCounts> {
     let merged = merge_by_phone(rows);
     if merged.is_empty() {
         return Ok(BatchCounts::default());
     }
+    // PostgreSQL keeps microseconds: the creation time must read back exactly as written.
+    let now = now.trunc_subsecs(6);
     let txn = db.begin().await?;
-    ensure_tags(&txn, &merged, tag_ids, now).await?;
+    let tag_ids = ensure_tags(&txn, &merged, now).await?;
     let phones: Vec<String> = merged
         .iter()
         .map(|r| r.phone.as_str().to_string())
         .collect();
-    let existing: HashMap<String, contact::Model> = contact::Entity::find()
-        .filter(contact::Column::Phone.is_in(phones.clone()))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|c| (c.phone.clone(), c))
+    let mut existing = contacts_by_phone(&txn, phones).await?;
+
+    let mut counts = BatchCounts::default();
+    let fresh: Vec<contact::ActiveModel> = merged
+        .iter()
+        .filter(|r| !existing.contains_key(r.phone.as_str()))
+        .map(|row| {
+            let mut model = new_contact(&row.phone, row.name.as_deref().unwrap_or(""), false, now);
+            model.attributes = Set(Value::Object(row.attributes.clone()));
+            model
+        })
         .collect();
+    let mut created: HashMap<String, i32> = HashMap::new();
+    let mut raced = Vec::new();
+    for part in fresh.chunks(500) {
+        let phones: Vec<String> = part
+            .iter()
+            .filter_map(|m| m.phone.try_as_ref().cloned())
+            .collect();
+        contact::Entity::insert_many(part.to_vec())
+            .on_conflict(
+                OnConflict::column(contact::Column::Phone)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        // Ours carry this batch's creation time; a phone created meanwhile by someone else
+        // (another import, a webhook) does not, and is updated below instead.
+        for c in contacts_by_phone(&txn, phones).await?.into_values() {
+            if c.created_at == now {
+                created.insert(c.phone, c.id);
+            } else {
+                raced.push(c);
+            }
+        }
+    }
+    counts.created = created.len() as u64;
+    existing.extend(raced.into_iter().map(|c| (c.phone.clone(), c)));
     let links: HashSet<(i32, i32)> = if existing.is_empty() {
         HashSet::new()
     } else {
@@ -85,22 +117,21 @@ pub async fn apply_batch(
             .collect()
     };
 
-    let mut counts = BatchCounts::default();
-    let mut fresh = Vec::new();
-    for row in &merged {
-        let Some(found) = existing.get(row.phone.as_str()) else {
-            let mut model = new_contact(&row.phone, row.name.as_deref().unwrap_or(""), false, now);
-            model.attributes = Set(Value::Object(row.attributes.clone()));
-            fresh.push(model);
-            counts.created += 1;
-            continue;
-        };
+    // Existing contacts are updated in id order, as every other multi-row writer locks them,
+    // so two writers cannot deadlock on each other's rows.
+    let mut known: Vec<(&ImportRow, &contact::Model)> = merged
+        .iter()
+        .filter(|r| !created.contains_key(r.phone.as_str()))
+        .filter_map(|r| existing.get(r.phone.as_str()).map(|c| (r, c)))
+        .collect();
+    known.sort_by_key(|(_, c)| c.id);
+    for (row, found) in known {
         let name = row.name.as_ref().filter(|n| **n != found.name);
         let attributes = merged_attributes(&found.attributes, &row.attributes);
         let new_tags = row
             .tags
             .iter()
-            .filter_map(|t| tag_ids.get(t))
+            .filter_map(|t| tag_ids.get(&t.to_lowercase()))
             .any(|id| !links.contains(&(found.id, *id)));
         if name.is_none() && attributes.is_none() && !new_tags {
             counts.unchanged += 1;
@@ -121,44 +152,18 @@ pub async fn apply_batch(
         }
         update.exec(&txn).await?;
     }
-    let mut ids: HashMap<String, i32> = existing
+    let ids: HashMap<&str, i32> = existing
         .iter()
-        .map(|(phone, c)| (phone.clone(), c.id))
+        .map(|(phone, c)| (phone.as_str(), c.id))
+        .chain(created.iter().map(|(phone, id)| (phone.as_str(), *id)))
         .collect();
-    if !fresh.is_empty() {
-        let new_phones: Vec<String> = merged
-            .iter()
-            .filter(|r| !existing.contains_key(r.phone.as_str()))
-            .map(|r| r.phone.as_str().to_string())
-            .collect();
-        for part in fresh.chunks(500) {
-            contact::Entity::insert_many(part.to_vec())
-                .on_conflict(
-                    OnConflict::column(contact::Column::Phone)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .do_nothing()
-                .exec(&txn)
-                .await?;
-        }
-        let created: Vec<(i32, String)> = contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .column(contact::Column::Phone)
-            .filter(contact::Column::Phone.is_in(new_phones))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        ids.extend(created.into_iter().map(|(id, phone)| (phone, id)));
-    }
     let mut to_link = Vec::new();
     for row in &merged {
         let Some(&contact_id) = ids.get(row.phone.as_str()) else {
             continue;
         };
         for tag in &row.tags {
-            if let Some(&tag_id) = tag_ids.get(tag) {
+            if let Some(&tag_id) = tag_ids.get(&tag.to_lowercase()) {
                 if !links.contains(&(contact_id, tag_id)) {
                     to_link.push(contact_tag::ActiveModel {
                         contact_id: Set(contact_id),
@@ -181,6 +186,19 @@ pub async fn apply_batch(
     }
     txn.commit().await?;
     Ok(counts)
+}
+
+async fn contacts_by_phone(
+    txn: &impl ConnectionTrait,
+    phones: Vec<String>,
+) -> Result<HashMap<String, contact::Model>> {
+    Ok(contact::Entity::find()
+        .filter(contact::Column::Phone.is_in(phones))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.phone.clone(), c))
+        .collect())
 }
 
 /// Rows for the same phone become one, in file order.
@@ -223,47 +241,64 @@ fn merged_attributes(current: &Value, row: &Map<String, Value>) -> Option<Value>
     changed.then_some(Value::Object(attributes))
 }
 
-/// Every tag the rows name has an id in `tag_ids`: found by name, or created.
+/// The id of every tag the rows name, by lower-case name: found regardless of case, or
+/// created (with the casing the file used first).
 async fn ensure_tags(
     txn: &impl ConnectionTrait,
     rows: &[ImportRow],
-    tag_ids: &mut TagIds,
     now: DateTime<Utc>,
-) -> Result<()> {
-    let wanted: BTreeMap<&str, ()> = rows
-        .iter()
-        .flat_map(|r| r.tags.iter())
-        .filter(|t| !tag_ids.contains_key(t.as_str()))
-        .map(|t| (t.as_str(), ()))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
+) -> Result<HashMap<String, i32>> {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for t in rows.iter().flat_map(|r| r.tags.iter()) {
+        wanted.entry(t.to_lowercase()).or_insert_with(|| t.clone());
     }
-    let names: Vec<String> = wanted.keys().map(|t| (*t).to_string()).collect();
-    tag::Entity::insert_many(names.iter().map(|name| tag::ActiveModel {
-        name: Set(name.clone()),
-        color: Set(NEW_TAG_COLOR.into()),
-        created_at: Set(now),
-        ..Default::default()
-    }))
-    .on_conflict(
-        OnConflict::column(tag::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .do_nothing()
-    .exec(txn)
-    .await?;
-    let found: Vec<(i32, String)> = tag::Entity::find()
-        .select_only()
-        .column(tag::Column::Id)
-        .column(tag::Column::Name)
-        .filter(tag::Column::Name.is_in(names))
-        .into_tuple()
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let find = || {
+        tag::Entity::find()
+            .select_only()
+            .column(tag::Column::Id)
+            .column(tag::Column::Name)
+            .filter(
+                Expr::expr(Func::lower(Expr::col(tag::Column::Name))).is_in(wanted.keys().cloned()),
+            )
+            .into_tuple::<(i32, String)>()
+    };
+    let mut ids: HashMap<String, i32> = find()
         .all(txn)
-        .await?;
-    tag_ids.extend(found.into_iter().map(|(id, name)| (name, id)));
-    Ok(())
+        .await?
+        .into_iter()
+        .map(|(id, name)| (name.to_lowercase(), id))
+        .collect();
+    let missing: Vec<tag::ActiveModel> = wanted
+        .iter()
+        .filter(|(lower, _)| !ids.contains_key(*lower))
+        .map(|(_, name)| tag::ActiveModel {
+            name: Set(name.clone()),
+            color: Set(NEW_TAG_COLOR.into()),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .collect();
+    if !missing.is_empty() {
+        tag::Entity::insert_many(missing)
+            .on_conflict(
+                OnConflict::column(tag::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(txn)
+            .await?;
+        ids = find()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|(id, name)| (name.to_lowercase(), id))
+            .collect();
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

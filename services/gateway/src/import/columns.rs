@@ -80,7 +80,7 @@ impl Columns {
                 self.width
             ));
         }
-        let field = |i: usize| record.get(i).map(str::trim).unwrap_or_default();
+        let field = |i: usize| unguard(record.get(i).map(str::trim).unwrap_or_default());
         let raw_phone = field(self.phone);
         if raw_phone.is_empty() {
             return Err("phone is empty".into());
@@ -104,7 +104,7 @@ impl Columns {
             .filter(|t| !t.is_empty())
         {
             validate::tag_name(t).map_err(|e| format!("tags: {e} ({t:?})"))?;
-            if !tags.iter().any(|x| x == t) {
+            if !tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()) {
                 tags.push(t.to_string());
             }
         }
@@ -128,6 +128,14 @@ impl Columns {
             tags,
             attributes,
         })
+    }
+}
+
+/// What the export guarded against spreadsheet formulas (`'=...`) reads back as written.
+fn unguard(field: &str) -> &str {
+    match field.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(crate::routes::imports::FORMULA_STARTS) => rest,
+        _ => field,
     }
 }
 
@@ -167,6 +175,18 @@ mod tests {
         assert_eq!(
             Value::Object(row.attributes),
             serde_json::json!({"City": "Pune"})
+        );
+        // What the export guarded comes back as it was; other quotes stay.
+        let guarded = c
+            .row(
+                3,
+                &rec(&["919800000002", "'=HYPERLINK(1)", "", "'Pune", ""]),
+            )
+            .expect("row");
+        assert_eq!(guarded.name.as_deref(), Some("=HYPERLINK(1)"));
+        assert_eq!(
+            Value::Object(guarded.attributes),
+            serde_json::json!({"City": "'Pune"})
         );
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 use heydoc_entity::{import, import_reject};
-use heydoc_store::contact_import::{apply_batch, ImportRow, TagIds};
+use heydoc_store::contact_import::{apply_batch, ImportRow};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::mpsc;
@@ -34,12 +34,35 @@ enum Batch {
     Broken(String),
 }
 
-/// Runs the import to its end; returns once the row says `done` or `failed`.
+/// Runs the import to its end; returns once the row says `done` or `failed`, whatever
+/// happens inside (a panic included).
 pub async fn run(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns) {
+    let work = tokio::spawn(import(db.clone(), id, path.clone(), columns));
+    if let Err(e) = work.await {
+        tracing::error!(import_id = id, error = %e, "import stopped on an internal error");
+        let _ = tokio::fs::remove_file(&path).await;
+        let now = Utc::now();
+        let failed = import::Entity::update_many()
+            .col_expr(import::Column::Status, Expr::value(FAILED))
+            .col_expr(
+                import::Column::Error,
+                Expr::value("the import stopped on an internal error; what was counted is in"),
+            )
+            .col_expr(import::Column::UpdatedAt, Expr::value(now))
+            .col_expr(import::Column::FinishedAt, Expr::value(now))
+            .filter(import::Column::Id.eq(id))
+            .exec(&db)
+            .await;
+        if let Err(e) = failed {
+            tracing::error!(import_id = id, error = %e, "could not record a failed import");
+        }
+    }
+}
+
+async fn import(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns) {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let reading = path.clone();
     let reader = tokio::task::spawn_blocking(move || read(&reading, &columns, &tx));
-    let mut tag_ids = TagIds::new();
     let mut kept = 0i64;
     let mut outcome: Result<(), String> = Ok(());
     while let Some(batch) = rx.recv().await {
@@ -50,17 +73,8 @@ pub async fn run(db: DatabaseConnection, id: i32, path: PathBuf, columns: Column
                 lines,
                 bytes_done,
             } => {
-                if let Err(e) = record_batch(
-                    &db,
-                    id,
-                    rows,
-                    rejects,
-                    lines,
-                    bytes_done,
-                    &mut tag_ids,
-                    &mut kept,
-                )
-                .await
+                if let Err(e) =
+                    record_batch(&db, id, rows, rejects, lines, bytes_done, &mut kept).await
                 {
                     outcome = Err(format!("the database refused a batch: {e}"));
                     break;
@@ -105,7 +119,6 @@ pub async fn run(db: DatabaseConnection, id: i32, path: PathBuf, columns: Column
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one batch's parts, recorded together
 async fn record_batch(
     db: &DatabaseConnection,
     id: i32,
@@ -113,10 +126,22 @@ async fn record_batch(
     rejects: Vec<(u64, String)>,
     lines: u64,
     bytes_done: u64,
-    tag_ids: &mut TagIds,
     kept: &mut i64,
 ) -> Result<(), heydoc_store::StoreError> {
-    let counts = apply_batch(db, rows, tag_ids, Utc::now()).await?;
+    // A batch that lost a deadlock or serialization conflict to another writer is rolled
+    // back whole; it is tried again.
+    let mut tries = 0;
+    let counts = loop {
+        match apply_batch(db, rows.clone(), Utc::now()).await {
+            Ok(c) => break c,
+            Err(e) if tries < 3 && transient(&e) => {
+                tries += 1;
+                tracing::debug!(error = %e, import_id = id, "batch conflicted; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 << tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let room = usize::try_from(KEPT_REJECTS - *kept).unwrap_or(0);
     let keep: Vec<import_reject::ActiveModel> = rejects
         .iter()
@@ -159,6 +184,12 @@ async fn record_batch(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// PostgreSQL's deadlock (40P01) and serialization (40001) failures: worth another try.
+fn transient(e: &heydoc_store::StoreError) -> bool {
+    let text = e.to_string();
+    text.contains("deadlock detected") || text.contains("could not serialize")
 }
 
 /// Reads the file (on a blocking thread) and sends batches until the end or a broken file.

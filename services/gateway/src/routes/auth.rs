@@ -95,9 +95,10 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<UserOut>>)> {
     validate::username(&body.username)?;
     validate::password(&body.password)?;
+    // An admin logged in may create accounts; an API key may not, whoever made it.
     let caller_is_admin = authenticate(&state, &headers)
         .await?
-        .is_some_and(|u| u.role == Role::Admin);
+        .is_some_and(|u| u.role == Role::Admin && u.key.is_none());
     let created = create_user(&state, &body.username, &body.password, None, |first| {
         if first || caller_is_admin || state.settings.auth.open_registration {
             Ok(())
@@ -276,6 +277,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<UserOut>>> {
+    me.require_session()?;
     me.require_admin()?;
     let users = user::Entity::find()
         .order_by_asc(user::Column::Id)
@@ -299,6 +301,7 @@ pub async fn create_user_as_admin(
     Extension(me): Extension<AuthUser>,
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<UserOut>>)> {
+    me.require_session()?;
     me.require_admin()?;
     validate::username(&body.username)?;
     validate::password(&body.password)?;

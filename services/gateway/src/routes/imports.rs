@@ -133,12 +133,8 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let csv_like = [
-        "text/csv",
-        "application/csv",
-        "text/plain",
-        "application/vnd.ms-excel",
-    ];
+    // Not text/plain: a plain HTML form on another site could send that with the cookie.
+    let csv_like = ["text/csv", "application/csv", "application/vnd.ms-excel"];
     if !csv_like.iter().any(|k| kind.starts_with(k)) {
         return Err(ApiError::UnsupportedMediaType(format!(
             "send the CSV as the body with Content-Type: text/csv (got {:?})",
@@ -146,7 +142,7 @@ pub async fn upload(
         )));
     }
     let path = std::env::temp_dir().join(format!(
-        "heydoc-import-{}.csv",
+        "{SPOOL_PREFIX}{}.csv",
         uuid::Uuid::new_v4().simple()
     ));
     let spooled = spool(body, &path).await;
@@ -217,9 +213,38 @@ pub async fn upload(
     Ok(response)
 }
 
+/// The prefix of spooled uploads in the temporary directory.
+pub const SPOOL_PREFIX: &str = "heydoc-import-";
+
+/// Removes uploads an earlier run left behind (it stopped mid-import; those imports show
+/// `interrupted`). Only files older than a day, so no running import loses its file.
+pub fn sweep_spool() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if old && name.to_string_lossy().starts_with(SPOOL_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes the body to `path` (refusing more than `MAX_UPLOAD`) and reads its header row.
 async fn spool(body: Body, path: &std::path::Path) -> ApiResult<(usize, csv::StringRecord)> {
-    let mut file = tokio::fs::File::create(path)
+    // Readable by this user only: it holds contacts' data until the job removes it.
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
     let mut size = 0usize;
@@ -265,11 +290,15 @@ async fn spool(body: Body, path: &std::path::Path) -> ApiResult<(usize, csv::Str
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<ImportOut>> {
+    // Imports (and their rejected rows, which hold contacts' data) are their creator's and
+    // the admins'.
     let row = import::Entity::find_by_id(id)
         .one(&state.db)
         .await?
+        .filter(|r| r.created_by == me.user_id || me.role == heydoc_domain::Role::Admin)
         .ok_or_else(|| ApiError::not_found(format!("no import {id}")))?;
     Ok(axum::Json(import_out(&state, row).await?))
 }
@@ -281,6 +310,18 @@ pub struct ExportParams {
     /// Only contacts carrying this tag id (empty: every contact).
     #[param(value_type = Option<i32>)]
     pub tag: Option<String>,
+}
+
+/// A cell starting with one of these is a formula to a spreadsheet: the export writes it with
+/// a leading `'` (which the import removes), so a contact's name cannot run in Excel.
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+fn guard(cell: String) -> String {
+    if cell.starts_with(FORMULA_STARTS) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 /// The columns of an export; an import reads them back (the last three are read-only).
@@ -380,17 +421,20 @@ async fn export_page(
             serde_json::Value::Object(m) if m.is_empty() => String::new(),
             other => other.to_string(),
         };
-        out.extend_from_slice(&csv_line([
-            c.phone,
-            c.name,
-            names.join(";"),
-            attributes,
-            c.opted_out_at.is_some().to_string(),
-            c.suppressed_reason.unwrap_or_default(),
-            c.last_message_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default(),
-        ])?);
+        out.extend_from_slice(&csv_line(
+            [
+                c.phone,
+                c.name,
+                names.join(";"),
+                attributes,
+                c.opted_out_at.is_some().to_string(),
+                c.suppressed_reason.unwrap_or_default(),
+                c.last_message_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+            ]
+            .map(guard),
+        )?);
     }
     Ok((Bytes::from(out), next))
 }

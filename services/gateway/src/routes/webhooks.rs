@@ -138,6 +138,13 @@ pub async fn receive(
                 if stored.message_type == "text" {
                     apply_keyword(&state, &stored, now).await?;
                 }
+            } else if let Some(latest) = chat::latest_inbound_if(&state.db, &inbound.wamid).await? {
+                // A replay of the contact's latest message (WhatsApp retries a webhook we
+                // failed): its keyword is applied again, in case the first try stopped after
+                // recording the message. An older replay must not undo a newer STOP or START.
+                if latest.message_type == "text" {
+                    apply_keyword(&state, &latest, now).await?;
+                }
             }
         }
         for status in &value.statuses {

@@ -24,6 +24,11 @@ impl FromRequestParts<AppState> for PageUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match authenticate(state, &parts.headers).await {
+            // Pages are for people: an API key gets the JSON API only.
+            Ok(Some(user)) if user.key.is_some() => Err(PageError(ApiError::Forbidden(
+                "pages need a logged-in session; API keys use the JSON API".into(),
+            ))
+            .into_response()),
             Ok(Some(user)) => Ok(PageUser(user)),
             Ok(None) => {
                 let here = parts

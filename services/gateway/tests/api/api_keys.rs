@@ -3,6 +3,11 @@
 
 use heydoc_testkit::{json, on_both_backends, Backend, TestApp};
 
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
 async fn keys_read_write_and_revoke(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
@@ -33,7 +38,11 @@ async fn keys_read_write_and_revoke(backend: Backend) {
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let text = listed.to_string();
     assert!(!text.contains(&read_key) && !text.contains(&write_key[4..]));
-    assert!(!text.contains("hash"));
+    let stored = hex_sha256(&read_key);
+    assert!(
+        !text.contains(&stored),
+        "the stored hash is not shown either"
+    );
 
     // A read key reads and cannot write; a write key writes; both work wherever a session does.
     let reader = app.authed(&read_key);
@@ -72,7 +81,37 @@ async fn keys_read_write_and_revoke(backend: Backend) {
         .await;
     assert_eq!(s, 403);
 
+    // Keys cannot make accounts either (an admin's key could otherwise mint a new admin).
+    let (s, body) = writer
+        .post(
+            "/api/users",
+            &json!({"username": "minted", "password": "a-long-password", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(s, 403, "{body}");
+    let (s, _) = writer.get("/api/users").await;
+    assert_eq!(s, 403);
+    let res = app
+        .bare_client()
+        .post(app.url("/register"))
+        .bearer_auth(&write_key)
+        .json(&json!({"username": "minted2", "password": "a-long-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "registration stays closed to keys");
+    // Pages are for people: a read key cannot use them (opening a chat marks it read).
+    let res = app
+        .bare_client()
+        .get(app.url("/inbox"))
+        .bearer_auth(&read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
     // Use is recorded.
+    let mut waited = 0;
     let used = loop {
         let (_, listed) = admin.get("/api/api-keys").await;
         let key = listed
@@ -85,6 +124,8 @@ async fn keys_read_write_and_revoke(backend: Backend) {
         if key["last_used_at"].is_string() {
             break key;
         }
+        waited += 1;
+        assert!(waited < 200, "last_used_at never recorded: {key}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(used["revoked_at"].is_null());

@@ -131,6 +131,19 @@ async fn import_counts_rejects_and_reimports_change_nothing(backend: Backend) {
         (json!(0), json!(0), json!(3)),
         "{again}"
     );
+    // Tags match by name regardless of case: no second "diabetes" tag.
+    let (_, before) = api.get("/api/tags").await;
+    let recased = finished(
+        &api,
+        upload(&api, "phone,tags\n919800000002,diabetes;vip\n", "text/csv").await,
+    )
+    .await;
+    assert_eq!(recased["updated"], 1, "Vikram gains VIP: {recased}");
+    let (_, after) = api.get("/api/tags").await;
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
     // A changed value counts as updated.
     let changed = finished(
         &api,
@@ -165,8 +178,36 @@ async fn import_counts_rejects_and_reimports_change_nothing(backend: Backend) {
     assert_eq!(back["unchanged"], 2, "{back}");
     assert_eq!(back["created"], 0);
     assert_eq!(back["updated"], 0);
+    // A name a spreadsheet would run as a formula is exported guarded and comes back as it was.
+    let (s, _) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000009", "name": "=HYPERLINK(\"x\")"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let guarded = export(&api, "?q=919800000009").await;
+    assert!(
+        guarded.contains(r#"919800000009,"'=HYPERLINK(""x"")""#),
+        "{guarded}"
+    );
+    let back = finished(&api, upload(&api, &guarded, "text/csv").await).await;
+    assert_eq!(back["unchanged"], 1, "{back}");
+    // Imports are their creator's (and the admins').
+    let (s, _) = api
+        .post(
+            "/api/users",
+            &json!({"username": "nurse", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let nurse = app.authed(&app.login("nurse", "a-long-password").await);
+    let (s, _) = nurse.get(&format!("/api/imports/{}", back["id"])).await;
+    assert_eq!(s, 404);
+    let (s, _) = api.get(&format!("/api/imports/{}", back["id"])).await;
+    assert_eq!(s, 200);
     let everyone = export(&api, "?tag=").await;
-    assert_eq!(everyone.lines().count(), 4, "{everyone}");
+    assert_eq!(everyone.lines().count(), 5, "{everyone}");
 }
 
 async fn bad_uploads_change_nothing(backend: Backend) {
@@ -263,4 +304,42 @@ async fn a_hundred_thousand_rows_import_in_the_background() {
     assert_eq!(again["unchanged"], 99_700, "{again}");
     assert_eq!(again["created"], 0);
     assert_eq!(again["updated"], 0);
+}
+
+/// Two imports of overlapping files at once: every contact is created once, both finish, and
+/// between them the counts add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_imports_at_once_create_each_contact_once() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let api = app.admin().await;
+    let file = |from: u32, to: u32| {
+        let mut csv = String::from("phone,name,tags\n");
+        for i in from..to {
+            writeln!(csv, "9180{i:08},Patient {i},Shared;T{}", i % 7).unwrap();
+        }
+        csv
+    };
+    let (a, b) = (file(0, 6000), file(3000, 9000));
+    let (ra, rb) = tokio::join!(upload(&api, &a, "text/csv"), upload(&api, &b, "text/csv"));
+    let (ra, rb) = (finished(&api, ra).await, finished(&api, rb).await);
+    assert_eq!(ra["status"], "done", "{ra}");
+    assert_eq!(rb["status"], "done", "{rb}");
+    let created = ra["created"].as_i64().unwrap() + rb["created"].as_i64().unwrap();
+    assert_eq!(created, 9000, "{ra} {rb}");
+    let touched = |r: &Value| {
+        r["created"].as_i64().unwrap()
+            + r["updated"].as_i64().unwrap()
+            + r["unchanged"].as_i64().unwrap()
+    };
+    assert_eq!(touched(&ra), 6000);
+    assert_eq!(touched(&rb), 6000);
+    let (_, tags) = api.get("/api/tags").await;
+    let shared = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Shared")
+        .unwrap();
+    assert_eq!(shared["contact_count"], 9000);
+    assert_eq!(tags.as_array().unwrap().len(), 8, "each tag made once");
 }
