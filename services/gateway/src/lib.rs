@@ -29,8 +29,8 @@ pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{
-    api_keys, auth as auth_routes, contacts, health, imports, messages, scheduled, send, tags,
-    webhooks,
+    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports, messages, scheduled,
+    send, tags, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -47,6 +47,18 @@ pub fn app(state: AppState) -> Router {
         .route("/me", get(auth_routes::me))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
+        .route(
+            "/event-endpoints",
+            get(event_endpoints::list).post(event_endpoints::create),
+        )
+        .route(
+            "/event-endpoints/{id}",
+            put(event_endpoints::update).delete(event_endpoints::delete),
+        )
+        .route(
+            "/event-endpoints/{id}/deliveries",
+            get(event_endpoints::deliveries),
+        )
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/import", post(imports::upload))
         .route("/contacts/export", get(imports::export))

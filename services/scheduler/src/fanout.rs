@@ -147,6 +147,22 @@ async fn chunk_of(
         now,
     )
     .await?;
+    if finished {
+        // In the same transaction: the event exists if and only if the run is complete.
+        heydoc_store::events::emit(
+            &txn,
+            heydoc_store::events::OCCURRENCE_COMPLETED,
+            heydoc_store::events::schedule_key(schedule.id),
+            serde_json::json!({
+                "schedule_id": schedule.id,
+                "occurrence_id": occurrence_id,
+                "fire_at": occ.fire_at,
+                "deliveries": occ.planned + rows.len() as i32,
+            }),
+            now,
+        )
+        .await?;
+    }
     txn.commit().await?;
     metrics::counter!(heydoc_telemetry::metrics::FANOUT_DELIVERIES).increment(rows.len() as u64);
     if finished {

@@ -3,6 +3,7 @@
 //! before it acks. Retries are rows (invariant 8): a retryable failure records when to try
 //! again and the outbox relay republishes it then.
 
+pub mod events;
 pub mod pacing;
 pub mod relay;
 pub mod retry;
@@ -34,8 +35,14 @@ pub struct SenderContext {
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
     heydoc_telemetry::metrics::install();
     let ticks = relay::start(ctx.clone(), shutdown.clone()).await?;
+    let events = tokio::spawn(events::run(
+        ctx.db.clone(),
+        ctx.settings.clone(),
+        shutdown.clone(),
+    ));
     let result = worker::run(ctx.clone(), shutdown.clone()).await;
     ticks.stop().await;
+    let _ = events.await;
     result
 }
 

@@ -93,6 +93,10 @@ pub struct SenderSettings {
     pub shutdown_grace_secs: u64,
     pub amqp_prefix: String,
     pub amqp_queue_expiry_secs: u64,
+    pub event_retry_base_ms: u64,
+    pub event_retry_max_secs: u64,
+    pub event_timeout_secs: u64,
+    pub event_disable_after_secs: u64,
 }
 
 /// What the sender does with free text to a contact outside the 24-hour window.

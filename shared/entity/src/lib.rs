@@ -3,6 +3,8 @@
 pub mod api_key;
 pub mod contact;
 pub mod contact_tag;
+pub mod event_delivery;
+pub mod event_endpoint;
 pub mod import;
 pub mod import_reject;
 pub mod message;

@@ -7,6 +7,7 @@ mod m20261124_000001_initial;
 mod m20261124_000002_trace_context;
 mod m20261124_000003_api_keys;
 mod m20261124_000004_imports;
+mod m20261124_000005_outbound_events;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_trace_context::Migration),
             Box::new(m20261124_000003_api_keys::Migration),
             Box::new(m20261124_000004_imports::Migration),
+            Box::new(m20261124_000005_outbound_events::Migration),
         ]
     }
 }

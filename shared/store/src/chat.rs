@@ -230,13 +230,10 @@ pub async fn latest_inbound_if(
     Ok(newer.is_none().then_some(found))
 }
 
-/// The contact whose chat holds the message with this wamid.
-pub async fn contact_of(db: &impl ConnectionTrait, wamid: &str) -> Result<Option<i32>> {
+/// The message with this wamid.
+pub async fn by_wamid(db: &impl ConnectionTrait, wamid: &str) -> Result<Option<message::Model>> {
     Ok(message::Entity::find()
-        .select_only()
-        .column(message::Column::ContactId)
         .filter(message::Column::MessageId.eq(wamid))
-        .into_tuple()
         .one(db)
         .await?)
 }

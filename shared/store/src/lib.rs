@@ -7,6 +7,7 @@ pub mod consent;
 pub mod contact_import;
 pub mod contacts;
 pub mod deliveries;
+pub mod events;
 pub mod live;
 
 pub use connect::{connect, migrate, ping, record_pool_metrics};

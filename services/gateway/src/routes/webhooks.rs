@@ -11,6 +11,7 @@ use heydoc_config::WhatsAppSettings;
 use heydoc_domain::consent::Consent;
 use heydoc_domain::{MessageStatus, Phone};
 use heydoc_store::chat::{self, Inbound, StatusUpdate};
+use heydoc_store::events;
 use heydoc_store::live::LiveKind;
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
 use hmac::{Hmac, Mac};
@@ -135,6 +136,23 @@ pub async fn receive(
             if let Some(stored) = chat::record_inbound(&state.db, &inbound, now).await? {
                 state.live.publish(LiveKind::Message, stored.contact_id);
                 out.messages += 1;
+                events::emit(
+                    &state.db,
+                    events::MESSAGE_RECEIVED,
+                    events::contact_key(stored.contact_id),
+                    serde_json::json!({
+                        "message_id": stored.id,
+                        "wamid": stored.message_id,
+                        "contact_id": stored.contact_id,
+                        "phone": stored.sender_phone,
+                        "profile_name": inbound.profile_name,
+                        "type": stored.message_type,
+                        "text": stored.message_text,
+                        "timestamp": stored.timestamp,
+                    }),
+                    now,
+                )
+                .await?;
                 if stored.message_type == "text" {
                     apply_keyword(&state, &stored, now).await?;
                 }
@@ -158,8 +176,24 @@ pub async fn receive(
                 .instrument(span)
                 .await?
             {
-                if let Some(contact_id) = chat::contact_of(&state.db, &update.wamid).await? {
-                    state.live.publish(LiveKind::Status, contact_id);
+                if let Some(m) = chat::by_wamid(&state.db, &update.wamid).await? {
+                    state.live.publish(LiveKind::Status, m.contact_id);
+                    events::emit(
+                        &state.db,
+                        events::MESSAGE_STATUS,
+                        events::contact_key(m.contact_id),
+                        serde_json::json!({
+                            "message_id": m.id,
+                            "wamid": m.message_id,
+                            "contact_id": m.contact_id,
+                            "phone": m.receiver_phone,
+                            "status": update.status.as_str(),
+                            "error_code": update.error_code,
+                            "error_reason": update.error_reason,
+                        }),
+                        now,
+                    )
+                    .await?;
                 }
                 out.statuses += 1;
             }
