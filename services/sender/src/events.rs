@@ -18,8 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// How often the dispatcher looks for due events.
 const POLL: Duration = Duration::from_millis(250);
 /// Events claimed per round, and in flight at once.
-const BATCH: u64 = 64;
+const BATCH: u64 = 32;
 const IN_FLIGHT: usize = 8;
+/// An event the endpoint refuses (a 4xx other than 408 and 429) this many times is given up,
+/// so it does not hold back the contact's later events for ever.
+const REFUSALS: i32 = 5;
 
 /// The signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 pub const SIGNATURE_HEADER: &str = "x-heydoc-signature";
@@ -28,6 +31,8 @@ pub const EVENT_HEADER: &str = "x-heydoc-event";
 pub async fn run(db: DatabaseConnection, settings: SenderSettings, shutdown: CancellationToken) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(settings.event_timeout_secs.max(1)))
+        // A redirect would send the signed event somewhere the admin did not register.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("HeyDoc-Events/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -60,8 +65,10 @@ async fn round(
     settings: &SenderSettings,
 ) -> usize {
     let now = Utc::now();
-    // The lease outlasts the request's timeout, so nobody else takes it meanwhile.
-    let lease = now + chrono::Duration::seconds(settings.event_timeout_secs as i64 + 30);
+    // The lease outlasts every wave of the round timing out, so nobody else takes a row before
+    // its attempt is recorded.
+    let waves = BATCH.div_ceil(IN_FLIGHT as u64) as i64;
+    let lease = now + chrono::Duration::seconds(waves * settings.event_timeout_secs as i64 + 30);
     let due = match claim_due(db, now, lease, BATCH).await {
         Ok(d) => d,
         Err(e) => {
@@ -101,12 +108,25 @@ async fn attempt(client: &reqwest::Client, due: &Due, settings: &SenderSettings)
         Ok(r) if r.status().is_success() => Attempt::Delivered {
             status: i32::from(r.status().as_u16()),
         },
-        Ok(r) => Attempt::Failed {
-            status: Some(i32::from(r.status().as_u16())),
-            error: format!("the endpoint answered {}", r.status()),
-            retry_at,
-        },
+        Ok(r) => {
+            let code = r.status();
+            let refused = code.is_client_error()
+                && code != reqwest::StatusCode::REQUEST_TIMEOUT
+                && code != reqwest::StatusCode::TOO_MANY_REQUESTS;
+            let give_up = refused && due.attempts + 1 >= REFUSALS;
+            Attempt::Failed {
+                status: Some(i32::from(code.as_u16())),
+                error: if give_up {
+                    format!("the endpoint answered {code} {REFUSALS} times; given up")
+                } else {
+                    format!("the endpoint answered {code}")
+                },
+                retry_at,
+                give_up,
+            }
+        }
         Err(e) => Attempt::Failed {
+            give_up: false,
             status: None,
             error: if e.is_timeout() {
                 "no answer within the timeout".into()

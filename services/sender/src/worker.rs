@@ -418,11 +418,6 @@ async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
                         heydoc_store::live::LiveKind::Status,
                         results.iter().map(|r| r.contact_id),
                     );
-                    if let Err(e) =
-                        heydoc_store::events::emit_send_results(&db, &results, Utc::now()).await
-                    {
-                        tracing::warn!(error = %e, "could not record message.status events");
-                    }
                     break;
                 }
                 Err(e) if attempt < 5 => {

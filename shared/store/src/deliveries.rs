@@ -379,7 +379,8 @@ pub struct SendResult {
 
 /// Writes a batch of results in one transaction. On PostgreSQL the messages are updated with
 /// one statement (`json_to_recordset`); only rows still `sending` change, so a status webhook
-/// that already moved a row to delivered is not undone.
+/// that already moved a row to delivered is not undone. The `message.status` events of the
+/// rows that did change are recorded in the same transaction.
 pub async fn record(
     db: &DatabaseConnection,
     results: &[SendResult],
@@ -389,10 +390,11 @@ pub async fn record(
         return Ok(());
     }
     let txn = db.begin().await?;
+    let mut changed: Vec<i64> = Vec::with_capacity(results.len());
     match txn.get_database_backend() {
         DatabaseBackend::Postgres => {
             let rows: Vec<serde_json::Value> = results.iter().map(row_json).collect();
-            txn.execute(Statement::from_sql_and_values(
+            let updated = txn.query_all(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 "UPDATE messages AS m SET
                     status = v.status,
@@ -404,10 +406,16 @@ pub async fn record(
                     updated_at = $2
                  FROM json_to_recordset($1::json)
                     AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz)
-                 WHERE m.id = v.id AND m.status = 'sending'",
+                 WHERE m.id = v.id AND m.status = 'sending'
+                 RETURNING m.id",
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
             ))
             .await?;
+            changed.extend(
+                updated
+                    .iter()
+                    .filter_map(|r| r.try_get_by_index::<i64>(0).ok()),
+            );
         }
         _ => {
             for r in results {
@@ -432,10 +440,19 @@ pub async fn record(
                         Expr::value(Option::<DateTime<Utc>>::None),
                     );
                 }
-                update.exec(&txn).await?;
+                if update.exec(&txn).await?.rows_affected > 0 {
+                    changed.push(r.id);
+                }
             }
         }
     }
+    let changed: std::collections::HashSet<i64> = changed.into_iter().collect();
+    let events: Vec<SendResult> = results
+        .iter()
+        .filter(|r| changed.contains(&r.id))
+        .cloned()
+        .collect();
+    crate::events::emit_send_results(&txn, &events, now).await?;
     for r in results.iter().filter(|r| r.suppress.is_some()) {
         contact::Entity::update_many()
             .col_expr(

@@ -2,7 +2,7 @@
 //! becomes one `event_deliveries` row per endpoint that wants it; dispatchers claim due rows,
 //! oldest first and one at a time per ordering key, and record each attempt on the row.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use heydoc_entity::{event_delivery, event_endpoint};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -21,6 +21,8 @@ pub const EVENT_TYPES: [&str; 3] = [MESSAGE_RECEIVED, MESSAGE_STATUS, OCCURRENCE
 
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
+/// Given up on: the endpoint refused this event again and again (a 4xx).
+pub const FAILED: &str = "failed";
 
 /// Events of one contact go out in order; so do the runs of one schedule.
 pub fn contact_key(contact_id: i32) -> String {
@@ -60,15 +62,13 @@ pub async fn emit(
     .await
 }
 
-/// The enabled endpoints, by id, with the event types they want.
+/// Every endpoint, with the event types it wants. A disabled one collects its events too: they
+/// go out when it is enabled again.
 async fn listeners(db: &impl ConnectionTrait) -> Result<Vec<event_endpoint::Model>> {
-    Ok(event_endpoint::Entity::find()
-        .filter(event_endpoint::Column::Enabled.eq(true))
-        .all(db)
-        .await?)
+    Ok(event_endpoint::Entity::find().all(db).await?)
 }
 
-/// Whether any enabled endpoint wants `event_type` (one small query).
+/// Whether any endpoint wants `event_type` (one small query).
 pub async fn anyone_wants(db: &impl ConnectionTrait, event_type: &str) -> Result<bool> {
     Ok(listeners(db)
         .await?
@@ -76,7 +76,10 @@ pub async fn anyone_wants(db: &impl ConnectionTrait, event_type: &str) -> Result
         .any(|e| wants(&e.events, event_type)))
 }
 
-/// Records several events, in order, with one query for the endpoints and one insert.
+/// Records several events, in order, with one query for the endpoints and one insert. Call it
+/// inside the transaction that makes the change the events announce: on PostgreSQL it takes a
+/// transaction-scoped lock per ordering key first, so two writers for one contact commit their
+/// events in id order (the dispatcher sends them in id order).
 pub async fn emit_many(
     db: &impl ConnectionTrait,
     events: Vec<Event>,
@@ -86,6 +89,24 @@ pub async fn emit_many(
         return Ok(0);
     }
     let endpoints = listeners(db).await?;
+    if !events
+        .iter()
+        .any(|e| endpoints.iter().any(|p| wants(&p.events, e.event_type)))
+    {
+        return Ok(0);
+    }
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let keys: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.ordering_key.as_str()).collect();
+        for key in keys {
+            db.execute(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                [key.into()],
+            ))
+            .await?;
+        }
+    }
     let mut rows = Vec::new();
     for event in &events {
         for endpoint in endpoints
@@ -183,6 +204,8 @@ pub fn wants(events: &Value, event_type: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Due {
     pub id: i64,
+    /// The claim's lease, which also identifies the claim.
+    pub lease: DateTime<Utc>,
     pub attempts: i32,
     pub payload: Value,
     pub event_type: String,
@@ -200,6 +223,8 @@ pub async fn claim_due(
     lease_until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<Due>> {
+    // Read back exactly as written (PostgreSQL keeps microseconds): it is the claim's token.
+    let lease_until = lease_until.trunc_subsecs(6);
     let backend = db.get_database_backend();
     let lock = if backend == DatabaseBackend::Postgres {
         " FOR UPDATE OF d SKIP LOCKED"
@@ -251,6 +276,7 @@ pub async fn claim_due(
             let e = endpoints.get(&d.endpoint_id)?;
             Some(Due {
                 id: d.id,
+                lease: lease_until,
                 attempts: d.attempts,
                 payload: d.payload,
                 event_type: d.event_type,
@@ -274,12 +300,15 @@ pub enum Attempt {
         status: Option<i32>,
         error: String,
         retry_at: DateTime<Utc>,
+        /// Stop trying this event (the endpoint keeps refusing it); the next of its key goes.
+        give_up: bool,
     },
 }
 
-/// Records an attempt on the delivery and on its endpoint: a success clears the endpoint's
-/// run of failures; a failure starts one, and an endpoint failing since before
-/// `disable_before` is disabled with the reason (its pending events wait for it).
+/// Records an attempt on the delivery and on its endpoint, only while this claim still holds
+/// the row (a late answer to an attempt whose lease ran out records nothing). A success clears
+/// the endpoint's run of failures; a failure starts one, and an endpoint failing since before
+/// `disable_before` is disabled with the reason (its events wait for it).
 pub async fn record(
     db: &impl ConnectionTrait,
     due: &Due,
@@ -287,23 +316,32 @@ pub async fn record(
     now: DateTime<Utc>,
     disable_before: DateTime<Utc>,
 ) -> Result<()> {
+    let ours = |q: sea_orm::UpdateMany<event_delivery::Entity>| {
+        q.col_expr(
+            event_delivery::Column::Attempts,
+            Expr::value(due.attempts + 1),
+        )
+        .filter(event_delivery::Column::Id.eq(due.id))
+        .filter(event_delivery::Column::Status.eq(PENDING))
+        .filter(event_delivery::Column::NextAttemptAt.eq(due.lease))
+    };
     match attempt {
         Attempt::Delivered { status } => {
-            event_delivery::Entity::update_many()
-                .col_expr(event_delivery::Column::Status, Expr::value(DELIVERED))
-                .col_expr(
-                    event_delivery::Column::Attempts,
-                    Expr::value(due.attempts + 1),
-                )
-                .col_expr(event_delivery::Column::LastStatus, Expr::value(*status))
-                .col_expr(
-                    event_delivery::Column::LastError,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(event_delivery::Column::DeliveredAt, Expr::value(now))
-                .filter(event_delivery::Column::Id.eq(due.id))
-                .exec(db)
-                .await?;
+            let done = ours(
+                event_delivery::Entity::update_many()
+                    .col_expr(event_delivery::Column::Status, Expr::value(DELIVERED))
+                    .col_expr(event_delivery::Column::LastStatus, Expr::value(*status))
+                    .col_expr(
+                        event_delivery::Column::LastError,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(event_delivery::Column::DeliveredAt, Expr::value(now)),
+            )
+            .exec(db)
+            .await?;
+            if done.rows_affected == 0 {
+                return Ok(());
+            }
             event_endpoint::Entity::update_many()
                 .col_expr(
                     event_endpoint::Column::FailingSince,
@@ -317,12 +355,9 @@ pub async fn record(
             status,
             error,
             retry_at,
+            give_up,
         } => {
-            event_delivery::Entity::update_many()
-                .col_expr(
-                    event_delivery::Column::Attempts,
-                    Expr::value(due.attempts + 1),
-                )
+            let mut update = event_delivery::Entity::update_many()
                 .col_expr(event_delivery::Column::LastStatus, Expr::value(*status))
                 .col_expr(
                     event_delivery::Column::LastError,
@@ -331,10 +366,13 @@ pub async fn record(
                 .col_expr(
                     event_delivery::Column::NextAttemptAt,
                     Expr::value(*retry_at),
-                )
-                .filter(event_delivery::Column::Id.eq(due.id))
-                .exec(db)
-                .await?;
+                );
+            if *give_up {
+                update = update.col_expr(event_delivery::Column::Status, Expr::value(FAILED));
+            }
+            if ours(update).exec(db).await?.rows_affected == 0 {
+                return Ok(());
+            }
             event_endpoint::Entity::update_many()
                 .col_expr(event_endpoint::Column::FailingSince, Expr::value(now))
                 .filter(event_endpoint::Column::Id.eq(due.endpoint_id))

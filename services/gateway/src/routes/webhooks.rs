@@ -15,6 +15,7 @@ use heydoc_store::events;
 use heydoc_store::live::LiveKind;
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
 use hmac::{Hmac, Mac};
+use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -133,11 +134,12 @@ pub async fn receive(
                 continue;
             };
             metrics::counter!(WEBHOOK_EVENTS, "kind" => "message").increment(1);
-            if let Some(stored) = chat::record_inbound(&state.db, &inbound, now).await? {
-                state.live.publish(LiveKind::Message, stored.contact_id);
-                out.messages += 1;
+            // The message and its event commit together.
+            let txn = state.db.begin().await?;
+            let recorded = chat::record_inbound(&txn, &inbound, now).await?;
+            if let Some(stored) = &recorded {
                 events::emit(
-                    &state.db,
+                    &txn,
                     events::MESSAGE_RECEIVED,
                     events::contact_key(stored.contact_id),
                     serde_json::json!({
@@ -153,6 +155,11 @@ pub async fn receive(
                     now,
                 )
                 .await?;
+            }
+            txn.commit().await?;
+            if let Some(stored) = recorded {
+                state.live.publish(LiveKind::Message, stored.contact_id);
+                out.messages += 1;
                 if stored.message_type == "text" {
                     apply_keyword(&state, &stored, now).await?;
                 }
@@ -172,30 +179,40 @@ pub async fn receive(
             metrics::counter!(WEBHOOK_EVENTS, "kind" => "status", "status" => update.status.as_str())
                 .increment(1);
             let span = status_span(&state.db, &update).await;
-            if chat::apply_status(&state.db, &update, now)
+            // The status and its event commit together.
+            let txn = state.db.begin().await?;
+            let changed = chat::apply_status(&txn, &update, now)
                 .instrument(span)
-                .await?
-            {
-                if let Some(m) = chat::by_wamid(&state.db, &update.wamid).await? {
-                    state.live.publish(LiveKind::Status, m.contact_id);
-                    events::emit(
-                        &state.db,
-                        events::MESSAGE_STATUS,
-                        events::contact_key(m.contact_id),
-                        serde_json::json!({
-                            "message_id": m.id,
-                            "wamid": m.message_id,
-                            "contact_id": m.contact_id,
-                            "phone": m.receiver_phone,
-                            "status": update.status.as_str(),
-                            "error_code": update.error_code,
-                            "error_reason": update.error_reason,
-                        }),
-                        now,
-                    )
-                    .await?;
-                }
+                .await?;
+            let message = if changed {
+                chat::by_wamid(&txn, &update.wamid).await?
+            } else {
+                None
+            };
+            if let Some(m) = &message {
+                events::emit(
+                    &txn,
+                    events::MESSAGE_STATUS,
+                    events::contact_key(m.contact_id),
+                    serde_json::json!({
+                        "message_id": m.id,
+                        "wamid": m.message_id,
+                        "contact_id": m.contact_id,
+                        "phone": m.receiver_phone,
+                        "status": update.status.as_str(),
+                        "error_code": update.error_code,
+                        "error_reason": update.error_reason,
+                    }),
+                    now,
+                )
+                .await?;
+            }
+            txn.commit().await?;
+            if changed {
                 out.statuses += 1;
+            }
+            if let Some(m) = message {
+                state.live.publish(LiveKind::Status, m.contact_id);
             }
         }
     }
