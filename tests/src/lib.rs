@@ -4,3 +4,15 @@
 pub mod browser;
 pub mod load;
 pub mod stack;
+
+/// VmHWM (peak resident set) of a process, in kB, for the benchmarks.
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

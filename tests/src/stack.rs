@@ -189,6 +189,17 @@ impl Stack {
         Replica { addr, stop, task }
     }
 
+    /// Pretends a patient wrote to the business: the sandbox posts Meta's signed webhook.
+    pub async fn patient_writes(&self, from: &str, name: &str, text: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/sandbox/inbound", self.sandbox_url))
+            .json(&serde_json::json!({"from": from, "name": name, "text": text}))
+            .send()
+            .await
+            .expect("sandbox inbound");
+        assert!(res.status().is_success(), "inbound: {}", res.status());
+    }
+
     pub async fn stop_sender(&mut self) {
         if let Some((stop, handle)) = self.sender.take() {
             stop.cancel();

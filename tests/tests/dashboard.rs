@@ -12,17 +12,6 @@ use heydoc_whatsapp::sandbox::SandboxKnobs;
 
 const PASSWORD: &str = "a-long-password";
 
-/// Pretends a patient wrote to the clinic's number: the sandbox posts Meta's signed webhook.
-async fn patient_writes(stack: &Stack, from: &str, name: &str, text: &str) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
-        .json(&json!({"from": from, "name": name, "text": text}))
-        .send()
-        .await
-        .expect("sandbox inbound");
-    assert!(res.status().is_success(), "inbound: {}", res.status());
-}
-
 /// Registers the first user through the register page `/` leads a new install to, and
 /// returns once the browser is on the inbox.
 async fn register(browser: &Browser, base: &str, username: &str) {
@@ -67,13 +56,9 @@ async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica()
     browser.find("body[data-live=connected]").await;
     browser.run("window.heydocNotReloaded = true").await;
 
-    patient_writes(
-        &stack,
-        "14155550101",
-        "Asha Rao",
-        "Hello, can I book for Tuesday?",
-    )
-    .await;
+    stack
+        .patient_writes("14155550101", "Asha Rao", "Hello, can I book for Tuesday?")
+        .await;
 
     let row = browser
         .wait_for_text(
@@ -94,7 +79,9 @@ async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica()
     );
 
     // A second message moves the counter, still live.
-    patient_writes(&stack, "14155550101", "Asha Rao", "Morning if possible").await;
+    stack
+        .patient_writes("14155550101", "Asha Rao", "Morning if possible")
+        .await;
     browser
         .find("li.contact[data-phone='14155550101'][data-unread='2'] .badge")
         .await;
@@ -112,13 +99,9 @@ async fn a_reply_from_the_chat_shows_its_ticks_up_to_read() {
     });
     let browser = Browser::start(420, 860).await;
     register(&browser, &stack.app.url(""), "dr-mehta").await;
-    patient_writes(
-        &stack,
-        "14155550102",
-        "Ravi",
-        "Is the clinic open on Saturday?",
-    )
-    .await;
+    stack
+        .patient_writes("14155550102", "Ravi", "Is the clinic open on Saturday?")
+        .await;
     browser
         .wait_for_text("li.contact[data-phone='14155550102']", "open on Saturday")
         .await;
@@ -279,13 +262,9 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
     assert!(listed[0]["next_run_at"].is_string());
 
     // The inbox with tagged contacts, for the README.
-    patient_writes(
-        &stack,
-        "919800000002",
-        "Vikram",
-        "Thanks, I will come fasting.",
-    )
-    .await;
+    stack
+        .patient_writes("919800000002", "Vikram", "Thanks, I will come fasting.")
+        .await;
     browser.goto(&stack.app.url("/inbox")).await;
     browser
         .wait_for_text(

@@ -74,16 +74,6 @@ fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
     mac.verify_slice(&v1).is_ok()
 }
 
-async fn patient_writes(stack: &Stack, from: &str, text: &str) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
-        .json(&json!({"from": from, "text": text}))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-}
-
 async fn endpoint(api: &Api, id: i64) -> Value {
     let (_, all) = api.get("/api/event-endpoints").await;
     all.as_array()
@@ -122,7 +112,7 @@ async fn down_then_up(backend: Backend) {
         ("14155550202", "b2"),
         ("14155550201", "a3"),
     ] {
-        patient_writes(&stack, from, text).await;
+        stack.patient_writes(from, "", text).await;
     }
     let (s, _) = api
         .post(
@@ -223,7 +213,7 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_catches_up_when_enabled(
         )
         .await;
     let id = created["data"]["id"].as_i64().unwrap();
-    patient_writes(&stack, "14155550203", "hello?").await;
+    stack.patient_writes("14155550203", "", "hello?").await;
     let disabled = eventually(LIMIT, "the endpoint disabled", || {
         let api = api.clone();
         async move {
@@ -237,7 +227,7 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_catches_up_when_enabled(
     assert!(reason.contains("503"), "{reason}");
     assert_eq!(disabled["pending"], 1, "its event waits");
     // A disabled endpoint still collects its events, for when it is back.
-    patient_writes(&stack, "14155550203", "anyone?").await;
+    stack.patient_writes("14155550203", "", "anyone?").await;
     eventually(LIMIT, "the second event kept", || {
         let api = api.clone();
         async move { (endpoint(&api, id).await["pending"] == 2).then_some(()) }

@@ -421,16 +421,6 @@ async fn next_day_comes(db: &DatabaseConnection, id: i64) {
     .unwrap();
 }
 
-async fn patient_writes(stack: &Stack, from: &str, text: &str) {
-    let res = reqwest::Client::new()
-        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
-        .json(&json!({"from": from, "text": text}))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-}
-
 /// The texts sent to `phone` so far, oldest first.
 async fn sent_to(api: &Api, phone: &str) -> Vec<String> {
     let (_, chat) = api.get(&format!("/api/messages/{phone}?limit=200")).await;
@@ -481,7 +471,7 @@ async fn stop_and_start_by_keyword_in_the_middle_of_a_recurring_campaign() {
     let stopper = phones[1].as_str();
     assert_eq!(sent_to(&api, stopper).await, vec!["Tip of the day"]);
 
-    patient_writes(&stack, stopper, " Stop! ").await;
+    stack.patient_writes(stopper, "", " Stop! ").await;
     let confirmation = eventually(LIMIT, "the STOP confirmation", || {
         let api = api.clone();
         async move {
@@ -494,7 +484,7 @@ async fn stop_and_start_by_keyword_in_the_middle_of_a_recurring_campaign() {
     let (_, contact) = api.get(&format!("/api/contacts/{stopper}")).await;
     assert_eq!(contact["opted_out"], true);
     // Saying it again changes nothing and sends nothing.
-    patient_writes(&stack, stopper, "STOP").await;
+    stack.patient_writes(stopper, "", "STOP").await;
 
     next_day_comes(&stack.app.db.conn, id).await;
     let detail = eventually(LIMIT, "the second run", runs_done(2)).await;
@@ -524,7 +514,7 @@ async fn stop_and_start_by_keyword_in_the_middle_of_a_recurring_campaign() {
     );
     assert_eq!(sent_to(&api, &phones[0]).await.len(), 2);
 
-    patient_writes(&stack, stopper, "start").await;
+    stack.patient_writes(stopper, "", "start").await;
     eventually(LIMIT, "the START confirmation", || {
         let api = api.clone();
         async move {

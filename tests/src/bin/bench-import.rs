@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use heydoc_e2e::peak_rss_kb;
 use heydoc_testkit::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
@@ -157,16 +158,4 @@ async fn insert_ceiling(n: u64) -> anyhow::Result<f64> {
         ))
         .await?;
     Ok(n as f64 / t.elapsed().as_secs_f64())
-}
-
-/// VmHWM (peak resident set) of a process, in kB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }

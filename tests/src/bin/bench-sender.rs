@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use heydoc_e2e::peak_rss_kb;
 use heydoc_queue::rabbit::{RabbitBus, RabbitConfig};
 use heydoc_queue::{Job, JobBus};
 use heydoc_testkit::{Backend, TestDatabase};
@@ -199,16 +200,4 @@ async fn seed(db: &sea_orm::DatabaseConnection, n: i64) -> anyhow::Result<()> {
     ))
     .await?;
     Ok(())
-}
-
-/// VmHWM (peak resident set) of a process, in kB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
