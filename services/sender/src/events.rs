@@ -29,19 +29,9 @@ pub const SIGNATURE_HEADER: &str = "x-heydoc-signature";
 pub const EVENT_HEADER: &str = "x-heydoc-event";
 
 pub async fn run(db: DatabaseConnection, settings: SenderSettings, shutdown: CancellationToken) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.event_timeout_secs.max(1)))
-        // A redirect would send the signed event somewhere the admin did not register.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("HeyDoc-Events/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "outbound events are off: cannot build an HTTP client");
-            return;
-        }
-    };
+    // Built when the first event is due: a deployment without endpoints pays nothing for it
+    // (a TLS client with its root store is several MB of a sender's memory).
+    let client = tokio::sync::OnceCell::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -59,9 +49,18 @@ pub async fn run(db: DatabaseConnection, settings: SenderSettings, shutdown: Can
 }
 
 /// One claim and its attempts; returns how many were claimed.
+fn http_client(settings: &SenderSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.event_timeout_secs.max(1)))
+        // A redirect would send the signed event somewhere the admin did not register.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("HeyDoc-Events/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 async fn round(
     db: &DatabaseConnection,
-    client: &reqwest::Client,
+    client: &tokio::sync::OnceCell<reqwest::Client>,
     settings: &SenderSettings,
 ) -> usize {
     let now = Utc::now();
@@ -77,6 +76,20 @@ async fn round(
         }
     };
     let claimed = due.len();
+    if claimed == 0 {
+        return 0;
+    }
+    let client = match client
+        .get_or_try_init(|| async { http_client(settings) })
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // The claimed rows' leases run out and they are tried again.
+            tracing::error!(error = %e, "cannot build the HTTP client for outbound events");
+            return 0;
+        }
+    };
     futures_util::stream::iter(due)
         .for_each_concurrent(IN_FLIGHT, |d| async move {
             let attempt = attempt(client, &d, settings).await;

@@ -447,12 +447,7 @@ pub async fn record(
         }
     }
     let changed: std::collections::HashSet<i64> = changed.into_iter().collect();
-    let events: Vec<SendResult> = results
-        .iter()
-        .filter(|r| changed.contains(&r.id))
-        .cloned()
-        .collect();
-    crate::events::emit_send_results(&txn, &events, now).await?;
+    crate::events::emit_send_results(&txn, results, &changed, now).await?;
     for r in results.iter().filter(|r| r.suppress.is_some()) {
         contact::Entity::update_many()
             .col_expr(

@@ -143,17 +143,20 @@ pub async fn emit_many(
     Ok(created)
 }
 
-/// `message.status` events for the results a sender just wrote (a retry is not one: the
-/// message is still on its way). One query when nobody listens.
+/// `message.status` events for the results a sender just wrote to the rows in `changed` (a
+/// retry is not one: the message is still on its way). One query when nobody listens.
 pub async fn emit_send_results(
     db: &impl ConnectionTrait,
     results: &[crate::deliveries::SendResult],
+    changed: &std::collections::HashSet<i64>,
     now: DateTime<Utc>,
 ) -> Result<usize> {
     use crate::deliveries::Outcome;
-    if results.is_empty() || !anyone_wants(db, MESSAGE_STATUS).await? {
+    if changed.is_empty() || !anyone_wants(db, MESSAGE_STATUS).await? {
         return Ok(0);
     }
+    let results: Vec<&crate::deliveries::SendResult> =
+        results.iter().filter(|r| changed.contains(&r.id)).collect();
     let phones: std::collections::HashMap<i64, String> = heydoc_entity::message::Entity::find()
         .select_only()
         .column(heydoc_entity::message::Column::Id)
