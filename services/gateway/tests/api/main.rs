@@ -5,6 +5,7 @@
 mod api_keys;
 mod auth;
 mod bad_input;
+mod consent;
 mod contacts;
 mod dashboard;
 mod imports;
