@@ -325,6 +325,64 @@ async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let browser = Browser::start(1100, 900).await;
+    register(&browser, &stack.app.url(""), "owner").await;
+    browser.click("nav a[href='/integrations']").await;
+    browser.wait_for_path("/integrations").await;
+
+    browser.fill("#key-name", "CRM sync").await;
+    browser
+        .click("form[aria-label='New API key'] button[type=submit]")
+        .await;
+    let key = browser.wait_for_text("#secret-output", "hdk_").await;
+    browser.wait_for_text("table.keys tbody", "CRM sync").await;
+    // The key works, read-only, until it is revoked from the page.
+    let client = reqwest::Client::new();
+    let get = |key: String| {
+        let client = client.clone();
+        let url = stack.app.url("/api/contacts");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("GET")
+                .status()
+        }
+    };
+    assert_eq!(get(key.clone()).await, 200);
+    browser.run("window.confirm = () => true").await;
+    browser.click("table.keys button.danger").await;
+    browser.wait_for_text("table.keys tbody", "revoked").await;
+    assert_eq!(get(key).await, 401);
+
+    browser
+        .fill("#endpoint-url", "https://crm.example.com/heydoc")
+        .await;
+    browser
+        .click("form[aria-label='New endpoint'] input[value='message.received']")
+        .await;
+    browser
+        .click("form[aria-label='New endpoint'] button[type=submit]")
+        .await;
+    browser.wait_for_text("#secret-output", "whsec_").await;
+    browser
+        .wait_for_text("ul.endpoints", "message.received")
+        .await;
+    browser
+        .click("ul.endpoints li[data-enabled='true'] button[type=submit]")
+        .await;
+    browser.find("ul.endpoints li[data-enabled='false']").await;
+    browser
+        .wait_for_text("ul.endpoints", "disabled by owner")
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_send_shows_its_reason_in_the_chat() {
     let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
     // WhatsApp refuses every send as undeliverable (131026).

@@ -12,6 +12,7 @@ pub enum Nav {
     Inbox,
     Campaigns,
     Tags,
+    Integrations,
 }
 
 impl Nav {
@@ -53,6 +54,15 @@ pub fn shell(title: &str, user: &AuthUser, current: Nav, main: Markup) -> Html<S
                                         a href=(href) aria-current="page" { (label) }
                                     } @else {
                                         a href=(href) { (label) }
+                                    }
+                                }
+                            }
+                            @if user.role == heydoc_domain::Role::Admin {
+                                li {
+                                    @if current == Nav::Integrations {
+                                        a href="/integrations" aria-current="page" { "Integrations" }
+                                    } @else {
+                                        a href="/integrations" { "Integrations" }
                                     }
                                 }
                             }

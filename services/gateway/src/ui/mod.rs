@@ -10,6 +10,7 @@ pub mod chat;
 pub mod contacts_io;
 pub mod format;
 pub mod inbox;
+pub mod integrations;
 pub mod layout;
 pub mod live;
 pub mod page;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns/new", get(campaigns::new))
         .route("/campaigns/{id}", get(campaigns::detail))
         .route("/tags", get(tags::page))
+        .route("/integrations", get(integrations::page))
         .route("/assets/{name}", get(assets::serve))
         .layer(middleware::map_response(page_headers))
 }

@@ -96,6 +96,23 @@ async fn pages_follow_the_session(backend: Backend) {
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
+    // Integrations are for admins: in their navigation, and nobody else's.
+    let (s, _, body) = page(&client, &app, "/integrations", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("API keys") && body.contains("Outbound events"));
+    let api = app.authed(&token);
+    let (s, _) = api
+        .post(
+            "/api/users",
+            &json!({"username": "nurse", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let nurse = app.login("nurse", "a-long-password").await;
+    let (s, _, body) = page(&client, &app, "/integrations", Some(&nurse)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let (_, _, inbox) = page(&client, &app, "/inbox", Some(&nurse)).await;
+    assert!(!inbox.contains("/integrations"));
     // Unknown things are error pages with the API's message, not JSON.
     let (s, _, body) = page(&client, &app, "/chat/14155550100", Some(&token)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);

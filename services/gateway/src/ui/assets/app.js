@@ -30,12 +30,15 @@ async function api(method, url, body) {
 
 // Form fields as the API's JSON: "a.b" nests (a group without a name is left out),
 // "x[]" collects checked boxes, data-type="int" and number inputs become numbers,
-// and empty fields are left out. Passwords and texts are sent exactly as typed.
+// data-type="bool" becomes true/false, and empty fields are left out. Passwords and texts are sent exactly as typed.
 function formBody(form) {
   const body = {};
   for (const el of form.elements) {
     if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
-    const typed = (v) => (el.dataset.type === "int" || el.type === "number" ? Number(v) : v);
+    const typed = (v) => {
+      if (el.dataset.type === "bool") return v === "true";
+      return el.dataset.type === "int" || el.type === "number" ? Number(v) : v;
+    };
     if (el.name.endsWith("[]")) {
       const key = el.name.slice(0, -2);
       body[key] = body[key] || [];
@@ -104,6 +107,14 @@ async function submitApiForm(form) {
     } else if (then === "refresh") {
       form.closest("details")?.removeAttribute("open");
       await refreshLive(true);
+    } else if (then.startsWith("secret:")) {
+      // A key or signing secret, shown once; the list below refreshes.
+      const box = document.getElementById("secret-box");
+      document.getElementById("secret-output").textContent = data[then.slice("secret:".length)] || "";
+      box.hidden = false;
+      form.reset();
+      await refreshLive(true);
+      box.scrollIntoView({ block: "nearest" });
     } else if (then === "next") {
       location.assign(sameSite(form.dataset.next));
     } else if (then.startsWith("login:")) {
