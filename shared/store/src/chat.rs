@@ -74,6 +74,36 @@ pub async fn record_inbound(
     Ok(model)
 }
 
+/// A new outgoing text from `from` to `to`, queued for the sender: the row is also its outbox
+/// entry (`enqueued_at` null until the bus confirms it).
+pub fn queued_text(
+    contact_id: i32,
+    from: &str,
+    to: &str,
+    text: &str,
+    origin: &str,
+    now: DateTime<Utc>,
+) -> message::ActiveModel {
+    message::ActiveModel {
+        contact_id: Set(contact_id),
+        message_id: Set(None),
+        direction: Set(Direction::Outgoing.as_str().into()),
+        sender_phone: Set(from.into()),
+        receiver_phone: Set(to.into()),
+        message_type: Set("text".into()),
+        message_text: Set(text.into()),
+        timestamp: Set(now),
+        is_read: Set(true),
+        status: Set(MessageStatus::Queued.as_str().into()),
+        attempts: Set(0),
+        next_attempt_at: Set(None),
+        enqueued_at: Set(None),
+        origin: Set(origin.into()),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
 /// Updates the inbox counters for one new message (inside the caller's transaction).
 pub async fn bump_counters(
     txn: &impl ConnectionTrait,

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use heydoc_domain::consent::Consent;
-use heydoc_domain::{Direction, MessageStatus};
+use heydoc_domain::MessageStatus;
 use heydoc_entity::{contact, message};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::{chat, Result};
 
@@ -83,21 +83,14 @@ pub async fn apply(
             txn.rollback().await?;
             return Ok(None);
         };
-        let row = message::ActiveModel {
-            contact_id: Set(contact_id),
-            direction: Set(Direction::Outgoing.as_str().into()),
-            sender_phone: Set(business_number.into()),
-            receiver_phone: Set(to.phone),
-            message_type: Set("text".into()),
-            message_text: Set(reply.into()),
-            timestamp: Set(now),
-            is_read: Set(true),
-            status: Set(MessageStatus::Queued.as_str().into()),
-            attempts: Set(0),
-            origin: Set(consent.as_str().into()),
-            updated_at: Set(now),
-            ..Default::default()
-        };
+        let row = chat::queued_text(
+            contact_id,
+            business_number,
+            &to.phone,
+            reply,
+            consent.as_str(),
+            now,
+        );
         let inserted = message::Entity::insert(row).exec(&txn).await?;
         chat::bump_counters(&txn, contact_id, reply, now, false).await?;
         Some(inserted.last_insert_id)

@@ -68,14 +68,6 @@ async fn listeners(db: &impl ConnectionTrait) -> Result<Vec<event_endpoint::Mode
     Ok(event_endpoint::Entity::find().all(db).await?)
 }
 
-/// Whether any endpoint wants `event_type` (one small query).
-pub async fn anyone_wants(db: &impl ConnectionTrait, event_type: &str) -> Result<bool> {
-    Ok(listeners(db)
-        .await?
-        .iter()
-        .any(|e| wants(&e.events, event_type)))
-}
-
 /// Records several events, in order, with one query for the endpoints and one insert. Call it
 /// inside the transaction that makes the change the events announce: on PostgreSQL it takes a
 /// transaction-scoped lock per ordering key first, so two writers for one contact commit their
@@ -89,6 +81,16 @@ pub async fn emit_many(
         return Ok(0);
     }
     let endpoints = listeners(db).await?;
+    emit_to(db, &endpoints, events, now).await
+}
+
+/// `emit_many` with the endpoints already read.
+async fn emit_to(
+    db: &impl ConnectionTrait,
+    endpoints: &[event_endpoint::Model],
+    events: Vec<Event>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     if !events
         .iter()
         .any(|e| endpoints.iter().any(|p| wants(&p.events, e.event_type)))
@@ -152,7 +154,11 @@ pub async fn emit_send_results(
     now: DateTime<Utc>,
 ) -> Result<usize> {
     use crate::deliveries::Outcome;
-    if changed.is_empty() || !anyone_wants(db, MESSAGE_STATUS).await? {
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    let endpoints = listeners(db).await?;
+    if !endpoints.iter().any(|e| wants(&e.events, MESSAGE_STATUS)) {
         return Ok(0);
     }
     let results: Vec<&crate::deliveries::SendResult> =
@@ -192,7 +198,7 @@ pub async fn emit_send_results(
             })
         })
         .collect();
-    emit_many(db, events, now).await
+    emit_to(db, &endpoints, events, now).await
 }
 
 /// Whether an endpoint's `events` list (empty: all) takes `event_type`.

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Extension;
 use chrono::Utc;
-use heydoc_domain::{validate, Direction, MessageStatus, Phone};
+use heydoc_domain::{validate, Phone};
 use heydoc_entity::message;
 use heydoc_store::{chat, contacts};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -85,30 +85,22 @@ pub async fn send_message(
     let txn = state.db.begin().await?;
     let contact = contacts::find_or_create(&txn, &phone, None, now).await?;
     let row = message::ActiveModel {
-        contact_id: Set(contact.id),
-        message_id: Set(None),
-        direction: Set(Direction::Outgoing.as_str().into()),
-        sender_phone: Set(state.business_number().to_string()),
-        receiver_phone: Set(phone.as_str().into()),
-        message_type: Set("text".into()),
-        message_text: Set(body.message.clone()),
         payload: Set(payload),
-        timestamp: Set(now),
-        is_read: Set(true),
-        status: Set(MessageStatus::Queued.as_str().into()),
-        attempts: Set(0),
-        next_attempt_at: Set(None),
-        enqueued_at: Set(None),
-        origin: Set("api".into()),
         idempotency_key: Set(key.clone()),
         request_hash: Set(Some(request_hash.clone())),
         created_by: Set(Some(me.user_id)),
-        updated_at: Set(now),
         // The relay, if it is the one to publish, carries this request's trace on.
         trace_context: Set(heydoc_telemetry::propagation::traceparent_of(
             &tracing::Span::current(),
         )),
-        ..Default::default()
+        ..chat::queued_text(
+            contact.id,
+            state.business_number(),
+            phone.as_str(),
+            &body.message,
+            "api",
+            now,
+        )
     };
     let inserted = match message::Entity::insert(row).exec_with_returning(&txn).await {
         Ok(m) => m,

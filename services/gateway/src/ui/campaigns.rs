@@ -9,7 +9,7 @@ use crate::extract::{Path, Query};
 use crate::routes::scheduled::{self, DeliveryParams, OccurrenceOut, ScheduledOut};
 use crate::routes::tags::{self, TagWithCount};
 use crate::state::AppState;
-use crate::ui::format::{clip, ink_on, query, status_badge, time, time_in};
+use crate::ui::format::{clip, query, status_badge, tag_chip, time, time_in};
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
@@ -72,7 +72,7 @@ fn audience(s: &ScheduledOut, all_tags: &[TagWithCount]) -> Markup {
         }
         @for id in &s.tag_ids {
             @if let Some(t) = all_tags.iter().find(|t| t.id == *id) {
-                " " span.chip style={ "background:" (t.color) ";color:" (ink_on(&t.color)) } { (t.name) }
+                " " (tag_chip(&t.name, &t.color))
             } @else {
                 " " span.chip { "deleted tag " (id) }
             }
@@ -110,7 +110,7 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                         @for t in &all_tags {
                             label.check {
                                 input type="checkbox" name="tag_ids[]" data-type="int" value=(t.id);
-                                " " span.chip style={ "background:" (t.color) ";color:" (ink_on(&t.color)) } { (t.name) }
+                                " " (tag_chip(&t.name, &t.color))
                                 " (" (t.contact_count) ")"
                             }
                         }

@@ -73,7 +73,7 @@ pub async fn page(
             @if !contact.name.is_empty() { p.phone { (contact.phone) } }
         }
         div.meta {
-            @for t in &contact.tags { (tag_chip(t)) }
+            @for t in &contact.tags { (tag_chip(&t.name, &t.color)) }
             @if contact.opted_out { span.flag { "opted out of campaigns" } }
             @if let Some(reason) = &contact.suppressed_reason { span.flag { "suppressed: " (reason) } }
             (tagger(&contact.phone, &contact.tags.iter().map(|t| t.id).collect::<Vec<_>>(), &all_tags))

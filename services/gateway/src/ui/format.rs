@@ -4,8 +4,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{html, Markup};
 
-use crate::routes::tags::TagOut;
-
 /// A time as a `<time>` element: UTC in the markup, shown in the browser's zone by the script.
 pub fn time(at: DateTime<Utc>) -> Markup {
     html! {
@@ -26,9 +24,9 @@ pub fn time_in(at: DateTime<Utc>, zone: &str) -> Markup {
 }
 
 /// A colored tag chip; the text color is chosen to stay readable on the tag's color.
-pub fn tag_chip(tag: &TagOut) -> Markup {
+pub fn tag_chip(name: &str, color: &str) -> Markup {
     html! {
-        span.chip style={ "background:" (tag.color) ";color:" (ink_on(&tag.color)) } { (tag.name) }
+        span.chip style={ "background:" (color) ";color:" (ink_on(color)) } { (name) }
     }
 }
 

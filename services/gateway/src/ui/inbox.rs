@@ -118,7 +118,7 @@ fn row(c: &ContactOut, all_tags: &[TagWithCount]) -> Markup {
                 }
             }
             div.meta {
-                @for t in &c.tags { (tag_chip(t)) }
+                @for t in &c.tags { (tag_chip(&t.name, &t.color)) }
                 @if c.opted_out { span.flag { "opted out" } }
                 @if let Some(reason) = &c.suppressed_reason { span.flag title=(reason) { "suppressed" } }
                 (tagger(&c.phone, &c.tags.iter().map(|t| t.id).collect::<Vec<_>>(), all_tags))

@@ -5,7 +5,7 @@ use maud::html;
 
 use crate::routes::tags;
 use crate::state::AppState;
-use crate::ui::format::ink_on;
+use crate::ui::format::tag_chip;
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
@@ -31,7 +31,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
         ul.tags {
             @for t in &all {
                 li.tag data-id=(t.id) {
-                    span.chip style={ "background:" (t.color) ";color:" (ink_on(&t.color)) } { (t.name) }
+                    (tag_chip(&t.name, &t.color))
                     a href={ "/inbox?tag=" (t.id) } { (t.contact_count) " contact" @if t.contact_count != 1 { "s" } }
                     details {
                         summary { "Edit" span.sr-only { " " (t.name) } }
