@@ -7,6 +7,8 @@
 
 CARGO ?= cargo
 export RUST_BACKTRACE ?= 1
+# Wherever cargo builds (CARGO_TARGET_DIR, a shared target directory): asked, never assumed.
+TARGET_DIR = $(shell CARGO=$(CARGO) bash deploy/dev/target-dir.sh)
 
 .DEFAULT_GOAL := help
 .PHONY: help run build test unit-test schemathesis services lint fmt bench migrate clean-test-dbs k8s-check
@@ -47,10 +49,10 @@ fmt: ## Format the code
 
 bench: services ## Benchmarks (release build): gateway reads, 100k sends, 1M fan-out, firing lateness, imports
 	$(CARGO) build --release -p heydoc -p heydoc-e2e
-	./target/release/bench-gateway
-	HEYDOC_BIN=./target/release/heydoc ./target/release/bench-sender
-	./target/release/bench-scheduler
-	HEYDOC_BIN=./target/release/heydoc ./target/release/bench-import
+	$(TARGET_DIR)/release/bench-gateway
+	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-sender
+	$(TARGET_DIR)/release/bench-scheduler
+	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-import
 
 migrate: ## Bring the configured database's schema up to date
 	$(CARGO) run -p heydoc -- migrate

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${HEYDOC_BIN:-$root/target/debug/heydoc}
+bin=${HEYDOC_BIN:-$(bash "$root/deploy/dev/target-dir.sh")/debug/heydoc}
 admin_url=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/heydoc/schemathesis-venv
 version="4.*"

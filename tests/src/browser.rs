@@ -22,6 +22,10 @@ fn chromium_path() -> String {
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// chromedriver's address, for the console log (not in WebDriver's standard).
+    driver_url: String,
+    /// Console errors a test expects (a 409 it provoked): substrings of their messages.
+    expected_errors: std::sync::Mutex<Vec<String>>,
     _profile: tempdir::Profile,
 }
 
@@ -81,6 +85,8 @@ impl Browser {
                 ],
             }),
         );
+        // The console, read at the end of every test: no page may log an error.
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         let url = format!("http://127.0.0.1:{port}");
         let started = std::time::Instant::now();
         let client = loop {
@@ -100,6 +106,8 @@ impl Browser {
         Browser {
             client,
             driver,
+            driver_url: url,
+            expected_errors: std::sync::Mutex::default(),
             _profile: profile,
         }
     }
@@ -219,8 +227,66 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    /// Ends the WebDriver session (Chromium exits), then chromedriver.
+    /// A console error this test provokes on purpose (e.g. the 409 of a contact that exists),
+    /// by a substring of its message.
+    pub fn expect_console_error(&self, part: &str) {
+        if let Ok(mut expected) = self.expected_errors.lock() {
+            expected.push(part.to_string());
+        }
+    }
+
+    /// The console's errors since the last call (chromedriver's log, which spans every page
+    /// of the session): the page's own and failed loads.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session");
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.driver_url))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .expect("read the console")
+            .json()
+            .await
+            .expect("console as JSON");
+        let expected = self
+            .expected_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        answer["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .filter_map(|e| e["message"].as_str().map(str::to_string))
+                    .filter(|m| !expected.iter().any(|x| m.contains(x.as_str())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Fails the test when any page logged an error to the console.
+    pub async fn assert_no_console_errors(&self) {
+        let errors = self.console_errors().await;
+        assert!(
+            errors.is_empty(),
+            "the browser console has errors:\n{}\n{}",
+            errors.join("\n"),
+            self.describe().await
+        );
+    }
+
+    /// Checks the console for errors, then ends the WebDriver session (Chromium exits), then
+    /// chromedriver.
     pub async fn close(self) {
+        self.assert_no_console_errors().await;
         let _ = self.client.clone().close().await;
     }
 }

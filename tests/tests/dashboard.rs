@@ -209,7 +209,10 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
     let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().expect("zone");
     let first = Utc::now().with_timezone(&kolkata);
     browser
-        .fill("#message", "Reminder: fasting sugar test tomorrow, 8am.")
+        .fill(
+            "#message",
+            "Reminder for {{name|you}}: fasting sugar test tomorrow, 8am.",
+        )
         .await;
     browser
         .click(&format!("input[name='tag_ids[]'][value='{tag_id}']"))
@@ -237,6 +240,16 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
         .await
         .expect("runs");
     assert_eq!(runs.len(), 5);
+    // The message as its first recipient will read it.
+    browser
+        .wait_for_text(
+            "#sample-text",
+            "Reminder for Anita: fasting sugar test tomorrow, 8am.",
+        )
+        .await;
+    browser
+        .wait_for_text("#sample-who", "Anita (+919800000001)")
+        .await;
     browser.screenshot("campaign-form").await;
     browser.click("#campaign-form button[type=submit]").await;
     browser.find("#campaign[data-status=pending]").await;
@@ -409,5 +422,264 @@ async fn a_failed_send_shows_its_reason_in_the_chat() {
         .wait_for_text("li.msg.out[data-status=failed] .reason", "131026")
         .await;
     assert!(failed.starts_with("failed: "), "{failed}");
+    browser.close().await;
+}
+
+/// How long `requests` same-origin fetches, started together, take at most (ms), as the page
+/// measures them.
+async fn slowest_fetch(browser: &Browser, paths: &[&str]) -> f64 {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         Promise.all({paths:?}.map(async (p) => {{
+             const t = performance.now();
+             const r = await fetch(p, {{credentials: 'same-origin'}});
+             await r.text();
+             return performance.now() - t;
+         }})).then((times) => done(Math.max(...times)), (e) => done(-1));"
+    );
+    browser
+        .client
+        .execute_async(&script, vec![])
+        .await
+        .expect("fetches")
+        .as_f64()
+        .expect("a duration")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_once() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let browser = Browser::start(1280, 900).await;
+    register(&browser, &stack.app.url(""), "reception").await;
+    stack
+        .patient_writes("14155550111", "Leela", "Can I change my appointment?")
+        .await;
+    browser
+        .wait_for_text(
+            "li.contact[data-phone='14155550111']",
+            "change my appointment",
+        )
+        .await;
+
+    // Inbox -> chat -> inbox ... as a receptionist goes: by links, by the back button (which
+    // brings pages back from the back/forward cache), and by the navigation bar.
+    for i in 0..20 {
+        match i % 4 {
+            0 | 2 => {
+                browser
+                    .click("li.contact[data-phone='14155550111'] a.open")
+                    .await;
+                browser.wait_for_path("/chat/14155550111").await;
+            }
+            1 => {
+                browser.client.back().await.expect("back");
+                browser.wait_for_path("/inbox").await;
+            }
+            _ => {
+                browser.click("nav a[href='/inbox']").await;
+                browser.wait_for_path("/inbox").await;
+            }
+        }
+        browser.find("body[data-live=connected]").await;
+    }
+    // The pages left behind closed their streams: one is open, the current page's.
+    let streams = heydoc_e2e::stack::eventually(
+        std::time::Duration::from_secs(10),
+        "one open event stream",
+        || async {
+            let n = stack
+                .app
+                .state
+                .live_streams
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (n <= 1).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(streams, 1, "the page on screen has its stream");
+    // Eight requests at once, more than the browser's six connections per site: all answer.
+    let slowest = slowest_fetch(
+        &browser,
+        &[
+            "/api/contacts?limit=1",
+            "/api/tags",
+            "/api/scheduled-messages",
+            "/inbox",
+            "/api/contacts?limit=2",
+            "/api/tags",
+            "/campaigns",
+            "/api/messages/14155550111",
+        ],
+    )
+    .await;
+    assert!(
+        (0.0..2000.0).contains(&slowest),
+        "the slowest of eight fetches took {slowest} ms"
+    );
+
+    // A second tab shares the first tab's stream and still sees messages live.
+    let first = browser.client.window().await.expect("window");
+    let second = browser.client.new_window(true).await.expect("new tab");
+    browser
+        .client
+        .switch_to_window(second.handle)
+        .await
+        .expect("switch");
+    browser.goto(&stack.app.url("/inbox")).await;
+    browser.find("body[data-live=connected]").await;
+    stack
+        .patient_writes("14155550112", "Farid", "Is parking available?")
+        .await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550112']", "parking")
+        .await;
+    assert_eq!(
+        stack
+            .app
+            .state
+            .live_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "two tabs, one stream"
+    );
+    // The leading tab closes: the other one takes the lead and opens the stream.
+    browser
+        .client
+        .switch_to_window(first)
+        .await
+        .expect("switch back");
+    browser
+        .client
+        .close_window()
+        .await
+        .expect("close the first tab");
+    let remaining = browser.client.windows().await.expect("windows");
+    browser
+        .client
+        .switch_to_window(remaining[0].clone())
+        .await
+        .expect("switch");
+    stack
+        .patient_writes("14155550113", "Gita", "Thank you doctor")
+        .await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550113']", "Thank you doctor")
+        .await;
+    assert_eq!(
+        stack
+            .app
+            .state
+            .live_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    browser.close().await;
+}
+
+/// Counts the page's own refreshes (its re-reads of the page it shows).
+async fn count_refreshes(browser: &Browser) {
+    browser
+        .run(
+            "window.heydocRefreshes = 0;
+             const original = window.fetch;
+             window.fetch = (url, init) => {
+                 if (String(url) === location.href) window.heydocRefreshes += 1;
+                 return original(url, init);
+             };",
+        )
+        .await;
+}
+
+async fn refreshes(browser: &Browser) -> i64 {
+    browser
+        .run("return window.heydocRefreshes")
+        .await
+        .as_i64()
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_events_with_the_tag_editor_open_cost_at_most_a_few_refreshes_on_a_phone() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let admin = stack.app.admin().await;
+    admin.post("/api/tags", &json!({"name": "Antenatal"})).await;
+    let browser = Browser::start(390, 844).await;
+    log_in(
+        &browser,
+        &stack.app.url(""),
+        "admin",
+        "correct-horse-battery",
+    )
+    .await;
+    stack.patient_writes("14155550121", "Rina", "Hello").await;
+    browser.goto(&stack.app.url("/inbox")).await;
+    browser.find("body[data-live=connected]").await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550121']", "Hello")
+        .await;
+    count_refreshes(&browser).await;
+
+    // The tag editor open: ten events change nothing on screen and start no refresh loop.
+    browser
+        .click("li.contact[data-phone='14155550121'] details.tagger summary")
+        .await;
+    for i in 0..10 {
+        stack
+            .patient_writes(
+                &format!("1415555013{i}"),
+                "Patient",
+                &format!("message {i}"),
+            )
+            .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let while_open = refreshes(&browser).await;
+    assert!(
+        while_open <= 2,
+        "{while_open} refreshes with the editor open"
+    );
+    browser
+        .find("li.contact[data-phone='14155550121'] details.tagger[open]")
+        .await;
+
+    // Closed (the keyboard stays on its toggle): the inbox catches up once, then stays quiet.
+    browser
+        .click("li.contact[data-phone='14155550121'] details.tagger summary")
+        .await;
+    browser
+        .wait_for_text("li.contact[data-phone='14155550139']", "message 9")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let caught_up = refreshes(&browser).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        refreshes(&browser).await,
+        caught_up,
+        "no refresh without an event"
+    );
+    assert!(caught_up - while_open <= 3, "{caught_up} after closing");
+
+    // Focus on the toggle and more events: each burst costs a bounded number of refreshes.
+    for i in 0..10 {
+        stack
+            .patient_writes("14155550121", "Rina", &format!("again {i}"))
+            .await;
+    }
+    browser
+        .wait_for_text("li.contact[data-phone='14155550121']", "again 9")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after_burst = refreshes(&browser).await;
+    assert!(
+        after_burst - caught_up <= 10,
+        "{} refreshes for ten events",
+        after_burst - caught_up
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        refreshes(&browser).await,
+        after_burst,
+        "the refreshes stopped"
+    );
     browser.close().await;
 }

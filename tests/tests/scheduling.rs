@@ -529,3 +529,151 @@ async fn stop_and_start_by_keyword_in_the_middle_of_a_recurring_campaign() {
     assert_eq!(texts.last().map(String::as_str), Some("Tip of the day"));
     assert_eq!(texts.len(), 4, "{texts:?}");
 }
+
+/// A text campaign is personalised for each recipient: `{{name|there}}` reaches a contact
+/// without a name as "there"; `{{name}}` without a fallback skips that contact with the reason.
+/// No recipient ever receives a raw placeholder, and each chat shows the text its patient got.
+async fn text_campaigns_are_personalised(backend: Backend, kind: BusKind) {
+    let mut stack = Stack::spawn(backend, kind, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    for (phone, name) in [("919800000031", "Anita"), ("919800000032", "Vikram")] {
+        let (s, body) = api
+            .post("/api/contacts", &json!({"phone": phone, "name": name}))
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let audience = ["919800000031", "919800000032", "919800000033"];
+    let schedule = |message: &'static str| {
+        let api = api.clone();
+        async move {
+            let (s, created) = api
+                .post(
+                    "/api/scheduled-messages",
+                    &json!({"message": message, "recipients": audience, "scheduled_time": soon()}),
+                )
+                .await;
+            assert_eq!(s, 201, "{created}");
+            created["data"]["id"].as_i64().unwrap()
+        }
+    };
+    let finished = |id: i64, want: i64| {
+        let api = api.clone();
+        eventually(LIMIT, "every delivery finished", move || {
+            let api = api.clone();
+            async move {
+                let (_, d) = api
+                    .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+                    .await;
+                let rows = d.as_array()?.clone();
+                let done = rows
+                    .iter()
+                    .filter(|r| {
+                        !["queued", "sending", "retrying"]
+                            .contains(&r["status"].as_str().unwrap_or(""))
+                    })
+                    .count() as i64;
+                (done == want && rows.len() as i64 == want).then_some(rows)
+            }
+        })
+    };
+
+    let id = schedule("Namaste {{name|there}}! Your reports are ready.").await;
+    finished(id, 3).await;
+    let texts = stack.sandbox.stats().texts;
+    assert_eq!(
+        texts["919800000031"],
+        "Namaste Anita! Your reports are ready."
+    );
+    assert_eq!(
+        texts["919800000032"],
+        "Namaste Vikram! Your reports are ready."
+    );
+    assert_eq!(
+        texts["919800000033"],
+        "Namaste there! Your reports are ready."
+    );
+    let (_, chat) = api.get("/api/messages/919800000031").await;
+    assert_eq!(
+        chat[0]["message_text"],
+        "Namaste Anita! Your reports are ready."
+    );
+
+    let id = schedule("Hi {{name}}, the clinic is closed on Friday.").await;
+    let rows = finished(id, 3).await;
+    let stats = stack.sandbox.stats();
+    assert_eq!(
+        stats.texts["919800000032"],
+        "Hi Vikram, the clinic is closed on Friday."
+    );
+    assert_eq!(
+        stats.by_recipient["919800000033"], 1,
+        "only the first campaign"
+    );
+    let nameless = rows
+        .iter()
+        .find(|r| r["phone"] == "919800000033" || r["receiver_phone"] == "919800000033")
+        .unwrap_or_else(|| panic!("no delivery to the nameless contact: {rows:?}"));
+    assert_eq!(nameless["status"], "skipped", "{nameless}");
+    assert!(
+        nameless.to_string().contains("{{name}}"),
+        "the reason names the placeholder: {nameless}"
+    );
+    assert!(
+        stats.texts.values().all(|t| !t.contains("{{")),
+        "no raw placeholder was sent: {:?}",
+        stats.texts
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_campaigns_are_personalised_embedded() {
+    text_campaigns_are_personalised(Backend::Sqlite, BusKind::Memory).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_campaigns_are_personalised_postgres_rabbitmq() {
+    text_campaigns_are_personalised(Backend::Postgres, BusKind::Rabbit).await
+}
+
+/// The seed's flow for its own daily example: the client marks it `sent` (it sent the message
+/// itself); the schedule ends, leaves /pending, and no run of it is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_schedule_marked_sent_by_the_client_sends_nothing_more() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let due = (Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "Good morning!", "recipients": ["1234567890"], "scheduled_time": due, "recurrence": "daily"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let (s, marked) = api
+        .put(
+            &format!("/api/scheduled-messages/{id}/status"),
+            &json!({"status": "sent"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{marked}");
+    let (_, pending) = api.get("/api/scheduled-messages/pending").await;
+    assert_eq!(pending, json!([]));
+    // Well past the time it was due: no run, nothing sent.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+    assert_eq!(detail["status"], "sent");
+    assert_eq!(detail["occurrences"], json!([]), "{detail}");
+    assert_eq!(stack.sandbox.stats().accepted, 0);
+    let db = &stack.app.db.conn;
+    assert_eq!(
+        scalar(
+            db,
+            "SELECT COUNT(*) FROM messages WHERE direction = 'outgoing'"
+        )
+        .await,
+        0
+    );
+}

@@ -39,6 +39,8 @@ pub struct AppState {
     pub key_uses: moka::sync::Cache<i32, ()>,
     /// Turns true when the server begins to shut down (long-lived streams end then).
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Dashboard event streams open on this replica now.
+    pub live_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             outbox: None,
             scheduler_wake: None,
             stopping: None,
+            live_streams: Arc::default(),
             key_uses: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)

@@ -6,7 +6,7 @@
 //! a crash resumes at the next chunk and no transaction grows with the campaign.
 
 use chrono::{DateTime, Duration, Utc};
-use heydoc_domain::{Direction, MessageStatus, ScheduleStatus};
+use heydoc_domain::{template, Direction, MessageStatus, ScheduleStatus};
 use heydoc_entity::{contact, contact_tag, message, occurrence, scheduled_message as schedule};
 use heydoc_store::contacts::new_contact;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -109,7 +109,10 @@ async fn chunk_of(
     let schedule = schedule::Entity::find_by_id(occ.schedule_id)
         .one(&txn)
         .await?;
-    let Some(schedule) = schedule.filter(|s| s.status != ScheduleStatus::Cancelled.as_str()) else {
+    // Cancelled, or ended by the client marking it sent: nothing more is fanned out.
+    let Some(schedule) = schedule.filter(|s| {
+        s.status != ScheduleStatus::Cancelled.as_str() && s.status != ScheduleStatus::Sent.as_str()
+    }) else {
         set_state(&txn, occurrence_id, STATE_CANCELLED, occ.cursor, 0, now).await?;
         txn.commit().await?;
         return Ok(Step::Finished);
@@ -126,7 +129,15 @@ async fn chunk_of(
     }
     let cursor = occ.cursor.unwrap_or(0);
     let limit = ctx.settings.fanout_chunk.max(1);
-    let rows = next_audience(&txn, &recipients, &tag_ids, cursor as i32, limit).await?;
+    let personal = schedule
+        .message
+        .as_deref()
+        .is_some_and(template::has_placeholders)
+        || schedule
+            .template
+            .as_ref()
+            .is_some_and(template::value_has_placeholders);
+    let rows = next_audience(&txn, &recipients, &tag_ids, cursor as i32, limit, personal).await?;
     if !rows.is_empty() {
         insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
     }
@@ -179,12 +190,15 @@ async fn chunk_of(
 }
 
 /// One member of the audience.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Recipient {
     id: i32,
     phone: String,
     /// Why this contact gets nothing: opted out, or suppressed by WhatsApp's answer.
     skip: Option<String>,
+    /// The fields placeholders name; read only when the message has placeholders.
+    name: String,
+    attributes: serde_json::Value,
 }
 
 /// The next `limit` contacts of the audience after `after`, in id order: explicit recipients
@@ -198,14 +212,15 @@ async fn next_audience(
     tag_ids: &[i32],
     after: i32,
     limit: u64,
+    personal: bool,
 ) -> Result<Vec<Recipient>, SchedulerError> {
     let mut rows = Vec::new();
     if !recipients.is_empty() {
         let listed = Condition::all().add(contact::Column::Phone.is_in(recipients.iter().cloned()));
-        rows.extend(audience_page(txn, listed, after, limit).await?);
+        rows.extend(audience_page(txn, listed, after, limit, personal).await?);
     }
     if !tag_ids.is_empty() {
-        rows.extend(audience_page(txn, tagged(tag_ids, after), after, limit).await?);
+        rows.extend(audience_page(txn, tagged(tag_ids, after), after, limit, personal).await?);
     }
     rows.sort_unstable_by_key(|r: &Recipient| r.id);
     rows.dedup_by_key(|r| r.id);
@@ -218,8 +233,9 @@ async fn audience_page(
     audience: Condition,
     after: i32,
     limit: u64,
+    personal: bool,
 ) -> Result<Vec<Recipient>, SchedulerError> {
-    let rows: Vec<AudienceRow> = contact::Entity::find()
+    let query = contact::Entity::find()
         .select_only()
         .column(contact::Column::Id)
         .column(contact::Column::Phone)
@@ -228,19 +244,49 @@ async fn audience_page(
         .filter(contact::Column::Id.gt(after))
         .filter(audience)
         .order_by_asc(contact::Column::Id)
-        .limit(limit)
+        .limit(limit);
+    if !personal {
+        let rows: Vec<AudienceRow> = query.into_tuple().all(txn).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|(id, phone, opted_out_at, suppressed)| Recipient {
+                id,
+                phone,
+                skip: skip_reason(opted_out_at, suppressed),
+                name: String::new(),
+                attributes: serde_json::Value::Null,
+            })
+            .collect());
+    }
+    let rows: Vec<PersonalRow> = query
+        .column(contact::Column::Name)
+        .column(contact::Column::Attributes)
         .into_tuple()
         .all(txn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, phone, opted_out_at, suppressed)| Recipient {
-            id,
-            phone,
-            skip: skip_reason(opted_out_at, suppressed),
-        })
+        .map(
+            |(id, phone, opted_out_at, suppressed, name, attributes)| Recipient {
+                id,
+                phone,
+                skip: skip_reason(opted_out_at, suppressed),
+                name,
+                attributes,
+            },
+        )
         .collect())
 }
+
+/// AudienceRow with the name and attributes placeholders may name.
+type PersonalRow = (
+    i32,
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    String,
+    serde_json::Value,
+);
 
 /// id, phone, opted_out_at, suppressed_reason.
 type AudienceRow = (i32, String, Option<DateTime<Utc>>, Option<String>);
@@ -327,37 +373,50 @@ async fn insert_deliveries(
         }
         (None, None) => ("text", String::new(), None),
     };
+    let personal = heydoc_domain::template::has_placeholders(&text)
+        || payload
+            .as_ref()
+            .is_some_and(heydoc_domain::template::value_has_placeholders);
     // Small enough chunks of rows per statement to stay under the bind-parameter limits.
     for part in rows.chunks(500) {
-        let models = part.iter().map(|r| message::ActiveModel {
-            contact_id: Set(r.id),
-            message_id: Set(None),
-            direction: Set(Direction::Outgoing.as_str().into()),
-            sender_phone: Set(ctx.business_number.clone()),
-            receiver_phone: Set(r.phone.clone()),
-            message_type: Set(message_type.into()),
-            message_text: Set(text.clone()),
-            payload: Set(payload.clone()),
-            timestamp: Set(now),
-            is_read: Set(true),
-            status: Set(if r.skip.is_some() {
-                MessageStatus::Skipped.as_str().into()
-            } else {
-                MessageStatus::Queued.as_str().into()
-            }),
-            attempts: Set(0),
-            next_attempt_at: Set(None),
-            last_error_code: Set(None),
-            last_error_reason: Set(r.skip.clone()),
-            enqueued_at: Set(None),
-            origin: Set("occurrence".into()),
-            occurrence_id: Set(Some(occurrence_id)),
-            idempotency_key: Set(None),
-            request_hash: Set(None),
-            created_by: Set(None),
-            updated_at: Set(now),
-            ..Default::default()
-        });
+        // Each recipient's own text (and template parameters) when the message names contact
+        // fields; a recipient lacking a value without a fallback is skipped, saying which.
+        let outgoing: Vec<Delivery> = part
+            .iter()
+            .map(|r| personalise(r, &text, payload.as_ref(), personal))
+            .collect();
+        let models = part
+            .iter()
+            .zip(&outgoing)
+            .map(|(r, d)| message::ActiveModel {
+                contact_id: Set(r.id),
+                message_id: Set(None),
+                direction: Set(Direction::Outgoing.as_str().into()),
+                sender_phone: Set(ctx.business_number.clone()),
+                receiver_phone: Set(r.phone.clone()),
+                message_type: Set(message_type.into()),
+                message_text: Set(d.text.clone()),
+                payload: Set(d.payload.clone()),
+                timestamp: Set(now),
+                is_read: Set(true),
+                status: Set(if d.skip.is_some() {
+                    MessageStatus::Skipped.as_str().into()
+                } else {
+                    MessageStatus::Queued.as_str().into()
+                }),
+                attempts: Set(0),
+                next_attempt_at: Set(None),
+                last_error_code: Set(None),
+                last_error_reason: Set(d.skip.clone()),
+                enqueued_at: Set(None),
+                origin: Set("occurrence".into()),
+                occurrence_id: Set(Some(occurrence_id)),
+                idempotency_key: Set(None),
+                request_hash: Set(None),
+                created_by: Set(None),
+                updated_at: Set(now),
+                ..Default::default()
+            });
         message::Entity::insert_many(models)
             .on_conflict(
                 OnConflict::columns([message::Column::OccurrenceId, message::Column::ContactId])
@@ -367,23 +426,87 @@ async fn insert_deliveries(
             .do_nothing()
             .exec(txn)
             .await?;
-        let preview: String = text.chars().take(512).collect();
+        let sent: Vec<(i32, &Delivery)> = part
+            .iter()
+            .zip(&outgoing)
+            .filter(|(_, d)| d.skip.is_none())
+            .map(|(r, d)| (r.id, d))
+            .collect();
+        if sent.is_empty() {
+            continue;
+        }
+        // The inbox preview: the same text for everyone, or each recipient's own.
+        let preview: sea_orm::sea_query::SimpleExpr = if personal {
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for (id, d) in &sent {
+                case = case.case(
+                    contact::Column::Id.eq(*id),
+                    d.text.chars().take(512).collect::<String>(),
+                );
+            }
+            case.finally(Expr::col(contact::Column::LastMessage)).into()
+        } else {
+            Expr::value(text.chars().take(512).collect::<String>())
+        };
         contact::Entity::update_many()
             .col_expr(
                 contact::Column::MessageCount,
                 Expr::col(contact::Column::MessageCount).add(1),
             )
-            .col_expr(contact::Column::LastMessage, Expr::value(preview))
+            .col_expr(contact::Column::LastMessage, preview)
             .col_expr(contact::Column::LastMessageAt, Expr::value(now))
             .col_expr(contact::Column::LastActivityAt, Expr::value(now))
             .col_expr(contact::Column::UpdatedAt, Expr::value(now))
-            .filter(
-                contact::Column::Id.is_in(part.iter().filter(|r| r.skip.is_none()).map(|r| r.id)),
-            )
+            .filter(contact::Column::Id.is_in(sent.iter().map(|(id, _)| *id)))
             .exec(txn)
             .await?;
     }
     Ok(())
+}
+
+/// One recipient's delivery: its text and payload, or why it is skipped.
+struct Delivery {
+    text: String,
+    payload: Option<serde_json::Value>,
+    skip: Option<String>,
+}
+
+fn personalise(
+    r: &Recipient,
+    text: &str,
+    payload: Option<&serde_json::Value>,
+    personal: bool,
+) -> Delivery {
+    let unchanged = || Delivery {
+        text: text.to_string(),
+        payload: payload.cloned(),
+        skip: r.skip.clone(),
+    };
+    if !personal || r.skip.is_some() {
+        return unchanged();
+    }
+    let fields = heydoc_domain::template::ContactFields {
+        name: &r.name,
+        phone: &r.phone,
+        attributes: &r.attributes,
+    };
+    let filled = heydoc_domain::template::fill_text(text, &fields).and_then(|text| {
+        let payload = payload
+            .map(|p| heydoc_domain::template::fill(p, &fields))
+            .transpose()?;
+        Ok((text, payload))
+    });
+    match filled {
+        Ok((text, payload)) => Delivery {
+            text,
+            payload,
+            skip: None,
+        },
+        Err(e) => Delivery {
+            skip: Some(format!("not sent: {e}")),
+            ..unchanged()
+        },
+    }
 }
 
 async fn set_state(

@@ -111,7 +111,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
                 continue;
             }
         };
-        let mut recipients = recipients(&ctx, &claimed).await;
+        let (mut recipients, contacts_read) = recipients(&ctx, &claimed).await;
         let occurrence_traces = trace::occurrence_contexts(&ctx.db, &claimed).await;
         let mut by_id: HashMap<i64, message::Model> =
             claimed.into_iter().map(|m| (m.id, m)).collect();
@@ -133,7 +133,11 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
-            let recipient = recipients.remove(&row.contact_id);
+            let recipient = match recipients.remove(&row.contact_id) {
+                Some(r) => Known::Found(r),
+                None if contacts_read => Known::Gone,
+                None => Known::Unread,
+            };
             let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
             tokio::spawn(
                 async move {
@@ -174,14 +178,46 @@ struct Recipient {
     attributes: serde_json::Value,
 }
 
-/// The claimed rows' contacts, when the window policy or a template needs them.
-async fn recipients(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<i32, Recipient> {
+/// What the sender knows of a row's contact.
+enum Known {
+    Found(Recipient),
+    /// Its contact is gone (deleted since the row was queued).
+    Gone,
+    /// Not read: not needed, or the read failed.
+    Unread,
+}
+
+impl Known {
+    fn recipient(&self) -> Option<&Recipient> {
+        match self {
+            Known::Found(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a row still holds placeholders to fill (rows queued before personalisation moved
+/// to the moment a send or a fan-out writes them).
+fn has_placeholders(row: &message::Model) -> bool {
+    heydoc_domain::template::has_placeholders(&row.message_text)
+        || row
+            .payload
+            .as_ref()
+            .is_some_and(heydoc_domain::template::value_has_placeholders)
+}
+
+/// The claimed rows' contacts, when the window policy, a template or a placeholder needs
+/// them, and whether they were read (a row whose contact is missing after a read lost it).
+async fn recipients(
+    ctx: &SenderContext,
+    rows: &[message::Model],
+) -> (HashMap<i32, Recipient>, bool) {
     let matters = ctx.settings.window_policy == WindowPolicy::Skip
-        || rows
-            .iter()
-            .any(|r| r.message_type == "template" || fallback_template(r).is_some());
+        || rows.iter().any(|r| {
+            r.message_type == "template" || fallback_template(r).is_some() || has_placeholders(r)
+        });
     if !matters || rows.is_empty() {
-        return HashMap::new();
+        return (HashMap::new(), false);
     }
     let ids: Vec<i32> = rows.iter().map(|r| r.contact_id).collect();
     let found = contact::Entity::find()
@@ -190,24 +226,27 @@ async fn recipients(ctx: &SenderContext, rows: &[message::Model]) -> HashMap<i32
         .await;
     let now = Utc::now();
     match found {
-        Ok(contacts) => contacts
-            .into_iter()
-            .map(|c| {
-                let in_window = c.last_inbound_at.is_some_and(|t| now - t < WINDOW);
-                (
-                    c.id,
-                    Recipient {
-                        in_window,
-                        name: c.name,
-                        phone: c.phone,
-                        attributes: c.attributes,
-                    },
-                )
-            })
-            .collect(),
+        Ok(contacts) => (
+            contacts
+                .into_iter()
+                .map(|c| {
+                    let in_window = c.last_inbound_at.is_some_and(|t| now - t < WINDOW);
+                    (
+                        c.id,
+                        Recipient {
+                            in_window,
+                            name: c.name,
+                            phone: c.phone,
+                            attributes: c.attributes,
+                        },
+                    )
+                })
+                .collect(),
+            true,
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the recipients' contacts; sending as if inside the window");
-            HashMap::new()
+            (HashMap::new(), false)
         }
     }
 }
@@ -288,11 +327,80 @@ fn content(
     }
 }
 
+/// Fills what is left of `{{name}}`, `{{phone}}` and `{{attributes.KEY}}` for this recipient.
+/// Never sends one raw: an unread contact is retried, a deleted one or a missing value without
+/// fallback is skipped with the reason.
+fn personalise(content: Content, known: &Known) -> Result<Content, Outcome> {
+    let unfilled = match &content {
+        Content::Text { body } => heydoc_domain::template::has_placeholders(body),
+        Content::Template { components, .. } => {
+            heydoc_domain::template::value_has_placeholders(components)
+        }
+        Content::Media { caption, .. } => caption
+            .as_deref()
+            .is_some_and(heydoc_domain::template::has_placeholders),
+    };
+    if !unfilled {
+        return Ok(content);
+    }
+    let r = match known {
+        Known::Found(r) => r,
+        Known::Gone => {
+            return Err(Outcome::Skipped {
+                reason: "the contact was deleted; its placeholders cannot be filled".into(),
+            })
+        }
+        Known::Unread => {
+            return Err(Outcome::Retry {
+                at: Utc::now() + chrono::Duration::seconds(30),
+                code: None,
+                reason: "could not read the contact to fill its placeholders".into(),
+            })
+        }
+    };
+    let fields = heydoc_domain::template::ContactFields {
+        name: &r.name,
+        phone: &r.phone,
+        attributes: &r.attributes,
+    };
+    let skipped = |e: heydoc_domain::template::PlaceholderError| Outcome::Skipped {
+        reason: format!("not sent: {e}"),
+    };
+    Ok(match content {
+        Content::Text { body } => Content::Text {
+            body: heydoc_domain::template::fill_text(&body, &fields).map_err(skipped)?,
+        },
+        Content::Template {
+            name,
+            language,
+            components,
+        } => Content::Template {
+            name,
+            language,
+            components: heydoc_domain::template::fill(&components, &fields).map_err(skipped)?,
+        },
+        Content::Media {
+            kind,
+            link,
+            caption,
+            filename,
+        } => Content::Media {
+            kind,
+            link,
+            caption: caption
+                .map(|c| heydoc_domain::template::fill_text(&c, &fields))
+                .transpose()
+                .map_err(skipped)?,
+            filename,
+        },
+    })
+}
+
 async fn send_one(
     ctx: &SenderContext,
     pacer: &Pacer,
     row: message::Model,
-    recipient: Option<Recipient>,
+    recipient: Known,
 ) -> SendResult {
     let result = |outcome, suppress| SendResult {
         id: row.id,
@@ -300,31 +408,10 @@ async fn send_one(
         outcome,
         suppress,
     };
-    let in_window = recipient.as_ref().map(|r| r.in_window);
-    let content = match content(&row, in_window, ctx.settings.window_policy) {
-        Ok(Content::Template {
-            name,
-            language,
-            components,
-        }) => {
-            // Per-recipient parameters: {{name}}, {{phone}}, {{attributes.KEY}}.
-            let components = match &recipient {
-                Some(r) => heydoc_domain::template::fill(
-                    &components,
-                    &heydoc_domain::template::ContactFields {
-                        name: &r.name,
-                        phone: &r.phone,
-                        attributes: &r.attributes,
-                    },
-                ),
-                None => components,
-            };
-            Content::Template {
-                name,
-                language,
-                components,
-            }
-        }
+    let in_window = recipient.recipient().map(|r| r.in_window);
+    let content = match content(&row, in_window, ctx.settings.window_policy)
+        .and_then(|c| personalise(c, &recipient))
+    {
         Ok(c) => c,
         Err(outcome) => return result(outcome, None),
     };
@@ -435,5 +522,51 @@ async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
         for (_, received) in batch {
             received.ack().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(body: &str) -> Content {
+        Content::Text { body: body.into() }
+    }
+
+    #[test]
+    fn a_placeholder_is_never_sent_raw() {
+        let ana = Known::Found(Recipient {
+            in_window: true,
+            name: "Ana".into(),
+            phone: "14155550123".into(),
+            attributes: serde_json::json!({}),
+        });
+        assert!(matches!(
+            personalise(text("Hi {{name}}"), &ana),
+            Ok(Content::Text { body }) if body == "Hi Ana"
+        ));
+        assert!(matches!(
+            personalise(text("Hi {{attributes.city}}"), &ana),
+            Err(Outcome::Skipped { reason }) if reason.contains("{{attributes.city}}")
+        ));
+        assert!(matches!(
+            personalise(text("Hi {{name}}"), &Known::Gone),
+            Err(Outcome::Skipped { reason }) if reason.contains("deleted")
+        ));
+        assert!(matches!(
+            personalise(text("Hi {{name}}"), &Known::Unread),
+            Err(Outcome::Retry { .. })
+        ));
+        let template = Content::Template {
+            name: "visit".into(),
+            language: "en".into(),
+            components: serde_json::json!([{"parameters": [{"type": "text", "text": "{{name}}"}]}]),
+        };
+        assert!(matches!(
+            personalise(template, &Known::Unread),
+            Err(Outcome::Retry { .. })
+        ));
+        // Nothing to fill: the contact is not needed.
+        assert!(personalise(text("Hello"), &Known::Unread).is_ok());
     }
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use heydoc_domain::Phone;
 use heydoc_entity::contact;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use crate::Result;
 
@@ -39,6 +41,26 @@ pub async fn find_by_phone(
 ) -> Result<Option<contact::Model>> {
     Ok(contact::Entity::find()
         .filter(contact::Column::Phone.eq(phone))
+        .one(db)
+        .await?)
+}
+
+/// The first contact (lowest id) carrying any of these tags: a campaign's sample recipient.
+pub async fn first_tagged(
+    db: &impl ConnectionTrait,
+    tag_ids: &[i32],
+) -> Result<Option<contact::Model>> {
+    if tag_ids.is_empty() {
+        return Ok(None);
+    }
+    let tagged = sea_orm::sea_query::Query::select()
+        .column(heydoc_entity::contact_tag::Column::ContactId)
+        .from(heydoc_entity::contact_tag::Entity)
+        .and_where(heydoc_entity::contact_tag::Column::TagId.is_in(tag_ids.iter().copied()))
+        .to_owned();
+    Ok(contact::Entity::find()
+        .filter(contact::Column::Id.in_subquery(tagged))
+        .order_by_asc(contact::Column::Id)
         .one(db)
         .await?)
 }

@@ -255,8 +255,8 @@ pub async fn claim(
     Ok(rows)
 }
 
-/// Deliveries of paused or cancelled campaigns are not sent: they stay queued (a resumed
-/// campaign hands them back to the relay, a cancelled one skips them).
+/// Deliveries of paused, cancelled or ended (marked sent) campaigns are not sent: they stay
+/// queued (a resumed campaign hands them back to the relay, a cancelled one skips them).
 fn not_held() -> Condition {
     let held = Query::select()
         .column((occurrence::Entity, occurrence::Column::Id))
@@ -267,8 +267,11 @@ fn not_held() -> Condition {
                 .equals((occurrence::Entity, occurrence::Column::ScheduleId)),
         )
         .and_where(
-            Expr::col((scheduled_message::Entity, scheduled_message::Column::Status))
-                .is_in(["paused", "cancelled"]),
+            Expr::col((scheduled_message::Entity, scheduled_message::Column::Status)).is_in([
+                "paused",
+                "cancelled",
+                "sent",
+            ]),
         )
         .to_owned();
     Condition::any()
@@ -293,10 +296,12 @@ pub async fn resume_schedule(db: &impl ConnectionTrait, schedule_id: i32) -> Res
         .rows_affected)
 }
 
-/// A cancelled campaign: its deliveries not sent yet are skipped, with the reason.
+/// A cancelled (or deleted, or marked sent) campaign: its deliveries not sent yet are
+/// skipped, with the reason.
 pub async fn cancel_schedule(
     db: &impl ConnectionTrait,
     schedule_id: i32,
+    reason: &str,
     now: DateTime<Utc>,
 ) -> Result<u64> {
     Ok(message::Entity::update_many()
@@ -304,10 +309,7 @@ pub async fn cancel_schedule(
             message::Column::Status,
             Expr::value(MessageStatus::Skipped.as_str()),
         )
-        .col_expr(
-            message::Column::LastErrorReason,
-            Expr::value("the campaign was cancelled"),
-        )
+        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
         .col_expr(message::Column::UpdatedAt, Expr::value(now))
         .filter(message::Column::Status.is_in([
             MessageStatus::Queued.as_str(),

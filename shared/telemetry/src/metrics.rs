@@ -18,6 +18,7 @@ pub const FANOUT_DELIVERIES: &str = "heydoc_fanout_deliveries_total";
 pub const OCCURRENCES: &str = "heydoc_occurrences_total";
 pub const DELIVERIES: &str = "heydoc_deliveries";
 pub const WEBHOOK_EVENTS: &str = "heydoc_webhook_events_total";
+pub const LIVE_STREAMS: &str = "heydoc_live_streams";
 pub const DB_POOL: &str = "heydoc_db_pool_connections";
 pub const DB_POOL_MAX: &str = "heydoc_db_pool_max_connections";
 
@@ -113,6 +114,7 @@ fn describe() {
         WEBHOOK_EVENTS,
         "WhatsApp webhook events by kind (status, message, bad_signature ...)"
     );
+    describe_gauge!(LIVE_STREAMS, "Dashboard event streams open on this gateway");
     describe_gauge!(DB_POOL, "Database pool connections by state (idle, in_use)");
     describe_gauge!(DB_POOL_MAX, "Database pool size limit");
 }

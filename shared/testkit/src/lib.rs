@@ -146,6 +146,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub db: TestDatabase,
+    /// The gateway's state (e.g. its count of open dashboard event streams).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -179,6 +181,7 @@ impl TestApp {
             .expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
+        let kept = state.clone();
         let server = tokio::spawn(async move {
             let _ = heydoc_gateway::serve(listener, state, async {
                 let _ = stopped.await;
@@ -194,6 +197,7 @@ impl TestApp {
             client,
             settings,
             db,
+            state: kept,
             stop: Some(stop),
             server: Some(server),
         }

@@ -24,6 +24,37 @@ pub struct CloudApiConfig {
     pub connect_timeout: Duration,
 }
 
+/// `{base}/{version}/{phone number id}/messages`. A base that already ends in a version, as
+/// Meta's documents write it (`https://graph.facebook.com/v23.0`), is taken as it is: its
+/// version wins over `version` (with a warning when they differ), never `/v23.0/v23.0/`.
+pub fn messages_url(base_url: &str, version: &str, phone_number_id: &str) -> String {
+    let base = base_url.trim().trim_end_matches('/');
+    let version = version.trim().trim_matches('/');
+    let last = base.rsplit('/').next().unwrap_or_default();
+    if is_version(last) {
+        if last != version {
+            tracing::warn!(
+                url_version = last,
+                configured = version,
+                "WHATSAPP_API_URL names a Graph API version; it is used instead of WHATSAPP_API_VERSION"
+            );
+        }
+        return format!("{base}/{phone_number_id}/messages");
+    }
+    format!("{base}/{version}/{phone_number_id}/messages")
+}
+
+/// `v23.0`, `v23`: a Graph API version path segment.
+fn is_version(segment: &str) -> bool {
+    segment.strip_prefix('v').is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.split('.').count() <= 2
+            && rest
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Meta accepted the message; `wamid` is what its status webhooks will name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -50,12 +81,7 @@ impl CloudApi {
             .map_err(|e| {
                 SendError::new(ErrorClass::StopNumber, None, format!("HTTP client: {e}"))
             })?;
-        let messages_url = format!(
-            "{}/{}/{}/messages",
-            config.base_url.trim_end_matches('/'),
-            config.version.trim_matches('/'),
-            config.phone_number_id
-        );
+        let messages_url = messages_url(&config.base_url, &config.version, &config.phone_number_id);
         let host = reqwest::Url::parse(&messages_url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
@@ -222,4 +248,40 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages_url;
+
+    #[test]
+    fn a_base_url_with_or_without_a_version_makes_one_path() {
+        let want = "https://graph.facebook.com/v23.0/1234/messages";
+        assert_eq!(
+            messages_url("https://graph.facebook.com", "v23.0", "1234"),
+            want
+        );
+        assert_eq!(
+            messages_url("https://graph.facebook.com/", "/v23.0/", "1234"),
+            want
+        );
+        assert_eq!(
+            messages_url("https://graph.facebook.com/v23.0", "v23.0", "1234"),
+            want
+        );
+        assert_eq!(
+            messages_url("https://graph.facebook.com/v23.0/", "v23.0", "1234"),
+            want
+        );
+        // The URL's own version wins.
+        assert_eq!(
+            messages_url("https://graph.facebook.com/v22.0", "v23.0", "1234"),
+            "https://graph.facebook.com/v22.0/1234/messages"
+        );
+        // A path that only looks like one is kept, and the version added.
+        assert_eq!(
+            messages_url("http://127.0.0.1:9000/video", "v23.0", "1"),
+            "http://127.0.0.1:9000/video/v23.0/1/messages"
+        );
+    }
 }

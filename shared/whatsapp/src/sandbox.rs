@@ -91,6 +91,8 @@ pub struct SandboxStats {
     pub webhooks_failed: u64,
     /// The text parameters of the last template each recipient was sent.
     pub template_params: BTreeMap<String, Vec<String>>,
+    /// The body of the last text message each recipient was sent.
+    pub texts: BTreeMap<String, String>,
     /// The last `traceparent` headers the message calls carried (at most 1,000), so the
     /// propagation of traces to the Cloud API can be seen.
     pub traceparents: Vec<String>,
@@ -410,6 +412,12 @@ async fn send_message(
     }
     let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
     sandbox.count_accepted(&to, callback.as_deref());
+    if let Some(text) = body["text"]["body"].as_str() {
+        lock(&sandbox.inner.stats)
+            .stats
+            .texts
+            .insert(to.clone(), text.to_string());
+    }
     if kind == "template" {
         let params: Vec<String> = body["template"]["components"]
             .as_array()

@@ -6,7 +6,7 @@ use axum::Extension;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use heydoc_domain::recurrence::{parse_time_zone, resolve_local};
-use heydoc_domain::{validate, Phone, Recurrence, ScheduleStatus};
+use heydoc_domain::{template, validate, Phone, Recurrence, ScheduleStatus};
 use heydoc_entity::{message, occurrence, scheduled_message as schedule};
 use heydoc_store::deliveries;
 use sea_orm::{
@@ -384,6 +384,24 @@ pub struct PreviewOut {
     pub next_runs: Vec<DateTime<Utc>>,
     /// The same runs as local times in `timezone` (`2030-01-16 09:00 IST`).
     pub next_runs_local: Vec<String>,
+    /// The message as the audience's first member will read it, when a message and an
+    /// audience were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleOut>,
+}
+
+/// One recipient's personalised message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleOut {
+    pub phone: String,
+    /// The contact's name; empty when it has none.
+    pub name: String,
+    /// What this recipient receives; absent when a placeholder has no value for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Why this recipient would be skipped (a placeholder without value or fallback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// How many runs a preview shows.
@@ -400,8 +418,19 @@ const PREVIEW_RUNS: usize = 5;
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]
-pub async fn preview(Json(body): Json<TimingRequest>) -> ApiResult<axum::Json<PreviewOut>> {
+pub async fn preview(
+    State(state): State<AppState>,
+    Json(body): Json<TimingRequest>,
+) -> ApiResult<axum::Json<PreviewOut>> {
     let timing = Timing::check(&body, Utc::now())?;
+    let sample = match body.message.as_deref().filter(|m| !m.trim().is_empty()) {
+        Some(text) => {
+            template::check_text(text)
+                .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+            sample(&state, text, &body.recipients, &body.tag_ids).await?
+        }
+        None => None,
+    };
     let tz = parse_time_zone(&timing.timezone)?;
     let next_runs = timing.runs().take(PREVIEW_RUNS).collect::<Vec<_>>();
     let next_runs_local = next_runs
@@ -412,10 +441,50 @@ pub async fn preview(Json(body): Json<TimingRequest>) -> ApiResult<axum::Json<Pr
         timezone: timing.timezone,
         next_runs,
         next_runs_local,
+        sample,
     }))
 }
 
-/// Deletes a scheduled message; deliveries already made stay in the chat log.
+/// `text` as the audience's first member reads it: the first listed recipient, or else the
+/// first contact carrying one of the tags.
+async fn sample(
+    state: &AppState,
+    text: &str,
+    recipients: &[String],
+    tag_ids: &[i32],
+) -> ApiResult<Option<SampleOut>> {
+    let listed = recipients.iter().find_map(|r| Phone::parse(r).ok());
+    let contact = match &listed {
+        Some(phone) => heydoc_store::contacts::find_by_phone(&state.db, phone.as_str()).await?,
+        None => heydoc_store::contacts::first_tagged(&state.db, tag_ids).await?,
+    };
+    let (phone, name, attributes) = match (contact, listed) {
+        (Some(c), _) => (c.phone, c.name, c.attributes),
+        (None, Some(phone)) => (phone.into_string(), String::new(), serde_json::json!({})),
+        (None, None) => return Ok(None),
+    };
+    let filled = template::fill_text(
+        text,
+        &template::ContactFields {
+            name: &name,
+            phone: &phone,
+            attributes: &attributes,
+        },
+    );
+    let (text, problem) = match filled {
+        Ok(t) => (Some(t), None),
+        Err(e) => (None, Some(format!("would be skipped: {e}"))),
+    };
+    Ok(Some(SampleOut {
+        phone,
+        name,
+        text,
+        problem,
+    }))
+}
+
+/// Deletes a scheduled message; deliveries already made stay in the chat log, and those not
+/// sent yet are skipped ("the campaign was deleted").
 #[utoipa::path(
     delete, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
@@ -425,7 +494,12 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
-    let result = schedule::Entity::delete_by_id(id).exec(&state.db).await?;
+    // Its deliveries not sent yet are skipped first, in the same transaction: once the
+    // schedule is gone they belong to no campaign that could hold them back.
+    let txn = state.db.begin().await?;
+    deliveries::cancel_schedule(&txn, id, "the campaign was deleted", Utc::now()).await?;
+    let result = schedule::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
     if result.rows_affected == 0 {
         return Err(ApiError::not_found(format!(
             "scheduled message {id} not found"
@@ -436,7 +510,9 @@ pub async fn delete(
     )))
 }
 
-/// Pauses, resumes (`pending`), cancels, or marks a one-off schedule as sent.
+/// Pauses, resumes (`pending`), cancels, or marks a schedule as sent. `sent` (the seed's flow:
+/// the client sent the message itself) ends any schedule, recurring ones too: nothing more is
+/// sent, and it leaves `/pending`.
 #[utoipa::path(
     put, path = "/api/scheduled-messages/{id}/status", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
@@ -471,11 +547,6 @@ pub async fn update_status(
             "scheduled message {id} is {current}; it cannot change any more"
         )));
     }
-    if next == ScheduleStatus::Sent && existing.recurrence.is_some() {
-        return Err(ApiError::Conflict(
-            "only a one-off message can be marked sent; cancel a recurring one instead".into(),
-        ));
-    }
     let mut model: schedule::ActiveModel = existing.into();
     model.status = Set(next.as_str().into());
     if next.is_final() {
@@ -499,9 +570,14 @@ pub async fn update_status(
             deliveries::resume_schedule(&txn, id).await?;
         }
         ScheduleStatus::Cancelled => {
-            deliveries::cancel_schedule(&txn, id, Utc::now()).await?;
+            deliveries::cancel_schedule(&txn, id, "the campaign was cancelled", Utc::now()).await?;
         }
-        _ => {}
+        // The seed's flow: the client sent it itself. Like a cancel, nothing more goes out
+        // (a recurring schedule ends here).
+        ScheduleStatus::Sent => {
+            deliveries::cancel_schedule(&txn, id, "marked sent by the client", Utc::now()).await?;
+        }
+        ScheduleStatus::Paused => {}
     }
     txn.commit().await?;
     Ok(axum::Json(Envelope::ok(
@@ -536,6 +612,8 @@ impl Plan {
         let message = body.message.filter(|m| !m.is_empty());
         if let Some(text) = &message {
             validate::message_text("message", text)?;
+            template::check_text(text)
+                .map_err(|e| ApiError::validation(format!("message: {e}")))?;
         }
         let template = match body.template {
             Some(t) => {
@@ -547,6 +625,10 @@ impl Plan {
                     .is_some_and(|c| !c.is_array() && !c.is_null())
                 {
                     return Err(ApiError::validation("template.components must be an array"));
+                }
+                if let Some(components) = &t.components {
+                    template::check(components)
+                        .map_err(|e| ApiError::validation(format!("template: {e}")))?;
                 }
                 Some(serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?)
             }
@@ -590,6 +672,9 @@ impl Plan {
                 timezone: body.timezone,
                 end_time: body.end_time,
                 max_occurrences: body.max_occurrences,
+                message: None,
+                recipients: Vec::new(),
+                tag_ids: Vec::new(),
             },
             now,
         )?;
@@ -622,6 +707,14 @@ pub struct TimingRequest {
     pub end_time: Option<String>,
     #[serde(default)]
     pub max_occurrences: Option<i32>,
+    /// The text, to show it as its first recipient will read it (preview only).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The audience, for that first recipient (preview only).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    #[serde(default)]
+    pub tag_ids: Vec<i32>,
 }
 
 /// A schedule's timing that passed every check.

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Extension;
 use chrono::Utc;
-use heydoc_domain::{validate, Phone};
+use heydoc_domain::{template, validate, Phone};
 use heydoc_entity::message;
 use heydoc_store::{chat, contacts};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -56,13 +56,18 @@ pub async fn send_message(
 ) -> ApiResult<axum::Json<Envelope<MessageOut>>> {
     let phone = Phone::parse(&body.phone_number)?;
     validate::message_text("message", &body.message)?;
+    template::check_text(&body.message)
+        .map_err(|e| ApiError::validation(format!("message: {e}")))?;
     let key = idempotency_key(&headers)?;
     let payload = match &body.template {
         Some(t) => {
             if t.name.trim().is_empty() || t.language.trim().is_empty() {
                 return Err(ApiError::validation("template needs a name and a language"));
             }
-            Some(serde_json::json!({ "fallback_template": t }))
+            let payload = serde_json::json!({ "fallback_template": t });
+            template::check(&payload)
+                .map_err(|e| ApiError::validation(format!("template: {e}")))?;
+            Some(payload)
         }
         None => None,
     };
@@ -84,6 +89,21 @@ pub async fn send_message(
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let contact = contacts::find_or_create(&txn, &phone, None, now).await?;
+    // Personalised now that the contact is known: the chat shows what the patient reads, and
+    // a placeholder this contact cannot fill is refused before anything is queued (the
+    // transaction, and a contact it created, roll back).
+    let fields = template::ContactFields {
+        name: &contact.name,
+        phone: &contact.phone,
+        attributes: &contact.attributes,
+    };
+    let text = template::fill_text(&body.message, &fields)
+        .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+    validate::message_text("message", &text)?;
+    let payload = payload
+        .map(|p| template::fill(&p, &fields))
+        .transpose()
+        .map_err(|e| ApiError::validation(format!("template: {e}")))?;
     let row = message::ActiveModel {
         payload: Set(payload),
         idempotency_key: Set(key.clone()),
@@ -97,7 +117,7 @@ pub async fn send_message(
             contact.id,
             state.business_number(),
             phone.as_str(),
-            &body.message,
+            &text,
             "api",
             now,
         )
@@ -123,7 +143,7 @@ pub async fn send_message(
         }
         Err(e) => return Err(e.into()),
     };
-    chat::bump_counters(&txn, contact.id, &body.message, now, false).await?;
+    chat::bump_counters(&txn, contact.id, &text, now, false).await?;
     txn.commit().await?;
     state.publish_after_commit(vec![inserted.id]);
     state

@@ -88,7 +88,12 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
             fieldset {
                 legend { "Message" }
                 label for="message" { "Text" }
-                textarea #message name="message" rows="4" maxlength="4096" {}
+                textarea #message name="message" rows="4" maxlength="4096" aria-describedby="message-hint" {}
+                p.hint #message-hint { "Personalise with {{name}}, {{phone}} or {{attributes.KEY}}; give a fallback for contacts without one: {{name|there}}. Without a fallback, a contact without that value is skipped." }
+                div #sample hidden aria-live="polite" {
+                    p.label-like #sample-who {}
+                    p.bubble #sample-text {}
+                }
                 details.template {
                     summary { "Send a template instead (works outside the 24-hour window)" }
                     label for="template-name" { "Template name" }

@@ -3,6 +3,8 @@
 //! `heydoc_store::live`), and the stream ends when the gateway begins to shut down.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -24,15 +26,17 @@ pub async fn events(
     State(state): State<AppState>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let receiver = state.live_feed().await?.subscribe();
-    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let event = match receiver.recv().await {
-            Ok(event) => event,
-            // This browser fell behind: it reloads what it shows instead of missing changes.
-            Err(RecvError::Lagged(_)) => LiveEvent::everything(LiveKind::Message),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(to_sse(&event)), receiver))
-    });
+    let open = OpenStream::new(state.live_streams.clone());
+    let events =
+        futures_util::stream::unfold((receiver, open), |(mut receiver, open)| async move {
+            let event = match receiver.recv().await {
+                Ok(event) => event,
+                // This browser fell behind: it reloads what it shows instead of missing changes.
+                Err(RecvError::Lagged(_)) => LiveEvent::everything(LiveKind::Message),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(to_sse(&event)), (receiver, open)))
+        });
     let mut stopping = state.stopping.clone();
     let until_shutdown = async move {
         match stopping.as_mut() {
@@ -43,6 +47,25 @@ pub async fn events(
         }
     };
     Ok(Sse::new(events.take_until(until_shutdown)).keep_alive(KeepAlive::default()))
+}
+
+/// Counts a stream while it is open (the gauge and the replica's own count): a browser that
+/// keeps streams of pages it left shows here.
+struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        let now = count.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!(heydoc_telemetry::metrics::LIVE_STREAMS).set(now as f64);
+        Self(count)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let now = self.0.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        metrics::gauge!(heydoc_telemetry::metrics::LIVE_STREAMS).set(now as f64);
+    }
 }
 
 fn to_sse(event: &LiveEvent) -> Event {

@@ -72,16 +72,29 @@ async fn status_rules(backend: Backend) {
     };
     assert_eq!(status(once, "done").await.0, 400);
     assert_eq!(status(once, "").await.0, 400);
-    assert_eq!(
-        status(daily, "sent").await.0,
-        409,
-        "a recurring schedule cannot be marked sent"
-    );
     let (s, sent) = status(once, "sent").await;
     assert_eq!((s, sent["data"]["next_run_at"].clone()), (200, json!(null)));
     assert_eq!(status(once, "pending").await.0, 409, "sent is final");
-    assert_eq!(status(daily, "cancelled").await.0, 200);
-    assert_eq!(status(daily, "pending").await.0, 409, "cancelled is final");
+    let cancelled = create(json!("weekly")).await;
+    assert_eq!(status(cancelled, "cancelled").await.0, 200);
+    assert_eq!(
+        status(cancelled, "pending").await.0,
+        409,
+        "cancelled is final"
+    );
+
+    // The seed's flow, on the seed's own example (`"recurrence": "daily"`): read it from
+    // /pending, send it, mark it sent. That ends the schedule: it reads `sent`, has no next
+    // run, and leaves /pending.
+    let (_, pending) = api.get("/api/scheduled-messages/pending").await;
+    assert!(pending.as_array().unwrap().iter().any(|p| p["id"] == daily));
+    let (s, marked) = status(daily, "sent").await;
+    assert_eq!(s, 200, "{marked}");
+    assert_eq!(marked["data"]["status"], "sent");
+    assert_eq!(marked["data"]["next_run_at"], json!(null));
+    let (_, pending) = api.get("/api/scheduled-messages/pending").await;
+    assert!(!pending.as_array().unwrap().iter().any(|p| p["id"] == daily));
+    assert_eq!(status(daily, "pending").await.0, 409, "sent is final");
     assert_eq!(status(999_999, "paused").await.0, 404);
 }
 
@@ -174,3 +187,118 @@ async fn preview_shows_next_runs_and_saves_nothing(backend: Backend) {
 }
 
 on_both_backends!(preview_shows_next_runs_and_saves_nothing);
+
+/// Placeholders: an unknown or unclosed one is a 422 that names it, and nothing is saved; a
+/// known one with or without a fallback is accepted; the preview shows the first recipient's
+/// text, or why they would be skipped.
+async fn placeholders_are_checked_before_saving(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let (s, _) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000021", "name": "Anita", "attributes": {"clinic": "Pune"}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    for (message, says) in [
+        ("Namaste {{nmae}}!", "{{nmae}}"),
+        ("Hi {{attributes.}}", "{{attributes.}}"),
+        ("Hi {{name", "not closed"),
+    ] {
+        let (s, body) = api
+            .post(
+                "/api/scheduled-messages",
+                &json!({"message": message, "recipients": ["919800000021"], "scheduled_time": "2030-01-01T00:00:00Z"}),
+            )
+            .await;
+        assert_eq!(s, 422, "{message} -> {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+        let (s, body) = api
+            .post(
+                "/api/send_message",
+                &json!({"phone_number": "919800000021", "message": message}),
+            )
+            .await;
+        assert_eq!(s, 422, "{message} -> {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+    }
+    let (s, body) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"template": {"name": "visit", "language": "en", "components": [{"type": "body", "parameters": [{"type": "text", "text": "{{city}}"}]}]},
+                    "recipients": ["919800000021"], "scheduled_time": "2030-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("{{city}}"),
+        "{body}"
+    );
+    let (_, listed) = api.get("/api/scheduled-messages").await;
+    assert_eq!(listed, json!([]), "nothing saved");
+    let (_, chat) = api.get("/api/messages/919800000021").await;
+    assert_eq!(chat, json!([]), "nothing queued");
+
+    // A single send is personalised at once; a value the contact lacks needs a fallback.
+    let (s, sent) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919800000021", "message": "Namaste {{name}}, see you in {{attributes.clinic}} ({{attributes.room|reception}})"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{sent}");
+    assert_eq!(
+        sent["data"]["message_text"],
+        "Namaste Anita, see you in Pune (reception)"
+    );
+    let (s, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919800000022", "message": "Namaste {{name}}"}),
+        )
+        .await;
+    assert_eq!(s, 422, "a new contact has no name: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("{{name}}"),
+        "{body}"
+    );
+    let (s, _) = api.get("/api/contacts/919800000022").await;
+    assert_eq!(s, 404, "the refused send created no contact");
+
+    // The preview: the message as the first recipient reads it.
+    let (s, preview) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-01T00:00:00Z", "message": "Namaste {{name|there}}!",
+                    "recipients": ["919800000021", "919800000023"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["sample"]["text"], "Namaste Anita!");
+    assert_eq!(preview["sample"]["name"], "Anita");
+    let (_, preview) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-01T00:00:00Z", "message": "Namaste {{name}}!",
+                    "recipients": ["919800000023"]}),
+        )
+        .await;
+    assert_eq!(preview["sample"]["text"], json!(null));
+    assert!(
+        preview["sample"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("skipped"),
+        "{preview}"
+    );
+    let (s, _) = api
+        .post(
+            "/api/scheduled-messages/preview",
+            &json!({"scheduled_time": "2030-01-01T00:00:00Z", "message": "Hi {{nmae}}", "recipients": ["919800000021"]}),
+        )
+        .await;
+    assert_eq!(s, 422);
+}
+
+on_both_backends!(placeholders_are_checked_before_saving);

@@ -176,18 +176,32 @@ function localTimes(root) {
 
 // ---- live regions --------------------------------------------------------------------------
 
-// Re-reads this page and swaps in its live regions. A region being edited (focus inside it,
-// or an open disclosure) is left alone until the user is done.
+// Re-reads this page and swaps in its live regions. A region being edited (an open disclosure,
+// or the keyboard in one of its fields) is left alone; it is refreshed once, when the user is
+// done with it (`deferred`), however many events came meanwhile.
 // The page is asked for again with a header saying whether anyone is looking: a chat
 // refreshed in a background tab is not marked read.
 let refreshing = null;
 let refreshAgain = false;
 let forceAgain = false;
+let deferred = false;
+
+function busy(region) {
+  if (region.querySelector("details[open]")) return true;
+  const active = document.activeElement;
+  return Boolean(active && region.contains(active) && active.matches("input, textarea, select"));
+}
+
 async function refreshLive(force) {
   if (refreshing) {
     refreshAgain = true;
     forceAgain = forceAgain || Boolean(force);
     return refreshing;
+  }
+  const regions = [...document.querySelectorAll("[data-live]")];
+  if (!force && regions.length && regions.every(busy)) {
+    deferred = true;
+    return;
   }
   refreshing = (async () => {
     try {
@@ -201,8 +215,10 @@ async function refreshLive(force) {
       }
       const next = new DOMParser().parseFromString(await response.text(), "text/html");
       for (const region of document.querySelectorAll("[data-live]")) {
-        const busy = region.contains(document.activeElement) || region.querySelector("details[open]");
-        if (busy && !force) { setTimeout(() => refreshLive(), 1000); continue; }
+        if (!force && busy(region)) {
+          deferred = true;
+          continue;
+        }
         const fresh = next.getElementById(region.id);
         if (fresh) {
           const focus = focusKey(region);
@@ -226,6 +242,21 @@ async function refreshLive(force) {
     await refreshLive(again);
   }
 }
+
+// A region left alone while it was being edited catches up once the editing ends: a
+// disclosure closes, or the keyboard leaves its field.
+function catchUpWhenIdle() {
+  if (!deferred) return;
+  setTimeout(() => {
+    const regions = [...document.querySelectorAll("[data-live]")];
+    if (deferred && !regions.some(busy)) {
+      deferred = false;
+      refreshSoon(0);
+    }
+  }, 50);
+}
+document.addEventListener("toggle", catchUpWhenIdle, true);
+document.addEventListener("focusout", catchUpWhenIdle);
 
 // Where the keyboard focus was inside a region about to be replaced: the element's id, or
 // the contact row it was in.
@@ -264,30 +295,100 @@ function refreshSoon(delay) {
   pending = setTimeout(() => { pending = null; refreshLive(); }, delay);
 }
 
+// ---- the event stream: one per browser ----------------------------------------------------
+
+// A browser opens at most six HTTP/1.1 connections to a site, and a server-sent event stream
+// holds one for as long as it is open. So one tab (the leader, holding the "heydoc-live" Web
+// Lock) keeps the only stream and passes its events to the other tabs over a BroadcastChannel.
+// A page that goes away (pagehide: a navigation, the back/forward cache, a closed tab) closes
+// its stream and gives up the lead, and another tab takes it; a page shown again from the
+// back/forward cache (pageshow) joins again. Where Web Locks are missing (a plain-HTTP origin
+// other than localhost), each page keeps its own stream, still closed on pagehide.
+// `deliver(type, data)` receives "message" and "status" events, and "open" and "lost".
+function connectStream(deliver) {
+  const open = (forward) => {
+    const source = new EventSource("/api/events");
+    for (const type of ["message", "status"]) {
+      source.addEventListener(type, (event) => forward(type, event.data));
+    }
+    source.addEventListener("error", () => forward("lost", null));
+    source.addEventListener("open", () => forward("open", null));
+    return source;
+  };
+  if (!("locks" in navigator) || !("BroadcastChannel" in window)) {
+    const source = open(deliver);
+    return () => source.close();
+  }
+  const channel = new BroadcastChannel("heydoc-live");
+  let leading = null;
+  let connected = false;
+  channel.onmessage = ({ data }) => {
+    if (data.type === "hello") {
+      if (leading && connected) channel.postMessage({ type: "open", data: null });
+      return;
+    }
+    deliver(data.type, data.data);
+  };
+  const stop = new AbortController();
+  let release = null;
+  const done = new Promise((resolve) => { release = resolve; });
+  navigator.locks
+    .request("heydoc-live", { signal: stop.signal }, async () => {
+      leading = open((type, data) => {
+        connected = type === "open" ? true : type === "lost" ? false : connected;
+        deliver(type, data);
+        channel.postMessage({ type, data });
+      });
+      await done;
+      leading.close();
+      leading = null;
+    })
+    .catch(() => { /* aborted before this tab led */ });
+  channel.postMessage({ type: "hello", data: null });
+  return () => {
+    stop.abort();
+    release();
+    channel.close();
+  };
+}
+
 function startLive() {
   if (!document.querySelector("[data-live]")) return;
-  const source = new EventSource("/api/events");
-  const onEvent = (event) => {
+  const onEvent = (type, data) => {
     let change;
-    try { change = JSON.parse(event.data); } catch (_) { change = { all: true }; }
+    try { change = JSON.parse(data); } catch (_) { change = { all: true }; }
     const chat = document.getElementById("chat");
     if (chat) {
       const id = Number(chat.dataset.contactId);
       if (!change.all && !(change.contact_ids || []).includes(id)) return;
-      if (event.type === "message" && document.visibilityState === "visible") {
+      if (type === "message" && document.visibilityState === "visible") {
         api("POST", `/api/messages/${encodeURIComponent(chat.dataset.phone)}/read`).catch(() => {});
       }
     }
     refreshSoon(document.getElementById("campaign") ? 800 : 150);
   };
-  source.addEventListener("message", onEvent);
-  source.addEventListener("status", onEvent);
   // After a reconnect, events sent meanwhile are gone: re-read once.
   let lost = false;
-  source.addEventListener("error", () => { lost = true; });
-  source.addEventListener("open", () => {
-    document.body.dataset.live = "connected";
-    if (lost) { lost = false; refreshSoon(0); }
+  const deliver = (type, data) => {
+    if (type === "lost") {
+      lost = true;
+    } else if (type === "open") {
+      document.body.dataset.live = "connected";
+      if (lost) { lost = false; refreshSoon(0); }
+    } else {
+      onEvent(type, data);
+    }
+  };
+  let disconnect = connectStream(deliver);
+  window.addEventListener("pagehide", () => {
+    if (disconnect) disconnect();
+    disconnect = null;
+    delete document.body.dataset.live;
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted || disconnect) return;
+    disconnect = connectStream(deliver);
+    refreshSoon(0);
   });
   // Back to a chat that was in the background: what arrived meanwhile is now read.
   document.addEventListener("visibilitychange", () => {
@@ -345,12 +446,27 @@ async function previewCampaign(form) {
     }));
     note.textContent = answer.next_runs.length < 5 ? "These are all its runs." : `The next five runs, in ${answer.timezone}.`;
     note.classList.remove("form-error");
+    showSample(answer.sample);
   } catch (e) {
     if (seq !== previewSeq) return;
     list.replaceChildren();
+    showSample(null);
     note.textContent = e.message;
     note.classList.add("form-error");
   }
+}
+
+// The message as the audience's first member will read it.
+function showSample(sample) {
+  const box = document.getElementById("sample");
+  if (!box) return;
+  box.hidden = !sample;
+  if (!sample) return;
+  const who = sample.name ? `${sample.name} (+${sample.phone})` : `+${sample.phone}`;
+  document.getElementById("sample-who").textContent = `As ${who} will read it:`;
+  const text = document.getElementById("sample-text");
+  text.textContent = sample.text ?? sample.problem;
+  text.classList.toggle("form-error", !sample.text);
 }
 
 async function submitCampaign(form) {
