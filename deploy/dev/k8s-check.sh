@@ -146,16 +146,16 @@ patches:
   - target: {kind: ScaledObject, name: heydoc-sender}
     patch: |
       - op: add
-        path: /spec/triggers/0/metadata/queueLenght
+        path: /spec/triggers/0/metadata/treshold
         value: "20"'
 
-selftest keda-unknown-secret "refers to Secret" '
+selftest keda-unknown-deployment "refers to Deployment" '
 patches:
-  - target: {kind: TriggerAuthentication, name: heydoc-rabbitmq}
+  - target: {kind: ScaledObject, name: heydoc-sender}
     patch: |
       - op: replace
-        path: /spec/secretTargetRef/0/name
-        value: no-such-secret'
+        path: /spec/scaleTargetRef/name
+        value: no-such-sender'
 
 mkdir -p "$work/selftest/kind-without-schema"
 printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: stray\n' \

@@ -90,6 +90,8 @@ impl AppState {
             return;
         };
         let db = self.db.clone();
+        // Everything the gateway queues is conversational: a send, a reply, a confirmation.
+        let route = heydoc_queue::conversation_route(&outbox.route);
         let span = tracing::info_span!(
             "publish",
             otel.name = %format!("publish {}", outbox.route),
@@ -110,7 +112,7 @@ impl AppState {
                 })
                 .collect();
             let started = std::time::Instant::now();
-            match outbox.bus.publish(&outbox.route, &jobs).await {
+            match outbox.bus.publish(&route, &jobs).await {
                 Ok(()) => {
                     metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
                         .record(started.elapsed().as_secs_f64());

@@ -29,16 +29,22 @@ pub async fn fan_out_one(ctx: &SchedulerContext) -> Result<bool, SchedulerError>
     let Some(id) = lease(ctx).await? else {
         return Ok(false);
     };
+    expand(ctx, id).await?;
+    Ok(true)
+}
+
+/// Expands a leased occurrence to the end (or until its schedule is paused).
+pub async fn expand(ctx: &SchedulerContext, id: i64) -> Result<(), SchedulerError> {
     loop {
         match chunk(ctx, id).await? {
             Step::More => continue,
-            Step::Finished | Step::Paused => return Ok(true),
+            Step::Finished | Step::Paused => return Ok(()),
         }
     }
 }
 
 /// Leases one occurrence being fanned out whose lease has expired (or was never taken).
-async fn lease(ctx: &SchedulerContext) -> Result<Option<i64>, SchedulerError> {
+pub async fn lease(ctx: &SchedulerContext) -> Result<Option<i64>, SchedulerError> {
     let now = Utc::now();
     let cutoff = now - Duration::seconds(ctx.settings.fanout_lease_secs.max(1));
     let backend = ctx.db.get_database_backend();

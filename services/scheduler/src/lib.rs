@@ -36,14 +36,22 @@ pub enum SchedulerError {
     Store(#[from] heydoc_store::StoreError),
 }
 
-/// Ticks until `shutdown`: claim what is due, then fan out what is waiting.
+/// Fan-outs that run at once: a campaign fired during a long one is expanded beside it.
+const FANOUTS_AT_ONCE: usize = 4;
+
+/// Runs until `shutdown`: the due loop (claim what is due, complete finished schedules) and
+/// the fan-out loop side by side, so a long fan-out never delays the next firing.
 pub async fn run(ctx: SchedulerContext, shutdown: CancellationToken) -> Result<(), SchedulerError> {
     heydoc_telemetry::metrics::install();
     let period = Duration::from_millis(ctx.settings.tick_ms.max(20));
     tracing::info!(tick_ms = ctx.settings.tick_ms, "scheduler started");
+    let fired = Arc::new(Notify::new());
+    let fanouts = tokio::spawn(fan_out_loop(ctx.clone(), fired.clone(), shutdown.clone()));
     loop {
-        if let Err(e) = tick(&ctx).await {
-            tracing::warn!(error = %e, "scheduler tick failed; trying again next tick");
+        match due_round(&ctx).await {
+            Ok(0) => {}
+            Ok(_) => fired.notify_one(),
+            Err(e) => tracing::warn!(error = %e, "scheduler tick failed; trying again next tick"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -51,8 +59,57 @@ pub async fn run(ctx: SchedulerContext, shutdown: CancellationToken) -> Result<(
             _ = ctx.wake.notified() => {}
         }
     }
+    let _ = fanouts.await;
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// Claims every due schedule (in batches) and completes finished ones; returns how many runs
+/// were recorded.
+async fn due_round(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
+    let mut fired = 0;
+    loop {
+        let claimed = due::claim_due(ctx, chrono::Utc::now()).await?;
+        fired += claimed;
+        if claimed < ctx.settings.claim_batch as usize {
+            break;
+        }
+    }
+    due::complete_finished(ctx, chrono::Utc::now()).await?;
+    Ok(fired)
+}
+
+/// Takes occurrences to fan out as they come, up to `FANOUTS_AT_ONCE` at a time.
+async fn fan_out_loop(ctx: SchedulerContext, fired: Arc<Notify>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(ctx.settings.tick_ms.max(20));
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < FANOUTS_AT_ONCE {
+            match fanout::lease(&ctx).await {
+                Ok(Some(id)) => {
+                    let ctx = ctx.clone();
+                    running.spawn(async move {
+                        if let Err(e) = fanout::expand(&ctx, id).await {
+                            tracing::warn!(error = %e, occurrence_id = id, "fan-out stopped; it resumes when its lease runs out");
+                        }
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot lease a fan-out");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = fired.notified() => {}
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+    // Chunks are transactions: one cut short is simply done again elsewhere.
+    running.shutdown().await;
 }
 
 /// One round: every due schedule claimed (in batches), then every claimable fan-out worked.

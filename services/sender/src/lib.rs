@@ -34,6 +34,20 @@ pub struct SenderContext {
 /// in-flight sends finish within the configured grace period.
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
     heydoc_telemetry::metrics::install();
+    if !ctx.bus.durable() {
+        // The in-process bus starts empty: what it held before a restart is published again
+        // at once, not after the stale time.
+        match heydoc_store::deliveries::forget_published(&ctx.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "the in-process bus restarted; its jobs are published again"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand the in-process bus's rows back to the relay; the reconciler will")
+            }
+        }
+    }
     let ticks = relay::start(ctx.clone(), shutdown.clone()).await?;
     let events = tokio::spawn(events::run(
         ctx.db.clone(),

@@ -1,45 +1,117 @@
-//! Pacing (invariant 6): a token bucket per business number (WHATSAPP_MPS, no bursts, so no
-//! wall-clock second ever sees more than the limit), a pause for the whole number when Meta
-//! says it is over its limits, and pair pacing per recipient.
+//! Pacing (invariant 6): per business number, evenly spaced sends at the limit in force (no
+//! bursts, so no wall-clock second ever sees more than it), a limit that adapts (lowered when
+//! Meta throttles a real share of the sends, raised back step by step up to WHATSAPP_MPS), a
+//! pause of the whole number when it cannot send at all, and pair pacing per recipient.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub struct Pacer {
-    number: Option<DefaultDirectRateLimiter>,
-    pairs: DefaultKeyedRateLimiter<String>,
-    paused_until_ms: AtomicI64,
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is a few assignments: consistent even after a panic elsewhere.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+pub struct Pacer {
+    /// The configured rate (msg/s); 0 turns the number's pacing off.
+    configured: u32,
+    /// The rate in force now, in thousandths of a message per second: the configured one,
+    /// lowered when Meta says the number is over its throughput and raised back step by step.
+    limit_milli: AtomicU64,
+    /// When the next message may go (no bursts: an idle number earns no credit).
+    next_slot: Mutex<Instant>,
+    /// What the last second brought, for the limit's adjustment.
+    window: Mutex<Window>,
+    pairs: DefaultKeyedRateLimiter<String>,
+    paused_until_ms: AtomicI64,
+    /// Open while the number cannot send at all (token, account, payment, policy): why.
+    circuit: Mutex<Option<String>>,
+}
+
+/// Sends and throttling answers (130429 and its kin) counted over about a second.
+struct Window {
+    started: Instant,
+    sent: u32,
+    throttled: u32,
+}
+
+/// The share of throttled sends in a second above which the limit is lowered: an occasional
+/// 130429 (Meta has them at any rate) is noise, a steady share means the real limit is lower.
+const THROTTLED_SHARE: f64 = 0.05;
+/// Multiplicative decrease, additive increase (a fraction of the configured rate per second).
+const DECREASE: f64 = 0.7;
+const INCREASE: f64 = 0.05;
+/// The limit never goes below this (msg/s).
+const MIN_RATE: f64 = 1.0;
+
 impl Pacer {
-    /// `mps` 0 turns the number's bucket off.
+    /// `mps` 0 turns the number's pacing off.
     pub fn new(mps: u32) -> Self {
-        let number = NonZeroU32::new(mps).map(|n| {
-            // One token at a time, one every 1/mps s plus 2% headroom, so that network jitter
-            // between here and Meta cannot put mps + 1 sends into one wall-clock second.
-            let period = Duration::from_nanos(1_020_000_000 / u64::from(n.get()));
-            let quota = Quota::with_period(period)
-                .unwrap_or_else(|| Quota::per_second(n))
-                .allow_burst(NonZeroU32::MIN);
-            RateLimiter::direct(quota)
-        });
         // Meta's pair rate: about one message every 6 s to the same user, bursts up to 45.
         let pair_quota = Quota::with_period(Duration::from_secs(6))
             .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(45).unwrap_or(NonZeroU32::MIN));
         Self {
-            number,
+            configured: mps,
+            limit_milli: AtomicU64::new(u64::from(mps) * 1000),
+            next_slot: Mutex::new(Instant::now()),
+            window: Mutex::new(Window {
+                started: Instant::now(),
+                sent: 0,
+                throttled: 0,
+            }),
             pairs: RateLimiter::keyed(pair_quota),
             paused_until_ms: AtomicI64::new(0),
+            circuit: Mutex::new(None),
         }
     }
 
-    /// Waits for the number's pause (if any) and then for `n` tokens. Returns the time waited.
+    /// The number cannot send (Meta's `code`, `why`): nothing goes for `probe`, then sends try
+    /// again; the first that gets through closes the circuit. Logged and measured once per
+    /// opening, not per refused message.
+    pub fn open_circuit(&self, probe: Duration, code: Option<i32>, why: &str) {
+        self.pause(probe);
+        let mut circuit = lock(&self.circuit);
+        if circuit.is_none() {
+            tracing::error!(code, reason = why, "the business number cannot send: its deliveries wait (no attempt is spent) and are tried again every {probe:?}; check the access token, the account and the number's status");
+            metrics::gauge!(heydoc_telemetry::metrics::NUMBER_PAUSED).set(1.0);
+        }
+        *circuit = Some(format!("{}: {why}", code.unwrap_or_default()));
+    }
+
+    /// A send got through: the number works again.
+    pub fn close_circuit(&self) {
+        let mut circuit = lock(&self.circuit);
+        if let Some(why) = circuit.take() {
+            tracing::info!(was = %why, "the business number sends again");
+            metrics::gauge!(heydoc_telemetry::metrics::NUMBER_PAUSED).set(0.0);
+        }
+    }
+
+    /// Why the number cannot send, while it cannot.
+    pub fn circuit(&self) -> Option<String> {
+        lock(&self.circuit).clone()
+    }
+
+    /// The rate in force now (msg/s); 0 when pacing is off.
+    pub fn limit(&self) -> f64 {
+        self.limit_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// One message's share of a second at the current limit, plus 2% headroom, so that network
+    /// jitter between here and Meta cannot put limit + 1 sends into one wall-clock second.
+    fn period(&self) -> Option<Duration> {
+        let limit = self.limit();
+        (self.configured > 0 && limit > 0.0).then(|| Duration::from_secs_f64(1.02 / limit))
+    }
+
+    /// Waits for the number's pause (if any) and then for `n` slots at the current limit.
+    /// Returns the time waited.
     pub async fn acquire(&self, n: usize) -> Duration {
         let started = std::time::Instant::now();
         loop {
@@ -50,15 +122,72 @@ impl Pacer {
             }
             tokio::time::sleep(Duration::from_millis((until - now) as u64)).await;
         }
-        if let Some(limiter) = &self.number {
-            for _ in 0..n {
-                limiter.until_ready().await;
-            }
+        if let Some(period) = self.period() {
+            let last = {
+                let mut next = lock(&self.next_slot);
+                // A loop that fell behind (a slow claim) may use the slots of one batch it
+                // missed, never more: the sends released in any second still come from slots
+                // within that second and one batch before it, which the headroom covers.
+                let now = Instant::now();
+                let credit = period * n.max(1) as u32;
+                let first = (*next).max(now.checked_sub(credit).unwrap_or(now));
+                let last = first + period * (n.max(1) as u32 - 1);
+                *next = last + period;
+                last
+            };
+            tokio::time::sleep_until(last.into()).await;
         }
         started.elapsed()
     }
 
-    /// Stops the whole number for `for_how_long` (Meta said it is over a limit).
+    /// Counts a send's answer: `throttled` when Meta said the number is over its throughput.
+    /// About once a second the limit moves: down by a factor when a real share of the sends was
+    /// throttled, otherwise up by a step towards the configured rate.
+    pub fn observe(&self, throttled: bool) {
+        if self.configured == 0 {
+            return;
+        }
+        let mut w = lock(&self.window);
+        if throttled {
+            w.throttled += 1;
+        } else {
+            w.sent += 1;
+        }
+        if w.started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let total = f64::from(w.sent + w.throttled);
+        let share = f64::from(w.throttled) / total.max(1.0);
+        let configured = f64::from(self.configured);
+        let limit = self.limit();
+        let next = if share > THROTTLED_SHARE {
+            (limit * DECREASE).max(MIN_RATE)
+        } else {
+            (limit + configured * INCREASE).min(configured)
+        };
+        metrics::counter!(heydoc_telemetry::metrics::THROTTLED).increment(u64::from(w.throttled));
+        if (next - limit).abs() > f64::EPSILON {
+            self.limit_milli
+                .store((next * 1000.0) as u64, Ordering::Relaxed);
+            metrics::gauge!(heydoc_telemetry::metrics::RATE_LIMIT).set(next);
+            if next < limit {
+                tracing::warn!(
+                    limit = next,
+                    throttled = w.throttled,
+                    sent = w.sent,
+                    "Meta throttled the number; sending slower"
+                );
+            }
+        }
+        *w = Window {
+            started: Instant::now(),
+            sent: 0,
+            throttled: 0,
+        };
+    }
+
+    /// Stops the whole number for `for_how_long` (its circuit is open: the token, the account
+    /// or a Retry-After says nothing can go now).
     pub fn pause(&self, for_how_long: Duration) {
         let until = Utc::now().timestamp_millis() + for_how_long.as_millis() as i64;
         self.paused_until_ms.fetch_max(until, Ordering::SeqCst);
@@ -92,6 +221,37 @@ mod tests {
             started.elapsed() >= Duration::from_millis(185),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_limit_falls_with_throttling_and_recovers_step_by_step() {
+        let pacer = Pacer::new(1000);
+        assert_eq!(pacer.limit(), 1000.0);
+        // An occasional 130429 (1 in 40) is noise: the limit stays.
+        for i in 0..400 {
+            pacer.observe(i % 40 == 0);
+        }
+        lock(&pacer.window).started -= Duration::from_secs(2);
+        pacer.observe(false);
+        assert_eq!(pacer.limit(), 1000.0);
+        // Most sends refused: down by the factor, each second it lasts.
+        for _ in 0..3 {
+            for i in 0..100 {
+                pacer.observe(i % 2 == 0);
+            }
+            lock(&pacer.window).started -= Duration::from_secs(2);
+            pacer.observe(true);
+        }
+        let low = pacer.limit();
+        assert!((low - 343.0).abs() < 1.0, "{low}");
+        // Quiet seconds: back up by 5% of the configured rate each.
+        lock(&pacer.window).started -= Duration::from_secs(2);
+        pacer.observe(false);
+        assert!(
+            (pacer.limit() - (low + 50.0)).abs() < 1.0,
+            "{}",
+            pacer.limit()
         );
     }
 

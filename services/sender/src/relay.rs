@@ -77,21 +77,56 @@ pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ti
     Ok(Ticks { scheduler, relay })
 }
 
-/// Publishes a batch, timing it until confirmed.
-async fn publish(ctx: &SenderContext, jobs: &[Job]) -> Result<(), heydoc_queue::BusError> {
+/// Publishes a batch to its lanes (conversational first), timing it until confirmed.
+async fn publish(ctx: &SenderContext, jobs: &Lanes) -> Result<(), heydoc_queue::BusError> {
     let started = std::time::Instant::now();
-    ctx.bus.publish(&ctx.route, jobs).await?;
+    if !jobs.now.is_empty() {
+        ctx.bus
+            .publish(&heydoc_queue::conversation_route(&ctx.route), &jobs.now)
+            .await?;
+    }
+    if !jobs.campaigns.is_empty() {
+        ctx.bus.publish(&ctx.route, &jobs.campaigns).await?;
+    }
     metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED).increment(jobs.len() as u64);
+    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED)
+        .increment((jobs.now.len() + jobs.campaigns.len()) as u64);
     Ok(())
 }
 
-/// Publishes what is waiting; returns how many jobs were confirmed. Pipelined: while one
-/// batch waits for the broker's confirms, the next is leased from the database.
+/// A leased batch's jobs by lane.
+#[derive(Default)]
+struct Lanes {
+    now: Vec<Job>,
+    campaigns: Vec<Job>,
+}
+
+/// How many jobs the bus may hold for this number: a few seconds of its rate, with a floor.
+pub fn window(ctx: &SenderContext) -> u64 {
+    match ctx.settings.mps {
+        0 => UNPACED_WINDOW,
+        mps => (u64::from(mps) * ctx.settings.window_secs.max(1)).max(ctx.settings.window_floor),
+    }
+}
+
+/// Pacing off (benchmarks, a sandbox): a second or so of what one sender does flat out, so the
+/// bus still never holds the whole backlog and a new campaign's first jobs are not behind it.
+const UNPACED_WINDOW: u64 = 10_000;
+
+/// Refills the bus's window from the outbox; returns how many jobs were confirmed. Only the
+/// free part of the window is leased (the database is the backlog, the bus a window), in lane
+/// order. Pipelined: while one batch waits for the broker's confirms, the next is leased.
 pub async fn relay_once(ctx: &SenderContext) -> usize {
+    let mut free = match deliveries::on_bus(&ctx.db).await {
+        Ok(n) => window(ctx).saturating_sub(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "relay: cannot count the jobs on the bus");
+            return 0;
+        }
+    };
     let mut published = 0;
-    let mut batch = match lease(ctx).await {
+    let mut batch = match lease(ctx, &mut free).await {
         Ok(b) => b,
         Err(()) => return 0,
     };
@@ -101,11 +136,11 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
         }
         let ids: Vec<i64> = batch.iter().map(|l| l.id).collect();
         let full = ids.len() as u64 >= ctx.settings.relay_batch;
-        let more = full && round + 1 < MAX_BATCHES_PER_TICK;
+        let more = full && free > 0 && round + 1 < MAX_BATCHES_PER_TICK;
         let jobs = jobs_of(std::mem::take(&mut batch));
         let (sent, next) = tokio::join!(publish(ctx, &jobs), async {
             if more {
-                lease(ctx).await
+                lease(ctx, &mut free).await
             } else {
                 Ok(Vec::new())
             }
@@ -116,7 +151,7 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
             let mut leased = ids;
             leased.extend(next.iter().map(|l| l.id));
             if let Err(e) = deliveries::release(&ctx.db, &leased).await {
-                tracing::warn!(error = %e, "relay: cannot release leased rows; they return after the stale time");
+                tracing::warn!(error = %e, "relay: cannot release leased rows; the reconciler returns them");
             }
             return published;
         }
@@ -130,30 +165,48 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
 }
 
 /// The next batch of the outbox, or `Err` (logged) when the database cannot be read.
-async fn lease(ctx: &SenderContext) -> Result<Vec<deliveries::Leased>, ()> {
-    deliveries::lease_unrelayed(&ctx.db, ctx.settings.relay_batch, Utc::now())
+async fn lease(ctx: &SenderContext, free: &mut u64) -> Result<Vec<deliveries::Leased>, ()> {
+    let want = ctx.settings.relay_batch.min(*free);
+    let leased = deliveries::lease_unrelayed(&ctx.db, want, Utc::now())
         .await
-        .map_err(|e| tracing::warn!(error = %e, "relay: cannot read the outbox"))
+        .map_err(|e| tracing::warn!(error = %e, "relay: cannot read the outbox"))?;
+    *free = free.saturating_sub(leased.len() as u64);
+    Ok(leased)
 }
 
-/// Each job carries on the trace its row was created in (or its previous attempt's).
-fn jobs_of(leased: Vec<deliveries::Leased>) -> Vec<Job> {
-    leased
-        .into_iter()
-        .map(|l| {
-            let mut job = Job::new(l.id);
-            if let Some(tc) = l.trace_context {
-                job.headers
-                    .insert(heydoc_telemetry::propagation::TRACEPARENT.into(), tc);
-            }
-            job
-        })
-        .collect()
+/// Each job carries on the trace its row was created in (or its previous attempt's), in its
+/// row's lane.
+fn jobs_of(leased: Vec<deliveries::Leased>) -> Lanes {
+    let mut lanes = Lanes::default();
+    for l in leased {
+        let mut job = Job::new(l.id);
+        if let Some(tc) = l.trace_context {
+            job.headers
+                .insert(heydoc_telemetry::propagation::TRACEPARENT.into(), tc);
+        }
+        if l.conversational {
+            lanes.now.push(job);
+        } else {
+            lanes.campaigns.push(job);
+        }
+    }
+    lanes
 }
 
 async fn reconcile_once(ctx: &SenderContext) {
     sample_deliveries(ctx).await;
-    let stale = chrono::Duration::seconds(ctx.settings.stale_enqueue_secs.max(1));
+    // Lost jobs are looked for only when the bus has none ready for this number: a job that is
+    // merely waiting its turn is never published twice.
+    let stale = match ctx.bus.ready(&ctx.route).await {
+        Ok(Some(0)) => Some(chrono::Duration::seconds(
+            ctx.settings.stale_enqueue_secs.max(1),
+        )),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "reconcile: the bus cannot say what it holds");
+            None
+        }
+    };
     let lease = chrono::Duration::seconds(ctx.settings.sending_lease_secs.max(1));
     match deliveries::reconcile(&ctx.db, Utc::now(), stale, lease).await {
         Ok((0, 0)) => {}
@@ -169,12 +222,23 @@ async fn reconcile_once(ctx: &SenderContext) {
 async fn sample_deliveries(ctx: &SenderContext) {
     match deliveries::count_in_flight(&ctx.db).await {
         Ok(counts) => {
+            let mut backlog = 0;
             for (status, n) in counts {
                 metrics::gauge!(heydoc_telemetry::metrics::DELIVERIES, "status" => status)
                     .set(n as f64);
+                if status != "sending" {
+                    backlog += n;
+                }
             }
+            // The autoscaling signal: what waits in the database, not what the bus holds.
+            metrics::gauge!(heydoc_telemetry::metrics::BACKLOG, "number" => ctx.route.clone())
+                .set(backlog as f64);
         }
         Err(e) => tracing::debug!(error = %e, "cannot count deliveries"),
+    }
+    if let Ok(n) = deliveries::on_bus(&ctx.db).await {
+        metrics::gauge!(heydoc_telemetry::metrics::ON_BUS, "number" => ctx.route.clone())
+            .set(n as f64);
     }
     heydoc_store::record_pool_metrics(&ctx.db);
 }

@@ -22,7 +22,7 @@ pub fn delay(
         // Meta's advice for the pair rate: 4^n seconds; the marketing limit: hours.
         ErrorClass::BackOffRecipient if code == Some(131049) => Duration::from_secs(4 * 3600),
         ErrorClass::BackOffRecipient => (unit / 2).saturating_mul(4u32.saturating_pow(n + 1)),
-        ErrorClass::StopNumber => Duration::from_secs(60),
+        ErrorClass::StopNumber | ErrorClass::TemplateProblem => Duration::from_secs(60),
         ErrorClass::NeverRetry { .. } | ErrorClass::OutcomeUnknown => Duration::ZERO,
     };
     let cap = if code == Some(131049) {
@@ -34,20 +34,6 @@ pub fn delay(
     // Half fixed, half random: spreads a storm's retries out without making any of them early.
     let jittered = base / 2 + base.mul_f64(rand::thread_rng().gen_range(0.0..0.5));
     jittered.max(retry_after.unwrap_or(Duration::ZERO))
-}
-
-/// How long to pause the whole number after a back-off-the-number or stop-the-number error:
-/// Meta's Retry-After, or one retry unit (15 for a number that cannot send at all).
-pub fn number_pause(
-    class: ErrorClass,
-    retry_after: Option<Duration>,
-    unit: Duration,
-) -> Option<Duration> {
-    match class {
-        ErrorClass::BackOffNumber => Some(retry_after.unwrap_or(unit)),
-        ErrorClass::StopNumber => Some(retry_after.unwrap_or(unit * 15)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

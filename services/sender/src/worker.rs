@@ -32,6 +32,15 @@ type Done = (SendResult, Received);
 
 pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), SenderError> {
     let pacer = Arc::new(Pacer::new(ctx.settings.mps));
+    // Two lanes per number: conversational sends (API sends, replies, confirmations) are taken
+    // before campaign deliveries, whatever the campaigns' backlog on the bus.
+    let mut now_jobs = ctx
+        .bus
+        .consume(
+            &heydoc_queue::conversation_route(&ctx.route),
+            ctx.settings.prefetch,
+        )
+        .await?;
     let mut jobs = ctx.bus.consume(&ctx.route, ctx.settings.prefetch).await?;
     let (done_tx, done_rx) = mpsc::channel::<Done>(WRITE_BATCH * 4);
     let writer = tokio::spawn(write_results(ctx.db.clone(), done_rx));
@@ -49,16 +58,21 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
 
     loop {
         let first = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
-            _ = prune.tick() => { pacer.prune(); continue }
+            next = now_jobs.recv() => match next {
+                Some(r) => r,
+                None => break,
+            },
             next = jobs.recv() => match next {
                 Some(r) => r,
                 None => break,
             },
+            _ = prune.tick() => { pacer.prune(); continue }
         };
         let mut batch = vec![first];
         while batch.len() < batch_max {
-            match jobs.try_recv() {
+            match now_jobs.try_recv().or_else(|_| jobs.try_recv()) {
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
@@ -153,6 +167,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
 
     // Stop taking jobs (unsettled ones go back to the bus), let in-flight sends finish.
     drop(jobs);
+    drop(now_jobs);
     let grace = secs(ctx.settings.shutdown_grace_secs);
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, permits.acquire_many(all))
@@ -407,6 +422,7 @@ async fn send_one(
         contact_id: row.contact_id,
         outcome,
         suppress,
+        pause_campaign: None,
     };
     let in_window = recipient.recipient().map(|r| r.in_window);
     let content = match content(&row, in_window, ctx.settings.window_policy)
@@ -433,52 +449,133 @@ async fn send_one(
         callback_data: row.id.to_string(),
         reply_to: None,
     };
-    match ctx.api.send(&outgoing).await {
-        Ok(accepted) => result(
-            Outcome::Sent {
-                wamid: accepted.wamid,
+    let answer = ctx.api.send(&outgoing).await;
+    let throttled = answer
+        .as_ref()
+        .err()
+        .is_some_and(|e| e.class == ErrorClass::BackOffNumber);
+    if !matches!(&answer, Err(e) if e.class == ErrorClass::OutcomeUnknown) {
+        pacer.observe(throttled);
+    }
+    match answer {
+        Ok(accepted) => {
+            pacer.close_circuit();
+            result(
+                Outcome::Sent {
+                    wamid: accepted.wamid,
+                },
+                None,
+            )
+        }
+        Err(e) => failed(ctx, pacer, &row, e),
+    }
+}
+
+/// What a refused send becomes: Meta's error code decides (invariant 10, and the error classes
+/// in `heydoc-whatsapp`).
+fn failed(
+    ctx: &SenderContext,
+    pacer: &Pacer,
+    row: &message::Model,
+    e: heydoc_whatsapp::SendError,
+) -> SendResult {
+    let code = e.code.and_then(|c| i32::try_from(c).ok());
+    let result = |outcome, suppress| SendResult {
+        id: row.id,
+        contact_id: row.contact_id,
+        outcome,
+        suppress,
+        pause_campaign: None,
+    };
+    let unit = Duration::from_millis(ctx.settings.retry_base_ms.max(1));
+    match e.class {
+        ErrorClass::OutcomeUnknown => result(Outcome::Unknown { reason: e.message }, None),
+        ErrorClass::NeverRetry { suppress } => {
+            let suppress = suppress.then(|| e.message.clone());
+            result(
+                Outcome::Failed {
+                    code,
+                    reason: e.message,
+                },
+                suppress,
+            )
+        }
+        // Not about this recipient: the number's circuit opens (its deliveries wait, no
+        // attempt is spent) until a probe gets through.
+        ErrorClass::StopNumber => {
+            let probe = Duration::from_secs(ctx.settings.breaker_probe_secs.max(1));
+            pacer.open_circuit(probe, code, &e.message);
+            let at = Utc::now() + chrono::Duration::from_std(probe).unwrap_or_default();
+            result(
+                Outcome::Held {
+                    at,
+                    code,
+                    reason: format!("the business number cannot send: {}", e.message),
+                },
+                None,
+            )
+        }
+        // The template, not the recipient: a campaign pauses with the reason (its deliveries
+        // wait for it to resume); a single send fails.
+        ErrorClass::TemplateProblem => match row.occurrence_id {
+            Some(occurrence) => SendResult {
+                pause_campaign: Some((
+                    occurrence,
+                    format!(
+                        "WhatsApp refused the template ({}): {}",
+                        code.unwrap_or_default(),
+                        e.message
+                    ),
+                )),
+                ..result(
+                    Outcome::Held {
+                        at: Utc::now() + chrono::Duration::seconds(60),
+                        code,
+                        reason: e.message,
+                    },
+                    None,
+                )
             },
-            None,
-        ),
-        Err(e) => {
-            let code = e.code.and_then(|c| i32::try_from(c).ok());
-            match e.class {
-                ErrorClass::OutcomeUnknown => result(Outcome::Unknown { reason: e.message }, None),
-                ErrorClass::NeverRetry { suppress } => {
-                    let suppress = suppress.then(|| e.message.clone());
-                    result(
-                        Outcome::Failed {
-                            code,
-                            reason: e.message,
-                        },
-                        suppress,
-                    )
-                }
-                class => {
-                    let unit = Duration::from_millis(ctx.settings.retry_base_ms.max(1));
-                    if let Some(pause) = retry::number_pause(class, e.retry_after, unit) {
-                        pacer.pause(pause);
-                        if class == ErrorClass::StopNumber {
-                            tracing::error!(code, error = %e.message, "the business number cannot send: check the access token and the number's status");
-                        }
-                    }
-                    if row.attempts >= ctx.settings.max_attempts {
-                        let reason =
-                            format!("gave up after {} attempts: {}", row.attempts, e.message);
-                        return result(Outcome::Failed { code, reason }, None);
-                    }
-                    let delay = retry::delay(class, e.code, row.attempts, e.retry_after, unit);
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    result(
-                        Outcome::Retry {
-                            at,
-                            code,
-                            reason: e.message,
-                        },
-                        None,
-                    )
-                }
+            None => result(
+                Outcome::Failed {
+                    code,
+                    reason: e.message,
+                },
+                None,
+            ),
+        },
+        // Throttling lowers the number's limit (the pacer's observe); only this message waits,
+        // and spends no attempt (the number's pace, not the message, was the problem), unless
+        // Meta named a time for the whole number.
+        ErrorClass::BackOffNumber => {
+            if let Some(after) = e.retry_after {
+                pacer.pause(after);
             }
+            let delay = retry::delay(ErrorClass::BackOffNumber, e.code, 1, e.retry_after, unit);
+            result(
+                Outcome::Held {
+                    at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    code,
+                    reason: e.message,
+                },
+                None,
+            )
+        }
+        class => {
+            if row.attempts >= ctx.settings.max_attempts {
+                let reason = format!("gave up after {} attempts: {}", row.attempts, e.message);
+                return result(Outcome::Failed { code, reason }, None);
+            }
+            let delay = retry::delay(class, e.code, row.attempts, e.retry_after, unit);
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            result(
+                Outcome::Retry {
+                    at,
+                    code,
+                    reason: e.message,
+                },
+                None,
+            )
         }
     }
 }
@@ -497,6 +594,8 @@ async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
             }
         }
         let results: Vec<SendResult> = batch.iter().map(|(r, _)| r.clone()).collect();
+        // Results are never dropped: while the database is away they wait here (and the send
+        // loop, once this channel is full, waits too), and their jobs stay unacked.
         let mut attempt = 0u32;
         loop {
             match deliveries::record(&db, &results, Utc::now()).await {
@@ -505,17 +604,24 @@ async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
                         heydoc_store::live::LiveKind::Status,
                         results.iter().map(|r| r.contact_id),
                     );
+                    if attempt > 0 {
+                        tracing::info!(
+                            count = results.len(),
+                            attempt,
+                            "send results written after the database came back"
+                        );
+                    }
                     break;
-                }
-                Err(e) if attempt < 5 => {
-                    tracing::warn!(error = %e, attempt, "writing send results failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    attempt += 1;
                 }
                 Err(e) => {
-                    // The rows stay `sending`; the reconciler marks them unknown.
-                    tracing::error!(error = %e, count = results.len(), "could not write send results");
-                    break;
+                    if attempt < 5 {
+                        tracing::warn!(error = %e, attempt, "writing send results failed; retrying");
+                    } else {
+                        tracing::error!(error = %e, attempt, count = results.len(), "the database is still away; keeping the send results until it returns");
+                    }
+                    tokio::time::sleep(Duration::from_millis((200u64 << attempt.min(4)).min(3000)))
+                        .await;
+                    attempt += 1;
                 }
             }
         }

@@ -27,6 +27,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The `traceparent` of the request that created it; each occurrence links to it.
     pub trace_context: Option<String>,
+    /// Why HeyDoc paused it (a template Meta paused or refused); empty when a person did.
+    pub status_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m20261124_000002_trace_context;
 mod m20261124_000003_api_keys;
 mod m20261124_000004_imports;
 mod m20261124_000005_outbound_events;
+mod m20261130_000006_flow_control;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_api_keys::Migration),
             Box::new(m20261124_000004_imports::Migration),
             Box::new(m20261124_000005_outbound_events::Migration),
+            Box::new(m20261130_000006_flow_control::Migration),
         ]
     }
 }

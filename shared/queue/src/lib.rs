@@ -14,6 +14,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+/// The conversational lane of a number's route (API sends, replies from the chat, opt-out
+/// confirmations): its own queue, which the sender drains before the campaign lane, so a
+/// person's message never waits behind a campaign's window.
+pub fn conversation_route(route: &str) -> String {
+    format!("{route}.now")
+}
+
 /// The schema version of the job body; consumers refuse versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -131,6 +138,13 @@ pub trait JobBus: Send + Sync {
 
     /// Connected and able to publish.
     fn is_ready(&self) -> bool;
+
+    /// Jobs of `route` waiting to be delivered to a consumer (not those a consumer holds);
+    /// `None` when the bus cannot tell.
+    async fn ready(&self, route: &str) -> Result<Option<u64>, BusError>;
+
+    /// Whether jobs outlive this process (a broker), or start empty with it (in-process).
+    fn durable(&self) -> bool;
 
     /// Jobs in the dead-letter queue (for health and tests).
     async fn dead_letters(&self) -> Result<u64, BusError>;

@@ -161,6 +161,14 @@ impl JobBus for MemoryBus {
         true
     }
 
+    async fn ready(&self, route: &str) -> Result<Option<u64>, BusError> {
+        Ok(Some(lock(&self.queue(route).ready).len() as u64))
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
     async fn dead_letters(&self) -> Result<u64, BusError> {
         let queues: Vec<Arc<Queue>> = lock(&self.queues).values().cloned().collect();
         Ok(queues.iter().map(|q| lock(&q.dead).len() as u64).sum())

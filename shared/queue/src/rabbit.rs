@@ -269,6 +269,30 @@ impl JobBus for RabbitBus {
         self.ready.load(Ordering::SeqCst)
     }
 
+    async fn ready(&self, route: &str) -> Result<Option<u64>, BusError> {
+        self.ensure_publisher().await?;
+        let mut guard = self.publisher.lock().await;
+        let publisher = guard
+            .as_mut()
+            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
+        // Declaring again (the same arguments) is harmless and answers with the ready count.
+        let ready = declare_route(
+            &publisher.channel,
+            &self.config,
+            route,
+            &self.queue_name(route),
+            &self.exchange(),
+            &self.dead_name(),
+        )
+        .await?;
+        publisher.routes.insert(route.to_string());
+        Ok(Some(u64::from(ready)))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
     async fn dead_letters(&self) -> Result<u64, BusError> {
         self.ensure_publisher().await?;
         let guard = self.publisher.lock().await;
@@ -473,7 +497,7 @@ async fn declare_route(
     queue: &str,
     exchange: &str,
     dead: &str,
-) -> Result<(), BusError> {
+) -> Result<u32, BusError> {
     let mut args = FieldTable::default();
     args.insert(
         ShortString::from("x-queue-type"),
@@ -492,7 +516,7 @@ async fn declare_route(
         AMQPValue::LongString(LongString::from(dead)),
     );
     add_expiry(&mut args, config);
-    channel
+    let declared = channel
         .queue_declare(
             ShortString::from(queue),
             QueueDeclareOptions {
@@ -513,7 +537,7 @@ async fn declare_route(
         )
         .await
         .map_err(unavailable)?;
-    Ok(())
+    Ok(declared.message_count())
 }
 
 fn add_expiry(args: &mut FieldTable, config: &RabbitConfig) {

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use heydoc_domain::consent::Consent;
-use heydoc_domain::MessageStatus;
 use heydoc_entity::{contact, message};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -53,27 +52,16 @@ pub async fn apply(
     }
     if consent == Consent::OptOut {
         // Campaign messages already queued for the contact are not sent either.
-        message::Entity::update_many()
-            .col_expr(
-                message::Column::Status,
-                Expr::value(MessageStatus::Skipped.as_str()),
-            )
-            .col_expr(
-                message::Column::LastErrorReason,
-                Expr::value(format!(
-                    "opted out of campaigns on {}",
-                    now.format("%Y-%m-%d %H:%M UTC")
-                )),
-            )
-            .col_expr(message::Column::UpdatedAt, Expr::value(now))
-            .filter(message::Column::ContactId.eq(contact_id))
-            .filter(message::Column::Origin.eq("occurrence"))
-            .filter(message::Column::Status.is_in([
-                MessageStatus::Queued.as_str(),
-                MessageStatus::Retrying.as_str(),
-            ]))
-            .exec(&txn)
-            .await?;
+        crate::failures::skip_queued_campaign_deliveries(
+            &txn,
+            contact_id,
+            &format!(
+                "opted out of campaigns on {}",
+                now.format("%Y-%m-%d %H:%M UTC")
+            ),
+            now,
+        )
+        .await?;
     }
     let reply = reply.trim();
     let reply_id = if reply.is_empty() {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use heydoc_domain::{Direction, MessageStatus};
-use heydoc_entity::{contact, message, occurrence, scheduled_message};
+use heydoc_entity::{message, occurrence, scheduled_message};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
@@ -56,40 +56,140 @@ pub async fn count_in_flight(db: &DatabaseConnection) -> Result<Vec<(&'static st
 pub struct Leased {
     pub id: i64,
     pub trace_context: Option<String>,
+    /// Not a campaign delivery: it goes in the number's conversational lane.
+    pub conversational: bool,
 }
 
-/// Leases up to `limit` rows the bus has not confirmed yet (new sends, and retries whose time
-/// has come) by stamping `enqueued_at`, and returns them in id order. Several relays may run:
-/// on PostgreSQL each takes different rows (`FOR UPDATE SKIP LOCKED`).
+/// Rows published to the bus and not claimed yet: what the window holds now.
+pub async fn on_bus(db: &impl ConnectionTrait) -> Result<u64> {
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM messages \
+             WHERE enqueued_at IS NOT NULL AND status IN ('queued', 'retrying')",
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// "Ready to relay": not on the bus, queued or a retry whose time has come, and not held by
+/// its campaign (paused, cancelled, ended).
+const RELAYABLE: &str = "enqueued_at IS NULL AND status IN ('queued', 'retrying') \
+     AND (status = 'queued' OR next_attempt_at <= $1)";
+
+/// Campaign runs with deliveries still to relay, oldest first (at most `limit`): a loose index
+/// scan of `idx_messages_unrelayed_by_run`, one index probe per run, however large each is.
+async fn runs_with_backlog(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<i64>> {
+    let sql = format!(
+        "WITH RECURSIVE runs(id, n) AS (
+            SELECT (SELECT MIN(occurrence_id) FROM messages
+                    WHERE occurrence_id IS NOT NULL
+                      AND enqueued_at IS NULL AND status IN ('queued', 'retrying')), 1
+            UNION ALL
+            SELECT (SELECT MIN(m.occurrence_id) FROM messages m
+                    WHERE m.occurrence_id > runs.id
+                      AND m.enqueued_at IS NULL AND m.status IN ('queued', 'retrying')), n + 1
+            FROM runs WHERE runs.id IS NOT NULL AND n < {limit})
+         SELECT id FROM runs WHERE id IS NOT NULL"
+    );
+    let rows = db
+        .query_all(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
+        .collect())
+}
+
+/// Up to `limit` relayable rows of one lane: the conversational one (`run` None: API sends,
+/// replies, confirmations) or one campaign run.
+async fn relayable(
+    db: &impl ConnectionTrait,
+    run: Option<i64>,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Each lane's condition matches a partial index's (idx_messages_unrelayed_conversation,
+    // idx_messages_unrelayed_by_run), so neither walks past the other's backlog.
+    let lane = match run {
+        None => "occurrence_id IS NULL".to_string(),
+        Some(id) => format!("occurrence_id = {id}"),
+    };
+    let sql =
+        format!("SELECT id FROM messages WHERE {lane} AND {RELAYABLE} ORDER BY id LIMIT {limit}");
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [now.into()],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
+        .collect())
+}
+
+/// At most this many campaign runs share one refill; more wait for the next.
+const RUNS_PER_REFILL: u64 = 100;
+
+/// Leases up to `limit` rows to publish (the free part of the bus's window), in lane order:
+/// conversational sends first, then every running campaign in turn (an equal share each, so a
+/// small campaign is not stuck behind a large one). Rows of paused, cancelled or ended
+/// campaigns are left alone. Each row is leased by stamping `enqueued_at`, only if nobody else
+/// did meanwhile, so several relays never publish the same row twice. Returned in lane order.
 pub async fn lease_unrelayed(
     db: &DatabaseConnection,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Leased>> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "UPDATE messages SET enqueued_at = $1 WHERE id IN (
-                SELECT id FROM messages
-                WHERE enqueued_at IS NULL AND status IN ('queued', 'retrying')
-                  AND (status = 'queued' OR next_attempt_at <= $1)
-                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING id, trace_context"
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut ids = relayable(db, None, limit, now).await?;
+    let mut free = limit.saturating_sub(ids.len() as u64);
+    if free > 0 {
+        let held = held_runs(db).await?;
+        let runs: Vec<i64> = runs_with_backlog(db, RUNS_PER_REFILL)
+            .await?
+            .into_iter()
+            .filter(|r| !held.contains(r))
+            .collect();
+        // Round-robin: an equal share each. What a run cannot use stays free until the next
+        // refill (a fraction of a second later), when the shares are cut again.
+        if !runs.is_empty() {
+            let share = free.div_ceil(runs.len() as u64);
+            for run in runs {
+                let got = relayable(db, Some(run), share.min(free), now).await?;
+                free -= got.len() as u64;
+                ids.extend(got);
+                if free == 0 {
+                    break;
+                }
+            }
         }
-        _ => {
-            "UPDATE messages SET enqueued_at = $1 WHERE id IN (
-                SELECT id FROM messages
-                WHERE enqueued_at IS NULL AND status IN ('queued', 'retrying')
-                  AND (status = 'queued' OR next_attempt_at <= $1)
-                ORDER BY id LIMIT $2)
-             RETURNING id, trace_context"
-        }
-    };
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let order: std::collections::HashMap<i64, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let list = id_list(&ids);
     let rows = db
         .query_all(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [now.into(), (limit as i64).into()],
+            db.get_database_backend(),
+            format!(
+                "UPDATE messages SET enqueued_at = $1
+                 WHERE id IN ({list}) AND enqueued_at IS NULL AND status IN ('queued', 'retrying')
+                 RETURNING id, trace_context, occurrence_id"
+            ),
+            [now.into()],
         ))
         .await?;
     let mut leased = rows
@@ -98,11 +198,32 @@ pub async fn lease_unrelayed(
             Ok(Leased {
                 id: r.try_get_by_index::<i64>(0)?,
                 trace_context: r.try_get_by_index::<Option<String>>(1)?,
+                conversational: r.try_get_by_index::<Option<i64>>(2)?.is_none(),
             })
         })
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-    leased.sort_unstable_by_key(|l| l.id);
+    leased.sort_unstable_by_key(|l| order.get(&l.id).copied().unwrap_or(usize::MAX));
     Ok(leased)
+}
+
+/// Runs of campaigns that hold their deliveries (paused, cancelled, ended).
+async fn held_runs(db: &impl ConnectionTrait) -> Result<std::collections::HashSet<i64>> {
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT o.id FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
+             WHERE s.status IN ('paused', 'cancelled', 'sent')",
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
+        .collect())
+}
+
+/// `1,2,3` for an `IN (...)` of ids (integers only, so nothing to escape).
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Marks rows as confirmed on the bus (the publish right after commit).
@@ -147,26 +268,38 @@ pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Repairs what crashes leave behind: rows confirmed on the bus long ago but still queued
-/// (the job was lost, e.g. a queue purged) are handed back to the relay, and rows claimed for
-/// sending whose sender died are marked `unknown`: the request may have left, so they are not
-/// resent blindly. Returns (requeued, unknown).
+/// Repairs what crashes leave behind. Rows published more than `stale_enqueue` ago but still
+/// queued or retrying, whose campaign does not hold them, lost their job (a sender killed
+/// holding it, a dead-lettered job, a bus that restarted): they go back to the relay. The
+/// caller runs this part only when the bus holds no job ready for the route, so a job that is
+/// merely waiting is never published twice. Rows claimed for sending whose sender died are
+/// marked `unknown`: the request may have left, so they are not resent blindly. Returns
+/// (requeued, unknown).
 pub async fn reconcile(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
-    stale_enqueue: Duration,
+    stale_enqueue: Option<Duration>,
     sending_lease: Duration,
 ) -> Result<(u64, u64)> {
-    let requeued = message::Entity::update_many()
-        .col_expr(
-            message::Column::EnqueuedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(message::Column::Status.eq(MessageStatus::Queued.as_str()))
-        .filter(message::Column::EnqueuedAt.lt(now - stale_enqueue))
-        .exec(db)
-        .await?
-        .rows_affected;
+    let requeued = match stale_enqueue {
+        Some(stale) => {
+            message::Entity::update_many()
+                .col_expr(
+                    message::Column::EnqueuedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(message::Column::Status.is_in([
+                    MessageStatus::Queued.as_str(),
+                    MessageStatus::Retrying.as_str(),
+                ]))
+                .filter(message::Column::EnqueuedAt.lt(now - stale))
+                .filter(not_held())
+                .exec(db)
+                .await?
+                .rows_affected
+        }
+        None => 0,
+    };
     let unknown = message::Entity::update_many()
         .col_expr(
             message::Column::Status,
@@ -187,6 +320,24 @@ pub async fn reconcile(
     Ok((requeued, unknown))
 }
 
+/// After the in-process bus started empty (the embedded process restarted), every row it was
+/// holding is back in the outbox at once.
+pub async fn forget_published(db: &impl ConnectionTrait) -> Result<u64> {
+    Ok(message::Entity::update_many()
+        .col_expr(
+            message::Column::EnqueuedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(message::Column::EnqueuedAt.is_not_null())
+        .filter(message::Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Retrying.as_str(),
+        ]))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Claims rows for sending (invariant 2): only rows still queued, or retrying and due, move to
 /// `sending`, so a duplicate job finds nothing to claim. `traces` (delivery id to `traceparent`) are the
 /// sender's spans: stored with the rows, they make the status webhooks children of the send.
@@ -200,6 +351,66 @@ pub async fn claim(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    skip_unwanted(db, ids, now).await?;
+    let claimed = claim_rows(db, ids, traces, now).await?;
+    if claimed.len() < ids.len() {
+        let got: std::collections::HashSet<i64> = claimed.iter().map(|m| m.id).collect();
+        let left: Vec<i64> = ids.iter().copied().filter(|id| !got.contains(id)).collect();
+        return_unclaimed(db, &left).await?;
+    }
+    Ok(claimed)
+}
+
+/// Campaign deliveries whose contact opted out or was suppressed since they were queued are
+/// skipped, with the reason, at the last moment before a send (invariant 11).
+async fn skip_unwanted(db: &DatabaseConnection, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    let list = id_list(ids);
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "UPDATE messages SET status = 'skipped', updated_at = $1,
+                last_error_reason = (SELECT CASE WHEN c.opted_out_at IS NOT NULL
+                                            THEN 'opted out of campaigns'
+                                            ELSE 'suppressed: ' || c.suppressed_reason END
+                                     FROM contacts c WHERE c.id = messages.contact_id)
+             WHERE id IN ({list}) AND occurrence_id IS NOT NULL
+               AND status IN ('queued', 'retrying')
+               AND contact_id IN (SELECT id FROM contacts
+                                  WHERE opted_out_at IS NOT NULL OR suppressed_reason IS NOT NULL)"
+        ),
+        [now.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Jobs whose rows were not claimed because they must wait (a held campaign's, or a retry not
+/// due by this sender's clock) give their rows back to the outbox: the relay publishes them
+/// again when they may go (resumed, due), so no job is needed on the bus meanwhile and none is
+/// lost. Rows claimed or finished elsewhere are not touched.
+async fn return_unclaimed(db: &DatabaseConnection, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = id_list(ids);
+    db.execute(Statement::from_string(
+        db.get_database_backend(),
+        format!(
+            "UPDATE messages SET enqueued_at = NULL
+             WHERE id IN ({list}) AND enqueued_at IS NOT NULL
+               AND status IN ('queued', 'retrying')"
+        ),
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn claim_rows(
+    db: &DatabaseConnection,
+    ids: &[i64],
+    traces: &[(i64, String)],
+    now: DateTime<Utc>,
+) -> Result<Vec<message::Model>> {
     let update = || {
         let mut update = message::Entity::update_many();
         if !traces.is_empty() {
@@ -350,13 +561,20 @@ pub enum Outcome {
     Unknown {
         reason: String,
     },
+    /// Not about this message (the number's token, the account, a template): it waits, as a
+    /// retry at `at`, without spending an attempt.
+    Held {
+        at: DateTime<Utc>,
+        code: Option<i32>,
+        reason: String,
+    },
 }
 
 impl Outcome {
     fn status(&self) -> MessageStatus {
         match self {
             Outcome::Sent { .. } => MessageStatus::Sent,
-            Outcome::Retry { .. } => MessageStatus::Retrying,
+            Outcome::Retry { .. } | Outcome::Held { .. } => MessageStatus::Retrying,
             Outcome::Failed { .. } => MessageStatus::Failed,
             Outcome::Skipped { .. } => MessageStatus::Skipped,
             Outcome::Unknown { .. } => MessageStatus::Unknown,
@@ -377,6 +595,8 @@ pub struct SendResult {
     pub outcome: Outcome,
     /// Stop messaging this contact, and why (131050, 131026).
     pub suppress: Option<String>,
+    /// Pause this delivery's campaign, and why (a template Meta paused or refused).
+    pub pause_campaign: Option<(i64, String)>,
 }
 
 /// Writes a batch of results in one transaction. On PostgreSQL the messages are updated with
@@ -404,10 +624,11 @@ pub async fn record(
                     last_error_code = v.code,
                     last_error_reason = v.reason,
                     next_attempt_at = v.next_at,
+                    attempts = m.attempts - v.refund,
                     enqueued_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE m.enqueued_at END,
                     updated_at = $2
                  FROM json_to_recordset($1::json)
-                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz)
+                    AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz, refund int)
                  WHERE m.id = v.id AND m.status = 'sending'
                  RETURNING m.id",
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
@@ -436,10 +657,16 @@ pub async fn record(
                 if let Some(w) = wamid {
                     update = update.col_expr(message::Column::MessageId, Expr::value(w));
                 }
-                if matches!(r.outcome, Outcome::Retry { .. }) {
+                if matches!(r.outcome, Outcome::Retry { .. } | Outcome::Held { .. }) {
                     update = update.col_expr(
                         message::Column::EnqueuedAt,
                         Expr::value(Option::<DateTime<Utc>>::None),
+                    );
+                }
+                if matches!(r.outcome, Outcome::Held { .. }) {
+                    update = update.col_expr(
+                        message::Column::Attempts,
+                        Expr::col(message::Column::Attempts).sub(1),
                     );
                 }
                 if update.exec(&txn).await?.rows_affected > 0 {
@@ -450,16 +677,15 @@ pub async fn record(
     }
     let changed: std::collections::HashSet<i64> = changed.into_iter().collect();
     crate::events::emit_send_results(&txn, results, &changed, now).await?;
-    for r in results.iter().filter(|r| r.suppress.is_some()) {
-        contact::Entity::update_many()
-            .col_expr(
-                contact::Column::SuppressedReason,
-                Expr::value(r.suppress.clone()),
-            )
-            .col_expr(contact::Column::UpdatedAt, Expr::value(now))
-            .filter(contact::Column::Id.eq(r.contact_id))
-            .exec(&txn)
-            .await?;
+    for r in results {
+        if let Some(reason) = &r.suppress {
+            crate::failures::suppress_contact(&txn, r.contact_id, reason, now).await?;
+        }
+        if let Some((occurrence, reason)) = &r.pause_campaign {
+            if crate::failures::pause_campaign_of(&txn, *occurrence, reason, now).await? {
+                tracing::warn!(occurrence_id = occurrence, %reason, "campaign paused");
+            }
+        }
     }
     txn.commit().await?;
     Ok(())
@@ -475,7 +701,9 @@ fn parts(
 ) {
     match o {
         Outcome::Sent { wamid } => (Some(wamid.clone()), None, None, None),
-        Outcome::Retry { at, code, reason } => (None, *code, Some(reason.clone()), Some(*at)),
+        Outcome::Retry { at, code, reason } | Outcome::Held { at, code, reason } => {
+            (None, *code, Some(reason.clone()), Some(*at))
+        }
         Outcome::Failed { code, reason } => (None, *code, Some(reason.clone()), None),
         Outcome::Skipped { reason } | Outcome::Unknown { reason } => {
             (None, None, Some(reason.clone()), None)
@@ -492,5 +720,6 @@ fn row_json(r: &SendResult) -> serde_json::Value {
         "code": code,
         "reason": reason,
         "next_at": next_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        "refund": i32::from(matches!(r.outcome, Outcome::Held { .. })),
     })
 }

@@ -181,7 +181,7 @@ pub async fn emit_send_results(
                 Outcome::Failed { code, reason } => ("failed", None, *code, Some(reason.clone())),
                 Outcome::Skipped { reason } => ("skipped", None, None, Some(reason.clone())),
                 Outcome::Unknown { reason } => ("unknown", None, None, Some(reason.clone())),
-                Outcome::Retry { .. } => return None,
+                Outcome::Retry { .. } | Outcome::Held { .. } => return None,
             };
             Some(Event {
                 event_type: MESSAGE_STATUS,

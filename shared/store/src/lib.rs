@@ -8,6 +8,7 @@ pub mod contact_import;
 pub mod contacts;
 pub mod deliveries;
 pub mod events;
+pub mod failures;
 pub mod live;
 
 pub use connect::{connect, migrate, ping, record_pool_metrics};

@@ -18,6 +18,11 @@ pub const FANOUT_DELIVERIES: &str = "heydoc_fanout_deliveries_total";
 pub const OCCURRENCES: &str = "heydoc_occurrences_total";
 pub const DELIVERIES: &str = "heydoc_deliveries";
 pub const WEBHOOK_EVENTS: &str = "heydoc_webhook_events_total";
+pub const RATE_LIMIT: &str = "heydoc_rate_limit_mps";
+pub const THROTTLED: &str = "heydoc_throttled_total";
+pub const NUMBER_PAUSED: &str = "heydoc_number_paused";
+pub const BACKLOG: &str = "heydoc_backlog";
+pub const ON_BUS: &str = "heydoc_bus_window_jobs";
 pub const LIVE_STREAMS: &str = "heydoc_live_streams";
 pub const DB_POOL: &str = "heydoc_db_pool_connections";
 pub const DB_POOL_MAX: &str = "heydoc_db_pool_max_connections";
@@ -113,6 +118,26 @@ fn describe() {
     describe_counter!(
         WEBHOOK_EVENTS,
         "WhatsApp webhook events by kind (status, message, bad_signature ...)"
+    );
+    describe_gauge!(
+        RATE_LIMIT,
+        "The sending limit in force for the business number (msg/s), lowered when Meta throttles"
+    );
+    describe_counter!(
+        THROTTLED,
+        "Sends Meta refused as over the number's throughput (130429 and its kin)"
+    );
+    describe_gauge!(
+        NUMBER_PAUSED,
+        "1 while the business number cannot send (token, account, payment, policy)"
+    );
+    describe_gauge!(
+        BACKLOG,
+        "Sends waiting in the database (queued or retrying): the autoscaling signal"
+    );
+    describe_gauge!(
+        ON_BUS,
+        "Jobs published to the bus and not claimed yet (bounded by the window)"
     );
     describe_gauge!(LIVE_STREAMS, "Dashboard event streams open on this gateway");
     describe_gauge!(DB_POOL, "Database pool connections by state (idle, in_use)");

@@ -19,6 +19,9 @@ pub enum ErrorClass {
     /// The number cannot send at all (token invalid or expired, policy block): stop the number
     /// and alert; the message is retried once someone fixes it.
     StopNumber,
+    /// The template is paused, disabled, missing or its parameters do not match: every
+    /// recipient of it would fail the same way. The campaign using it pauses, with the reason.
+    TemplateProblem,
     /// The request left but no answer came back: it may or may not have been accepted. Never
     /// resent blindly (Meta has no idempotency key).
     OutcomeUnknown,
@@ -31,7 +34,10 @@ impl ErrorClass {
             130429 | 131057 | 4 | 80007 | 131048 => ErrorClass::BackOffNumber,
             131056 | 131049 => ErrorClass::BackOffRecipient,
             131050 | 131026 => ErrorClass::NeverRetry { suppress: true },
-            190 | 368 | 131031 => ErrorClass::StopNumber,
+            190 | 368 | 131031 | 131042 | 131045 | 133010 => ErrorClass::StopNumber,
+            132000 | 132001 | 132005 | 132007 | 132012 | 132015 | 132016 => {
+                ErrorClass::TemplateProblem
+            }
             1 | 2 | 131000 | 131016 => ErrorClass::RetrySoon,
             _ => ErrorClass::NeverRetry { suppress: false },
         }
@@ -93,6 +99,9 @@ mod tests {
             ErrorClass::NeverRetry { suppress: true }
         );
         assert_eq!(ErrorClass::from_code(190), ErrorClass::StopNumber);
+        assert_eq!(ErrorClass::from_code(131042), ErrorClass::StopNumber);
+        assert_eq!(ErrorClass::from_code(132015), ErrorClass::TemplateProblem);
+        assert_eq!(ErrorClass::from_code(132000), ErrorClass::TemplateProblem);
         assert_eq!(ErrorClass::from_code(131000), ErrorClass::RetrySoon);
         assert!(!ErrorClass::from_code(100).is_retryable());
     }

@@ -45,6 +45,9 @@ pub struct SandboxKnobs {
     pub read_rate: f64,
     /// Time between one status and the next, in milliseconds.
     pub status_delay_ms: u64,
+    /// The number's real throughput (messages per wall-clock second); sends beyond it are
+    /// refused with 130429, as Meta does. 0: no limit.
+    pub max_mps: u64,
 }
 
 impl Default for SandboxKnobs {
@@ -58,6 +61,7 @@ impl Default for SandboxKnobs {
             status_webhooks: true,
             read_rate: 1.0,
             status_delay_ms: 200,
+            max_mps: 0,
         }
     }
 }
@@ -177,6 +181,15 @@ impl Sandbox {
 
     fn config(&self) -> SandboxConfig {
         lock(&self.inner.config).clone()
+    }
+
+    /// Whether one more send fits this wall-clock second under `max_mps`.
+    fn over_throughput(&self, max_mps: u64) -> bool {
+        if max_mps == 0 {
+            return false;
+        }
+        let c = lock(&self.inner.stats);
+        c.second == Utc::now().timestamp() && c.in_second >= max_mps
     }
 
     fn count_accepted(&self, to: &str, callback: Option<&str>) {
@@ -320,6 +333,12 @@ fn error_for_code(code: i64) -> Response {
         131050 => graph_error(StatusCode::BAD_REQUEST, code, "User has stopped marketing messages", "Unable to deliver the marketing message. The user has chosen to stop receiving marketing messages."),
         131026 => graph_error(StatusCode::BAD_REQUEST, code, "Message undeliverable", "Unable to deliver message."),
         190 => graph_error(StatusCode::UNAUTHORIZED, code, "Invalid OAuth access token - Cannot parse access token", ""),
+        131042 => graph_error(StatusCode::BAD_REQUEST, code, "Business eligibility payment issue", "Message failed to send because there were one or more errors related to your payment method."),
+        368 => graph_error(StatusCode::BAD_REQUEST, code, "Temporarily blocked for policies violations", "The WhatsApp Business Account associated with the app has been restricted or disabled for violating a platform policy."),
+        132000 => graph_error(StatusCode::BAD_REQUEST, code, "Number of parameters does not match the expected number of params", "The number of variable parameter values included in the request did not match the number of variable parameters defined in the template."),
+        132001 => graph_error(StatusCode::BAD_REQUEST, code, "Template name does not exist in the translation", "The template does not exist in the specified language or the template has not been approved."),
+        132015 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Paused", "Template is paused due to low quality so it cannot be sent in a template message."),
+        132016 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Disabled", "Template has been paused too many times due to low quality and is now permanently disabled."),
         100 => graph_error(StatusCode::BAD_REQUEST, code, "Invalid parameter", "Parameter value is not valid"),
         c @ 500..=599 => (StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "upstream failure").into_response(),
         other => graph_error(StatusCode::BAD_REQUEST, other, "Sandbox error", "forced by the sandbox's error_rates"),
@@ -396,6 +415,10 @@ async fn send_message(
         .as_str()
         .map(str::to_string);
 
+    if sandbox.over_throughput(knobs.max_mps) {
+        sandbox.count_error("130429");
+        return error_for_code(130429);
+    }
     // Forced failures, in a stable order so that rates add up.
     let roll: f64 = rand::thread_rng().gen();
     let mut threshold = 0.0;

@@ -317,6 +317,20 @@ pub async fn update(
     if let Some(ids) = &tag_ids {
         replace_tags(&txn, id, ids).await?;
     }
+    if body.opted_out == Some(true) && !was_opted_out {
+        // Like a STOP: campaign messages already queued for the contact are not sent either
+        // (and the sender checks consent again when it claims one).
+        heydoc_store::failures::skip_queued_campaign_deliveries(
+            &txn,
+            id,
+            &format!(
+                "opted out of campaigns on {}",
+                now.format("%Y-%m-%d %H:%M UTC")
+            ),
+            now,
+        )
+        .await?;
+    }
     let out = with_tags(&txn, updated).await?;
     txn.commit().await?;
     Ok(axum::Json(Envelope::ok(out, "Contact updated")))

@@ -94,6 +94,9 @@ pub struct ScheduledOut {
     pub next_run_at: Option<DateTime<Utc>>,
     pub template: Option<TemplateSpec>,
     pub created_at: DateTime<Utc>,
+    /// Why HeyDoc paused it (a template WhatsApp paused or refused); absent when a person did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
 }
 
 impl From<schedule::Model> for ScheduledOut {
@@ -114,13 +117,15 @@ impl From<schedule::Model> for ScheduledOut {
             next_run_at: s.next_run_at,
             template: s.template.and_then(|t| serde_json::from_value(t).ok()),
             created_at: s.created_at,
+            status_reason: s.status_reason,
         }
     }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StatusChange {
-    /// `pending` (resume), `paused`, `cancelled` or `sent` (a one-off handled elsewhere).
+    /// `pending` (resume), `paused`, `cancelled` or `sent` (the client sent it itself: the
+    /// schedule ends).
     #[schema(example = "paused")]
     pub status: String,
 }
@@ -549,6 +554,8 @@ pub async fn update_status(
     }
     let mut model: schedule::ActiveModel = existing.into();
     model.status = Set(next.as_str().into());
+    // A person decided: the reason HeyDoc paused it (if it did) no longer stands.
+    model.status_reason = Set(None);
     if next.is_final() {
         model.next_run_at = Set(None);
     }

@@ -14,6 +14,7 @@ use heydoc_store::chat::{self, Inbound, StatusUpdate};
 use heydoc_store::events;
 use heydoc_store::live::LiveKind;
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
+use heydoc_whatsapp::ErrorClass;
 use hmac::{Hmac, Mac};
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -190,6 +191,7 @@ pub async fn receive(
                 None
             };
             if let Some(m) = &message {
+                failure_consequences(&txn, m, &update, now).await?;
                 events::emit(
                     &txn,
                     events::MESSAGE_STATUS,
@@ -217,6 +219,45 @@ pub async fn receive(
         }
     }
     Ok(axum::Json(Envelope::ok(out, "Webhook processed")))
+}
+
+/// A failure Meta reports in a status webhook means what the same code means in the send
+/// call's answer (invariant 11): 131050 and 131026 suppress the contact for campaigns, a
+/// template problem pauses the campaign that used it, a number that cannot send is logged.
+async fn failure_consequences(
+    txn: &impl sea_orm::ConnectionTrait,
+    m: &heydoc_entity::message::Model,
+    update: &StatusUpdate,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<()> {
+    let (MessageStatus::Failed, Some(code)) = (update.status, update.error_code) else {
+        return Ok(());
+    };
+    let reason = format!(
+        "{code}: {}",
+        update
+            .error_reason
+            .as_deref()
+            .unwrap_or("refused by WhatsApp")
+    );
+    match ErrorClass::from_code(i64::from(code)) {
+        ErrorClass::NeverRetry { suppress: true } => {
+            heydoc_store::failures::suppress_contact(txn, m.contact_id, &reason, now).await?;
+        }
+        ErrorClass::TemplateProblem => {
+            if let Some(occurrence) = m.occurrence_id {
+                let why = format!("WhatsApp refused the template ({reason})");
+                if heydoc_store::failures::pause_campaign_of(txn, occurrence, &why, now).await? {
+                    tracing::warn!(occurrence_id = occurrence, reason = %why, "campaign paused by a status webhook");
+                }
+            }
+        }
+        ErrorClass::StopNumber => {
+            tracing::error!(code, reason = %reason, "a status webhook says the business number cannot send: check the access token and the account");
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// STOP or START (or a synonym) as the whole message: the contact leaves or rejoins the

@@ -264,6 +264,32 @@ async fn failure_is_terminal_and_says_why(backend: Backend) {
     assert_eq!(message_status(&api, phone).await["status"], "failed");
 }
 
+/// A failure reported by a status webhook means what the same code means in the send call's
+/// answer: 131050 (the user stopped marketing messages) suppresses the contact for campaigns.
+async fn a_131050_status_suppresses_the_contact(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let phone = "919876543211";
+    let id = queued_message(&api, phone).await;
+    let mut failed = fixtures::status("wamid.stopped1", "failed", phone, Some(id), 1_700_000_000);
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"] = json!([{
+        "code": 131050,
+        "title": "User has stopped marketing messages",
+        "message": "User has stopped marketing messages",
+        "error_data": { "details": "Unable to deliver the marketing message." }
+    }]);
+    let res = app.post_webhook(&failed).await;
+    assert_eq!(res.status(), 200);
+    let (_, contact) = api.get(&format!("/api/contacts/{phone}")).await;
+    let reason = contact["data"]["suppressed_reason"]
+        .as_str()
+        .or_else(|| contact["suppressed_reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("131050"), "{contact}");
+    assert_eq!(message_status(&api, phone).await["status"], "failed");
+}
+
 async fn subscription_handshake(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let client = app.bare_client();
@@ -282,5 +308,6 @@ on_both_backends!(
     inbound_messages_are_recorded_once,
     statuses_only_move_forward,
     failure_is_terminal_and_says_why,
+    a_131050_status_suppresses_the_contact,
     subscription_handshake,
 );

@@ -1,0 +1,76 @@
+//! What a failure means beyond its own message, wherever Meta reports it (the send call's
+//! answer or a status webhook): a contact WhatsApp will not deliver to is suppressed for
+//! campaigns, and a template Meta paused or refused pauses the campaign that uses it instead of
+//! failing its recipients one by one.
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::MessageStatus;
+use heydoc_entity::{contact, message};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
+
+use crate::Result;
+
+/// Suppresses the contact for campaigns (the first reason stays) and skips its campaign
+/// deliveries not sent yet, with the reason.
+pub async fn suppress_contact(
+    db: &impl ConnectionTrait,
+    contact_id: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    contact::Entity::update_many()
+        .col_expr(contact::Column::SuppressedReason, Expr::value(reason))
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(contact_id))
+        .filter(contact::Column::SuppressedReason.is_null())
+        .exec(db)
+        .await?;
+    skip_queued_campaign_deliveries(db, contact_id, &format!("suppressed: {reason}"), now).await
+}
+
+/// The contact's campaign deliveries not sent yet are skipped with `reason` (an opt-out, a
+/// suppression). Messages a person sends from the chat are not campaign deliveries.
+pub async fn skip_queued_campaign_deliveries(
+    db: &impl ConnectionTrait,
+    contact_id: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::Status,
+            Expr::value(MessageStatus::Skipped.as_str()),
+        )
+        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+        .filter(message::Column::ContactId.eq(contact_id))
+        .filter(message::Column::Origin.eq("occurrence"))
+        .filter(message::Column::Status.is_in([
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Retrying.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Pauses the running campaign a delivery belongs to, saying why; its deliveries wait (the
+/// claim holds a paused campaign's) until someone resumes it. Returns whether it paused now.
+pub async fn pause_campaign_of(
+    db: &impl ConnectionTrait,
+    occurrence_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let result = db
+        .execute(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE scheduled_messages SET status = 'paused', status_reason = $1, updated_at = $2
+             WHERE status = 'pending'
+               AND id = (SELECT schedule_id FROM occurrences WHERE id = $3)",
+            [reason.into(), now.into(), occurrence_id.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
