@@ -47,10 +47,11 @@ lint: ## rustfmt check and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: services ## Benchmarks (release build): gateway reads, 100k sends, 1M fan-out, firing lateness, imports
+bench: services ## Benchmarks (release build): gateway reads, 100k sends, paced sends on 4 numbers, 1M fan-out, firing lateness, imports
 	$(CARGO) build --release -p heydoc -p heydoc-e2e
 	$(TARGET_DIR)/release/bench-gateway
 	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-sender
+	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-paced
 	$(TARGET_DIR)/release/bench-scheduler
 	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-import
 

@@ -12,7 +12,7 @@ use heydoc_queue::rabbit::{RabbitBus, RabbitConfig};
 use heydoc_queue::JobBus;
 use heydoc_testkit::{test_settings, Backend, TestApp, TestDatabase, APP_SECRET};
 use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
-use heydoc_whatsapp::{CloudApi, CloudApiConfig};
+use heydoc_whatsapp::CloudApiConfig;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ pub struct Stack {
     pub rabbit: Option<Arc<RabbitBus>>,
     pub route: String,
     pub settings: Settings,
-    api: CloudApi,
+    api_config: CloudApiConfig,
     sender: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     schedulers: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
@@ -101,15 +101,14 @@ impl Stack {
         });
         let addr = sandbox.clone().spawn("127.0.0.1:0").await.expect("sandbox");
         let sandbox_url = format!("http://{addr}");
-        let api = CloudApi::new(CloudApiConfig {
+        let api_config = CloudApiConfig {
             base_url: sandbox_url.clone(),
             version: "v23.0".into(),
             phone_number_id: route.clone(),
             access_token: SecretString::from("test-token"),
             timeout: Duration::from_secs(settings.sender.request_timeout_secs),
             connect_timeout: Duration::from_secs(2),
-        })
-        .expect("Cloud API client");
+        };
         let mut stack = Stack {
             app,
             sandbox,
@@ -118,7 +117,7 @@ impl Stack {
             rabbit,
             route,
             settings,
-            api,
+            api_config,
             sender: None,
             schedulers: Vec::new(),
         };
@@ -126,18 +125,19 @@ impl Stack {
         stack
     }
 
+    /// Starts the sender for every registered number (the default one is the stack's route).
     pub fn start_sender(&mut self) {
         let stop = CancellationToken::new();
-        let ctx = heydoc_sender::SenderContext {
+        let registry = heydoc_sender::Registry {
             db: self.app.db.conn.clone(),
             bus: self.bus.clone(),
-            api: self.api.clone(),
             settings: self.settings.sender.clone(),
-            route: self.route.clone(),
+            default_number: self.route.clone(),
+            api: self.api_config.clone(),
         };
         let token = stop.clone();
         let handle = tokio::spawn(async move {
-            if let Err(e) = heydoc_sender::run(ctx, token).await {
+            if let Err(e) = heydoc_sender::run_registry(registry, token).await {
                 panic!("sender failed: {e}");
             }
         });

@@ -410,7 +410,20 @@ async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
         status_delay_ms: 20,
         ..SandboxKnobs::default()
     });
-    tokio::time::sleep(Duration::from_secs(45)).await;
+    // The number shows as paused, with Meta's reason, while it cannot send.
+    let numbers = eventually(Duration::from_secs(20), "the number paused", || async {
+        let (_, n) = api.get("/api/numbers").await;
+        (n[0]["state"] == "paused").then_some(n)
+    })
+    .await;
+    assert!(
+        numbers[0]["state_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("190"),
+        "{numbers}"
+    );
+    tokio::time::sleep(Duration::from_secs(40)).await;
     let refused = stack
         .sandbox
         .stats()
@@ -428,6 +441,8 @@ async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
         (accepted_in(&stack, 919_780_000_000, 600) == 600).then_some(())
     })
     .await;
+    let (_, numbers) = api.get("/api/numbers").await;
+    assert_eq!(numbers[0]["state"], "active", "{numbers}");
     let db = &stack.app.db.conn;
     assert_eq!(
         scalar(
@@ -670,4 +685,146 @@ async fn a_schedule_fires_on_time_during_a_100k_fan_out_split() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_on_time_during_a_100k_fan_out_embedded() {
     a_schedule_fires_on_time_during_a_big_fan_out(Backend::Sqlite, BusKind::Memory).await
+}
+
+/// Several business numbers: admins register one (its token is never shown again); a send may
+/// name the number to go from; a reply goes from the number the patient wrote to; a campaign
+/// sends from its own number; each number is paced by itself; a disabled number is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
+        s.sender.mps = 50;
+    })
+    .await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let (_, numbers) = api.get("/api/numbers").await;
+    assert_eq!(numbers[0]["phone_number_id"], stack.route.as_str());
+    assert_eq!(numbers[0]["is_default"], true);
+
+    const SECOND: &str = "15550002222";
+    let (s, body) = api
+        .post(
+            "/api/numbers",
+            &json!({"phone_number_id": SECOND, "display_number": "+1 555 000 2222",
+                    "waba_id": "102290129340398", "access_token": "second-number-token", "mps": 20}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["data"]["has_token"], true);
+    let (_, listed) = api.get("/api/numbers").await;
+    assert!(
+        !listed.to_string().contains("second-number-token"),
+        "{listed}"
+    );
+    let (s, _) = api
+        .post(
+            "/api/numbers",
+            &json!({"phone_number_id": SECOND, "display_number": "x", "access_token": "t"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919830000001", "message": "hi", "from": "999"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+
+    // A send from the second number (its sender starts within the registry's poll).
+    let (s, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919830000001", "message": "From the branch", "from": SECOND}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["sender_phone"], SECOND);
+    eventually(LIMIT, "a send from the second number", || async {
+        (stack
+            .sandbox
+            .stats()
+            .by_number
+            .get(SECOND)
+            .copied()
+            .unwrap_or(0)
+            == 1)
+            .then_some(())
+    })
+    .await;
+
+    // A patient writes to the second number: the reply goes from it without naming it.
+    let res = reqwest::Client::new()
+        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
+        .json(&json!({"from": "919830000002", "name": "Ravi", "text": "Is the branch open?", "to": SECOND}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    eventually(LIMIT, "the inbound message recorded", || async {
+        let (_, chat) = api.get("/api/messages/919830000002").await;
+        (chat.as_array().is_some_and(|c| !c.is_empty())).then_some(())
+    })
+    .await;
+    let (_, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919830000002", "message": "Yes, until 6"}),
+        )
+        .await;
+    assert_eq!(body["data"]["sender_phone"], SECOND, "{body}");
+
+    // A campaign from the second number, paced at its own 20/s.
+    let tag = audience(&stack, &api, "Branch", 919_830_100_000, 60).await;
+    let id = campaign(
+        &api,
+        json!({"message": "Branch news", "tag_ids": [tag], "scheduled_time": soon(), "from": SECOND}),
+    )
+    .await;
+    let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+    assert_eq!(detail["from"], SECOND);
+    eventually(
+        LIMIT,
+        "the campaign sent from the second number",
+        || async {
+            (stack
+                .sandbox
+                .stats()
+                .by_number
+                .get(SECOND)
+                .copied()
+                .unwrap_or(0)
+                == 62)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        stack
+            .sandbox
+            .stats()
+            .by_number
+            .get(stack.route.as_str())
+            .copied(),
+        None,
+        "nothing went from the default number"
+    );
+
+    // Disabled: sends naming it are refused.
+    let (s, body) = api
+        .put(
+            &format!("/api/numbers/{SECOND}"),
+            &json!({"state": "disabled"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "919830000001", "message": "hi", "from": SECOND}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    no_double_sends(&stack);
 }

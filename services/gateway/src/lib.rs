@@ -29,8 +29,8 @@ pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{
-    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports, messages, scheduled,
-    send, tags, webhooks,
+    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports, messages, numbers,
+    scheduled, send, tags, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
             get(auth_routes::list_users).post(auth_routes::create_user_as_admin),
         )
         .route("/me", get(auth_routes::me))
+        .route("/numbers", get(numbers::list).post(numbers::create))
+        .route("/numbers/{phone_number_id}", put(numbers::update))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
         .route(
@@ -158,6 +160,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The environment's number is the registry's default (the sender does the same).
+    if let Err(e) = heydoc_store::numbers::ensure_default(
+        &state.db,
+        state.business_number(),
+        state.settings.sender.mps,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "cannot register the default business number");
+    }
     let limiter = state.login_limiter.clone();
     let pruner = tokio::spawn(prune_login_limiter(limiter));
     tokio::task::spawn_blocking(routes::imports::sweep_spool);

@@ -4,8 +4,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, auth, contacts, event_endpoints, health, imports, messages, scheduled, send, tags,
-    webhooks,
+    api_keys, auth, contacts, event_endpoints, health, imports, messages, numbers, scheduled, send,
+    tags, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use crate::routes::{
     paths(
         auth::register, auth::login, auth::logout, auth::list_users, auth::create_user_as_admin, auth::me,
         api_keys::create, api_keys::list, api_keys::revoke,
+        numbers::list, numbers::create, numbers::update,
         event_endpoints::create, event_endpoints::list, event_endpoints::update, event_endpoints::delete, event_endpoints::deliveries,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,

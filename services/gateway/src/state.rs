@@ -85,20 +85,21 @@ impl AppState {
     /// Publishes the wake-up for committed deliveries in the background (a producer span,
     /// child of the current one, whose context the jobs carry) and records the confirm; a
     /// failure leaves them to the relay.
-    pub fn publish_after_commit(&self, ids: Vec<i64>) {
+    /// `number` is the business number the rows go from (their route).
+    pub fn publish_after_commit(&self, number: &str, ids: Vec<i64>) {
         let Some(outbox) = self.outbox.clone() else {
             return;
         };
         let db = self.db.clone();
         // Everything the gateway queues is conversational: a send, a reply, a confirmation.
-        let route = heydoc_queue::conversation_route(&outbox.route);
+        let route = heydoc_queue::conversation_route(number);
         let span = tracing::info_span!(
             "publish",
-            otel.name = %format!("publish {}", outbox.route),
+            otel.name = %format!("publish {number}"),
             otel.kind = "producer",
             messaging.system = "rabbitmq",
             messaging.operation.type = "publish",
-            messaging.destination.name = %outbox.route,
+            messaging.destination.name = %number,
             messaging.batch.message_count = ids.len(),
         );
         let headers = heydoc_telemetry::propagation::headers_of(&span);

@@ -175,30 +175,30 @@ async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> any
             "WHATSAPP_ACCESS_TOKEN is not set: messages go to the built-in sandbox at http://{sandbox_addr} \
              (nothing reaches real phones); inject an inbound message with POST http://{sandbox_addr}/sandbox/inbound"
         );
-        wiring::cloud_api(
+        wiring::cloud_api_config(
             &settings,
             &format!("http://{sandbox_addr}"),
             SecretString::from("sandbox-token"),
-        )?
+        )
     } else {
-        wiring::cloud_api(
+        wiring::cloud_api_config(
             &settings,
             &settings.whatsapp.api_url.clone(),
             settings.whatsapp.access_token.clone(),
-        )?
+        )
     };
 
     let bus = wiring::bus(&settings).await;
     let route = wiring::route(&settings);
     let stop = CancellationToken::new();
-    let sender_ctx = heydoc_sender::SenderContext {
+    let registry = heydoc_sender::Registry {
         db: db.clone(),
         bus: bus.clone(),
-        api,
         settings: settings.sender.clone(),
-        route: route.clone(),
+        default_number: route.clone(),
+        api,
     };
-    let sender = tokio::spawn(heydoc_sender::run(sender_ctx, stop.clone()));
+    let sender = tokio::spawn(heydoc_sender::run_registry(registry, stop.clone()));
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let scheduler = tokio::spawn(heydoc_scheduler::run(
         wiring::scheduler(&settings, db.clone(), wake.clone()),
@@ -231,11 +231,11 @@ async fn run_sender(settings: Settings, db: sea_orm::DatabaseConnection) -> anyh
     let Some(token) = WhatsAppSettings::secret(&settings.whatsapp.access_token) else {
         anyhow::bail!("heydoc sender needs WHATSAPP_ACCESS_TOKEN (any value when WHATSAPP_API_URL points at `heydoc sandbox`)");
     };
-    let api = wiring::cloud_api(
+    let api = wiring::cloud_api_config(
         &settings,
         &settings.whatsapp.api_url,
         SecretString::from(token.to_string()),
-    )?;
+    );
     let bus = wiring::bus(&settings).await;
     let stop = CancellationToken::new();
     let admin = admin::spawn(
@@ -247,19 +247,21 @@ async fn run_sender(settings: Settings, db: sea_orm::DatabaseConnection) -> anyh
         stop.clone(),
     )
     .await?;
-    let ctx = heydoc_sender::SenderContext {
+    let registry = heydoc_sender::Registry {
         db,
         bus,
-        api,
         settings: settings.sender.clone(),
-        route: wiring::route(&settings),
+        default_number: wiring::route(&settings),
+        api,
     };
     let signal_stop = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         signal_stop.cancel();
     });
-    heydoc_sender::run(ctx, stop).await.context("sender")?;
+    heydoc_sender::run_registry(registry, stop)
+        .await
+        .context("sender")?;
     let _ = admin.await;
     Ok(())
 }

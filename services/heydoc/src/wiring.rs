@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use heydoc_config::{Settings, WhatsAppSettings};
 use heydoc_queue::memory::MemoryBus;
 use heydoc_queue::rabbit::{RabbitBus, RabbitConfig};
 use heydoc_queue::JobBus;
 use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
-use heydoc_whatsapp::{CloudApi, CloudApiConfig};
+use heydoc_whatsapp::CloudApiConfig;
 use secrecy::SecretString;
 
 /// RabbitMQ when `AMQP_URL` is set, the in-process bus otherwise.
@@ -38,20 +37,21 @@ pub fn route(settings: &Settings) -> String {
     }
 }
 
-pub fn cloud_api(
+/// How the senders reach the Cloud API (the sandbox's address when it stands in for Meta):
+/// the default number's id and the environment's token; registered numbers replace both.
+pub fn cloud_api_config(
     settings: &Settings,
     base_url: &str,
     token: SecretString,
-) -> anyhow::Result<CloudApi> {
-    CloudApi::new(CloudApiConfig {
+) -> CloudApiConfig {
+    CloudApiConfig {
         base_url: base_url.to_string(),
         version: settings.whatsapp.api_version.clone(),
         phone_number_id: route(settings),
         access_token: token,
         timeout: Duration::from_secs(settings.sender.request_timeout_secs.max(1)),
         connect_timeout: Duration::from_secs(5),
-    })
-    .context("building the Cloud API client")
+    }
 }
 
 /// True when no access token is configured: sends go to the built-in sandbox.

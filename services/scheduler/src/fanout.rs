@@ -379,6 +379,11 @@ async fn insert_deliveries(
         }
         (None, None) => ("text", String::new(), None),
     };
+    // The campaign's own number, or the default one.
+    let number = schedule
+        .sender_number
+        .clone()
+        .unwrap_or_else(|| ctx.business_number.clone());
     let personal = heydoc_domain::template::has_placeholders(&text)
         || payload
             .as_ref()
@@ -398,7 +403,7 @@ async fn insert_deliveries(
                 contact_id: Set(r.id),
                 message_id: Set(None),
                 direction: Set(Direction::Outgoing.as_str().into()),
-                sender_phone: Set(ctx.business_number.clone()),
+                sender_phone: Set(number.clone()),
                 receiver_phone: Set(r.phone.clone()),
                 message_type: Set(message_type.into()),
                 message_text: Set(d.text.clone()),

@@ -84,12 +84,16 @@ impl Pacer {
         *circuit = Some(format!("{}: {why}", code.unwrap_or_default()));
     }
 
-    /// A send got through: the number works again.
-    pub fn close_circuit(&self) {
+    /// A send got through: the number works again. True when its circuit was open.
+    pub fn close_circuit(&self) -> bool {
         let mut circuit = lock(&self.circuit);
-        if let Some(why) = circuit.take() {
-            tracing::info!(was = %why, "the business number sends again");
-            metrics::gauge!(heydoc_telemetry::metrics::NUMBER_PAUSED).set(0.0);
+        match circuit.take() {
+            Some(why) => {
+                tracing::info!(was = %why, "the business number sends again");
+                metrics::gauge!(heydoc_telemetry::metrics::NUMBER_PAUSED).set(0.0);
+                true
+            }
+            None => false,
         }
     }
 

@@ -118,7 +118,7 @@ const UNPACED_WINDOW: u64 = 10_000;
 /// free part of the window is leased (the database is the backlog, the bus a window), in lane
 /// order. Pipelined: while one batch waits for the broker's confirms, the next is leased.
 pub async fn relay_once(ctx: &SenderContext) -> usize {
-    let mut free = match deliveries::on_bus(&ctx.db).await {
+    let mut free = match deliveries::on_bus(&ctx.db, &ctx.route).await {
         Ok(n) => window(ctx).saturating_sub(n),
         Err(e) => {
             tracing::warn!(error = %e, "relay: cannot count the jobs on the bus");
@@ -167,7 +167,7 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
 /// The next batch of the outbox, or `Err` (logged) when the database cannot be read.
 async fn lease(ctx: &SenderContext, free: &mut u64) -> Result<Vec<deliveries::Leased>, ()> {
     let want = ctx.settings.relay_batch.min(*free);
-    let leased = deliveries::lease_unrelayed(&ctx.db, want, Utc::now())
+    let leased = deliveries::lease_unrelayed(&ctx.db, &ctx.route, want, Utc::now())
         .await
         .map_err(|e| tracing::warn!(error = %e, "relay: cannot read the outbox"))?;
     *free = free.saturating_sub(leased.len() as u64);
@@ -208,7 +208,7 @@ async fn reconcile_once(ctx: &SenderContext) {
         }
     };
     let lease = chrono::Duration::seconds(ctx.settings.sending_lease_secs.max(1));
-    match deliveries::reconcile(&ctx.db, Utc::now(), stale, lease).await {
+    match deliveries::reconcile(&ctx.db, &ctx.route, Utc::now(), stale, lease).await {
         Ok((0, 0)) => {}
         Ok((requeued, unknown)) => {
             tracing::warn!(requeued, unknown, "reconciled orphaned deliveries")
@@ -220,7 +220,7 @@ async fn reconcile_once(ctx: &SenderContext) {
 /// Sets `heydoc_deliveries{status}` for the unfinished statuses (one GROUP BY per reconcile
 /// round, over the rows the partial indexes cover).
 async fn sample_deliveries(ctx: &SenderContext) {
-    match deliveries::count_in_flight(&ctx.db).await {
+    match deliveries::count_in_flight(&ctx.db, &ctx.route).await {
         Ok(counts) => {
             let mut backlog = 0;
             for (status, n) in counts {
@@ -236,7 +236,7 @@ async fn sample_deliveries(ctx: &SenderContext) {
         }
         Err(e) => tracing::debug!(error = %e, "cannot count deliveries"),
     }
-    if let Ok(n) = deliveries::on_bus(&ctx.db).await {
+    if let Ok(n) = deliveries::on_bus(&ctx.db, &ctx.route).await {
         metrics::gauge!(heydoc_telemetry::metrics::ON_BUS, "number" => ctx.route.clone())
             .set(n as f64);
     }

@@ -459,7 +459,9 @@ async fn send_one(
     }
     match answer {
         Ok(accepted) => {
-            pacer.close_circuit();
+            if pacer.close_circuit() {
+                number_state(ctx, None).await;
+            }
             result(
                 Outcome::Sent {
                     wamid: accepted.wamid,
@@ -467,7 +469,23 @@ async fn send_one(
                 None,
             )
         }
-        Err(e) => failed(ctx, pacer, &row, e),
+        Err(e) => {
+            let was_open = pacer.circuit().is_some();
+            let r = failed(ctx, pacer, &row, e);
+            if let (false, Some(why)) = (was_open, pacer.circuit()) {
+                number_state(ctx, Some(&why)).await;
+            }
+            r
+        }
+    }
+}
+
+/// Shows the number's circuit in the registry (`GET /api/numbers`): paused with the reason, or
+/// active again.
+async fn number_state(ctx: &SenderContext, paused: Option<&str>) {
+    if let Err(e) = heydoc_store::numbers::set_state(&ctx.db, &ctx.route, paused, Utc::now()).await
+    {
+        tracing::warn!(error = %e, "cannot record the number's state");
     }
 }
 

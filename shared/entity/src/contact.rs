@@ -25,6 +25,8 @@ pub struct Model {
     pub suppressed_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The business number (phone number id) the contact last wrote to: replies go from it.
+    pub last_number: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,6 +29,8 @@ pub struct Model {
     pub trace_context: Option<String>,
     /// Why HeyDoc paused it (a template Meta paused or refused); empty when a person did.
     pub status_reason: Option<String>,
+    /// The business number (phone number id) it sends from; null: the default number.
+    pub sender_number: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

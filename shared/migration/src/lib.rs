@@ -9,6 +9,7 @@ mod m20261124_000003_api_keys;
 mod m20261124_000004_imports;
 mod m20261124_000005_outbound_events;
 mod m20261130_000006_flow_control;
+mod m20261130_000007_business_numbers;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_imports::Migration),
             Box::new(m20261124_000005_outbound_events::Migration),
             Box::new(m20261130_000006_flow_control::Migration),
+            Box::new(m20261130_000007_business_numbers::Migration),
         ]
     }
 }

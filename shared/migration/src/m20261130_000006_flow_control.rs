@@ -24,7 +24,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let db = m.get_connection();
         db.execute_unprepared(
-            "CREATE INDEX idx_messages_on_bus ON messages (id) \
+            "CREATE INDEX idx_messages_on_bus ON messages (sender_phone) \
              WHERE enqueued_at IS NOT NULL AND status IN ('queued', 'retrying')",
         )
         .await?;
@@ -34,7 +34,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         db.execute_unprepared(
-            "CREATE INDEX idx_messages_unrelayed_conversation ON messages (id) \
+            "CREATE INDEX idx_messages_unrelayed_conversation ON messages (sender_phone, id) \
              WHERE occurrence_id IS NULL AND enqueued_at IS NULL AND status IN ('queued', 'retrying')",
         )
         .await?;

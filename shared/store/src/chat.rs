@@ -20,6 +20,9 @@ pub struct Inbound {
     pub profile_name: Option<String>,
     /// Our own business number, as the receiver.
     pub to: String,
+    /// That number's phone number id (the webhook's `metadata.phone_number_id`): the contact's
+    /// replies go out from it.
+    pub number: Option<String>,
     pub message_type: String,
     pub text: String,
     pub payload: Option<serde_json::Value>,
@@ -69,6 +72,13 @@ pub async fn record_inbound(
         }
     };
     bump_counters(&txn, contact.id, &msg.text, msg.timestamp, true).await?;
+    if let Some(number) = msg.number.as_deref().filter(|n| !n.is_empty()) {
+        contact::Entity::update_many()
+            .col_expr(contact::Column::LastNumber, Expr::value(number))
+            .filter(contact::Column::Id.eq(contact.id))
+            .exec(&txn)
+            .await?;
+    }
     let model = message::Entity::find_by_id(id).one(&txn).await?;
     txn.commit().await?;
     Ok(model)

@@ -29,6 +29,7 @@ pub fn new_contact(
         last_inbound_at: Set(None),
         opted_out_at: Set(None),
         suppressed_reason: Set(None),
+        last_number: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

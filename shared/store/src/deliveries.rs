@@ -19,15 +19,20 @@ pub const IN_FLIGHT: [MessageStatus; 3] = [
     MessageStatus::Retrying,
 ];
 
-/// Outgoing messages not finished yet, by status (every status of `IN_FLIGHT`, zeros included).
+/// One number's outgoing messages not finished yet, by status (every status of `IN_FLIGHT`, zeros included).
 /// Finished ones are not counted: that would scan the whole history.
-pub async fn count_in_flight(db: &DatabaseConnection) -> Result<Vec<(&'static str, i64)>> {
+pub async fn count_in_flight(
+    db: &DatabaseConnection,
+    number: &str,
+) -> Result<Vec<(&'static str, i64)>> {
     let rows = db
-        .query_all(Statement::from_string(
+        .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT status, COUNT(*) FROM messages
              WHERE status IN ('queued', 'sending', 'retrying') AND direction = 'outgoing'
+               AND sender_phone = $1
              GROUP BY status",
+            [number.into()],
         ))
         .await?;
     let found: Vec<(String, i64)> = rows
@@ -60,13 +65,14 @@ pub struct Leased {
     pub conversational: bool,
 }
 
-/// Rows published to the bus and not claimed yet: what the window holds now.
-pub async fn on_bus(db: &impl ConnectionTrait) -> Result<u64> {
+/// One number's rows published to the bus and not claimed yet: what its window holds now.
+pub async fn on_bus(db: &impl ConnectionTrait, number: &str) -> Result<u64> {
     let row = db
-        .query_one(Statement::from_string(
+        .query_one(Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT COUNT(*) FROM messages \
-             WHERE enqueued_at IS NOT NULL AND status IN ('queued', 'retrying')",
+             WHERE sender_phone = $1 AND enqueued_at IS NOT NULL AND status IN ('queued', 'retrying')",
+            [number.into()],
         ))
         .await?;
     Ok(row
@@ -77,12 +83,17 @@ pub async fn on_bus(db: &impl ConnectionTrait) -> Result<u64> {
 
 /// "Ready to relay": not on the bus, queued or a retry whose time has come, and not held by
 /// its campaign (paused, cancelled, ended).
-const RELAYABLE: &str = "enqueued_at IS NULL AND status IN ('queued', 'retrying') \
-     AND (status = 'queued' OR next_attempt_at <= $1)";
+const RELAYABLE: &str = "sender_phone = $2 AND enqueued_at IS NULL \
+     AND status IN ('queued', 'retrying') AND (status = 'queued' OR next_attempt_at <= $1)";
 
-/// Campaign runs with deliveries still to relay, oldest first (at most `limit`): a loose index
-/// scan of `idx_messages_unrelayed_by_run`, one index probe per run, however large each is.
-async fn runs_with_backlog(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<i64>> {
+/// `number`'s campaign runs with deliveries still to relay, oldest first (among the first
+/// `limit` runs of any number): a loose index scan of `idx_messages_unrelayed_by_run`, one
+/// index probe per run however large each is, and one more for the number it sends from.
+async fn runs_with_backlog(
+    db: &impl ConnectionTrait,
+    number: &str,
+    limit: u64,
+) -> Result<Vec<i64>> {
     let sql = format!(
         "WITH RECURSIVE runs(id, n) AS (
             SELECT (SELECT MIN(occurrence_id) FROM messages
@@ -93,10 +104,15 @@ async fn runs_with_backlog(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<
                     WHERE m.occurrence_id > runs.id
                       AND m.enqueued_at IS NULL AND m.status IN ('queued', 'retrying')), n + 1
             FROM runs WHERE runs.id IS NOT NULL AND n < {limit})
-         SELECT id FROM runs WHERE id IS NOT NULL"
+         SELECT id FROM runs WHERE id IS NOT NULL
+           AND (SELECT m.sender_phone FROM messages m WHERE m.occurrence_id = runs.id LIMIT 1) = $1"
     );
     let rows = db
-        .query_all(Statement::from_string(db.get_database_backend(), sql))
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [number.into()],
+        ))
         .await?;
     Ok(rows
         .iter()
@@ -108,6 +124,7 @@ async fn runs_with_backlog(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<
 /// replies, confirmations) or one campaign run.
 async fn relayable(
     db: &impl ConnectionTrait,
+    number: &str,
     run: Option<i64>,
     limit: u64,
     now: DateTime<Utc>,
@@ -127,7 +144,7 @@ async fn relayable(
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
             sql,
-            [now.into()],
+            [now.into(), number.into()],
         ))
         .await?;
     Ok(rows
@@ -139,24 +156,25 @@ async fn relayable(
 /// At most this many campaign runs share one refill; more wait for the next.
 const RUNS_PER_REFILL: u64 = 100;
 
-/// Leases up to `limit` rows to publish (the free part of the bus's window), in lane order:
+/// Leases up to `limit` of `number`'s rows to publish (the free part of its window), in lane order:
 /// conversational sends first, then every running campaign in turn (an equal share each, so a
 /// small campaign is not stuck behind a large one). Rows of paused, cancelled or ended
 /// campaigns are left alone. Each row is leased by stamping `enqueued_at`, only if nobody else
 /// did meanwhile, so several relays never publish the same row twice. Returned in lane order.
 pub async fn lease_unrelayed(
     db: &DatabaseConnection,
+    number: &str,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Leased>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut ids = relayable(db, None, limit, now).await?;
+    let mut ids = relayable(db, number, None, limit, now).await?;
     let mut free = limit.saturating_sub(ids.len() as u64);
     if free > 0 {
         let held = held_runs(db).await?;
-        let runs: Vec<i64> = runs_with_backlog(db, RUNS_PER_REFILL)
+        let runs: Vec<i64> = runs_with_backlog(db, number, RUNS_PER_REFILL)
             .await?
             .into_iter()
             .filter(|r| !held.contains(r))
@@ -166,7 +184,7 @@ pub async fn lease_unrelayed(
         if !runs.is_empty() {
             let share = free.div_ceil(runs.len() as u64);
             for run in runs {
-                let got = relayable(db, Some(run), share.min(free), now).await?;
+                let got = relayable(db, number, Some(run), share.min(free), now).await?;
                 free -= got.len() as u64;
                 ids.extend(got);
                 if free == 0 {
@@ -268,7 +286,7 @@ pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Repairs what crashes leave behind. Rows published more than `stale_enqueue` ago but still
+/// Repairs what crashes leave behind. `number`'s rows published more than `stale_enqueue` ago but still
 /// queued or retrying, whose campaign does not hold them, lost their job (a sender killed
 /// holding it, a dead-lettered job, a bus that restarted): they go back to the relay. The
 /// caller runs this part only when the bus holds no job ready for the route, so a job that is
@@ -277,6 +295,7 @@ pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
 /// (requeued, unknown).
 pub async fn reconcile(
     db: &impl ConnectionTrait,
+    number: &str,
     now: DateTime<Utc>,
     stale_enqueue: Option<Duration>,
     sending_lease: Duration,
@@ -293,6 +312,7 @@ pub async fn reconcile(
                     MessageStatus::Retrying.as_str(),
                 ]))
                 .filter(message::Column::EnqueuedAt.lt(now - stale))
+                .filter(message::Column::SenderPhone.eq(number))
                 .filter(not_held())
                 .exec(db)
                 .await?

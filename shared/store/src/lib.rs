@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod events;
 pub mod failures;
 pub mod live;
+pub mod numbers;
 
 pub use connect::{connect, migrate, ping, record_pool_metrics};
 pub use heydoc_entity as entity;

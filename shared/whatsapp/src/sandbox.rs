@@ -84,12 +84,16 @@ pub struct SandboxStats {
     pub accepted: u64,
     /// Accepted messages per recipient.
     pub by_recipient: BTreeMap<String, u64>,
+    /// Accepted messages per business number (the phone number id in the path).
+    pub by_number: BTreeMap<String, u64>,
     /// Accepted messages per callback data (HeyDoc's delivery id): more than 1 is a double send.
     pub by_callback: BTreeMap<String, u64>,
     /// Refusals by error code.
     pub errors: BTreeMap<String, u64>,
     /// The most messages accepted within any one wall-clock second.
     pub max_per_second: u64,
+    /// The same, per business number.
+    pub max_per_second_by_number: BTreeMap<String, u64>,
     /// Webhooks posted and how many of them failed.
     pub webhooks_posted: u64,
     pub webhooks_failed: u64,
@@ -115,6 +119,8 @@ struct Counters {
     stats: SandboxStats,
     second: i64,
     in_second: u64,
+    /// Per business number: the current wall-clock second and its count.
+    number_seconds: HashMap<String, (i64, u64)>,
 }
 
 /// A running sandbox; cheap to clone.
@@ -184,15 +190,18 @@ impl Sandbox {
     }
 
     /// Whether one more send fits this wall-clock second under `max_mps`.
-    fn over_throughput(&self, max_mps: u64) -> bool {
+    fn over_throughput(&self, number: &str, max_mps: u64) -> bool {
         if max_mps == 0 {
             return false;
         }
         let c = lock(&self.inner.stats);
-        c.second == Utc::now().timestamp() && c.in_second >= max_mps
+        let now = Utc::now().timestamp();
+        c.number_seconds
+            .get(number)
+            .is_some_and(|(second, n)| *second == now && *n >= max_mps)
     }
 
-    fn count_accepted(&self, to: &str, callback: Option<&str>) {
+    fn count_accepted(&self, number: &str, to: &str, callback: Option<&str>) {
         let mut c = lock(&self.inner.stats);
         let now = Utc::now().timestamp();
         if c.second != now {
@@ -203,6 +212,20 @@ impl Sandbox {
         c.stats.max_per_second = c.stats.max_per_second.max(c.in_second);
         c.stats.accepted += 1;
         *c.stats.by_recipient.entry(to.to_string()).or_default() += 1;
+        *c.stats.by_number.entry(number.to_string()).or_default() += 1;
+        let (second, in_second) = c.number_seconds.entry(number.to_string()).or_default();
+        if *second != now {
+            *second = now;
+            *in_second = 0;
+        }
+        *in_second += 1;
+        let count = *in_second;
+        let max = c
+            .stats
+            .max_per_second_by_number
+            .entry(number.to_string())
+            .or_default();
+        *max = (*max).max(count);
         if let Some(cb) = callback {
             *c.stats.by_callback.entry(cb.to_string()).or_default() += 1;
         }
@@ -347,7 +370,7 @@ fn error_for_code(code: i64) -> Response {
 
 async fn send_message(
     State(sandbox): State<Sandbox>,
-    Path((_version, _phone_number_id)): Path<(String, String)>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -415,7 +438,7 @@ async fn send_message(
         .as_str()
         .map(str::to_string);
 
-    if sandbox.over_throughput(knobs.max_mps) {
+    if sandbox.over_throughput(&phone_number_id, knobs.max_mps) {
         sandbox.count_error("130429");
         return error_for_code(130429);
     }
@@ -434,7 +457,7 @@ async fn send_message(
         return error_for_code(131047);
     }
     let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
-    sandbox.count_accepted(&to, callback.as_deref());
+    sandbox.count_accepted(&phone_number_id, &to, callback.as_deref());
     if let Some(text) = body["text"]["body"].as_str() {
         lock(&sandbox.inner.stats)
             .stats
@@ -473,6 +496,9 @@ struct InboundRequest {
     #[serde(default)]
     name: Option<String>,
     text: String,
+    /// The business number written to (its phone number id); default: the sandbox's own.
+    #[serde(default)]
+    to: Option<String>,
 }
 
 /// Pretends a user wrote to the business: posts Meta's inbound webhook and opens the window.
@@ -492,7 +518,10 @@ async fn inject_inbound(
     sandbox
         .post_webhook(json!({
             "messaging_product": "whatsapp",
-            "metadata": sandbox.metadata(),
+            "metadata": match &req.to {
+                Some(number) => json!({"display_phone_number": number, "phone_number_id": number}),
+                None => sandbox.metadata(),
+            },
             "contacts": [{"profile": {"name": req.name.clone().unwrap_or_default()}, "wa_id": req.from}],
             "messages": [{
                 "from": req.from,

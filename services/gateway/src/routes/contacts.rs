@@ -47,6 +47,8 @@ pub struct ContactOut {
     #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// The business number (phone number id) the contact last wrote to: replies go from it.
+    pub last_number: Option<String>,
 }
 
 impl ContactOut {
@@ -67,6 +69,7 @@ impl ContactOut {
             suppressed_reason: c.suppressed_reason,
             attributes: c.attributes,
             created_at: c.created_at,
+            last_number: c.last_number,
         }
     }
 }

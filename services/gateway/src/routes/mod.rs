@@ -7,6 +7,7 @@ pub mod event_endpoints;
 pub mod health;
 pub mod imports;
 pub mod messages;
+pub mod numbers;
 pub mod scheduled;
 pub mod send;
 pub mod tags;

@@ -70,6 +70,10 @@ pub struct NewSchedule {
     pub max_occurrences: Option<i32>,
     #[serde(default)]
     pub template: Option<TemplateSpec>,
+    /// The business number it sends from (its phone number id, see `GET /api/numbers`);
+    /// default: the default number.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// A scheduled message as the seed shows it, plus HeyDoc's additions.
@@ -97,6 +101,9 @@ pub struct ScheduledOut {
     /// Why HeyDoc paused it (a template WhatsApp paused or refused); absent when a person did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// The business number it sends from, when not the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl From<schedule::Model> for ScheduledOut {
@@ -118,6 +125,7 @@ impl From<schedule::Model> for ScheduledOut {
             template: s.template.and_then(|t| serde_json::from_value(t).ok()),
             created_at: s.created_at,
             status_reason: s.status_reason,
+            from: s.sender_number,
         }
     }
 }
@@ -339,6 +347,15 @@ pub async fn create(
     Extension(me): Extension<AuthUser>,
     Json(body): Json<NewSchedule>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<ScheduledOut>>)> {
+    let from = body
+        .from
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string);
+    if let Some(from) = &from {
+        crate::routes::send::usable_number(&state, from).await?;
+    }
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.tag_ids).await?;
     let now = Utc::now();
@@ -354,6 +371,7 @@ pub async fn create(
         max_occurrences: Set(plan.max_occurrences),
         occurrence_count: Set(0),
         status: Set(ScheduleStatus::Pending.as_str().into()),
+        sender_number: Set(from),
         next_run_at: Set(Some(plan.first_run)),
         created_by: Set(me.username),
         created_at: Set(now),

@@ -33,6 +33,11 @@ pub struct SendMessage {
     /// window (free text would be refused there).
     #[serde(default)]
     pub template: Option<TemplateSpec>,
+    /// The business number to send from (its phone number id, see `GET /api/numbers`).
+    /// Default: the number the contact last wrote to, else the default number.
+    #[serde(default)]
+    #[schema(example = "106540352242922")]
+    pub from: Option<String>,
 }
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -71,10 +76,14 @@ pub async fn send_message(
         }
         None => None,
     };
+    if let Some(from) = &body.from {
+        usable_number(&state, from).await?;
+    }
     let request_hash = hex::encode(Sha256::digest(format!(
-        "{phone}\n{}\n{}",
+        "{phone}\n{}\n{}\n{}",
         body.message,
-        payload.as_ref().map(|p| p.to_string()).unwrap_or_default()
+        payload.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        body.from.as_deref().unwrap_or_default()
     )));
 
     if let Some(key) = &key {
@@ -89,6 +98,10 @@ pub async fn send_message(
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let contact = contacts::find_or_create(&txn, &phone, None, now).await?;
+    let number = match &body.from {
+        Some(from) => from.trim().to_string(),
+        None => heydoc_store::numbers::for_reply(&txn, &contact, state.business_number()).await?,
+    };
     // Personalised now that the contact is known: the chat shows what the patient reads, and
     // a placeholder this contact cannot fill is refused before anything is queued (the
     // transaction, and a contact it created, roll back).
@@ -113,14 +126,7 @@ pub async fn send_message(
         trace_context: Set(heydoc_telemetry::propagation::traceparent_of(
             &tracing::Span::current(),
         )),
-        ..chat::queued_text(
-            contact.id,
-            state.business_number(),
-            phone.as_str(),
-            &text,
-            "api",
-            now,
-        )
+        ..chat::queued_text(contact.id, &number, phone.as_str(), &text, "api", now)
     };
     let inserted = match message::Entity::insert(row).exec_with_returning(&txn).await {
         Ok(m) => m,
@@ -145,7 +151,7 @@ pub async fn send_message(
     };
     chat::bump_counters(&txn, contact.id, &text, now, false).await?;
     txn.commit().await?;
-    state.publish_after_commit(vec![inserted.id]);
+    state.publish_after_commit(&number, vec![inserted.id]);
     state
         .live
         .publish(heydoc_store::live::LiveKind::Message, contact.id);
@@ -154,6 +160,19 @@ pub async fn send_message(
         inserted.into(),
         "Message queued for sending",
     )))
+}
+
+/// A number a send may name: registered, and not disabled by an admin.
+pub async fn usable_number(state: &AppState, from: &str) -> ApiResult<()> {
+    match heydoc_store::numbers::find(&state.db, from.trim()).await? {
+        Some(n) if n.state != heydoc_store::numbers::DISABLED => Ok(()),
+        Some(_) => Err(ApiError::validation(format!(
+            "from: business number {from} is disabled"
+        ))),
+        None => Err(ApiError::validation(format!(
+            "from: {from:?} is not a registered business number (see GET /api/numbers)"
+        ))),
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {

@@ -16,7 +16,7 @@ use heydoc_store::live::LiveKind;
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
 use heydoc_whatsapp::ErrorClass;
 use hmac::{Hmac, Mac};
-use sea_orm::TransactionTrait;
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -130,10 +130,16 @@ pub async fn receive(
             .as_ref()
             .map(|m| m.display_phone_number.clone())
             .unwrap_or_default();
+        // Which of our numbers it reached: replies go out from it.
+        let number = value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.phone_number_id.clone());
         for msg in &value.messages {
-            let Some(inbound) = to_inbound(msg, value, &business) else {
+            let Some(mut inbound) = to_inbound(msg, value, &business) else {
                 continue;
             };
+            inbound.number.clone_from(&number);
             metrics::counter!(WEBHOOK_EVENTS, "kind" => "message").increment(1);
             // The message and its event commit together.
             let txn = state.db.begin().await?;
@@ -274,15 +280,17 @@ async fn apply_keyword(
         Consent::OptOut => &state.settings.optout.stop_reply,
         Consent::OptIn => &state.settings.optout.start_reply,
     };
-    let change = heydoc_store::consent::apply(
-        &state.db,
-        stored.contact_id,
-        consent,
-        reply,
-        state.business_number(),
-        now,
-    )
-    .await?;
+    // The confirmation goes out from the number the contact wrote to.
+    let number = match heydoc_entity::contact::Entity::find_by_id(stored.contact_id)
+        .one(&state.db)
+        .await?
+    {
+        Some(c) => heydoc_store::numbers::for_reply(&state.db, &c, state.business_number()).await?,
+        None => state.business_number().to_string(),
+    };
+    let change =
+        heydoc_store::consent::apply(&state.db, stored.contact_id, consent, reply, &number, now)
+            .await?;
     let Some(change) = change else {
         return Ok(());
     };
@@ -293,7 +301,7 @@ async fn apply_keyword(
         "consent changed by keyword"
     );
     if let Some(id) = change.reply_id {
-        state.publish_after_commit(vec![id]);
+        state.publish_after_commit(&number, vec![id]);
     }
     state.live.publish(LiveKind::Message, stored.contact_id);
     Ok(())
@@ -369,6 +377,8 @@ struct ChangeValue {
 struct Metadata {
     #[serde(default)]
     display_phone_number: String,
+    #[serde(default)]
+    phone_number_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,6 +462,7 @@ fn to_inbound(msg: &serde_json::Value, value: &ChangeValue, business: &str) -> O
         from,
         profile_name,
         to: business.to_string(),
+        number: None,
         payload: (kind != "text").then(|| msg.clone()),
         message_type: kind,
         text,

@@ -71,6 +71,9 @@ pub async fn page(
         div.heading {
             h1 { (title) }
             @if !contact.name.is_empty() { p.phone { (contact.phone) } }
+            @if let Some(number) = &contact.last_number {
+                p.phone.number { "On business number " (number) }
+            }
         }
         div.meta {
             @for t in &contact.tags { (tag_chip(&t.name, &t.color)) }

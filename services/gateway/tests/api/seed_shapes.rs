@@ -30,6 +30,7 @@ const CONTACT: &[(&str, &str)] = &[
     ("suppressed_reason", "string|null"),
     ("attributes", "object"),
     ("created_at", "datetime"),
+    ("last_number", "string|null"),
 ];
 
 const SEED_MESSAGE: &[(&str, &str)] = &[

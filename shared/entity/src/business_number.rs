@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+/// A WhatsApp business phone number HeyDoc sends from. `phone_number_id` is Meta's id (the
+/// Cloud API path and the bus route); `access_token` is a secret never returned by the API
+/// (null: the environment's `WHATSAPP_ACCESS_TOKEN`); `state` is `active`, `paused` (it cannot
+/// send: `state_reason` says why) or `disabled` (an admin stopped it).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "business_numbers")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    #[sea_orm(unique)]
+    pub phone_number_id: String,
+    pub display_number: String,
+    pub waba_id: String,
+    pub access_token: Option<String>,
+    pub mps: i32,
+    pub is_default: bool,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,117 @@
+//! The registry of business numbers: the default one (the environment's `WHATSAPP_*`) kept in
+//! step at start, the ones admins add, which number a send goes from, and a number's state as
+//! the sender sees it (a circuit opened by a bad token shows here as `paused`, with the reason).
+
+use chrono::{DateTime, Utc};
+use heydoc_entity::{business_number, contact};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use crate::Result;
+
+pub const ACTIVE: &str = "active";
+pub const PAUSED: &str = "paused";
+pub const DISABLED: &str = "disabled";
+
+/// The environment's number, as the registry's default: created or brought in step (its
+/// rate and display number follow the environment, its token stays the environment's).
+pub async fn ensure_default(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+    mps: u32,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    business_number::Entity::update_many()
+        .col_expr(business_number::Column::IsDefault, Expr::value(false))
+        .filter(business_number::Column::PhoneNumberId.ne(phone_number_id))
+        .filter(business_number::Column::IsDefault.eq(true))
+        .exec(db)
+        .await?;
+    let row = business_number::ActiveModel {
+        phone_number_id: Set(phone_number_id.to_string()),
+        display_number: Set(phone_number_id.to_string()),
+        waba_id: Set(String::new()),
+        access_token: Set(None),
+        mps: Set(i32::try_from(mps).unwrap_or(i32::MAX)),
+        is_default: Set(true),
+        state: Set(ACTIVE.into()),
+        state_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    business_number::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(business_number::Column::PhoneNumberId)
+                .update_columns([
+                    business_number::Column::Mps,
+                    business_number::Column::IsDefault,
+                    business_number::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Every number, the default first.
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<business_number::Model>> {
+    Ok(business_number::Entity::find()
+        .order_by_desc(business_number::Column::IsDefault)
+        .order_by_asc(business_number::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+) -> Result<Option<business_number::Model>> {
+    Ok(business_number::Entity::find()
+        .filter(business_number::Column::PhoneNumberId.eq(phone_number_id))
+        .one(db)
+        .await?)
+}
+
+/// The number a message to this contact goes from when the request names none: the one the
+/// contact last wrote to, while it can send; otherwise `default`.
+pub async fn for_reply(
+    db: &impl ConnectionTrait,
+    contact: &contact::Model,
+    default: &str,
+) -> Result<String> {
+    if let Some(last) = &contact.last_number {
+        if let Some(n) = find(db, last).await? {
+            if n.state != DISABLED {
+                return Ok(n.phone_number_id);
+            }
+        }
+    }
+    Ok(default.to_string())
+}
+
+/// Records what the sender sees: `paused` with the reason while the number cannot send,
+/// `active` again once it can. An admin's `disabled` is left alone.
+pub async fn set_state(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+    paused: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (state, reason) = match paused {
+        Some(why) => (PAUSED, Some(why.to_string())),
+        None => (ACTIVE, None),
+    };
+    business_number::Entity::update_many()
+        .col_expr(business_number::Column::State, Expr::value(state))
+        .col_expr(business_number::Column::StateReason, Expr::value(reason))
+        .col_expr(business_number::Column::UpdatedAt, Expr::value(now))
+        .filter(business_number::Column::PhoneNumberId.eq(phone_number_id))
+        .filter(business_number::Column::State.ne(DISABLED))
+        .exec(db)
+        .await?;
+    Ok(())
+}
