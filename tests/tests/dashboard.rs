@@ -344,6 +344,10 @@ async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
     register(&browser, &stack.app.url(""), "owner").await;
     browser.click("nav a[href='/integrations']").await;
     browser.wait_for_path("/integrations").await;
+    // The business numbers, with their state.
+    browser
+        .wait_for_text("table.numbers tr[data-state=active]", "default")
+        .await;
 
     browser.fill("#key-name", "CRM sync").await;
     browser

@@ -57,6 +57,18 @@ async fn campaign(api: &Api, body: serde_json::Value) -> i64 {
     created["data"]["id"].as_i64().unwrap()
 }
 
+/// PostgreSQL, RabbitMQ, a scheduler and the sender at `mps` messages per second.
+async fn paced(mps: u32, configure: impl FnOnce(&mut heydoc_config::Settings)) -> (Stack, Api) {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
+        s.sender.mps = mps;
+        configure(s);
+    })
+    .await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    (stack, api)
+}
+
 fn soon() -> String {
     (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()
 }
@@ -110,12 +122,7 @@ fn no_double_sends(stack: &Stack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_ends_it() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 40;
-    })
-    .await;
-    stack.start_scheduler().await;
-    let api = stack.app.admin().await;
+    let (stack, api) = paced(40, |_| {}).await;
     let tag = audience(&stack, &api, "Check-up", 919_700_000_000, 2_000).await;
     let id = campaign(
         &api,
@@ -174,12 +181,7 @@ async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_en
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_nothing_more() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 40;
-    })
-    .await;
-    stack.start_scheduler().await;
-    let api = stack.app.admin().await;
+    let (stack, api) = paced(40, |_| {}).await;
     const FIRST: i64 = 919_710_000_000;
     let tag = audience(&stack, &api, "Flu", FIRST, 400).await;
     let _ = campaign(
@@ -260,12 +262,7 @@ async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_send_overtakes_a_5000_campaign_and_a_small_campaign_is_not_stuck_behind_it() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 50;
-    })
-    .await;
-    stack.start_scheduler().await;
-    let api = stack.app.admin().await;
+    let (stack, api) = paced(50, |_| {}).await;
     const BIG: i64 = 919_730_000_000;
     const SMALL: i64 = 919_740_000_000;
     let big = audience(&stack, &api, "Everyone", BIG, 5_000).await;
@@ -391,13 +388,7 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 50;
-        s.sender.breaker_probe_secs = 5;
-    })
-    .await;
-    stack.start_scheduler().await;
-    let api = stack.app.admin().await;
+    let (stack, api) = paced(50, |s| s.sender.breaker_probe_secs = 5).await;
     let tag = audience(&stack, &api, "All", 919_780_000_000, 600).await;
     let id = campaign(
         &api,
@@ -692,12 +683,7 @@ async fn a_schedule_fires_on_time_during_a_100k_fan_out_embedded() {
 /// sends from its own number; each number is paced by itself; a disabled number is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 50;
-    })
-    .await;
-    stack.start_scheduler().await;
-    let api = stack.app.admin().await;
+    let (stack, api) = paced(50, |_| {}).await;
     let (_, numbers) = api.get("/api/numbers").await;
     assert_eq!(numbers[0]["phone_number_id"], stack.route.as_str());
     assert_eq!(numbers[0]["is_default"], true);
@@ -826,5 +812,62 @@ async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
         )
         .await;
     assert_eq!(s, 422, "{body}");
+    no_double_sends(&stack);
+}
+
+/// The database drops every connection, again and again for 8 s, while a campaign sends at
+/// 100/s (what a PostgreSQL restart does to the services): results the sender knew are
+/// written when it returns, none becomes `unknown`, nobody gets a message twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_database_connections_lose_no_result() {
+    let (stack, api) = paced(100, |_| {}).await;
+    const FIRST: i64 = 919_840_000_000;
+    let tag = audience(&stack, &api, "All", FIRST, 1_500).await;
+    let _ = campaign(
+        &api,
+        json!({"message": "Clinic closed on Monday", "tag_ids": [tag], "scheduled_time": soon()}),
+    )
+    .await;
+    wait_accepted(&stack, 200).await;
+    // From outside the services' pools: end every other connection to this database.
+    let admin = sea_orm::Database::connect(&stack.app.db.url).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut dropped = 0;
+    while Instant::now() < until {
+        let row = admin
+            .query_one(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        dropped += row.try_get_by_index::<i64>(0).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(dropped > 0, "no connection was dropped");
+    eventually(LIMIT, "everyone sent", || async {
+        (accepted_in(&stack, FIRST, 1_500) == 1_500).then_some(())
+    })
+    .await;
+    eventually(LIMIT, "every result written", || async {
+        let n = scalar(
+            &admin,
+            "SELECT COUNT(*) FROM messages WHERE origin = 'occurrence' AND status IN ('sent', 'delivered', 'read')",
+        )
+        .await;
+        (n == 1_500).then_some(())
+    })
+    .await;
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT COUNT(*) FROM messages WHERE status IN ('unknown', 'failed')"
+        )
+        .await,
+        0,
+        "a result the sender knew was lost"
+    );
     no_double_sends(&stack);
 }

@@ -105,13 +105,14 @@ struct Lanes {
 /// How many jobs the bus may hold for this number: a few seconds of its rate, with a floor.
 pub fn window(ctx: &SenderContext) -> u64 {
     match ctx.settings.mps {
-        0 => UNPACED_WINDOW,
+        0 => UNPACED_WINDOW.max(ctx.settings.window_floor),
         mps => (u64::from(mps) * ctx.settings.window_secs.max(1)).max(ctx.settings.window_floor),
     }
 }
 
 /// Pacing off (benchmarks, a sandbox): a second or so of what one sender does flat out, so the
-/// bus still never holds the whole backlog and a new campaign's first jobs are not behind it.
+/// bus still never holds the whole backlog and a new campaign's first jobs are not behind it
+/// (or `window_floor`, when larger).
 const UNPACED_WINDOW: u64 = 10_000;
 
 /// Refills the bus's window from the outbox; returns how many jobs were confirmed. Only the

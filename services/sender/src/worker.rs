@@ -25,6 +25,8 @@ use crate::{retry, secs, SenderContext, SenderError};
 const WINDOW: chrono::Duration = chrono::Duration::hours(24);
 /// Results written back in one transaction, at most.
 const WRITE_BATCH: usize = 1000;
+/// A send woken this long after its slot takes a new one instead of bunching.
+const LATE_SLOT: Duration = Duration::from_millis(20);
 /// How long the writer waits to fill a batch.
 const WRITE_LINGER: Duration = Duration::from_millis(5);
 
@@ -45,15 +47,17 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
     let (done_tx, done_rx) = mpsc::channel::<Done>(WRITE_BATCH * 4);
     let writer = tokio::spawn(write_results(ctx.db.clone(), done_rx));
     let concurrency = ctx.settings.concurrency.max(1);
-    let permits = Arc::new(Semaphore::new(concurrency));
-    // A paced number takes its tokens one by one and sends a batch right after the last one;
-    // the batch's first token may be up to a batch-worth of periods old by then. Batches of
-    // mps/50 keep that drift within the pacer's 2% headroom, so no second sees more than mps.
+    // A paced batch reserves a slot per send (a tenth of a second of the number's rate, so one
+    // claim serves many sends) and each send waits for its own slot: sends stay evenly spaced,
+    // never a burst. The permits cover the calls in flight and the batch waiting for its slots.
     let batch_max = match ctx.settings.mps {
         0 => 256,
-        mps => (mps as usize / 50).clamp(1, 256),
+        mps => (mps as usize / 10).clamp(1, 256),
     };
-    let mut prune = tokio::time::interval(Duration::from_secs(60));
+    let permits = Arc::new(Semaphore::new(concurrency + batch_max));
+    // Pair budgets of recipients not messaged for a while are forgotten this often, so memory
+    // holds at most this long of a campaign's recipients.
+    let mut prune = tokio::time::interval(Duration::from_secs(10));
     tracing::info!(route = %ctx.route, mps = ctx.settings.mps, concurrency, "sender started");
 
     loop {
@@ -99,7 +103,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             &spans,
             |parent| tracing::info_span!(parent: parent, "pacing wait"),
         );
-        let waited = pacer.acquire(valid.len()).await;
+        let (slots, waited) = pacer.reserve(valid.len()).await;
         drop(waits);
         for _ in 0..valid.len() {
             metrics::histogram!(heydoc_telemetry::metrics::PACING_WAIT)
@@ -129,7 +133,9 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
         let occurrence_traces = trace::occurrence_contexts(&ctx.db, &claimed).await;
         let mut by_id: HashMap<i64, message::Model> =
             claimed.into_iter().map(|m| (m.id, m)).collect();
+        let mut slots = slots.into_iter();
         for (r, span) in valid.into_iter().zip(spans) {
+            let slot = slots.next();
             let id = r.job.as_ref().map(|j| j.delivery_id).unwrap_or_default();
             let Some(row) = by_id.remove(&id) else {
                 // Already claimed or finished elsewhere: a duplicate wake-up.
@@ -155,6 +161,14 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             let (ctx, pacer, done) = (ctx.clone(), pacer.clone(), done_tx.clone());
             tokio::spawn(
                 async move {
+                    if let Some(at) = slot {
+                        tokio::time::sleep_until(at.into()).await;
+                        // Woken late (a stalled runtime): the slot is gone, and sending now
+                        // would bunch with the sends of the slots after it. Take a new one.
+                        if at.elapsed() > LATE_SLOT {
+                            pacer.reserve(1).await;
+                        }
+                    }
                     let result = send_one(&ctx, &pacer, row, recipient).await;
                     trace::record_outcome(&tracing::Span::current(), &result.outcome);
                     let _ = done.send((result, r)).await;
@@ -169,7 +183,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
     drop(jobs);
     drop(now_jobs);
     let grace = secs(ctx.settings.shutdown_grace_secs);
-    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let all = u32::try_from(concurrency + batch_max).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
         .is_err()
@@ -417,13 +431,7 @@ async fn send_one(
     row: message::Model,
     recipient: Known,
 ) -> SendResult {
-    let result = |outcome, suppress| SendResult {
-        id: row.id,
-        contact_id: row.contact_id,
-        outcome,
-        suppress,
-        pause_campaign: None,
-    };
+    let result = |outcome, suppress| result_of(&row, outcome, suppress);
     let in_window = recipient.recipient().map(|r| r.in_window);
     let content = match content(&row, in_window, ctx.settings.window_policy)
         .and_then(|c| personalise(c, &recipient))
@@ -439,6 +447,22 @@ async fn send_one(
                 at,
                 code: None,
                 reason,
+            },
+            None,
+        );
+    }
+    // The number stopped after this send's slot was reserved (its circuit opened): it waits
+    // with the rest, spending no attempt.
+    if pacer.paused() {
+        return result(
+            Outcome::Held {
+                at: Utc::now()
+                    + chrono::Duration::seconds(ctx.settings.breaker_probe_secs.max(1) as i64),
+                code: None,
+                reason: pacer.circuit().map_or_else(
+                    || "the business number is paused".to_string(),
+                    |why| format!("the business number cannot send: {why}"),
+                ),
             },
             None,
         );
@@ -489,6 +513,17 @@ async fn number_state(ctx: &SenderContext, paused: Option<&str>) {
     }
 }
 
+/// A row's result; `suppress` says why the contact gets no more campaigns.
+fn result_of(row: &message::Model, outcome: Outcome, suppress: Option<String>) -> SendResult {
+    SendResult {
+        id: row.id,
+        contact_id: row.contact_id,
+        outcome,
+        suppress,
+        pause_campaign: None,
+    }
+}
+
 /// What a refused send becomes: Meta's error code decides (invariant 10, and the error classes
 /// in `heydoc-whatsapp`).
 fn failed(
@@ -498,13 +533,7 @@ fn failed(
     e: heydoc_whatsapp::SendError,
 ) -> SendResult {
     let code = e.code.and_then(|c| i32::try_from(c).ok());
-    let result = |outcome, suppress| SendResult {
-        id: row.id,
-        contact_id: row.contact_id,
-        outcome,
-        suppress,
-        pause_campaign: None,
-    };
+    let result = |outcome, suppress| result_of(row, outcome, suppress);
     let unit = Duration::from_millis(ctx.settings.retry_base_ms.max(1));
     match e.class {
         ErrorClass::OutcomeUnknown => result(Outcome::Unknown { reason: e.message }, None),

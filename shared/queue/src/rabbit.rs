@@ -125,6 +125,21 @@ impl RabbitBus {
         Ok(())
     }
 
+    /// Declares `route`'s queue (idempotent) on the publishing channel; returns its ready count.
+    async fn declare(&self, publisher: &mut Publisher, route: &str) -> Result<u32, BusError> {
+        let ready = declare_route(
+            &publisher.channel,
+            &self.config,
+            route,
+            &self.queue_name(route),
+            &self.exchange(),
+            &self.dead_name(),
+        )
+        .await?;
+        publisher.routes.insert(route.to_string());
+        Ok(ready)
+    }
+
     /// Publishes raw bytes to `route` (operators and tests use it to replay or to poison).
     pub async fn publish_bytes(&self, route: &str, bytes: &[u8]) -> Result<(), BusError> {
         self.ensure_publisher().await?;
@@ -133,16 +148,7 @@ impl RabbitBus {
             .as_mut()
             .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
         if !publisher.routes.contains(route) {
-            declare_route(
-                &publisher.channel,
-                &self.config,
-                route,
-                &self.queue_name(route),
-                &self.exchange(),
-                &self.dead_name(),
-            )
-            .await?;
-            publisher.routes.insert(route.to_string());
+            self.declare(publisher, route).await?;
         }
         let confirm = publisher
             .channel
@@ -169,16 +175,7 @@ impl RabbitBus {
             .as_mut()
             .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
         if !publisher.routes.contains(route) {
-            declare_route(
-                &publisher.channel,
-                &self.config,
-                route,
-                &self.queue_name(route),
-                &self.exchange(),
-                &self.dead_name(),
-            )
-            .await?;
-            publisher.routes.insert(route.to_string());
+            self.declare(publisher, route).await?;
         }
         // Publish the whole window, then wait for every confirm.
         let mut confirms = Vec::with_capacity(jobs.len());
@@ -276,16 +273,7 @@ impl JobBus for RabbitBus {
             .as_mut()
             .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
         // Declaring again (the same arguments) is harmless and answers with the ready count.
-        let ready = declare_route(
-            &publisher.channel,
-            &self.config,
-            route,
-            &self.queue_name(route),
-            &self.exchange(),
-            &self.dead_name(),
-        )
-        .await?;
-        publisher.routes.insert(route.to_string());
+        let ready = self.declare(publisher, route).await?;
         Ok(Some(u64::from(ready)))
     }
 

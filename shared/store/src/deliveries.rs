@@ -271,23 +271,15 @@ pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    message::Entity::update_many()
-        .col_expr(
-            message::Column::EnqueuedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    to_outbox()
         .filter(message::Column::Id.is_in(ids.iter().copied()))
-        .filter(message::Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
         .exec(db)
         .await?;
     Ok(())
 }
 
-/// Repairs what crashes leave behind. `number`'s rows published more than `stale_enqueue` ago but still
-/// queued or retrying, whose campaign does not hold them, lost their job (a sender killed
+/// Repairs what crashes leave behind. `number`'s rows published more than `stale_enqueue`
+/// ago but still queued or retrying, whose campaign does not hold them, lost their job (a sender killed
 /// holding it, a dead-lettered job, a bus that restarted): they go back to the relay. The
 /// caller runs this part only when the bus holds no job ready for the route, so a job that is
 /// merely waiting is never published twice. Rows claimed for sending whose sender died are
@@ -302,15 +294,7 @@ pub async fn reconcile(
 ) -> Result<(u64, u64)> {
     let requeued = match stale_enqueue {
         Some(stale) => {
-            message::Entity::update_many()
-                .col_expr(
-                    message::Column::EnqueuedAt,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .filter(message::Column::Status.is_in([
-                    MessageStatus::Queued.as_str(),
-                    MessageStatus::Retrying.as_str(),
-                ]))
+            to_outbox()
                 .filter(message::Column::EnqueuedAt.lt(now - stale))
                 .filter(message::Column::SenderPhone.eq(number))
                 .filter(not_held())
@@ -343,16 +327,8 @@ pub async fn reconcile(
 /// After the in-process bus started empty (the embedded process restarted), every row it was
 /// holding is back in the outbox at once.
 pub async fn forget_published(db: &impl ConnectionTrait) -> Result<u64> {
-    Ok(message::Entity::update_many()
-        .col_expr(
-            message::Column::EnqueuedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    Ok(to_outbox()
         .filter(message::Column::EnqueuedAt.is_not_null())
-        .filter(message::Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
         .exec(db)
         .await?
         .rows_affected)
@@ -510,17 +486,42 @@ fn not_held() -> Condition {
         .add(message::Column::OccurrenceId.not_in_subquery(held))
 }
 
-/// A resumed campaign: its deliveries still queued go back to the relay.
-pub async fn resume_schedule(db: &impl ConnectionTrait, schedule_id: i32) -> Result<u64> {
-    Ok(message::Entity::update_many()
+/// Rows still to send (queued, or retrying).
+fn unsent() -> sea_orm::sea_query::SimpleExpr {
+    message::Column::Status.is_in([
+        MessageStatus::Queued.as_str(),
+        MessageStatus::Retrying.as_str(),
+    ])
+}
+
+/// An update handing rows still to send back to the outbox (`enqueued_at` cleared).
+fn to_outbox() -> sea_orm::UpdateMany<message::Entity> {
+    message::Entity::update_many()
         .col_expr(
             message::Column::EnqueuedAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .filter(message::Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
+        .filter(unsent())
+}
+
+/// An update skipping rows still to send, with the reason.
+pub(crate) fn skip_unsent(
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<message::Entity> {
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::Status,
+            Expr::value(MessageStatus::Skipped.as_str()),
+        )
+        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+        .filter(unsent())
+}
+
+/// A resumed campaign: its deliveries still queued go back to the relay.
+pub async fn resume_schedule(db: &impl ConnectionTrait, schedule_id: i32) -> Result<u64> {
+    Ok(to_outbox()
         .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
         .exec(db)
         .await?
@@ -535,17 +536,7 @@ pub async fn cancel_schedule(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    Ok(message::Entity::update_many()
-        .col_expr(
-            message::Column::Status,
-            Expr::value(MessageStatus::Skipped.as_str()),
-        )
-        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
-        .filter(message::Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
+    Ok(skip_unsent(reason, now)
         .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
         .exec(db)
         .await?

@@ -4,7 +4,6 @@
 //! failing its recipients one by one.
 
 use chrono::{DateTime, Utc};
-use heydoc_domain::MessageStatus;
 use heydoc_entity::{contact, message};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
@@ -37,19 +36,9 @@ pub async fn skip_queued_campaign_deliveries(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    message::Entity::update_many()
-        .col_expr(
-            message::Column::Status,
-            Expr::value(MessageStatus::Skipped.as_str()),
-        )
-        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+    crate::deliveries::skip_unsent(reason, now)
         .filter(message::Column::ContactId.eq(contact_id))
         .filter(message::Column::Origin.eq("occurrence"))
-        .filter(message::Column::Status.is_in([
-            MessageStatus::Queued.as_str(),
-            MessageStatus::Retrying.as_str(),
-        ]))
         .exec(db)
         .await?;
     Ok(())

@@ -1,5 +1,6 @@
-//! Integrations (admins): API keys for machine clients and endpoints for outbound events. Keys
-//! and signing secrets are shown once, right after they are made.
+//! Integrations (admins): the business numbers HeyDoc sends from (with their state: a number
+//! that cannot send says why), API keys for machine clients and endpoints for outbound events.
+//! Keys and signing secrets are shown once, right after they are made.
 
 use axum::extract::State;
 use axum::Extension;
@@ -7,6 +8,7 @@ use maud::{html, Markup};
 
 use crate::routes::api_keys::{self, KeyOut};
 use crate::routes::event_endpoints::{self, EndpointOut};
+use crate::routes::numbers::{self, NumberOut};
 use crate::state::AppState;
 use crate::ui::format::{status_badge, time};
 use crate::ui::layout::{form_error, shell, Nav};
@@ -16,7 +18,8 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
     // The API's own checks: admins, from a session.
     let axum::Json(keys) = api_keys::list(State(state.clone()), Extension(user.clone())).await?;
     let axum::Json(endpoints) =
-        event_endpoints::list(State(state), Extension(user.clone())).await?;
+        event_endpoints::list(State(state.clone()), Extension(user.clone())).await?;
+    let axum::Json(numbers) = numbers::list(State(state), Extension(user.clone())).await?;
     let main = html! {
         h1 { "Integrations" }
         div #secret-box.card hidden role="alert" {
@@ -24,11 +27,40 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
             pre #secret-output {}
         }
         section #integrations data-live="integrations" {
+            (numbers_section(&numbers))
             (keys_section(&keys))
             (endpoints_section(&endpoints))
         }
     };
     Ok(shell("Integrations", &user, Nav::Integrations, main))
+}
+
+fn numbers_section(numbers: &[NumberOut]) -> Markup {
+    html! {
+        section.card aria-labelledby="numbers-title" {
+            h2 #numbers-title { "Business numbers" }
+            p.hint { "The numbers HeyDoc sends from. Add one with " code { "POST /api/numbers" } "; a number that cannot send (an expired token, a blocked account) pauses here with WhatsApp's reason, and its messages wait." }
+            div.scroll {
+                table.numbers {
+                    caption.sr-only { "Business numbers" }
+                    thead { tr { th scope="col" { "Number" } th scope="col" { "Phone number id" } th scope="col" { "Rate" } th scope="col" { "State" } } }
+                    tbody {
+                        @for n in numbers {
+                            tr data-number=(n.phone_number_id) data-state=(n.state) {
+                                td { (n.display_number) @if n.is_default { " " span.chip { "default" } } }
+                                td { code { (n.phone_number_id) } }
+                                td { (n.mps) "/s" }
+                                td {
+                                    (status_badge(&n.state))
+                                    @if let Some(why) = &n.state_reason { " " span.reason { (why) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn keys_section(keys: &[KeyOut]) -> Markup {
