@@ -484,6 +484,20 @@ async fn a_paused_template_pauses_its_campaign_with_the_reason() {
     .await;
     let reason = detail["status_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("132015"), "{detail}");
+    // The campaign page says why, too.
+    let page = api
+        .client
+        .get(api.url(&format!("/campaigns/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Paused by HeyDoc") && page.contains("132015"),
+        "the campaign page does not say why"
+    );
     let db = &stack.app.db.conn;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let refused = stack

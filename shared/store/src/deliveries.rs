@@ -519,13 +519,27 @@ pub(crate) fn skip_unsent(
         .filter(unsent())
 }
 
-/// A resumed campaign: its deliveries still queued go back to the relay.
-pub async fn resume_schedule(db: &impl ConnectionTrait, schedule_id: i32) -> Result<u64> {
-    Ok(to_outbox()
+/// A resumed campaign: its deliveries still to send go back to the relay.
+pub async fn resume_schedule(
+    db: &impl ConnectionTrait,
+    schedule_id: i32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let resumed = to_outbox()
         .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
         .exec(db)
         .await?
-        .rows_affected)
+        .rows_affected;
+    // Deliveries held for the campaign's sake (a template WhatsApp refused) are due at once: a
+    // person resuming it says the cause is gone.
+    message::Entity::update_many()
+        .col_expr(message::Column::NextAttemptAt, Expr::value(now))
+        .filter(message::Column::Status.eq(MessageStatus::Retrying.as_str()))
+        .filter(message::Column::NextAttemptAt.gt(now))
+        .filter(message::Column::OccurrenceId.in_subquery(occurrences_of(schedule_id)))
+        .exec(db)
+        .await?;
+    Ok(resumed)
 }
 
 /// A cancelled (or deleted, or marked sent) campaign: its deliveries not sent yet are

@@ -592,7 +592,7 @@ pub async fn update_status(
         })?;
     match next {
         ScheduleStatus::Pending => {
-            deliveries::resume_schedule(&txn, id).await?;
+            deliveries::resume_schedule(&txn, id, Utc::now()).await?;
         }
         ScheduleStatus::Cancelled => {
             deliveries::cancel_schedule(&txn, id, "the campaign was cancelled", Utc::now()).await?;

@@ -204,7 +204,11 @@ pub async fn detail(
                 h1 { (title_of(s)) }
                 (status_badge(&s.status))
             }
+            @if let Some(why) = &s.status_reason {
+                p.flag.status-reason role="status" { "Paused by HeyDoc: " (why) ". Resume it once the template is approved again." }
+            }
             dl.facts {
+                @if let Some(from) = &s.from { dt { "Sends from" } dd { (from) } }
                 dt { "Audience" } dd { (audience(s, &all_tags)) }
                 dt { "Repeats" } dd { (repeats(s)) }
                 dt { "First run" } dd { (time_in(s.scheduled_time, &s.timezone)) }
