@@ -668,14 +668,15 @@ async fn a_schedule_fires_on_time_during_a_big_fan_out(backend: Backend, kind: B
     let sent_at = Utc::now();
     let big_sent = accepted_in(&stack, BIG, 100_000);
     let db = &stack.app.db.conn;
-    let lateness_ms = scalar(
+    let runs = scalar(
         db,
         &format!("SELECT COUNT(*) FROM occurrences WHERE schedule_id = {small}"),
     )
     .await;
-    assert_eq!(lateness_ms, 1);
+    assert_eq!(runs, 1);
+    // Generous: before, it came 80 s late, after the whole big campaign.
     let late = (sent_at - due).num_milliseconds();
-    assert!(late < 10_000, "sent {late} ms after it was due");
+    assert!(late < 20_000, "sent {late} ms after it was due");
     assert!(
         big_sent < 100_000,
         "it waited for the whole big campaign ({big_sent} sent)"

@@ -112,9 +112,13 @@ async fn chunk_of(
     span: &tracing::Span,
 ) -> Result<Step, SchedulerError> {
     let occurrence_id = occ.id;
-    let schedule = schedule::Entity::find_by_id(occ.schedule_id)
-        .one(&txn)
-        .await?;
+    // The schedule row is held (shared) until this chunk commits, so a cancel, a delete or a
+    // "sent" waits for the chunk and then sees (and skips) the deliveries it made.
+    let mut find = schedule::Entity::find_by_id(occ.schedule_id);
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        find = find.lock_shared();
+    }
+    let schedule = find.one(&txn).await?;
     // Cancelled, or ended by the client marking it sent: nothing more is fanned out.
     let Some(schedule) = schedule.filter(|s| {
         s.status != ScheduleStatus::Cancelled.as_str() && s.status != ScheduleStatus::Sent.as_str()

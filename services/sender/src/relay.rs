@@ -198,15 +198,12 @@ async fn reconcile_once(ctx: &SenderContext) {
     sample_deliveries(ctx).await;
     // Lost jobs are looked for only when the bus has none ready for this number: a job that is
     // merely waiting its turn is never published twice.
-    let stale = match ctx.bus.ready(&ctx.route).await {
-        Ok(Some(0)) => Some(chrono::Duration::seconds(
+    let stale = if nothing_waits(ctx).await {
+        Some(chrono::Duration::seconds(
             ctx.settings.stale_enqueue_secs.max(1),
-        )),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::debug!(error = %e, "reconcile: the bus cannot say what it holds");
-            None
-        }
+        ))
+    } else {
+        None
     };
     let lease = chrono::Duration::seconds(ctx.settings.sending_lease_secs.max(1));
     match deliveries::reconcile(&ctx.db, &ctx.route, Utc::now(), stale, lease).await {
@@ -215,6 +212,30 @@ async fn reconcile_once(ctx: &SenderContext) {
             tracing::warn!(requeued, unknown, "reconciled orphaned deliveries")
         }
         Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+    }
+}
+
+/// Whether a stale published row can only be a lost job: neither of the number's queues holds
+/// a job ready, and the number is sending (while it is paused, its sender keeps the jobs it
+/// took, unsettled, and they are not lost).
+async fn nothing_waits(ctx: &SenderContext) -> bool {
+    for route in [
+        ctx.route.clone(),
+        heydoc_queue::conversation_route(&ctx.route),
+    ] {
+        match ctx.bus.ready(&route).await {
+            Ok(Some(0)) => {}
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::debug!(error = %e, "reconcile: the bus cannot say what it holds");
+                return false;
+            }
+        }
+    }
+    match heydoc_store::numbers::find(&ctx.db, &ctx.route).await {
+        Ok(Some(n)) => n.state == heydoc_store::numbers::ACTIVE,
+        Ok(None) => true,
+        Err(_) => false,
     }
 }
 

@@ -165,7 +165,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
                         tokio::time::sleep_until(at.into()).await;
                         // Woken late (a stalled runtime): the slot is gone, and sending now
                         // would bunch with the sends of the slots after it. Take a new one.
-                        if at.elapsed() > LATE_SLOT {
+                        if at.elapsed() > LATE_SLOT && !pacer.paused() {
                             pacer.reserve(1).await;
                         }
                     }
@@ -442,8 +442,9 @@ async fn send_one(
     if let Some(wait) = pacer.pair_wait(&row.receiver_phone) {
         let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
         let reason = "too many messages to this recipient (pair rate); paced locally".to_string();
+        // Local pacing, not a failure: no attempt is spent.
         return result(
-            Outcome::Retry {
+            Outcome::Held {
                 at,
                 code: None,
                 reason,

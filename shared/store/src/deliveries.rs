@@ -154,7 +154,7 @@ async fn relayable(
 }
 
 /// At most this many campaign runs share one refill; more wait for the next.
-const RUNS_PER_REFILL: u64 = 100;
+const RUNS_PER_REFILL: u64 = 1_000;
 
 /// Leases up to `limit` of `number`'s rows to publish (the free part of its window), in lane order:
 /// conversational sends first, then every running campaign in turn (an equal share each, so a
@@ -173,12 +173,18 @@ pub async fn lease_unrelayed(
     let mut ids = relayable(db, number, None, limit, now).await?;
     let mut free = limit.saturating_sub(ids.len() as u64);
     if free > 0 {
-        let held = held_runs(db).await?;
-        let runs: Vec<i64> = runs_with_backlog(db, number, RUNS_PER_REFILL)
-            .await?
+        let candidates = runs_with_backlog(db, number, RUNS_PER_REFILL).await?;
+        let held = held_runs(db, &candidates).await?;
+        let mut runs: Vec<i64> = candidates
             .into_iter()
             .filter(|r| !held.contains(r))
             .collect();
+        // A different first run each refill: when the free window is smaller than the number
+        // of runs, every run still gets its turn.
+        if !runs.is_empty() {
+            let start = usize::try_from(now.timestamp_subsec_micros()).unwrap_or(0) % runs.len();
+            runs.rotate_left(start);
+        }
         // Round-robin: an equal share each. What a run cannot use stays free until the next
         // refill (a fraction of a second later), when the shares are cut again.
         if !runs.is_empty() {
@@ -224,13 +230,22 @@ pub async fn lease_unrelayed(
     Ok(leased)
 }
 
-/// Runs of campaigns that hold their deliveries (paused, cancelled, ended).
-async fn held_runs(db: &impl ConnectionTrait) -> Result<std::collections::HashSet<i64>> {
+/// Which of `runs` belong to campaigns that hold their deliveries (paused, cancelled, ended).
+async fn held_runs(
+    db: &impl ConnectionTrait,
+    runs: &[i64],
+) -> Result<std::collections::HashSet<i64>> {
+    if runs.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
     let rows = db
         .query_all(Statement::from_string(
             db.get_database_backend(),
-            "SELECT o.id FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
-             WHERE s.status IN ('paused', 'cancelled', 'sent')",
+            format!(
+                "SELECT o.id FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
+                 WHERE o.id IN ({}) AND s.status IN ('paused', 'cancelled', 'sent')",
+                id_list(runs)
+            ),
         ))
         .await?;
     Ok(rows
@@ -373,6 +388,19 @@ async fn skip_unwanted(db: &DatabaseConnection, ids: &[i64], now: DateTime<Utc>)
                AND status IN ('queued', 'retrying')
                AND contact_id IN (SELECT id FROM contacts
                                   WHERE opted_out_at IS NOT NULL OR suppressed_reason IS NOT NULL)"
+        ),
+        [now.into()],
+    ))
+    .await?;
+    // A campaign delivery whose campaign was deleted while it was being sent (its run is gone,
+    // so nothing else holds it back) is never sent again.
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "UPDATE messages SET status = 'skipped', updated_at = $1,
+                last_error_reason = 'the campaign was deleted'
+             WHERE id IN ({list}) AND origin = 'occurrence' AND occurrence_id IS NULL
+               AND status IN ('queued', 'retrying')"
         ),
         [now.into()],
     ))
@@ -654,7 +682,7 @@ pub async fn record(
                     updated_at = $2
                  FROM json_to_recordset($1::json)
                     AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz, refund int)
-                 WHERE m.id = v.id AND m.status = 'sending'
+                 WHERE m.id = v.id AND m.status IN ('sending', 'unknown')
                  RETURNING m.id",
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
             ))
@@ -678,7 +706,10 @@ pub async fn record(
                     .col_expr(message::Column::NextAttemptAt, Expr::value(next_at))
                     .col_expr(message::Column::UpdatedAt, Expr::value(now))
                     .filter(message::Column::Id.eq(r.id))
-                    .filter(message::Column::Status.eq(MessageStatus::Sending.as_str()));
+                    .filter(message::Column::Status.is_in([
+                        MessageStatus::Sending.as_str(),
+                        MessageStatus::Unknown.as_str(),
+                    ]));
                 if let Some(w) = wamid {
                     update = update.col_expr(message::Column::MessageId, Expr::value(w));
                 }

@@ -18,6 +18,9 @@ pub async fn suppress_contact(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // The column holds 256 characters; Meta's texts can be longer.
+    let reason: String = reason.chars().take(250).collect();
+    let reason = reason.as_str();
     contact::Entity::update_many()
         .col_expr(contact::Column::SuppressedReason, Expr::value(reason))
         .col_expr(contact::Column::UpdatedAt, Expr::value(now))
@@ -52,13 +55,15 @@ pub async fn pause_campaign_of(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    // The column holds 512 characters; Meta's texts can be longer.
+    let reason: String = reason.chars().take(500).collect();
     let result = db
         .execute(Statement::from_sql_and_values(
             db.get_database_backend(),
             "UPDATE scheduled_messages SET status = 'paused', status_reason = $1, updated_at = $2
              WHERE status = 'pending'
                AND id = (SELECT schedule_id FROM occurrences WHERE id = $3)",
-            [reason.into(), now.into(), occurrence_id.into()],
+            [reason.as_str().into(), now.into(), occurrence_id.into()],
         ))
         .await?;
     Ok(result.rows_affected() > 0)

@@ -102,7 +102,7 @@ pub async fn set_state(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let (state, reason) = match paused {
-        Some(why) => (PAUSED, Some(why.to_string())),
+        Some(why) => (PAUSED, Some(why.chars().take(500).collect::<String>())),
         None => (ACTIVE, None),
     };
     business_number::Entity::update_many()

@@ -520,6 +520,13 @@ pub async fn delete(
     // Its deliveries not sent yet are skipped first, in the same transaction: once the
     // schedule is gone they belong to no campaign that could hold them back.
     let txn = state.db.begin().await?;
+    // Waits for a fan-out chunk in progress (it holds the row), so its deliveries are skipped
+    // too.
+    let mut find = schedule::Entity::find_by_id(id);
+    if sea_orm::ConnectionTrait::get_database_backend(&txn) == sea_orm::DatabaseBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    find.one(&txn).await?;
     deliveries::cancel_schedule(&txn, id, "the campaign was deleted", Utc::now()).await?;
     let result = schedule::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;

@@ -322,11 +322,14 @@ function connectStream(deliver) {
   const channel = new BroadcastChannel("heydoc-live");
   let leading = null;
   let connected = false;
+  // Whether another tab led while this one followed.
+  let followed = false;
   channel.onmessage = ({ data }) => {
     if (data.type === "hello") {
       if (leading && connected) channel.postMessage({ type: "open", data: null });
       return;
     }
+    if (data.type === "open") followed = true;
     deliver(data.type, data.data);
   };
   const stop = new AbortController();
@@ -334,6 +337,9 @@ function connectStream(deliver) {
   const done = new Promise((resolve) => { release = resolve; });
   navigator.locks
     .request("heydoc-live", { signal: stop.signal }, async () => {
+      // Taking over from a tab that left: what happened between its stream and this one is
+      // re-read once this stream is open.
+      if (followed) deliver("lost", null);
       leading = open((type, data) => {
         connected = type === "open" ? true : type === "lost" ? false : connected;
         deliver(type, data);
