@@ -429,6 +429,15 @@ async fn a_failed_send_shows_its_reason_in_the_chat() {
     browser.close().await;
 }
 
+/// Dashboard event streams open on the stack's gateway now.
+fn open_streams(stack: &Stack) -> usize {
+    stack
+        .app
+        .state
+        .live_streams
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How long `requests` same-origin fetches, started together, take at most (ms), as the page
 /// measures them.
 async fn slowest_fetch(browser: &Browser, paths: &[&str]) -> f64 {
@@ -491,11 +500,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
         std::time::Duration::from_secs(10),
         "one open event stream",
         || async {
-            let n = stack
-                .app
-                .state
-                .live_streams
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let n = open_streams(&stack);
             (n <= 1).then_some(n)
         },
     )
@@ -537,15 +542,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
     browser
         .wait_for_text("li.contact[data-phone='14155550112']", "parking")
         .await;
-    assert_eq!(
-        stack
-            .app
-            .state
-            .live_streams
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1,
-        "two tabs, one stream"
-    );
+    assert_eq!(open_streams(&stack), 1, "two tabs, one stream");
     // The leading tab closes: the other one takes the lead and opens the stream.
     browser
         .client
@@ -569,14 +566,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
     browser
         .wait_for_text("li.contact[data-phone='14155550113']", "Thank you doctor")
         .await;
-    assert_eq!(
-        stack
-            .app
-            .state
-            .live_streams
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(open_streams(&stack), 1);
     browser.close().await;
 }
 

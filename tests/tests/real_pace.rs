@@ -51,6 +51,23 @@ async fn audience(stack: &Stack, api: &Api, tag: &str, first: i64, n: i64) -> i6
     tag_id
 }
 
+/// A text campaign, due now, to `n` new contacts carrying a new tag `tag`.
+async fn tagged_campaign(
+    stack: &Stack,
+    api: &Api,
+    tag: &str,
+    first: i64,
+    n: i64,
+    message: &str,
+) -> i64 {
+    let tag = audience(stack, api, tag, first, n).await;
+    campaign(
+        api,
+        json!({"message": message, "tag_ids": [tag], "scheduled_time": soon()}),
+    )
+    .await
+}
+
 async fn campaign(api: &Api, body: serde_json::Value) -> i64 {
     let (s, created) = api.post("/api/scheduled-messages", &body).await;
     assert_eq!(s, 201, "{created}");
@@ -123,10 +140,13 @@ fn no_double_sends(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_ends_it() {
     let (stack, api) = paced(40, |_| {}).await;
-    let tag = audience(&stack, &api, "Check-up", 919_700_000_000, 2_000).await;
-    let id = campaign(
+    let id = tagged_campaign(
+        &stack,
         &api,
-        json!({"message": "Your yearly check-up is due", "tag_ids": [tag], "scheduled_time": soon()}),
+        "Check-up",
+        919_700_000_000,
+        2_000,
+        "Your yearly check-up is due",
     )
     .await;
     wait_accepted(&stack, 150).await;
@@ -183,12 +203,7 @@ async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_en
 async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_nothing_more() {
     let (stack, api) = paced(40, |_| {}).await;
     const FIRST: i64 = 919_710_000_000;
-    let tag = audience(&stack, &api, "Flu", FIRST, 400).await;
-    let _ = campaign(
-        &api,
-        json!({"message": "Flu shots are in", "tag_ids": [tag], "scheduled_time": soon()}),
-    )
-    .await;
+    let _ = tagged_campaign(&stack, &api, "Flu", FIRST, 400, "Flu shots are in").await;
     wait_accepted(&stack, 40).await;
     // The last two recipients (sent last, in id order) opt out while it runs: one by the API,
     // one by writing STOP.
@@ -228,12 +243,7 @@ async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_n
 
     // A campaign paused and then deleted sends none of what it held.
     const SECOND: i64 = 919_720_000_000;
-    let tag = audience(&stack, &api, "Diet", SECOND, 300).await;
-    let id = campaign(
-        &api,
-        json!({"message": "Diet plan inside", "tag_ids": [tag], "scheduled_time": soon()}),
-    )
-    .await;
+    let id = tagged_campaign(&stack, &api, "Diet", SECOND, 300, "Diet plan inside").await;
     eventually(LIMIT, "the diet campaign started", || async {
         (accepted_in(&stack, SECOND, 300) >= 20).then_some(())
     })
@@ -327,10 +337,13 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
     });
     stack.start_scheduler().await;
     let api = stack.app.admin().await;
-    let tag = audience(&stack, &api, "All", 919_760_000_000, 8_000).await;
-    let _ = campaign(
+    let _ = tagged_campaign(
+        &stack,
         &api,
-        json!({"message": "Open on Sunday", "tag_ids": [tag], "scheduled_time": soon()}),
+        "All",
+        919_760_000_000,
+        8_000,
+        "Open on Sunday",
     )
     .await;
     wait_accepted(&stack, 500).await;
@@ -351,10 +364,13 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
     });
     stack.start_scheduler().await;
     let api = stack.app.admin().await;
-    let tag = audience(&stack, &api, "All", 919_770_000_000, 8_000).await;
-    let _ = campaign(
+    let _ = tagged_campaign(
+        &stack,
         &api,
-        json!({"message": "Open on Sunday", "tag_ids": [tag], "scheduled_time": soon()}),
+        "All",
+        919_770_000_000,
+        8_000,
+        "Open on Sunday",
     )
     .await;
     wait_accepted(&stack, 200).await;
@@ -389,10 +405,13 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
     let (stack, api) = paced(50, |s| s.sender.breaker_probe_secs = 5).await;
-    let tag = audience(&stack, &api, "All", 919_780_000_000, 600).await;
-    let id = campaign(
+    let id = tagged_campaign(
+        &stack,
         &api,
-        json!({"message": "Vaccination camp on Monday", "tag_ids": [tag], "scheduled_time": soon()}),
+        "All",
+        919_780_000_000,
+        600,
+        "Vaccination camp on Monday",
     )
     .await;
     wait_accepted(&stack, 100).await;
@@ -643,12 +662,7 @@ async fn a_schedule_fires_on_time_during_a_big_fan_out(backend: Backend, kind: B
     stack.start_scheduler().await;
     let api = stack.app.admin().await;
     const BIG: i64 = 919_810_000_000;
-    let tag = audience(&stack, &api, "Everyone", BIG, 100_000).await;
-    let _ = campaign(
-        &api,
-        json!({"message": "Annual report", "tag_ids": [tag], "scheduled_time": soon()}),
-    )
-    .await;
+    let _ = tagged_campaign(&stack, &api, "Everyone", BIG, 100_000, "Annual report").await;
     wait_accepted(&stack, 1).await;
     let due = Utc::now() + chrono::Duration::seconds(3);
     let small = campaign(
@@ -837,12 +851,7 @@ async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
 async fn dropped_database_connections_lose_no_result() {
     let (stack, api) = paced(100, |_| {}).await;
     const FIRST: i64 = 919_840_000_000;
-    let tag = audience(&stack, &api, "All", FIRST, 1_500).await;
-    let _ = campaign(
-        &api,
-        json!({"message": "Clinic closed on Monday", "tag_ids": [tag], "scheduled_time": soon()}),
-    )
-    .await;
+    let _ = tagged_campaign(&stack, &api, "All", FIRST, 1_500, "Clinic closed on Monday").await;
     wait_accepted(&stack, 200).await;
     // From outside the services' pools: end every other connection to this database.
     let admin = sea_orm::Database::connect(&stack.app.db.url).await.unwrap();

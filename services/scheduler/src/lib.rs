@@ -67,16 +67,21 @@ pub async fn run(ctx: SchedulerContext, shutdown: CancellationToken) -> Result<(
 /// Claims every due schedule (in batches) and completes finished ones; returns how many runs
 /// were recorded.
 async fn due_round(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
+    let fired = claim_all_due(ctx).await?;
+    due::complete_finished(ctx, chrono::Utc::now()).await?;
+    Ok(fired)
+}
+
+/// Claims due schedules in batches until a batch comes back short; returns how many.
+async fn claim_all_due(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
     let mut fired = 0;
     loop {
         let claimed = due::claim_due(ctx, chrono::Utc::now()).await?;
         fired += claimed;
         if claimed < ctx.settings.claim_batch as usize {
-            break;
+            return Ok(fired);
         }
     }
-    due::complete_finished(ctx, chrono::Utc::now()).await?;
-    Ok(fired)
 }
 
 /// Takes occurrences to fan out as they come, up to `FANOUTS_AT_ONCE` at a time.
@@ -112,14 +117,10 @@ async fn fan_out_loop(ctx: SchedulerContext, fired: Arc<Notify>, shutdown: Cance
     running.shutdown().await;
 }
 
-/// One round: every due schedule claimed (in batches), then every claimable fan-out worked.
+/// One round of both loops, in turn (benchmarks and tests that step the scheduler): every
+/// due schedule claimed, every claimable fan-out worked, finished schedules completed.
 pub async fn tick(ctx: &SchedulerContext) -> Result<(), SchedulerError> {
-    loop {
-        let claimed = due::claim_due(ctx, chrono::Utc::now()).await?;
-        if claimed < ctx.settings.claim_batch as usize {
-            break;
-        }
-    }
+    claim_all_due(ctx).await?;
     while fanout::fan_out_one(ctx).await? {}
     due::complete_finished(ctx, chrono::Utc::now()).await?;
     Ok(())

@@ -375,32 +375,23 @@ pub async fn claim(
 /// Campaign deliveries whose contact opted out or was suppressed since they were queued are
 /// skipped, with the reason, at the last moment before a send (invariant 11).
 async fn skip_unwanted(db: &DatabaseConnection, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    // One statement on the claim's path. A campaign delivery whose run is gone (its campaign
+    // was deleted while it was being sent, so nothing else holds it back) is skipped too.
     let list = id_list(ids);
     db.execute(Statement::from_sql_and_values(
         db.get_database_backend(),
         format!(
             "UPDATE messages SET status = 'skipped', updated_at = $1,
-                last_error_reason = (SELECT CASE WHEN c.opted_out_at IS NOT NULL
-                                            THEN 'opted out of campaigns'
-                                            ELSE 'suppressed: ' || c.suppressed_reason END
-                                     FROM contacts c WHERE c.id = messages.contact_id)
-             WHERE id IN ({list}) AND occurrence_id IS NOT NULL
+                last_error_reason = CASE WHEN occurrence_id IS NULL THEN 'the campaign was deleted'
+                    ELSE (SELECT CASE WHEN c.opted_out_at IS NOT NULL
+                                      THEN 'opted out of campaigns'
+                                      ELSE 'suppressed: ' || c.suppressed_reason END
+                          FROM contacts c WHERE c.id = messages.contact_id) END
+             WHERE id IN ({list}) AND origin = 'occurrence'
                AND status IN ('queued', 'retrying')
-               AND contact_id IN (SELECT id FROM contacts
-                                  WHERE opted_out_at IS NOT NULL OR suppressed_reason IS NOT NULL)"
-        ),
-        [now.into()],
-    ))
-    .await?;
-    // A campaign delivery whose campaign was deleted while it was being sent (its run is gone,
-    // so nothing else holds it back) is never sent again.
-    db.execute(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        format!(
-            "UPDATE messages SET status = 'skipped', updated_at = $1,
-                last_error_reason = 'the campaign was deleted'
-             WHERE id IN ({list}) AND origin = 'occurrence' AND occurrence_id IS NULL
-               AND status IN ('queued', 'retrying')"
+               AND (occurrence_id IS NULL
+                    OR contact_id IN (SELECT id FROM contacts
+                                      WHERE opted_out_at IS NOT NULL OR suppressed_reason IS NOT NULL))"
         ),
         [now.into()],
     ))

@@ -92,6 +92,19 @@ pub struct NumberChanges {
     pub state: Option<String>,
 }
 
+/// A number a send may name: registered, and not disabled by an admin.
+pub async fn usable(state: &AppState, from: &str) -> ApiResult<()> {
+    match heydoc_store::numbers::find(&state.db, from.trim()).await? {
+        Some(n) if n.state != heydoc_store::numbers::DISABLED => Ok(()),
+        Some(_) => Err(ApiError::validation(format!(
+            "from: business number {from} is disabled"
+        ))),
+        None => Err(ApiError::validation(format!(
+            "from: {from:?} is not a registered business number (see GET /api/numbers)"
+        ))),
+    }
+}
+
 fn require_admin(me: &AuthUser) -> ApiResult<()> {
     me.require_admin()
 }

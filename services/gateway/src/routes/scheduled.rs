@@ -354,7 +354,7 @@ pub async fn create(
         .filter(|f| !f.is_empty())
         .map(str::to_string);
     if let Some(from) = &from {
-        crate::routes::send::usable_number(&state, from).await?;
+        crate::routes::numbers::usable(&state, from).await?;
     }
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.tag_ids).await?;

@@ -77,7 +77,7 @@ pub async fn send_message(
         None => None,
     };
     if let Some(from) = &body.from {
-        usable_number(&state, from).await?;
+        crate::routes::numbers::usable(&state, from).await?;
     }
     let request_hash = hex::encode(Sha256::digest(format!(
         "{phone}\n{}\n{}\n{}",
@@ -160,19 +160,6 @@ pub async fn send_message(
         inserted.into(),
         "Message queued for sending",
     )))
-}
-
-/// A number a send may name: registered, and not disabled by an admin.
-pub async fn usable_number(state: &AppState, from: &str) -> ApiResult<()> {
-    match heydoc_store::numbers::find(&state.db, from.trim()).await? {
-        Some(n) if n.state != heydoc_store::numbers::DISABLED => Ok(()),
-        Some(_) => Err(ApiError::validation(format!(
-            "from: business number {from} is disabled"
-        ))),
-        None => Err(ApiError::validation(format!(
-            "from: {from:?} is not a registered business number (see GET /api/numbers)"
-        ))),
-    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
