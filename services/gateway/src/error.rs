@@ -139,15 +139,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
 impl From<heydoc_store::StoreError> for ApiError {
+    /// The store's classification decides the status: a missing row is a 404, a collision a
+    /// 409, anything else a 500 whose log line keeps the source and where it was raised.
     fn from(e: heydoc_store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        use heydoc_store::StoreError as S;
+        match e {
+            S::NotFound(what) => ApiError::NotFound(what),
+            S::Conflict(what) => ApiError::Conflict(what),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! document and health checks. `run` binds and serves until the shutdown future resolves.
 
 pub mod auth;
+pub mod core;
 pub mod error;
 pub mod extract;
 pub mod import;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use heydoc_config::Settings;
 use heydoc_store::live::{LiveFeed, LivePublisher};
-use sea_orm::DatabaseConnection;
+use heydoc_store::Db;
 use secrecy::SecretString;
 
 use crate::auth::limiter::LoginLimiter;
@@ -21,7 +21,7 @@ pub struct Outbox {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub settings: Arc<Settings>,
     pub tokens: Arc<TokenKeys>,
     pub login_limiter: Arc<LoginLimiter>,
@@ -47,7 +47,7 @@ impl AppState {
     /// `jwt_secret` is the signing key; the caller decides where it comes from (configured, or
     /// generated in the embedded mode).
     /// Must be called inside a tokio runtime (it starts the live-event publisher).
-    pub fn new(settings: Settings, db: DatabaseConnection, jwt_secret: &SecretString) -> Self {
+    pub fn new(settings: Settings, db: Db, jwt_secret: &SecretString) -> Self {
         let limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_user,
             settings.auth.login_attempts_per_minute_per_ip,

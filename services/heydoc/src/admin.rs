@@ -11,14 +11,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use heydoc_queue::JobBus;
-use sea_orm::DatabaseConnection;
+use heydoc_store::Db;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 /// What readiness depends on.
 #[derive(Clone)]
 pub struct Readiness {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub bus: Option<Arc<dyn JobBus>>,
 }
 

@@ -146,7 +146,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
 
 /// Everything in one process: the gateway, the sender and its relay, and (without an access
 /// token) the sandbox standing in for WhatsApp.
-async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+async fn run_all(mut settings: Settings, db: heydoc_store::Db) -> anyhow::Result<()> {
     heydoc_store::migrate(&db).await.context("migrating")?;
     let jwt_secret = secret::jwt_secret(&settings)?;
     settings.set_jwt_secret(jwt_secret.clone());
@@ -224,7 +224,7 @@ async fn run_all(mut settings: Settings, db: sea_orm::DatabaseConnection) -> any
     Ok(())
 }
 
-async fn run_sender(settings: Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+async fn run_sender(settings: Settings, db: heydoc_store::Db) -> anyhow::Result<()> {
     if settings.amqp_url().is_none() {
         anyhow::bail!("heydoc sender needs AMQP_URL (RabbitMQ) to hear from the gateway; run `heydoc all` for one process");
     }

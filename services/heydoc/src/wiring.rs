@@ -72,7 +72,7 @@ pub fn sandbox(settings: &Settings, webhook_url: String, app_secret: SecretStrin
 /// The scheduler's context; `wake` lets an in-process gateway wake it early.
 pub fn scheduler(
     settings: &Settings,
-    db: sea_orm::DatabaseConnection,
+    db: heydoc_store::Db,
     wake: Arc<tokio::sync::Notify>,
 ) -> heydoc_scheduler::SchedulerContext {
     heydoc_scheduler::SchedulerContext {

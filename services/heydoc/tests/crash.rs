@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::{count, sandbox, seed_sends, start_sender, Process};
 use heydoc_testkit::{Backend, TestDatabase};
-use sea_orm::{ConnectionTrait, Statement};
 
 const SENDS: i64 = 2000;
 
@@ -73,15 +72,9 @@ async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
     let twice: Vec<_> = stats.by_callback.iter().filter(|(_, &n)| n > 1).collect();
     assert!(twice.is_empty(), "sent twice: {twice:?}");
     // Every delivery recorded as sent reached the sandbox exactly once.
-    let rows = conn
-        .query_all(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT id FROM messages WHERE status = 'sent'",
-        ))
-        .await
-        .unwrap();
-    for r in rows {
-        let id: i64 = r.try_get_by_index(0).unwrap();
+    let rows =
+        heydoc_testkit::sql::column(&conn, "SELECT id FROM messages WHERE status = 'sent'").await;
+    for id in rows {
         assert_eq!(
             stats.by_callback.get(&id.to_string()),
             Some(&1),
@@ -117,7 +110,9 @@ async fn sigkill_in_the_middle_of_a_50k_fan_out_gives_everyone_exactly_one_deliv
     const AUDIENCE: i64 = 50_000;
     let db = TestDatabase::create(Backend::Postgres).await.unwrap();
     let conn = db.conn.clone();
-    conn.execute_unprepared(&format!(
+    heydoc_testkit::sql::execute(
+        &conn,
+        &format!(
         "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
          SELECT (17770000000 + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, {AUDIENCE}) g;
          INSERT INTO tags (name, color, created_at) VALUES ('All', '#888888', now());
@@ -125,9 +120,9 @@ async fn sigkill_in_the_middle_of_a_50k_fan_out_gives_everyone_exactly_one_deliv
          INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
                                          occurrence_count, status, next_run_at, created_by, created_at, updated_at)
          VALUES ('Flu shots are in', '[]', '[1]', now(), NULL, 'UTC', 0, 'pending', now(), 'admin', now(), now());"
-    ))
-    .await
-    .unwrap();
+    ),
+    )
+    .await;
     let mut first = start_scheduler(&db.url);
     let started = Instant::now();
     loop {

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use heydoc_config::SchedulerSettings;
-use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct SchedulerContext {
-    pub db: DatabaseConnection,
+    pub db: heydoc_store::Db,
     pub settings: SchedulerSettings,
     /// The business number shown as the sender of campaign messages.
     pub business_number: String,
@@ -30,8 +29,6 @@ pub struct SchedulerContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
-    #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
     #[error("database: {0}")]
     Store(#[from] heydoc_store::StoreError),
 }

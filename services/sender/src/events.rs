@@ -9,9 +9,9 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use heydoc_config::SenderSettings;
 use heydoc_store::events::{claim_due, record, Attempt, Due};
+use heydoc_store::Db;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use sea_orm::DatabaseConnection;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ const REFUSALS: i32 = 5;
 pub const SIGNATURE_HEADER: &str = "x-heydoc-signature";
 pub const EVENT_HEADER: &str = "x-heydoc-event";
 
-pub async fn run(db: DatabaseConnection, settings: SenderSettings, shutdown: CancellationToken) {
+pub async fn run(db: Db, settings: SenderSettings, shutdown: CancellationToken) {
     // Built when the first event is due: a deployment without endpoints pays nothing for it
     // (a TLS client with its root store is several MB of a sender's memory).
     let client = tokio::sync::OnceCell::new();
@@ -59,7 +59,7 @@ fn http_client(settings: &SenderSettings) -> Result<reqwest::Client, reqwest::Er
 }
 
 async fn round(
-    db: &DatabaseConnection,
+    db: &Db,
     client: &tokio::sync::OnceCell<reqwest::Client>,
     settings: &SenderSettings,
 ) -> usize {

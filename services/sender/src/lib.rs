@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use heydoc_config::SenderSettings;
 use heydoc_queue::JobBus;
+use heydoc_store::Db;
 use heydoc_whatsapp::{CloudApi, CloudApiConfig};
-use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 /// Everything one number's sender and relay need.
 #[derive(Clone)]
 pub struct SenderContext {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub bus: Arc<dyn JobBus>,
     pub api: CloudApi,
     pub settings: SenderSettings,
@@ -52,7 +52,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
 
 /// The in-process bus starts empty: what it held before a restart is published again at
 /// once, not after the stale time.
-async fn forget_published(db: &DatabaseConnection) {
+async fn forget_published(db: &Db) {
     match heydoc_store::deliveries::forget_published(db).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -82,7 +82,7 @@ pub async fn run_number(
 /// replicas: more numbers, more replicas doing work.
 #[derive(Clone)]
 pub struct Registry {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub bus: Arc<dyn JobBus>,
     pub settings: SenderSettings,
     /// The environment's number (`WHATSAPP_PHONE_NUMBER_ID`, `sandbox` without one).
@@ -192,7 +192,7 @@ impl Wanted {
         Self::new(reg.default_number.clone(), reg.settings.mps, None)
     }
 
-    fn of(reg: &Registry, n: heydoc_entity::business_number::Model) -> Self {
+    fn of(reg: &Registry, n: heydoc_store::numbers::Number) -> Self {
         let mps = if n.is_default {
             reg.settings.mps
         } else {

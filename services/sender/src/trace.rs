@@ -2,12 +2,10 @@
 
 use std::collections::HashMap;
 
-use heydoc_entity::{message, occurrence};
 use heydoc_queue::Received;
 use heydoc_store::deliveries::Outcome;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-};
+use heydoc_store::messages::Message;
+use heydoc_store::Db;
 
 /// The span of one job, from its receipt to its result: a child of the context its headers
 /// carry (the API request, or the previous attempt), or a new trace.
@@ -47,24 +45,16 @@ pub fn children(
     parents.iter().map(make).collect()
 }
 
-pub fn claim_span(parent: &tracing::Span, db: &DatabaseConnection) -> tracing::Span {
+pub fn claim_span(parent: &tracing::Span, db: &Db) -> tracing::Span {
     tracing::info_span!(
         parent: parent,
         "claim",
         otel.name = "UPDATE messages",
         otel.kind = "client",
-        db.system.name = db_system(db),
+        db.system.name = heydoc_store::system_name(db),
         db.operation.name = "UPDATE",
         db.collection.name = "messages",
     )
-}
-
-pub fn db_system(db: &impl ConnectionTrait) -> &'static str {
-    match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => "postgresql",
-        sea_orm::DatabaseBackend::Sqlite => "sqlite",
-        sea_orm::DatabaseBackend::MySql => "mysql",
-    }
 }
 
 /// (delivery id, `traceparent`) of each job's span, when traces are recorded.
@@ -84,27 +74,14 @@ pub fn contexts(received: &[Received], spans: &[tracing::Span]) -> Vec<(i64, Str
 
 /// The stored trace contexts of the claimed rows' occurrences (campaign deliveries link to
 /// them); nothing is read when traces are not recorded.
-pub async fn occurrence_contexts(
-    db: &DatabaseConnection,
-    rows: &[message::Model],
-) -> HashMap<i64, String> {
+pub async fn occurrence_contexts(db: &Db, rows: &[Message]) -> HashMap<i64, String> {
     let ids: Vec<i64> = rows.iter().filter_map(|r| r.occurrence_id).collect();
     if ids.is_empty() || !heydoc_telemetry::enabled() {
         return HashMap::new();
     }
-    let found: Result<Vec<(i64, Option<String>)>, _> = occurrence::Entity::find()
-        .select_only()
-        .column(occurrence::Column::Id)
-        .column(occurrence::Column::TraceContext)
-        .filter(occurrence::Column::Id.is_in(ids))
-        .into_tuple()
-        .all(db)
-        .await;
+    let found = heydoc_store::occurrences::trace_contexts(db, &ids).await;
     match found {
-        Ok(rows) => rows
-            .into_iter()
-            .filter_map(|(id, tc)| tc.map(|tc| (id, tc)))
-            .collect(),
+        Ok(rows) => rows.into_iter().collect(),
         Err(e) => {
             tracing::debug!(error = %e, "cannot read occurrence trace contexts");
             HashMap::new()

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use heydoc_config::WindowPolicy;
-use heydoc_entity::{contact, message};
 use heydoc_queue::Received;
 use heydoc_store::deliveries::{self, Outcome, SendResult};
+use heydoc_store::messages::Message;
+use heydoc_store::Db;
 use heydoc_whatsapp::{Content, ErrorClass, Outgoing};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -131,8 +131,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
         };
         let (mut recipients, contacts_read) = recipients(&ctx, &claimed).await;
         let occurrence_traces = trace::occurrence_contexts(&ctx.db, &claimed).await;
-        let mut by_id: HashMap<i64, message::Model> =
-            claimed.into_iter().map(|m| (m.id, m)).collect();
+        let mut by_id: HashMap<i64, Message> = claimed.into_iter().map(|m| (m.id, m)).collect();
         let mut slots = slots.into_iter();
         for (r, span) in valid.into_iter().zip(spans) {
             let slot = slots.next();
@@ -227,7 +226,7 @@ impl Known {
 
 /// Whether a row still holds placeholders to fill (rows queued before personalisation moved
 /// to the moment a send or a fan-out writes them).
-fn has_placeholders(row: &message::Model) -> bool {
+fn has_placeholders(row: &Message) -> bool {
     heydoc_domain::template::has_placeholders(&row.message_text)
         || row
             .payload
@@ -237,10 +236,7 @@ fn has_placeholders(row: &message::Model) -> bool {
 
 /// The claimed rows' contacts, when the window policy, a template or a placeholder needs
 /// them, and whether they were read (a row whose contact is missing after a read lost it).
-async fn recipients(
-    ctx: &SenderContext,
-    rows: &[message::Model],
-) -> (HashMap<i32, Recipient>, bool) {
+async fn recipients(ctx: &SenderContext, rows: &[Message]) -> (HashMap<i32, Recipient>, bool) {
     let matters = ctx.settings.window_policy == WindowPolicy::Skip
         || rows.iter().any(|r| {
             r.message_type == "template" || fallback_template(r).is_some() || has_placeholders(r)
@@ -249,10 +245,7 @@ async fn recipients(
         return (HashMap::new(), false);
     }
     let ids: Vec<i32> = rows.iter().map(|r| r.contact_id).collect();
-    let found = contact::Entity::find()
-        .filter(contact::Column::Id.is_in(ids))
-        .all(&ctx.db)
-        .await;
+    let found = heydoc_store::contacts::by_ids(&ctx.db, &ids).await;
     let now = Utc::now();
     match found {
         Ok(contacts) => (
@@ -280,7 +273,7 @@ async fn recipients(
     }
 }
 
-fn fallback_template(row: &message::Model) -> Option<Content> {
+fn fallback_template(row: &Message) -> Option<Content> {
     let t = row.payload.as_ref()?.get("fallback_template")?;
     template_content(t)
 }
@@ -298,7 +291,7 @@ fn template_content(t: &serde_json::Value) -> Option<Content> {
 
 /// What to send for this row, or why nothing is sent.
 fn content(
-    row: &message::Model,
+    row: &Message,
     in_window: Option<bool>,
     policy: WindowPolicy,
 ) -> Result<Content, Outcome> {
@@ -428,7 +421,7 @@ fn personalise(content: Content, known: &Known) -> Result<Content, Outcome> {
 async fn send_one(
     ctx: &SenderContext,
     pacer: &Pacer,
-    row: message::Model,
+    row: Message,
     recipient: Known,
 ) -> SendResult {
     let result = |outcome, suppress| result_of(&row, outcome, suppress);
@@ -515,7 +508,7 @@ async fn number_state(ctx: &SenderContext, paused: Option<&str>) {
 }
 
 /// A row's result; `suppress` says why the contact gets no more campaigns.
-fn result_of(row: &message::Model, outcome: Outcome, suppress: Option<String>) -> SendResult {
+fn result_of(row: &Message, outcome: Outcome, suppress: Option<String>) -> SendResult {
     SendResult {
         id: row.id,
         contact_id: row.contact_id,
@@ -530,7 +523,7 @@ fn result_of(row: &message::Model, outcome: Outcome, suppress: Option<String>) -
 fn failed(
     ctx: &SenderContext,
     pacer: &Pacer,
-    row: &message::Model,
+    row: &Message,
     e: heydoc_whatsapp::SendError,
 ) -> SendResult {
     let code = e.code.and_then(|c| i32::try_from(c).ok());
@@ -630,7 +623,7 @@ fn failed(
 
 /// Records results in batches, then acks their jobs: a job is only acked once its result is in
 /// the database.
-async fn write_results(db: DatabaseConnection, mut rx: mpsc::Receiver<Done>) {
+async fn write_results(db: Db, mut rx: mpsc::Receiver<Done>) {
     let live = heydoc_store::live::LivePublisher::spawn(db.clone());
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];

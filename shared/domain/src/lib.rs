@@ -4,13 +4,17 @@
 pub mod consent;
 pub mod phone;
 pub mod recurrence;
+pub mod schedule;
 pub mod status;
 pub mod template;
 pub mod validate;
 
 pub use phone::Phone;
 pub use recurrence::Recurrence;
-pub use status::{Direction, MessageStatus, Role, ScheduleStatus};
+pub use status::{
+    Direction, EventDeliveryState, ImportState, MessageStatus, NumberState, OccurrenceState, Role,
+    ScheduleStatus,
+};
 
 /// A domain rule was broken; the message says which, in words an API client can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

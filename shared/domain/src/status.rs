@@ -12,7 +12,7 @@ macro_rules! wire_enum {
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }
             }
 
@@ -104,6 +104,49 @@ impl ScheduleStatus {
         matches!(self, ScheduleStatus::Cancelled | ScheduleStatus::Sent)
     }
 }
+
+wire_enum!(
+    /// A schedule's run (occurrence): `fanning_out` while its deliveries are being written,
+    /// then `done`; `skipped` when it was missed (the scheduler was down longer than the
+    /// catch-up window); `cancelled` when its schedule was cancelled or deleted mid-way.
+    OccurrenceState {
+        FanningOut => "fanning_out",
+        Done => "done",
+        Skipped => "skipped",
+        Cancelled => "cancelled",
+    }
+);
+
+wire_enum!(
+    /// A contact import: `running`, then `done` or `failed`. The API shows a running import
+    /// whose progress stopped as `interrupted` (its gateway stopped); that is never stored.
+    ImportState {
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+        Interrupted => "interrupted",
+    }
+);
+
+wire_enum!(
+    /// One outbound event for one endpoint: `pending` until the endpoint accepts it
+    /// (`delivered`) or refuses it for good (`failed`).
+    EventDeliveryState {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+);
+
+wire_enum!(
+    /// A business number: `active`; `paused` while it cannot send (the reason says why: a bad
+    /// token, an unpaid account ...), set and cleared by the sender; `disabled` by an admin.
+    NumberState {
+        Active => "active",
+        Paused => "paused",
+        Disabled => "disabled",
+    }
+);
 
 #[cfg(test)]
 mod tests {

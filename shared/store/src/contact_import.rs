@@ -19,7 +19,7 @@ use crate::contacts::new_contact;
 use crate::Result;
 
 /// The color of a tag an import creates.
-pub const NEW_TAG_COLOR: &str = "#888888";
+pub const NEW_TAG_COLOR: &str = crate::tags::DEFAULT_COLOR;
 
 /// One valid CSV row.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,171 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
-use crate::Result;
+use crate::{Conn, Result, StoreError};
+
+pub use contact::Model as Contact;
+
+/// The inbox's filter (the export uses it too): phone or name containing `q` (any case), and
+/// carrying tag `tag`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub q: Option<String>,
+    pub tag: Option<i32>,
+}
+
+impl Filter {
+    fn query(&self) -> sea_orm::Select<contact::Entity> {
+        use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+        use sea_orm::Condition;
+        let mut query = contact::Entity::find();
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+            query = query.filter(
+                Condition::any()
+                    .add(
+                        Expr::col(contact::Column::Phone)
+                            .like(LikeExpr::new(&pattern).escape('\\')),
+                    )
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(contact::Column::Name)))
+                            .like(LikeExpr::new(&pattern).escape('\\')),
+                    ),
+            );
+        }
+        if let Some(tag_id) = self.tag {
+            query = query.filter(
+                contact::Column::Id.in_subquery(
+                    Query::select()
+                        .column(heydoc_entity::contact_tag::Column::ContactId)
+                        .from(heydoc_entity::contact_tag::Entity)
+                        .and_where(heydoc_entity::contact_tag::Column::TagId.eq(tag_id))
+                        .to_owned(),
+                ),
+            );
+        }
+        query
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Up to `limit` contacts matching `filter`, newest activity first, after the `(last_activity_at,
+/// id)` of the previous page's last row.
+pub async fn inbox_page(
+    db: &impl Conn,
+    filter: &Filter,
+    after: Option<(DateTime<Utc>, i32)>,
+    limit: u64,
+) -> Result<Vec<Contact>> {
+    use sea_orm::{Condition, QuerySelect};
+    let mut query = filter.query();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any()
+                .add(contact::Column::LastActivityAt.lt(at))
+                .add(
+                    contact::Column::LastActivityAt
+                        .eq(at)
+                        .and(contact::Column::Id.lt(id)),
+                ),
+        );
+    }
+    Ok(query
+        .order_by_desc(contact::Column::LastActivityAt)
+        .order_by_desc(contact::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Up to `limit` contacts matching `filter` with an id above `after`, by id (the export).
+pub async fn by_id_after(
+    db: &impl Conn,
+    filter: &Filter,
+    after: i32,
+    limit: u64,
+) -> Result<Vec<Contact>> {
+    use sea_orm::QuerySelect;
+    Ok(filter
+        .query()
+        .filter(contact::Column::Id.gt(after))
+        .order_by_asc(contact::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// The contact with this (normalised) phone, or `NotFound`.
+pub async fn get(db: &impl Conn, phone: &Phone) -> Result<Contact> {
+    find_by_phone(db, phone.as_str())
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("contact {phone} not found")))
+}
+
+/// A new contact; `Conflict` when the phone exists.
+pub async fn insert(
+    db: &impl Conn,
+    phone: &Phone,
+    name: &str,
+    is_group: bool,
+    attributes: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> Result<Contact> {
+    let mut model = new_contact(phone, name, is_group, now);
+    if let Some(attrs) = attributes {
+        model.attributes = Set(attrs);
+    }
+    contact::Entity::insert(model)
+        .exec_with_returning(db)
+        .await
+        .map_err(|e| StoreError::unique_or_db(e, format!("contact {phone} exists")))
+}
+
+/// What an update changes; `None` leaves a field alone.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub name: Option<String>,
+    pub is_group: Option<bool>,
+    pub attributes: Option<serde_json::Value>,
+    /// `Some(true)` opts out (keeping the first opt-out time), `Some(false)` back in.
+    pub opted_out: Option<bool>,
+}
+
+pub async fn update(
+    db: &impl Conn,
+    existing: Contact,
+    changes: Changes,
+    now: DateTime<Utc>,
+) -> Result<Contact> {
+    let was_opted_out = existing.opted_out_at.is_some();
+    let mut model: contact::ActiveModel = existing.into();
+    if let Some(name) = changes.name {
+        model.name = Set(name);
+    }
+    if let Some(is_group) = changes.is_group {
+        model.is_group = Set(is_group);
+    }
+    if let Some(attrs) = changes.attributes {
+        model.attributes = Set(attrs);
+    }
+    match changes.opted_out {
+        Some(true) if !was_opted_out => model.opted_out_at = Set(Some(now)),
+        Some(false) => model.opted_out_at = Set(None),
+        _ => {}
+    }
+    model.updated_at = Set(now);
+    Ok(contact::Entity::update(model).exec(db).await?)
+}
+
+/// Deletes a contact with its chat history.
+pub async fn delete(db: &impl Conn, id: i32) -> Result<()> {
+    contact::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
 
 pub fn new_contact(
     phone: &Phone,
@@ -34,6 +198,18 @@ pub fn new_contact(
         updated_at: Set(now),
         ..Default::default()
     }
+}
+
+/// These contacts (those that still exist).
+pub async fn by_ids(db: &impl Conn, ids: &[i32]) -> Result<Vec<Contact>> {
+    Ok(contact::Entity::find()
+        .filter(contact::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn by_id(db: &impl Conn, id: i32) -> Result<Option<Contact>> {
+    Ok(contact::Entity::find_by_id(id).one(db).await?)
 }
 
 pub async fn find_by_phone(

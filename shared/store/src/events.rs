@@ -13,27 +13,16 @@ use serde_json::{json, Value};
 
 use crate::Result;
 
-pub const MESSAGE_RECEIVED: &str = "message.received";
-pub const MESSAGE_STATUS: &str = "message.status";
-pub const OCCURRENCE_COMPLETED: &str = "campaign.occurrence.completed";
-/// Every event type an endpoint may ask for.
-pub const EVENT_TYPES: [&str; 3] = [MESSAGE_RECEIVED, MESSAGE_STATUS, OCCURRENCE_COMPLETED];
+pub use crate::outbound::{
+    OutboundEvent, EVENT_TYPES, MESSAGE_RECEIVED, MESSAGE_STATUS, OCCURRENCE_COMPLETED,
+};
 
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 /// Given up on: the endpoint refused this event again and again (a 4xx).
 pub const FAILED: &str = "failed";
 
-/// Events of one contact go out in order; so do the runs of one schedule.
-pub fn contact_key(contact_id: i32) -> String {
-    format!("contact:{contact_id}")
-}
-
-pub fn schedule_key(schedule_id: i32) -> String {
-    format!("schedule:{schedule_id}")
-}
-
-/// One thing that happened.
+/// An event ready to be written: its type, ordering key and `data`.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub event_type: &'static str,
@@ -41,25 +30,24 @@ pub struct Event {
     pub data: Value,
 }
 
-/// Records `data` as an event of `event_type` for every enabled endpoint that wants it (inside
-/// the caller's transaction when it has one). Returns how many deliveries were created.
+/// Records the event for every endpoint that wants it (inside the caller's transaction when it
+/// has one). Returns how many deliveries were created.
 pub async fn emit(
     db: &impl ConnectionTrait,
-    event_type: &'static str,
-    ordering_key: String,
-    data: Value,
+    event: OutboundEvent,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    emit_many(
-        db,
-        vec![Event {
-            event_type,
-            ordering_key,
-            data,
-        }],
-        now,
-    )
-    .await
+    emit_many(db, vec![Event::from(event)], now).await
+}
+
+impl From<OutboundEvent> for Event {
+    fn from(e: OutboundEvent) -> Self {
+        Event {
+            event_type: e.event_type(),
+            ordering_key: e.ordering_key(),
+            data: e.data(),
+        }
+    }
 }
 
 /// Every endpoint, with the event types it wants. A disabled one collects its events too: they
@@ -183,19 +171,17 @@ pub async fn emit_send_results(
                 Outcome::Unknown { reason } => ("unknown", None, None, Some(reason.clone())),
                 Outcome::Retry { .. } | Outcome::Held { .. } => return None,
             };
-            Some(Event {
-                event_type: MESSAGE_STATUS,
-                ordering_key: contact_key(r.contact_id),
-                data: json!({
-                    "message_id": r.id,
-                    "wamid": wamid,
-                    "contact_id": r.contact_id,
-                    "phone": phones.get(&r.id),
-                    "status": status,
-                    "error_code": code,
-                    "error_reason": reason,
-                }),
-            })
+            Some(Event::from(OutboundEvent::MessageStatus(
+                crate::outbound::MessageStatusChanged {
+                    message_id: r.id,
+                    wamid,
+                    contact_id: r.contact_id,
+                    phone: phones.get(&r.id).cloned(),
+                    status,
+                    error_code: code,
+                    error_reason: reason,
+                },
+            )))
         })
         .collect();
     emit_to(db, &endpoints, events, now).await

@@ -9,7 +9,9 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
-use crate::Result;
+use crate::{Conn, Result, StoreError};
+
+pub use business_number::Model as Number;
 
 pub const ACTIVE: &str = "active";
 pub const PAUSED: &str = "paused";
@@ -114,4 +116,72 @@ pub async fn set_state(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// A number an admin registers.
+#[derive(Debug)]
+pub struct NewNumber {
+    pub phone_number_id: String,
+    pub display_number: String,
+    pub waba_id: String,
+    pub access_token: String,
+    pub mps: i32,
+}
+
+pub async fn insert(db: &impl Conn, new: NewNumber, now: DateTime<Utc>) -> Result<Number> {
+    let id = new.phone_number_id.clone();
+    business_number::Entity::insert(business_number::ActiveModel {
+        phone_number_id: Set(new.phone_number_id),
+        display_number: Set(new.display_number),
+        waba_id: Set(new.waba_id),
+        access_token: Set(Some(new.access_token)),
+        mps: Set(new.mps),
+        is_default: Set(false),
+        state: Set(ACTIVE.into()),
+        state_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .exec_with_returning(db)
+    .await
+    .map_err(|e| StoreError::unique_or_db(e, format!("business number {id} is already registered")))
+}
+
+/// What an admin changes on a number; `None` leaves a field alone.
+#[derive(Debug, Default)]
+pub struct NumberChanges {
+    pub display_number: Option<String>,
+    pub waba_id: Option<String>,
+    pub access_token: Option<String>,
+    pub mps: Option<i32>,
+    /// The new state and its reason.
+    pub state: Option<(&'static str, Option<String>)>,
+}
+
+pub async fn update(
+    db: &impl Conn,
+    existing: Number,
+    changes: NumberChanges,
+    now: DateTime<Utc>,
+) -> Result<Number> {
+    let mut model: business_number::ActiveModel = existing.into();
+    if let Some(d) = changes.display_number {
+        model.display_number = Set(d);
+    }
+    if let Some(w) = changes.waba_id {
+        model.waba_id = Set(w);
+    }
+    if let Some(t) = changes.access_token {
+        model.access_token = Set(Some(t));
+    }
+    if let Some(mps) = changes.mps {
+        model.mps = Set(mps);
+    }
+    if let Some((state, reason)) = changes.state {
+        model.state = Set(state.into());
+        model.state_reason = Set(reason);
+    }
+    model.updated_at = Set(now);
+    Ok(business_number::Entity::update(model).exec(db).await?)
 }

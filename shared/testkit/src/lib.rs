@@ -11,11 +11,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use heydoc_config::Settings;
 use heydoc_gateway::AppState;
-use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::sync::oneshot;
 
 pub use reqwest;
@@ -104,6 +102,23 @@ impl TestDatabase {
         let conn = heydoc_store::connect(&url, 8).await?;
         heydoc_store::migrate(&conn).await?;
         Ok(Self { url, conn, cleanup })
+    }
+}
+
+impl TestDatabase {
+    /// A campaign message queued for `contact_id` (as a fan-out would write it), for tests of
+    /// what happens to queued deliveries.
+    pub async fn queue_campaign_message(&self, contact_id: i32, to: &str, text: &str) {
+        use heydoc_store::entity::message;
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let now = chrono::Utc::now();
+        message::Entity::insert(message::ActiveModel {
+            origin: Set("occurrence".into()),
+            ..heydoc_store::chat::queued_text(contact_id, "sandbox", to, text, "occurrence", now)
+        })
+        .exec(&self.conn)
+        .await
+        .expect("queue a campaign message");
     }
 }
 
@@ -301,9 +316,7 @@ impl Drop for TestApp {
 
 /// `sha256=<hex HMAC>` of `body`, the `X-Hub-Signature-256` header value.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    heydoc_whatsapp::webhook::sign(secret, body)
 }
 
 /// The defaults with a test database, fixed secrets, and nothing left to the environment.
@@ -374,4 +387,35 @@ pub async fn read(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let text = res.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Raw SQL for tests that look into (or seed) the database directly; services never do.
+pub mod sql {
+    use heydoc_store::Db;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    /// Runs statements (`;`-separated), panicking on failure.
+    pub async fn execute(db: &Db, sql: &str) {
+        db.execute_unprepared(sql).await.expect("test SQL");
+    }
+
+    /// The first column of the first row, as an integer.
+    pub async fn scalar(db: &Db, sql: &str) -> i64 {
+        let row = db
+            .query_one(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("test SQL")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
+    /// The first column of every row, as integers.
+    pub async fn column(db: &Db, sql: &str) -> Vec<i64> {
+        db.query_all(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("test SQL")
+            .into_iter()
+            .map(|r| r.try_get_by_index::<i64>(0).expect("an integer"))
+            .collect()
+    }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod payload;
 pub mod sandbox;
+pub mod webhook;
 
 pub use client::{Accepted, CloudApi, CloudApiConfig};
 pub use error::{ErrorClass, SendError};
@@ -13,12 +14,5 @@ pub use payload::{Content, Outgoing};
 
 /// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.
 pub fn sign_webhook(app_secret: &[u8], body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(app_secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes any key length"),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    webhook::sign(app_secret, body)
 }

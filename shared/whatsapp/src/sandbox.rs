@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::payload::{ErrorData, ErrorResponse, GraphError};
+use crate::webhook::{ChangeValue, Envelope, Metadata, WaStatus};
 
 /// The sandbox's knobs. All can be changed at run time with `PUT /sandbox/config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,23 +262,20 @@ impl Sandbox {
     }
 
     /// Posts a webhook envelope (signed) to the configured URL.
-    async fn post_webhook(&self, value: Value) {
+    async fn post_webhook(&self, value: ChangeValue) {
         let config = self.config();
         let Some(url) = config.webhook_url else {
             return;
         };
-        let envelope = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "SANDBOX_WABA", "changes": [{"field": "messages", "value": value}]}]
-        });
-        let body = envelope.to_string().into_bytes();
-        let signature = crate::sign_webhook(config.app_secret.expose_secret().as_bytes(), &body);
+        let envelope = Envelope::of("SANDBOX_WABA", value);
+        let body = serde_json::to_vec(&envelope).unwrap_or_default();
+        let signature = crate::webhook::sign(config.app_secret.expose_secret().as_bytes(), &body);
         let result = self
             .inner
             .http
             .post(&url)
             .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
+            .header(crate::webhook::SIGNATURE_HEADER, signature)
             .body(body)
             .send()
             .await;
@@ -290,9 +288,9 @@ impl Sandbox {
         }
     }
 
-    fn metadata(&self) -> Value {
+    fn metadata(&self) -> Metadata {
         let number = self.config().display_phone_number;
-        json!({"display_phone_number": number, "phone_number_id": number})
+        Metadata::new(&number, &number)
     }
 
     /// Sends the status webhooks of one accepted message, in order, with a pause between.
@@ -311,22 +309,15 @@ impl Sandbox {
             };
             for status in statuses {
                 tokio::time::sleep(Duration::from_millis(knobs.status_delay_ms)).await;
-                let mut st = json!({
-                    "id": wamid,
-                    "status": status,
-                    "timestamp": Utc::now().timestamp().to_string(),
-                    "recipient_id": to,
-                    "pricing": {"billable": true, "pricing_model": "PMP", "category": "service", "type": "regular"}
-                });
-                if let Some(cb) = &callback {
-                    st["biz_opaque_callback_data"] = json!(cb);
-                }
-                this.post_webhook(json!({
-                    "messaging_product": "whatsapp",
-                    "metadata": this.metadata(),
-                    "statuses": [st]
-                }))
-                .await;
+                let st = WaStatus::new(
+                    &wamid,
+                    status,
+                    &to,
+                    Utc::now().timestamp(),
+                    callback.clone(),
+                );
+                this.post_webhook(ChangeValue::status(this.metadata(), st))
+                    .await;
             }
         });
     }
@@ -522,22 +513,19 @@ async fn inject_inbound(
     }
     lock(&sandbox.inner.inbound).insert(req.from.clone(), Instant::now());
     let wamid = format!("wamid.SBXIN{}", uuid::Uuid::new_v4().simple());
+    let metadata = match &req.to {
+        Some(number) => Metadata::new(number, number),
+        None => sandbox.metadata(),
+    };
     sandbox
-        .post_webhook(json!({
-            "messaging_product": "whatsapp",
-            "metadata": match &req.to {
-                Some(number) => json!({"display_phone_number": number, "phone_number_id": number}),
-                None => sandbox.metadata(),
-            },
-            "contacts": [{"profile": {"name": req.name.clone().unwrap_or_default()}, "wa_id": req.from}],
-            "messages": [{
-                "from": req.from,
-                "id": wamid,
-                "timestamp": Utc::now().timestamp().to_string(),
-                "type": "text",
-                "text": {"body": req.text}
-            }]
-        }))
+        .post_webhook(ChangeValue::inbound_text(
+            metadata,
+            &req.from,
+            req.name.as_deref().unwrap_or_default(),
+            &wamid,
+            &req.text,
+            Utc::now().timestamp(),
+        ))
         .await;
     Json(json!({"wamid": wamid})).into_response()
 }

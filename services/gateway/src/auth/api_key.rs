@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use heydoc_domain::Role;
-use heydoc_entity::{api_key, user};
 use rand::RngCore;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthUser;
@@ -86,12 +83,8 @@ pub fn is_key(token: &str) -> bool {
 
 /// The caller a key stands for, or `None` when it is unknown or revoked.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<AuthUser>, ApiError> {
-    let Some((key, Some(owner))) = api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.eq(hash(token)))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .find_also_related(user::Entity)
-        .one(&state.db)
-        .await?
+    let Some((key, Some(owner))) =
+        heydoc_store::api_keys::live_by_hash(&state.db, &hash(token)).await?
     else {
         return Ok(None);
     };
@@ -118,16 +111,7 @@ fn stamp_use(state: &AppState, id: i32) {
     tokio::spawn(async move {
         let now = Utc::now();
         let stale = now - chrono::Duration::from_std(USE_STAMP_EVERY).unwrap_or_default();
-        let result = api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
-            .filter(api_key::Column::Id.eq(id))
-            .filter(
-                Condition::any()
-                    .add(api_key::Column::LastUsedAt.is_null())
-                    .add(api_key::Column::LastUsedAt.lt(stale)),
-            )
-            .exec(&db)
-            .await;
+        let result = heydoc_store::api_keys::stamp_use(&db, id, now, stale).await;
         if let Err(e) = result {
             tracing::debug!(error = %e, key_id = id, "could not record an API key's use");
         }

@@ -7,8 +7,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
 use heydoc_domain::Role;
-use heydoc_entity::{session, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::api_key::{self, KeyGrant, KeyScope};
 use crate::error::ApiError;
@@ -127,12 +125,8 @@ pub async fn authenticate(
             return Ok(Some(user));
         }
     }
-    let Some((session, Some(user))) = session::Entity::find_by_id(claims.jti)
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(Utc::now()))
-        .find_also_related(user::Entity)
-        .one(&state.db)
-        .await?
+    let Some((session, Some(user))) =
+        heydoc_store::users::live_session(&state.db, &claims.jti, Utc::now()).await?
     else {
         return Ok(None);
     };

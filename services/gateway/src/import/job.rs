@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use heydoc_entity::{import, import_reject};
 use heydoc_store::contact_import::{apply_batch, ImportRow};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use heydoc_store::imports::{self as store, Progress};
+use heydoc_store::Db;
 use tokio::sync::mpsc;
 
 use crate::import::Columns;
@@ -17,10 +16,6 @@ use crate::import::Columns;
 pub const BATCH: usize = 1000;
 /// Rejected rows kept per import (all are counted).
 pub const KEPT_REJECTS: i64 = 10_000;
-
-pub const RUNNING: &str = "running";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
 
 /// What the reader hands over.
 enum Batch {
@@ -36,30 +31,25 @@ enum Batch {
 
 /// Runs the import to its end; returns once the row says `done` or `failed`, whatever
 /// happens inside (a panic included).
-pub async fn run(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns) {
+pub async fn run(db: Db, id: i32, path: PathBuf, columns: Columns) {
     let work = tokio::spawn(import(db.clone(), id, path.clone(), columns));
     if let Err(e) = work.await {
         tracing::error!(import_id = id, error = %e, "import stopped on an internal error");
         let _ = tokio::fs::remove_file(&path).await;
-        let now = Utc::now();
-        let failed = import::Entity::update_many()
-            .col_expr(import::Column::Status, Expr::value(FAILED))
-            .col_expr(
-                import::Column::Error,
-                Expr::value("the import stopped on an internal error; what was counted is in"),
-            )
-            .col_expr(import::Column::UpdatedAt, Expr::value(now))
-            .col_expr(import::Column::FinishedAt, Expr::value(now))
-            .filter(import::Column::Id.eq(id))
-            .exec(&db)
-            .await;
+        let failed = store::finish(
+            &db,
+            id,
+            Some("the import stopped on an internal error; what was counted is in"),
+            Utc::now(),
+        )
+        .await;
         if let Err(e) = failed {
             tracing::error!(import_id = id, error = %e, "could not record a failed import");
         }
     }
 }
 
-async fn import(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns) {
+async fn import(db: Db, id: i32, path: PathBuf, columns: Columns) {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let reading = path.clone();
     let reader = tokio::task::spawn_blocking(move || read(&reading, &columns, &tx));
@@ -89,24 +79,9 @@ async fn import(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns
     drop(rx);
     let _ = reader.await;
     let _ = tokio::fs::remove_file(&path).await;
-    let now = Utc::now();
-    let (status, error) = match outcome {
-        Ok(()) => (DONE, None),
-        Err(e) => (FAILED, Some(e)),
-    };
-    let mut finish = import::Entity::update_many()
-        .col_expr(import::Column::Status, Expr::value(status))
-        .col_expr(import::Column::Error, Expr::value(error.clone()))
-        .col_expr(import::Column::UpdatedAt, Expr::value(now))
-        .col_expr(import::Column::FinishedAt, Expr::value(now))
-        .filter(import::Column::Id.eq(id));
-    if status == DONE {
-        finish = finish.col_expr(
-            import::Column::BytesDone,
-            Expr::col(import::Column::BytesTotal).into(),
-        );
-    }
-    match finish.exec(&db).await {
+    let error = outcome.err();
+    let status = if error.is_some() { "failed" } else { "done" };
+    match store::finish(&db, id, error.as_deref(), Utc::now()).await {
         Ok(_) => tracing::info!(
             import_id = id,
             status,
@@ -120,7 +95,7 @@ async fn import(db: DatabaseConnection, id: i32, path: PathBuf, columns: Columns
 }
 
 async fn record_batch(
-    db: &DatabaseConnection,
+    db: &Db,
     id: i32,
     rows: Vec<ImportRow>,
     rejects: Vec<(u64, String)>,
@@ -134,7 +109,7 @@ async fn record_batch(
     let counts = loop {
         match apply_batch(db, rows.clone(), Utc::now()).await {
             Ok(c) => break c,
-            Err(e) if tries < 3 && transient(&e) => {
+            Err(e) if tries < 3 && store::is_transient(&e) => {
                 tries += 1;
                 tracing::debug!(error = %e, import_id = id, "batch conflicted; trying again");
                 tokio::time::sleep(std::time::Duration::from_millis(50 << tries)).await;
@@ -143,53 +118,16 @@ async fn record_batch(
         }
     };
     let room = usize::try_from(KEPT_REJECTS - *kept).unwrap_or(0);
-    let keep: Vec<import_reject::ActiveModel> = rejects
-        .iter()
-        .take(room)
-        .map(|(line, reason)| import_reject::ActiveModel {
-            import_id: Set(id),
-            line: Set(*line as i64),
-            reason: Set(reason.chars().take(500).collect()),
-            ..Default::default()
-        })
-        .collect();
-    *kept += keep.len() as i64;
-    for part in keep.chunks(500) {
-        import_reject::Entity::insert_many(part.to_vec())
-            .exec(db)
-            .await?;
-    }
-    let add = |col: import::Column, n: u64| Expr::col(col).add(n as i64);
-    import::Entity::update_many()
-        .col_expr(import::Column::Lines, add(import::Column::Lines, lines))
-        .col_expr(
-            import::Column::Created,
-            add(import::Column::Created, counts.created),
-        )
-        .col_expr(
-            import::Column::Updated,
-            add(import::Column::Updated, counts.updated),
-        )
-        .col_expr(
-            import::Column::Unchanged,
-            add(import::Column::Unchanged, counts.unchanged),
-        )
-        .col_expr(
-            import::Column::Rejected,
-            add(import::Column::Rejected, rejects.len() as u64),
-        )
-        .col_expr(import::Column::BytesDone, Expr::value(bytes_done as i64))
-        .col_expr(import::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(import::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// PostgreSQL's deadlock (40P01) and serialization (40001) failures: worth another try.
-fn transient(e: &heydoc_store::StoreError) -> bool {
-    let text = e.to_string();
-    text.contains("deadlock detected") || text.contains("could not serialize")
+    let kept_rejects = &rejects[..rejects.len().min(room)];
+    *kept += kept_rejects.len() as i64;
+    let progress = Progress {
+        counts,
+        kept_rejects,
+        rejected: rejects.len() as u64,
+        lines,
+        bytes_done,
+    };
+    store::record_progress(db, id, progress, Utc::now()).await
 }
 
 /// Reads the file (on a blocking thread) and sends batches until the end or a broken file.

@@ -5,9 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use chrono::{DateTime, Utc};
-use heydoc_entity::{api_key, user};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use heydoc_store::api_keys::{self as store, ApiKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -48,7 +46,7 @@ pub struct KeyOut {
 }
 
 impl KeyOut {
-    fn new(k: api_key::Model, created_by: String) -> Self {
+    fn new(k: ApiKey, created_by: String) -> Self {
         Self {
             id: k.id,
             name: k.name,
@@ -104,18 +102,14 @@ pub async fn create(
         ))
     })?;
     let new = generate();
-    let row = api_key::ActiveModel {
-        name: Set(name.to_string()),
-        prefix: Set(new.prefix),
-        key_hash: Set(new.hash),
-        scope: Set(scope.as_str().into()),
-        created_by: Set(me.user_id),
-        created_at: Set(Utc::now()),
-        ..Default::default()
+    let row = store::NewKey {
+        name,
+        prefix: new.prefix,
+        hash: new.hash,
+        scope: scope.as_str(),
+        created_by: me.user_id,
     };
-    let created = api_key::Entity::insert(row)
-        .exec_with_returning(&state.db)
-        .await?;
+    let created = store::insert(&state.db, row, Utc::now()).await?;
     tracing::info!(key_id = created.id, scope = scope.as_str(), by = %me.username, "API key created");
     Ok((
         StatusCode::CREATED,
@@ -139,11 +133,7 @@ pub async fn list(
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<KeyOut>>> {
     require_key_admin(&me)?;
-    let rows = api_key::Entity::find()
-        .find_also_related(user::Entity)
-        .order_by_desc(api_key::Column::Id)
-        .all(&state.db)
-        .await?;
+    let rows = store::all_with_owner(&state.db).await?;
     Ok(axum::Json(
         rows.into_iter()
             .map(|(k, u)| KeyOut::new(k, u.map(|u| u.username).unwrap_or_default()))
@@ -164,17 +154,7 @@ pub async fn revoke(
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
     require_key_admin(&me)?;
-    let found = api_key::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API key {id}")))?;
-    if found.revoked_at.is_none() {
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(api_key::Column::Id.eq(id))
-            .filter(api_key::Column::RevokedAt.is_null())
-            .exec(&state.db)
-            .await?;
+    if store::revoke(&state.db, id, Utc::now()).await? {
         tracing::info!(key_id = id, by = %me.username, "API key revoked");
     }
     Ok(axum::Json(Ack::new("API key revoked")))

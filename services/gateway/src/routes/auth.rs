@@ -9,12 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Duration, Utc};
 use heydoc_domain::{validate, Role};
-use heydoc_entity::{session, user};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
-};
+use heydoc_store::users;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -53,8 +48,8 @@ pub struct UserOut {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<user::Model> for UserOut {
-    fn from(u: user::Model) -> Self {
+impl From<users::User> for UserOut {
+    fn from(u: users::User) -> Self {
         Self {
             id: u.id,
             username: u.username,
@@ -125,25 +120,11 @@ async fn create_user(
     allow: impl FnOnce(bool) -> ApiResult<()>,
 ) -> ApiResult<UserOut> {
     let hash = password::hash(password_text)?;
-    let txn = state.db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Two first registrations at once must not both become admin.
-        txn.execute_unprepared("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
-            .await?;
-    }
-    let first = user::Entity::find().count(&txn).await? == 0;
+    let txn = heydoc_store::begin(&state.db).await?;
+    users::lock_for_creation(&txn).await?;
+    let first = users::count(&txn).await? == 0;
     allow(first)?;
-    let taken = user::Entity::find()
-        .filter(
-            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(
-                user::Column::Username,
-            )))
-            .eq(username.to_lowercase()),
-        )
-        .count(&txn)
-        .await?
-        > 0;
-    if taken {
+    if users::by_name(&txn, username).await?.is_some() {
         return Err(ApiError::Conflict(format!(
             "username {username:?} is taken"
         )));
@@ -153,17 +134,8 @@ async fn create_user(
     } else {
         role.unwrap_or(Role::User)
     };
-    let model = user::ActiveModel {
-        username: Set(username.to_string()),
-        password_hash: Set(hash),
-        role: Set(role.as_str().to_string()),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    };
-    let inserted = user::Entity::insert(model)
-        .exec_with_returning(&txn)
-        .await?;
-    txn.commit().await?;
+    let inserted = users::insert(&txn, username, hash, role.as_str(), Utc::now()).await?;
+    heydoc_store::commit(txn).await?;
     tracing::info!(username, role = role.as_str(), "user created");
     Ok(inserted.into())
 }
@@ -190,15 +162,7 @@ pub async fn login(
     state
         .login_limiter
         .check(&body.username, client_ip(&state, &headers, peer))?;
-    let found = user::Entity::find()
-        .filter(
-            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(
-                user::Column::Username,
-            )))
-            .eq(body.username.to_lowercase()),
-        )
-        .one(&state.db)
-        .await?;
+    let found = users::by_name(&state.db, &body.username).await?;
     let password_text = body.password;
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     // Argon2 is deliberately slow: keep it off the async workers.
@@ -225,15 +189,7 @@ pub async fn login(
         Duration::hours(i64::try_from(state.settings.auth.session_ttl_hours).unwrap_or(24 * 7));
     let expires_at = now + ttl;
     let session_id = uuid::Uuid::new_v4().to_string();
-    session::Entity::insert(session::ActiveModel {
-        id: Set(session_id.clone()),
-        user_id: Set(user.id),
-        created_at: Set(now),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-    })
-    .exec(&state.db)
-    .await?;
+    users::open_session(&state.db, &session_id, user.id, now, expires_at).await?;
     let token = state.tokens.issue(user.id, &session_id, now, expires_at)?;
     let cookie = session_cookie(&token, ttl.num_seconds(), state.settings.auth.cookie_secure);
     tracing::info!(username = %user.username, "login");
@@ -256,11 +212,7 @@ pub async fn login(
 )]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(user) = authenticate(&state, &headers).await? {
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(session::Column::Id.eq(&user.session_id))
-            .exec(&state.db)
-            .await?;
+        users::revoke_session(&state.db, &user.session_id, Utc::now()).await?;
         state.sessions.evict(&user.session_id);
         tracing::info!(username = %user.username, "logout");
     }
@@ -279,10 +231,7 @@ pub async fn list_users(
 ) -> ApiResult<axum::Json<Vec<UserOut>>> {
     me.require_session()?;
     me.require_admin()?;
-    let users = user::Entity::find()
-        .order_by_asc(user::Column::Id)
-        .all(&state.db)
-        .await?;
+    let users = users::all(&state.db).await?;
     Ok(axum::Json(users.into_iter().map(UserOut::from).collect()))
 }
 
@@ -329,8 +278,7 @@ pub async fn me(
     State(state): State<AppState>,
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<UserOut>> {
-    let user = user::Entity::find_by_id(me.user_id)
-        .one(&state.db)
+    let user = users::get(&state.db, me.user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     Ok(axum::Json(user.into()))

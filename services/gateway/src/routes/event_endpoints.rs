@@ -5,11 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use chrono::{DateTime, Utc};
-use heydoc_entity::{event_delivery, event_endpoint};
+use heydoc_store::endpoints::{self as store, Endpoint};
 use heydoc_store::events::EVENT_TYPES;
 use rand::RngCore;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -106,16 +104,8 @@ fn valid_url(url: &str) -> ApiResult<String> {
     }
 }
 
-async fn out(state: &AppState, e: event_endpoint::Model) -> ApiResult<EndpointOut> {
-    let pending: i64 = event_delivery::Entity::find()
-        .select_only()
-        .column_as(event_delivery::Column::Id.count(), "n")
-        .filter(event_delivery::Column::EndpointId.eq(e.id))
-        .filter(event_delivery::Column::Status.eq(heydoc_store::events::PENDING))
-        .into_tuple()
-        .one(&state.db)
-        .await?
-        .unwrap_or(0);
+async fn out(state: &AppState, e: Endpoint) -> ApiResult<EndpointOut> {
+    let pending = store::pending_count(&state.db, e.id).await?;
     Ok(EndpointOut {
         id: e.id,
         url: e.url,
@@ -157,18 +147,14 @@ pub async fn create(
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = format!("whsec_{}", hex::encode(bytes));
-    let created = event_endpoint::Entity::insert(event_endpoint::ActiveModel {
-        url: Set(url),
-        secret: Set(secret.clone()),
-        events: Set(serde_json::json!(events)),
-        enabled: Set(true),
-        disabled_reason: Set(None),
-        failing_since: Set(None),
-        created_by: Set(me.user_id),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    })
-    .exec_with_returning(&state.db)
+    let created = store::insert(
+        &state.db,
+        url,
+        secret.clone(),
+        &events,
+        me.user_id,
+        Utc::now(),
+    )
     .await?;
     tracing::info!(endpoint_id = created.id, by = %me.username, "event endpoint registered");
     Ok((
@@ -193,10 +179,7 @@ pub async fn list(
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<EndpointOut>>> {
     require_admin_session(&me)?;
-    let rows = event_endpoint::Entity::find()
-        .order_by_asc(event_endpoint::Column::Id)
-        .all(&state.db)
-        .await?;
+    let rows = store::all(&state.db).await?;
     let mut list = Vec::with_capacity(rows.len());
     for e in rows {
         list.push(out(&state, e).await?);
@@ -204,11 +187,8 @@ pub async fn list(
     Ok(axum::Json(list))
 }
 
-async fn find(state: &AppState, id: i32) -> ApiResult<event_endpoint::Model> {
-    event_endpoint::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no event endpoint {id}")))
+async fn find(state: &AppState, id: i32) -> ApiResult<Endpoint> {
+    Ok(store::get(&state.db, id).await?)
 }
 
 /// Enables (clearing the failure record) or disables an endpoint (admins).
@@ -228,16 +208,7 @@ pub async fn update(
     require_admin_session(&me)?;
     find(&state, id).await?;
     let reason = (!body.enabled).then(|| format!("disabled by {}", me.username));
-    event_endpoint::Entity::update_many()
-        .col_expr(event_endpoint::Column::Enabled, Expr::value(body.enabled))
-        .col_expr(event_endpoint::Column::DisabledReason, Expr::value(reason))
-        .col_expr(
-            event_endpoint::Column::FailingSince,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(event_endpoint::Column::Id.eq(id))
-        .exec(&state.db)
-        .await?;
+    store::set_enabled(&state.db, id, body.enabled, reason).await?;
     let now = find(&state, id).await?;
     Ok(axum::Json(Envelope::ok(
         out(&state, now).await?,
@@ -262,13 +233,7 @@ pub async fn delete(
 ) -> ApiResult<axum::Json<Ack>> {
     require_admin_session(&me)?;
     find(&state, id).await?;
-    event_delivery::Entity::delete_many()
-        .filter(event_delivery::Column::EndpointId.eq(id))
-        .exec(&state.db)
-        .await?;
-    event_endpoint::Entity::delete_by_id(id)
-        .exec(&state.db)
-        .await?;
+    store::delete(&state.db, id).await?;
     Ok(axum::Json(Ack::new("Endpoint deleted")))
 }
 
@@ -286,16 +251,13 @@ pub async fn deliveries(
 ) -> ApiResult<axum::Json<Vec<EventDeliveryOut>>> {
     require_admin_session(&me)?;
     find(&state, id).await?;
-    let mut query =
-        event_delivery::Entity::find().filter(event_delivery::Column::EndpointId.eq(id));
-    if let Some(before) = params.before {
-        query = query.filter(event_delivery::Column::Id.lt(before));
-    }
-    let rows = query
-        .order_by_desc(event_delivery::Column::Id)
-        .limit(page_size(params.limit, 100, 500))
-        .all(&state.db)
-        .await?;
+    let rows = store::log(
+        &state.db,
+        id,
+        params.before,
+        page_size(params.limit, 100, 500),
+    )
+    .await?;
     Ok(axum::Json(
         rows.into_iter()
             .map(|d| EventDeliveryOut {

@@ -10,17 +10,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use heydoc_entity::{contact, import, import_reject};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use heydoc_domain::ImportState;
+use heydoc_store::contacts::Filter;
+use heydoc_store::imports::{self as store, Import};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
+use crate::core::contacts::tags_of;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Path, Query};
 use crate::import::{job, Columns};
-use crate::routes::contacts::{matching, tags_of};
 use crate::routes::Envelope;
 use crate::state::AppState;
 
@@ -67,12 +68,8 @@ pub struct ImportOut {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-async fn import_out(state: &AppState, row: import::Model) -> ApiResult<ImportOut> {
-    let rejects = import_reject::Entity::find()
-        .filter(import_reject::Column::ImportId.eq(row.id))
-        .order_by_asc(import_reject::Column::Line)
-        .limit(LISTED_REJECTS)
-        .all(&state.db)
+async fn import_out(state: &AppState, row: Import) -> ApiResult<ImportOut> {
+    let rejects = store::rejects(&state.db, row.id, LISTED_REJECTS)
         .await?
         .into_iter()
         .map(|r| RejectOut {
@@ -80,12 +77,12 @@ async fn import_out(state: &AppState, row: import::Model) -> ApiResult<ImportOut
             reason: r.reason,
         })
         .collect();
-    let stalled = row.status == job::RUNNING
+    let stalled = row.status == ImportState::Running.as_str()
         && row.updated_at < Utc::now() - chrono::Duration::seconds(STALLED_SECS);
     Ok(ImportOut {
         id: row.id,
         status: if stalled {
-            "interrupted".into()
+            ImportState::Interrupted.as_str().into()
         } else {
             row.status
         },
@@ -161,24 +158,7 @@ pub async fn upload(
         }
     };
     let now = Utc::now();
-    let created = import::Entity::insert(import::ActiveModel {
-        status: Set(job::RUNNING.into()),
-        created_by: Set(me.user_id),
-        bytes_total: Set(size as i64),
-        bytes_done: Set(0),
-        lines: Set(0),
-        created: Set(0),
-        updated: Set(0),
-        unchanged: Set(0),
-        rejected: Set(0),
-        error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-        ..Default::default()
-    })
-    .exec_with_returning(&state.db)
-    .await;
+    let created = store::start(&state.db, me.user_id, size as i64, now).await;
     let created = match created {
         Ok(c) => c,
         Err(e) => {
@@ -192,10 +172,7 @@ pub async fn upload(
     let finished = tokio::time::timeout(WAIT_FOR_JOB, &mut running)
         .await
         .is_ok();
-    let row = import::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("import {id} vanished")))?;
+    let row = store::get(&state.db, id).await?;
     let out = import_out(&state, row).await?;
     let location = format!("/api/imports/{id}");
     let (status, message) = if finished {
@@ -295,9 +272,7 @@ pub async fn get(
 ) -> ApiResult<axum::Json<ImportOut>> {
     // Imports (and their rejected rows, which hold contacts' data) are their creator's and
     // the admins'.
-    let row = import::Entity::find_by_id(id)
-        .one(&state.db)
-        .await?
+    let row = Some(store::get(&state.db, id).await?)
         .filter(|r| r.created_by == me.user_id || me.role == heydoc_domain::Role::Admin)
         .ok_or_else(|| ApiError::not_found(format!("no import {id}")))?;
     Ok(axum::Json(import_out(&state, row).await?))
@@ -398,12 +373,11 @@ async fn export_page(
     tag: Option<i32>,
     after: i32,
 ) -> ApiResult<(Bytes, Option<i32>)> {
-    let rows = matching(q, tag)
-        .filter(contact::Column::Id.gt(after))
-        .order_by_asc(contact::Column::Id)
-        .limit(EXPORT_PAGE)
-        .all(&state.db)
-        .await?;
+    let filter = Filter {
+        q: q.map(str::to_string),
+        tag,
+    };
+    let rows = heydoc_store::contacts::by_id_after(&state.db, &filter, after, EXPORT_PAGE).await?;
     let ids: Vec<i32> = rows.iter().map(|c| c.id).collect();
     let mut tags = tags_of(&state.db, &ids).await?;
     let next = (rows.len() as u64 == EXPORT_PAGE)

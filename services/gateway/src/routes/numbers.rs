@@ -1,143 +1,15 @@
-//! The business numbers HeyDoc sends from (admins): list them with their state, add one, change
-//! its rate, display number, token or state. The environment's `WHATSAPP_*` number is the
-//! default one. An access token is a secret: stored, never returned (`has_token` says whether
-//! the number has its own or uses the environment's).
+//! The business numbers HeyDoc sends from (admins).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
-use chrono::{DateTime, Utc};
-use heydoc_entity::business_number;
-use heydoc_store::numbers::{ACTIVE, DISABLED};
-use sea_orm::{ActiveValue::Set, EntityTrait};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::core::numbers::{self, NewNumber, NumberChanges, NumberOut};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::routes::Envelope;
 use crate::state::AppState;
-
-/// Meta allows up to 1,000 messages per second for an upgraded number.
-const MAX_MPS: i32 = 1_000;
-
-/// A business number as the API shows it: never its token.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NumberOut {
-    /// Meta's phone number id: the Cloud API path, and what `from` names.
-    pub phone_number_id: String,
-    /// The number as people see it.
-    pub display_number: String,
-    /// The WhatsApp Business Account it belongs to.
-    pub waba_id: String,
-    /// Messages per second it may send.
-    pub mps: i32,
-    /// The environment's number, used when a send names none.
-    pub is_default: bool,
-    /// `active`, `paused` (it cannot send now: `state_reason` says why) or `disabled`.
-    pub state: String,
-    pub state_reason: Option<String>,
-    /// Whether it has a token of its own (otherwise the environment's is used).
-    pub has_token: bool,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<business_number::Model> for NumberOut {
-    fn from(n: business_number::Model) -> Self {
-        Self {
-            phone_number_id: n.phone_number_id,
-            display_number: n.display_number,
-            waba_id: n.waba_id,
-            mps: n.mps,
-            is_default: n.is_default,
-            state: n.state,
-            state_reason: n.state_reason,
-            has_token: n.access_token.is_some(),
-            updated_at: n.updated_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NewNumber {
-    #[schema(example = "106540352242922", pattern = "^[0-9]{5,32}$")]
-    pub phone_number_id: String,
-    #[schema(example = "+91 98000 00001")]
-    pub display_number: String,
-    #[serde(default)]
-    #[schema(example = "102290129340398")]
-    pub waba_id: String,
-    /// The number's Cloud API access token (a system user's). Stored, never shown again.
-    pub access_token: String,
-    /// Messages per second (default 80, Meta's default; at most 1,000).
-    #[serde(default)]
-    pub mps: Option<i32>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NumberChanges {
-    #[serde(default)]
-    pub display_number: Option<String>,
-    #[serde(default)]
-    pub waba_id: Option<String>,
-    /// A new token (the old one is replaced).
-    #[serde(default)]
-    pub access_token: Option<String>,
-    #[serde(default)]
-    pub mps: Option<i32>,
-    /// `active` (also re-enables a disabled number) or `disabled` (nothing is sent from it;
-    /// its messages wait).
-    #[serde(default)]
-    pub state: Option<String>,
-}
-
-/// A number a send may name: registered, and not disabled by an admin.
-pub async fn usable(state: &AppState, from: &str) -> ApiResult<()> {
-    match heydoc_store::numbers::find(&state.db, from.trim()).await? {
-        Some(n) if n.state != heydoc_store::numbers::DISABLED => Ok(()),
-        Some(_) => Err(ApiError::validation(format!(
-            "from: business number {from} is disabled"
-        ))),
-        None => Err(ApiError::validation(format!(
-            "from: {from:?} is not a registered business number (see GET /api/numbers)"
-        ))),
-    }
-}
-
-fn require_admin(me: &AuthUser) -> ApiResult<()> {
-    me.require_admin()
-}
-
-fn check_mps(mps: i32) -> ApiResult<i32> {
-    if (1..=MAX_MPS).contains(&mps) {
-        Ok(mps)
-    } else {
-        Err(ApiError::validation(format!(
-            "mps must be between 1 and {MAX_MPS}"
-        )))
-    }
-}
-
-fn check_token(token: &str) -> ApiResult<String> {
-    let token = token.trim();
-    if token.is_empty() || token.len() > 1024 || token.chars().any(char::is_whitespace) {
-        return Err(ApiError::validation(
-            "access_token must be 1 to 1024 characters without spaces",
-        ));
-    }
-    Ok(token.to_string())
-}
-
-fn check_display(display: &str) -> ApiResult<String> {
-    let display = display.trim();
-    if display.is_empty() || display.chars().count() > 32 {
-        return Err(ApiError::validation(
-            "display_number must be 1 to 32 characters",
-        ));
-    }
-    Ok(display.to_string())
-}
 
 /// Every business number, the default first (admins).
 #[utoipa::path(
@@ -148,11 +20,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<NumberOut>>> {
-    require_admin(&me)?;
-    let numbers = heydoc_store::numbers::all(&state.db).await?;
-    Ok(axum::Json(
-        numbers.into_iter().map(NumberOut::from).collect(),
-    ))
+    Ok(axum::Json(numbers::list(&state, &me).await?))
 }
 
 /// Registers a business number to send from (admins). Senders start sending from it within
@@ -171,44 +39,10 @@ pub async fn create(
     Extension(me): Extension<AuthUser>,
     Json(body): Json<NewNumber>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<NumberOut>>)> {
-    require_admin(&me)?;
-    let id = body.phone_number_id.trim();
-    if !(5..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::validation(
-            "phone_number_id must be Meta's id: 5 to 32 digits",
-        ));
-    }
-    let display = check_display(&body.display_number)?;
-    let token = check_token(&body.access_token)?;
-    let mps = check_mps(body.mps.unwrap_or(80))?;
-    if body.waba_id.len() > 64 {
-        return Err(ApiError::validation("waba_id is at most 64 characters"));
-    }
-    if heydoc_store::numbers::find(&state.db, id).await?.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "business number {id} is already registered"
-        )));
-    }
-    let now = Utc::now();
-    let created = business_number::Entity::insert(business_number::ActiveModel {
-        phone_number_id: Set(id.to_string()),
-        display_number: Set(display),
-        waba_id: Set(body.waba_id.trim().to_string()),
-        access_token: Set(Some(token)),
-        mps: Set(mps),
-        is_default: Set(false),
-        state: Set(ACTIVE.into()),
-        state_reason: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec_with_returning(&state.db)
-    .await?;
-    tracing::info!(phone_number_id = %created.phone_number_id, by = %me.username, "business number registered");
+    let created = numbers::create(&state, &me, body).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(Envelope::ok(created.into(), "Business number registered")),
+        axum::Json(Envelope::ok(created, "Business number registered")),
     ))
 }
 
@@ -229,55 +63,6 @@ pub async fn update(
     Path(phone_number_id): Path<String>,
     Json(body): Json<NumberChanges>,
 ) -> ApiResult<axum::Json<Envelope<NumberOut>>> {
-    require_admin(&me)?;
-    let existing = heydoc_store::numbers::find(&state.db, &phone_number_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("business number {phone_number_id} not found"))
-        })?;
-    let mut model: business_number::ActiveModel = existing.clone().into();
-    if let Some(d) = &body.display_number {
-        model.display_number = Set(check_display(d)?);
-    }
-    if let Some(w) = &body.waba_id {
-        if w.len() > 64 {
-            return Err(ApiError::validation("waba_id is at most 64 characters"));
-        }
-        model.waba_id = Set(w.trim().to_string());
-    }
-    if let Some(t) = &body.access_token {
-        model.access_token = Set(Some(check_token(t)?));
-    }
-    if let Some(mps) = body.mps {
-        if existing.is_default {
-            return Err(ApiError::validation(
-                "the default number's rate is WHATSAPP_MPS in the environment",
-            ));
-        }
-        model.mps = Set(check_mps(mps)?);
-    }
-    match body.state.as_deref().map(str::trim) {
-        None => {}
-        Some(s) if s == ACTIVE => {
-            model.state = Set(ACTIVE.into());
-            model.state_reason = Set(None);
-        }
-        Some(s) if s == DISABLED => {
-            model.state = Set(DISABLED.into());
-            model.state_reason = Set(Some(format!("disabled by {}", me.username)));
-        }
-        Some(other) => {
-            return Err(ApiError::validation(format!(
-                "state {other:?} must be active or disabled"
-            )))
-        }
-    }
-    model.updated_at = Set(Utc::now());
-    let updated = business_number::Entity::update(model)
-        .exec(&state.db)
-        .await?;
-    Ok(axum::Json(Envelope::ok(
-        updated.into(),
-        "Business number updated",
-    )))
+    let updated = numbers::update(&state, &me, &phone_number_id, body).await?;
+    Ok(axum::Json(Envelope::ok(updated, "Business number updated")))
 }

@@ -4,9 +4,7 @@
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use heydoc_entity::user;
 use maud::html;
-use sea_orm::{EntityTrait, PaginatorTrait};
 use serde::Deserialize;
 
 use crate::auth::session::authenticate;
@@ -22,7 +20,7 @@ pub struct Next {
 /// Whether the register page should offer itself: always on a new install (the first user
 /// becomes admin), afterwards only when open registration is on.
 async fn registration_open(state: &AppState) -> Result<bool, PageError> {
-    Ok(state.settings.auth.open_registration || user::Entity::find().count(&state.db).await? == 0)
+    Ok(state.settings.auth.open_registration || heydoc_store::users::count(&state.db).await? == 0)
 }
 
 pub async fn login(
@@ -58,7 +56,7 @@ pub async fn login(
 }
 
 pub async fn register(State(state): State<AppState>) -> Result<Response, PageError> {
-    let first = user::Entity::find().count(&state.db).await? == 0;
+    let first = heydoc_store::users::count(&state.db).await? == 0;
     if !registration_open(&state).await? {
         return Ok(bare(
             "Register",

@@ -5,9 +5,9 @@ use axum::extract::State;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::core::schedules::{self as scheduled, DeliveryParams, OccurrenceOut, ScheduledOut};
+use crate::core::tags::{self, TagWithCount};
 use crate::extract::{Path, Query};
-use crate::routes::scheduled::{self, DeliveryParams, OccurrenceOut, ScheduledOut};
-use crate::routes::tags::{self, TagWithCount};
 use crate::state::AppState;
 use crate::ui::format::{clip, query, status_badge, tag_chip, time, time_in};
 use crate::ui::layout::{form_error, shell, Nav};
@@ -17,8 +17,8 @@ use crate::ui::page::{PageResult, PageUser};
 const DELIVERIES_PAGE: u64 = 100;
 
 pub async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
-    let axum::Json(schedules) = scheduled::list(State(state.clone())).await?;
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let schedules = scheduled::list(&state).await?;
+    let all_tags = tags::list(&state).await?;
     let main = html! {
         div.heading {
             h1 { "Campaigns" }
@@ -81,7 +81,7 @@ fn audience(s: &ScheduledOut, all_tags: &[TagWithCount]) -> Markup {
 }
 
 pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let all_tags = tags::list(&state).await?;
     let main = html! {
         h1 { "New campaign" }
         form #campaign-form.card data-campaign {
@@ -181,18 +181,18 @@ pub async fn detail(
     Path(id): Path<i32>,
     Query(params): Query<DetailParams>,
 ) -> PageResult {
-    let axum::Json(detail) = scheduled::get(State(state.clone()), Path(id)).await?;
-    let axum::Json(deliveries) = scheduled::deliveries_of(
-        State(state.clone()),
-        Path(id),
-        Query(DeliveryParams {
+    let detail = scheduled::get(&state, id).await?;
+    let deliveries = scheduled::deliveries_of(
+        &state,
+        id,
+        DeliveryParams {
             limit: Some(DELIVERIES_PAGE),
             before: params.before,
             occurrence_id: None,
-        }),
+        },
     )
     .await?;
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let all_tags = tags::list(&state).await?;
     let s = &detail.schedule;
     let older = (deliveries.len() as u64 == DELIVERIES_PAGE)
         .then(|| deliveries.last().map(|d| d.id))

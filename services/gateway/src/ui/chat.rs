@@ -8,10 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::core::contacts::{self, ContactOut};
+use crate::core::messages::{self, ChatParams, MessageOut};
+use crate::core::tags;
 use crate::extract::{Path, Query};
-use crate::routes::contacts::{self, ContactOut};
-use crate::routes::messages::{self, ChatParams, MessageOut};
-use crate::routes::tags;
 use crate::state::AppState;
 use crate::ui::format::{query, tag_chip, tick, time};
 use crate::ui::inbox::tagger;
@@ -39,28 +39,28 @@ pub async fn page(
     Query(params): Query<ChatPageParams>,
     headers: HeaderMap,
 ) -> PageResult {
-    let axum::Json(contact) = contacts::get(State(state.clone()), Path(phone.clone())).await?;
+    let contact = contacts::get(&state, &phone).await?;
     // Opening the chat reads it; a refresh in a tab nobody looks at does not.
     let looking = headers
         .get(VISIBILITY_HEADER)
         .is_none_or(|v| v.as_bytes() != b"hidden");
     if contact.unread_count > 0 && looking {
-        let _read = messages::mark_read(State(state.clone()), Path(contact.phone.clone())).await?;
+        messages::mark_read(&state, &contact.phone).await?;
     }
-    let axum::Json(mut chat) = messages::list(
-        State(state.clone()),
-        Path(contact.phone.clone()),
-        Query(ChatParams {
+    let mut chat = messages::list(
+        &state,
+        &contact.phone,
+        ChatParams {
             limit: Some(PAGE),
             before: params.before,
-        }),
+        },
     )
     .await?;
     let older = (chat.len() as u64 == PAGE)
         .then(|| chat.last().map(|m| m.id))
         .flatten();
     chat.reverse();
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let all_tags = tags::list(&state).await?;
     let title = if contact.name.is_empty() {
         contact.phone.clone()
     } else {

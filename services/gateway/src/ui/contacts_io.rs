@@ -4,13 +4,13 @@
 use axum::extract::State;
 use maud::html;
 
-use crate::routes::tags;
+use crate::core::tags;
 use crate::state::AppState;
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
 pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let all_tags = tags::list(&state).await?;
     let main = html! {
         h1 { "Import and export contacts" }
         section.card aria-labelledby="import-title" {

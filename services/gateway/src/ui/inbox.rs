@@ -5,9 +5,9 @@ use axum::extract::State;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::core::contacts::{self, ContactOut, ListParams};
+use crate::core::tags::{self, TagWithCount};
 use crate::extract::Query;
-use crate::routes::contacts::{self, ContactOut, ListParams};
-use crate::routes::tags::{self, TagWithCount};
 use crate::state::AppState;
 use crate::ui::format::{clip, query, tag_chip, time};
 use crate::ui::layout::{form_error, shell, Nav};
@@ -30,21 +30,17 @@ pub async fn page(
 ) -> PageResult {
     // The tag filter's "any tag" option submits an empty value.
     let tag = params.tag.as_deref().and_then(|t| t.parse::<i32>().ok());
-    let (headers, axum::Json(contacts)) = contacts::list(
-        State(state.clone()),
-        Query(ListParams {
+    let (contacts, next) = contacts::list(
+        &state,
+        ListParams {
             limit: Some(PAGE),
             cursor: params.cursor.clone(),
             q: params.q.clone(),
             tag,
-        }),
+        },
     )
     .await?;
-    let next = headers
-        .get("x-next-cursor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let axum::Json(all_tags) = tags::list(State(state)).await?;
+    let all_tags = tags::list(&state).await?;
     let search = params.q.clone().unwrap_or_default();
     let main = html! {
         div.heading {

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::Extension;
 use maud::{html, Markup};
 
+use crate::core::numbers::{self, NumberOut};
 use crate::routes::api_keys::{self, KeyOut};
 use crate::routes::event_endpoints::{self, EndpointOut};
-use crate::routes::numbers::{self, NumberOut};
 use crate::state::AppState;
 use crate::ui::format::{status_badge, time};
 use crate::ui::layout::{form_error, shell, Nav};
@@ -19,7 +19,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
     let axum::Json(keys) = api_keys::list(State(state.clone()), Extension(user.clone())).await?;
     let axum::Json(endpoints) =
         event_endpoints::list(State(state.clone()), Extension(user.clone())).await?;
-    let axum::Json(numbers) = numbers::list(State(state), Extension(user.clone())).await?;
+    let numbers = numbers::list(&state, &user).await?;
     let main = html! {
         h1 { "Integrations" }
         div #secret-box.card hidden role="alert" {

@@ -5,9 +5,7 @@ use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use heydoc_entity::user;
 use maud::html;
-use sea_orm::{EntityTrait, PaginatorTrait};
 
 use crate::auth::session::authenticate;
 use crate::auth::AuthUser;
@@ -78,8 +76,8 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<sea_orm::DbErr> for PageError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<heydoc_store::StoreError> for PageError {
+    fn from(e: heydoc_store::StoreError) -> Self {
         Self(e.into())
     }
 }
@@ -113,7 +111,7 @@ pub async fn home(State(state): State<AppState>, parts: Parts) -> Result<Redirec
     if authenticate(&state, &parts.headers).await?.is_some() {
         return Ok(Redirect::to("/inbox"));
     }
-    let users = user::Entity::find().count(&state.db).await?;
+    let users = heydoc_store::users::count(&state.db).await?;
     Ok(Redirect::to(if users == 0 {
         "/register"
     } else {

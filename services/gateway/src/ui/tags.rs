@@ -3,14 +3,14 @@
 use axum::extract::State;
 use maud::html;
 
-use crate::routes::tags;
+use crate::core::tags;
 use crate::state::AppState;
 use crate::ui::format::tag_chip;
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
 pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
-    let axum::Json(all) = tags::list(State(state)).await?;
+    let all = tags::list(&state).await?;
     let main = html! {
         h1 { "Tags" }
         form.card.row data-api="/api/tags" data-method="POST" data-then="reload" aria-label="New tag" {

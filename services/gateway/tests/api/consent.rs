@@ -2,10 +2,8 @@
 //! nothing, queued campaign messages are skipped, START brings the contact back, and a replay
 //! of an older webhook cannot undo a newer choice.
 
-use heydoc_entity::message;
 use heydoc_testkit::fixtures::inbound_text;
 use heydoc_testkit::{on_both_backends, Api, Backend, TestApp};
-use sea_orm::{ActiveValue::Set, EntityTrait};
 
 const PHONE: &str = "14155550777";
 
@@ -41,25 +39,9 @@ async fn stop_and_start_by_keyword(backend: Backend) {
     let (_, contact) = api.get(&format!("/api/contacts/{PHONE}")).await;
     let contact_id = contact["id"].as_i64().unwrap() as i32;
     // A campaign message waiting to be sent.
-    let now = chrono::Utc::now();
-    message::Entity::insert(message::ActiveModel {
-        contact_id: Set(contact_id),
-        direction: Set("outgoing".into()),
-        sender_phone: Set("sandbox".into()),
-        receiver_phone: Set(PHONE.into()),
-        message_type: Set("text".into()),
-        message_text: Set("Campaign tip".into()),
-        timestamp: Set(now),
-        is_read: Set(true),
-        status: Set("queued".into()),
-        attempts: Set(0),
-        origin: Set("occurrence".into()),
-        updated_at: Set(now),
-        ..Default::default()
-    })
-    .exec(&app.db.conn)
-    .await
-    .unwrap();
+    app.db
+        .queue_campaign_message(contact_id, PHONE, "Campaign tip")
+        .await;
 
     says(&app, "wamid.C2", "Stop.", 1_800_000_010).await;
     let (_, contact) = api.get(&format!("/api/contacts/{PHONE}")).await;

@@ -5,8 +5,8 @@
 
 use std::process::{Child, Command, Stdio};
 
+use heydoc_store::Db as DatabaseConnection;
 use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 pub const ROUTE: &str = "15550002222";
 
@@ -121,22 +121,19 @@ pub async fn sandbox(latency_ms: u64) -> (Sandbox, String) {
 
 /// `n` contacts from `first_phone` on, each with one queued text message.
 pub async fn seed_sends(db: &DatabaseConnection, first_phone: i64, n: i64) {
-    db.execute_unprepared(&format!(
+    heydoc_testkit::sql::execute(
+        db,
+        &format!(
         "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
          SELECT ({first_phone} + g)::text, '', false, '{{}}'::json, now(), 1, 0, now(), now() FROM generate_series(1, {n}) g;
          INSERT INTO messages (contact_id, direction, sender_phone, receiver_phone, message_type, message_text, timestamp,
                                is_read, status, attempts, origin, updated_at)
          SELECT id, 'outgoing', '{ROUTE}', phone, 'text', 'process test', now(), true, 'queued', 0, 'api', now() FROM contacts;"
-    ))
-    .await
-    .unwrap();
+        ),
+    )
+    .await;
 }
 
 pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
+    heydoc_testkit::sql::scalar(db, sql).await
 }

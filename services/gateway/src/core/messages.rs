@@ -1,0 +1,96 @@
+//! A contact's chat: its messages, newest first, and marking them read.
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::Phone;
+use heydoc_store::messages::{self as store, Message};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::core::contacts::find as find_contact;
+use crate::error::ApiResult;
+use crate::routes::page_size;
+use crate::state::AppState;
+
+/// A message as the seed shows it, plus HeyDoc's additions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    pub id: i64,
+    /// WhatsApp's message id (wamid); empty until WhatsApp has accepted an outgoing message.
+    pub message_id: String,
+    pub sender_phone: String,
+    pub receiver_phone: String,
+    /// `text`, `template`, `image`, ...
+    pub message_type: String,
+    pub message_text: String,
+    pub timestamp: DateTime<Utc>,
+    /// `incoming` or `outgoing`.
+    pub direction: String,
+    pub is_read: bool,
+    /// `received` for incoming; for outgoing `queued`, `sending`, `retrying`, `sent`,
+    /// `delivered`, `read`, `failed`, `skipped` or `unknown`.
+    pub status: String,
+    /// WhatsApp's error code when the message failed.
+    pub error_code: Option<i32>,
+    /// Why the message failed or was skipped.
+    pub error_reason: Option<String>,
+}
+
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id,
+            message_id: m.message_id.unwrap_or_default(),
+            sender_phone: m.sender_phone,
+            receiver_phone: m.receiver_phone,
+            message_type: m.message_type,
+            message_text: m.message_text,
+            timestamp: m.timestamp,
+            direction: m.direction,
+            is_read: m.is_read,
+            status: m.status,
+            error_code: m.last_error_code,
+            error_reason: m.last_error_reason,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ChatParams {
+    /// How many messages, 1 to 200 (default 20).
+    pub limit: Option<u64>,
+    /// Only messages older than this message id (the `id` of the last one on the previous page).
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadOut {
+    pub phone: String,
+    /// Always 0 afterwards.
+    pub unread_count: i32,
+    /// How many incoming messages were marked read.
+    pub marked: u64,
+}
+
+pub async fn list(state: &AppState, phone: &str, params: ChatParams) -> ApiResult<Vec<MessageOut>> {
+    let phone = Phone::parse(phone)?;
+    let rows = store::page(
+        &state.db,
+        &phone,
+        params.before,
+        page_size(params.limit, 20, 200),
+    )
+    .await?;
+    Ok(rows.into_iter().map(MessageOut::from).collect())
+}
+
+pub async fn mark_read(state: &AppState, phone: &str) -> ApiResult<ReadOut> {
+    let txn = heydoc_store::begin(&state.db).await?;
+    let contact = find_contact(&txn, phone).await?;
+    let marked = store::mark_read(&txn, contact.id).await?;
+    heydoc_store::commit(txn).await?;
+    Ok(ReadOut {
+        phone: contact.phone,
+        unread_count: 0,
+        marked,
+    })
+}

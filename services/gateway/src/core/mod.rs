@@ -1,0 +1,11 @@
+//! The gateway's service layer: one module per resource, with its typed input and output and
+//! its rules. Handlers (`routes`) and pages (`ui`) only extract, call these, and wrap the
+//! result; the SQL behind them lives in `heydoc-store`.
+
+pub mod contacts;
+pub mod messages;
+pub mod numbers;
+pub mod schedules;
+pub mod send;
+pub mod tags;
+pub mod webhooks;

@@ -1,0 +1,306 @@
+//! Schedules (the API's scheduled messages, the dashboard's campaigns): creating, reading,
+//! previewing, pausing, cancelling, deleting.
+
+mod preview;
+mod shapes;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::schedule::{transition, Audience, Timing, Transition};
+use heydoc_domain::{template, validate, MessageStatus, ScheduleStatus};
+use heydoc_store::{deliveries, occurrences, schedules as store};
+
+pub use preview::preview;
+pub use shapes::*;
+
+use crate::auth::AuthUser;
+use crate::core::tags::ensure_exist;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::page_size;
+use crate::state::AppState;
+
+/// Occurrences a schedule's detail shows.
+const RECENT_OCCURRENCES: u64 = 20;
+
+pub async fn list(state: &AppState) -> ApiResult<Vec<ScheduledOut>> {
+    let rows = store::all(&state.db).await?;
+    Ok(rows.into_iter().map(ScheduledOut::from).collect())
+}
+
+pub async fn pending(state: &AppState) -> ApiResult<Vec<ScheduledOut>> {
+    let rows = store::pending(&state.db).await?;
+    Ok(rows.into_iter().map(ScheduledOut::from).collect())
+}
+
+/// One schedule with its last occurrences and their deliveries' counts.
+pub async fn get(state: &AppState, id: i32) -> ApiResult<ScheduledDetail> {
+    let schedule = store::get(&state.db, id).await?;
+    let recent = occurrences::recent(&state.db, id, RECENT_OCCURRENCES).await?;
+    let ids: Vec<i64> = recent.iter().map(|o| o.id).collect();
+    let mut by_occurrence: HashMap<i64, DeliveryCounts> = HashMap::new();
+    for (occ, status, n) in occurrences::status_counts(&state.db, &ids).await? {
+        by_occurrence.entry(occ).or_default().add(&status, n);
+    }
+    let occurrences = recent
+        .into_iter()
+        .map(|o| OccurrenceOut {
+            counts: by_occurrence.remove(&o.id).unwrap_or_default(),
+            id: o.id,
+            fire_at: o.fire_at,
+            state: o.state,
+            planned: o.planned,
+        })
+        .collect();
+    Ok(ScheduledDetail {
+        schedule: schedule.into(),
+        occurrences,
+    })
+}
+
+impl DeliveryCounts {
+    fn add(&mut self, status: &str, n: i64) {
+        use MessageStatus as S;
+        match MessageStatus::parse(status) {
+            Some(S::Queued | S::Sending | S::Retrying) => self.queued += n,
+            Some(S::Sent) => self.sent += n,
+            Some(S::Delivered) => self.delivered += n,
+            Some(S::Read) => self.read += n,
+            Some(S::Failed) => self.failed += n,
+            Some(S::Skipped) => self.skipped += n,
+            Some(S::Unknown | S::Received) | None => self.unknown += n,
+        }
+    }
+}
+
+pub async fn deliveries_of(
+    state: &AppState,
+    id: i32,
+    params: DeliveryParams,
+) -> ApiResult<Vec<DeliveryOut>> {
+    store::get(&state.db, id).await?;
+    let rows = occurrences::deliveries(
+        &state.db,
+        id,
+        params.occurrence_id,
+        params.before,
+        page_size(params.limit, 100, 500),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| DeliveryOut {
+            id: m.id,
+            occurrence_id: m.occurrence_id.unwrap_or_default(),
+            phone: m.receiver_phone,
+            status: m.status,
+            error_code: m.last_error_code,
+            error_reason: m.last_error_reason,
+            updated_at: m.updated_at,
+        })
+        .collect())
+}
+
+pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiResult<ScheduledOut> {
+    let from = body
+        .from
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string);
+    if let Some(from) = &from {
+        crate::core::numbers::usable(state, from).await?;
+    }
+    let plan = Plan::check(body, Utc::now())?;
+    ensure_exist(&state.db, &plan.audience.tag_ids).await?;
+    let first_run = plan.timing.first_run;
+    let new = store::NewSchedule {
+        message: plan.message,
+        template: plan.template,
+        recipients: plan.audience.recipients,
+        tag_ids: plan.audience.tag_ids,
+        scheduled_time: plan.timing.scheduled_time,
+        recurrence: plan.timing.recurrence.to_stored(),
+        timezone: plan.timing.timezone,
+        end_time: plan.timing.end_time,
+        max_occurrences: plan.timing.max_occurrences,
+        sender_number: from,
+        first_run,
+        created_by: me.username.clone(),
+        trace_context: heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current()),
+    };
+    let created = store::insert(&state.db, new, Utc::now()).await?;
+    tracing::info!(schedule_id = created.id, next_run_at = %first_run, "schedule created");
+    if let Some(wake) = &state.scheduler_wake {
+        wake.notify_waiters();
+    }
+    Ok(created.into())
+}
+
+pub async fn delete(state: &AppState, id: i32) -> ApiResult<()> {
+    let txn = heydoc_store::begin(&state.db).await?;
+    store::delete(&txn, id, "the campaign was deleted", Utc::now()).await?;
+    heydoc_store::commit(txn).await?;
+    Ok(())
+}
+
+/// The schedule after the change, and whether anything changed.
+pub async fn update_status(
+    state: &AppState,
+    id: i32,
+    body: StatusChange,
+) -> ApiResult<(ScheduledOut, Option<ScheduleStatus>)> {
+    let next = ScheduleStatus::parse(body.status.trim()).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "status {:?} must be one of pending, paused, cancelled, sent",
+            body.status
+        ))
+    })?;
+    let existing = store::get(&state.db, id).await?;
+    let current = ScheduleStatus::parse(&existing.status).unwrap_or(ScheduleStatus::Pending);
+    let (from, to) = match transition(current, next)
+        .map_err(|e| ApiError::Conflict(format!("scheduled message {id} {e}")))?
+    {
+        Transition::Unchanged => return Ok((existing.into(), None)),
+        Transition::Move { from, to } => (from, to),
+    };
+    let now = Utc::now();
+    // Only the status moves; a concurrent change to the same row simply wins or loses whole.
+    let txn = heydoc_store::begin(&state.db).await?;
+    let updated = store::set_status(&txn, existing, from, to, now).await?;
+    match to {
+        ScheduleStatus::Pending => {
+            deliveries::resume_schedule(&txn, id, now).await?;
+        }
+        ScheduleStatus::Cancelled => {
+            deliveries::cancel_schedule(&txn, id, "the campaign was cancelled", now).await?;
+        }
+        // The seed's flow: the client sent it itself. Like a cancel, nothing more goes out
+        // (a recurring schedule ends here).
+        ScheduleStatus::Sent => {
+            deliveries::cancel_schedule(&txn, id, "marked sent by the client", now).await?;
+        }
+        ScheduleStatus::Paused => {}
+    }
+    heydoc_store::commit(txn).await?;
+    Ok((updated.into(), Some(to)))
+}
+
+/// A create request that passed every check.
+struct Plan {
+    message: Option<String>,
+    template: Option<serde_json::Value>,
+    audience: Audience,
+    timing: Timing,
+}
+
+impl Plan {
+    fn check(body: NewSchedule, now: DateTime<Utc>) -> ApiResult<Self> {
+        let message = body.message.clone().filter(|m| !m.is_empty());
+        if let Some(text) = &message {
+            validate::message_text("message", text)?;
+            template::check_text(text)
+                .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+        }
+        let template = match &body.template {
+            Some(t) => {
+                t.check_name()?;
+                if t.components
+                    .as_ref()
+                    .is_some_and(|c| !c.is_array() && !c.is_null())
+                {
+                    return Err(ApiError::validation("template.components must be an array"));
+                }
+                if let Some(components) = &t.components {
+                    template::check(components)
+                        .map_err(|e| ApiError::validation(format!("template: {e}")))?;
+                }
+                Some(serde_json::to_value(t).map_err(|e| ApiError::Internal(e.to_string()))?)
+            }
+            None => None,
+        };
+        if message.is_none() && template.is_none() {
+            return Err(ApiError::validation("give a message, a template, or both"));
+        }
+        let audience = Audience::check(&body.recipients, body.tag_ids.clone())?;
+        let timing = Timing::check(body.timing(), now)?;
+        Ok(Self {
+            message,
+            template,
+            audience,
+            timing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: serde_json::Value) -> NewSchedule {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn accepts_the_seed_body() {
+        let plan = Plan::check(
+            body(
+                serde_json::json!({"message":"Good morning!","recipients":["1234567890"],
+                "scheduled_time":"2030-01-16T09:00:00Z","recurrence":"daily"}),
+            ),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.timing.first_run,
+            "2030-01-16T09:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn local_times_follow_the_time_zone() {
+        let plan = Plan::check(
+            body(
+                serde_json::json!({"message":"hi","recipients":["1234567890"],
+                "scheduled_time":"2030-01-16T09:00","timezone":"Asia/Kolkata"}),
+            ),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.timing.scheduled_time,
+            "2030-01-16T03:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_sent() {
+        let base = serde_json::json!({"message":"hi","recipients":["1234567890"],"scheduled_time":"2030-01-16T09:00:00Z"});
+        let cases = [
+            (
+                "scheduled_time",
+                serde_json::json!("2029-01-01T00:00:00Z"),
+                "in the past",
+            ),
+            ("timezone", serde_json::json!("Mars/Olympus"), "IANA"),
+            ("recurrence", serde_json::json!("0 25 * * *"), "cron"),
+            ("recipients", serde_json::json!([]), "audience is empty"),
+            ("message", serde_json::json!("x".repeat(4097)), "4096"),
+            (
+                "end_time",
+                serde_json::json!("2030-01-01T00:00:00Z"),
+                "before the first run",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let mut b = base.clone();
+            b[field] = value;
+            let err = Plan::check(body(b), now()).err().expect(field).to_string();
+            assert!(err.contains(expected), "{field}: {err}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! What the schedules API takes and returns.
+
+use chrono::{DateTime, Utc};
+use heydoc_store::schedules::Schedule;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult};
+
+/// A WhatsApp template to send instead of (or, outside the 24-hour window, in place of) text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSpec {
+    /// The approved template's name.
+    pub name: String,
+    /// Its language code, such as `en_US`.
+    pub language: String,
+    /// WhatsApp's `components` array (header, body and button parameters).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub components: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSchedule {
+    /// The text, at most 4096 characters. Required unless `template` is given.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Phone numbers, country code first.
+    #[serde(default)]
+    #[schema(example = json!(["14155550123"]))]
+    pub recipients: Vec<String>,
+    /// When to send (first, for recurring schedules): RFC 3339 (`2030-01-16T09:00:00Z`), or a
+    /// local time without offset (`2030-01-16T09:00`) read in `timezone`.
+    #[schema(example = "2030-01-16T09:00:00Z")]
+    pub scheduled_time: String,
+    /// `null`/`"none"`, `"daily"`, `"weekly"`, `"monthly"`, or a 5-field cron expression.
+    #[serde(default)]
+    pub recurrence: Option<String>,
+    /// IANA time zone the recurrence follows (default `UTC`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Also send to every contact carrying one of these tags (resolved when the message fires).
+    #[serde(default)]
+    pub tag_ids: Vec<i32>,
+    /// No occurrence after this time (RFC 3339).
+    #[serde(default)]
+    pub end_time: Option<String>,
+    /// Stop after this many occurrences.
+    #[serde(default)]
+    pub max_occurrences: Option<i32>,
+    #[serde(default)]
+    pub template: Option<TemplateSpec>,
+    /// The business number it sends from (its phone number id, see `GET /api/numbers`);
+    /// default: the default number.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// A scheduled message as the seed shows it, plus HeyDoc's additions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledOut {
+    pub id: i32,
+    /// The text; empty for a template-only schedule.
+    pub message: String,
+    pub recipients: Vec<String>,
+    pub scheduled_time: DateTime<Utc>,
+    /// `pending`, `paused`, `cancelled` or `sent`.
+    pub status: String,
+    /// The username of the creator.
+    pub created_by: String,
+    pub recurrence: Option<String>,
+    pub timezone: String,
+    pub tag_ids: Vec<i32>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub max_occurrences: Option<i32>,
+    pub occurrence_count: i32,
+    /// The next fire time, in UTC; null when the schedule will not fire again.
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub template: Option<TemplateSpec>,
+    pub created_at: DateTime<Utc>,
+    /// Why HeyDoc paused it (a template WhatsApp paused or refused); absent when a person did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// The business number it sends from, when not the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl From<Schedule> for ScheduledOut {
+    fn from(s: Schedule) -> Self {
+        Self {
+            id: s.id,
+            message: s.message.unwrap_or_default(),
+            recipients: serde_json::from_value(s.recipients).unwrap_or_default(),
+            scheduled_time: s.scheduled_time,
+            status: s.status,
+            created_by: s.created_by,
+            recurrence: s.recurrence,
+            timezone: s.timezone,
+            tag_ids: serde_json::from_value(s.tag_ids).unwrap_or_default(),
+            end_time: s.end_time,
+            max_occurrences: s.max_occurrences,
+            occurrence_count: s.occurrence_count,
+            next_run_at: s.next_run_at,
+            template: s.template.and_then(|t| serde_json::from_value(t).ok()),
+            created_at: s.created_at,
+            status_reason: s.status_reason,
+            from: s.sender_number,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StatusChange {
+    /// `pending` (resume), `paused`, `cancelled` or `sent` (the client sent it itself: the
+    /// schedule ends).
+    #[schema(example = "paused")]
+    pub status: String,
+}
+
+impl TemplateSpec {
+    /// A template needs both its name and its language.
+    pub fn check_name(&self) -> ApiResult<()> {
+        if self.name.trim().is_empty() || self.language.trim().is_empty() {
+            return Err(ApiError::validation("template needs a name and a language"));
+        }
+        Ok(())
+    }
+}
+
+/// Per-occurrence delivery counts by status.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct DeliveryCounts {
+    pub queued: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub unknown: i64,
+}
+
+/// One firing of a schedule and how its deliveries are doing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OccurrenceOut {
+    pub id: i64,
+    pub fire_at: DateTime<Utc>,
+    /// `fanning_out`, `done`, `skipped` (missed while the scheduler was down) or `cancelled`.
+    pub state: String,
+    /// Deliveries created so far.
+    pub planned: i32,
+    pub counts: DeliveryCounts,
+}
+
+/// A scheduled message with its last occurrences.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledDetail {
+    #[serde(flatten)]
+    pub schedule: ScheduledOut,
+    /// The last 20 occurrences, newest first.
+    pub occurrences: Vec<OccurrenceOut>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeliveryParams {
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<u64>,
+    /// Only deliveries older than this delivery id (the last `id` of the previous page).
+    pub before: Option<i64>,
+    /// Only this occurrence's deliveries.
+    pub occurrence_id: Option<i64>,
+}
+
+/// One recipient's delivery of a scheduled message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub id: i64,
+    pub occurrence_id: i64,
+    pub phone: String,
+    pub status: String,
+    pub error_code: Option<i32>,
+    pub error_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The next runs a schedule would have, before it is saved.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewOut {
+    /// The time zone the runs follow.
+    pub timezone: String,
+    /// Up to five next runs, in UTC (fewer when the schedule ends sooner).
+    pub next_runs: Vec<DateTime<Utc>>,
+    /// The same runs as local times in `timezone` (`2030-01-16 09:00 IST`).
+    pub next_runs_local: Vec<String>,
+    /// The message as the audience's first member will read it, when a message and an
+    /// audience were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleOut>,
+}
+
+/// One recipient's personalised message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleOut {
+    pub phone: String,
+    /// The contact's name; empty when it has none.
+    pub name: String,
+    /// What this recipient receives; absent when a placeholder has no value for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Why this recipient would be skipped (a placeholder without value or fallback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// When a schedule runs: the part of a create request the preview checks on its own.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TimingRequest {
+    /// As in `POST /api/scheduled-messages`.
+    #[schema(example = "2030-01-16T09:00")]
+    pub scheduled_time: String,
+    #[serde(default)]
+    pub recurrence: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+    #[serde(default)]
+    pub max_occurrences: Option<i32>,
+    /// The text, to show it as its first recipient will read it (preview only).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The audience, for that first recipient (preview only).
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    #[serde(default)]
+    pub tag_ids: Vec<i32>,
+}
+
+impl TimingRequest {
+    pub fn timing(&self) -> heydoc_domain::schedule::TimingInput<'_> {
+        heydoc_domain::schedule::TimingInput {
+            scheduled_time: &self.scheduled_time,
+            recurrence: self.recurrence.as_deref(),
+            timezone: self.timezone.as_deref(),
+            end_time: self.end_time.as_deref(),
+            max_occurrences: self.max_occurrences,
+        }
+    }
+}
+
+impl NewSchedule {
+    pub fn timing(&self) -> heydoc_domain::schedule::TimingInput<'_> {
+        heydoc_domain::schedule::TimingInput {
+            scheduled_time: &self.scheduled_time,
+            recurrence: self.recurrence.as_deref(),
+            timezone: self.timezone.as_deref(),
+            end_time: self.end_time.as_deref(),
+            max_occurrences: self.max_occurrences,
+        }
+    }
+}

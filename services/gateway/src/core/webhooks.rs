@@ -1,0 +1,253 @@
+//! What WhatsApp's webhooks change: inbound messages recorded once by wamid (with STOP/START
+//! applied), statuses moved only forward, each with its outbound event in the same
+//! transaction, and the consequences of a failure Meta reports.
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::consent::Consent;
+use heydoc_domain::{MessageStatus, Phone};
+use heydoc_store::chat::{self, Inbound, StatusUpdate};
+use heydoc_store::events::{self, OutboundEvent};
+use heydoc_store::live::LiveKind;
+use heydoc_store::messages::Message;
+use heydoc_store::outbound::{MessageReceived, MessageStatusChanged};
+use heydoc_store::{Conn, Db};
+use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
+use heydoc_whatsapp::webhook::{read_message, ChangeValue, Envelope, WaStatus};
+use heydoc_whatsapp::ErrorClass;
+use serde::Serialize;
+use tracing::Instrument;
+use utoipa::ToSchema;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct WebhookOut {
+    /// Inbound messages recorded (replays are not counted).
+    pub messages: u32,
+    /// Statuses that moved a message forward.
+    pub statuses: u32,
+}
+
+/// Applies a verified webhook.
+pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookOut> {
+    let now = Utc::now();
+    let mut out = WebhookOut::default();
+    for value in envelope.values() {
+        let business = value
+            .metadata
+            .as_ref()
+            .map(|m| m.display_phone_number.clone())
+            .unwrap_or_default();
+        // Which of our numbers it reached: replies go out from it.
+        let number = value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.phone_number_id.clone());
+        for msg in &value.messages {
+            let Some(mut inbound) = to_inbound(msg, value, &business) else {
+                continue;
+            };
+            inbound.number.clone_from(&number);
+            metrics::counter!(WEBHOOK_EVENTS, "kind" => "message").increment(1);
+            // The message and its event commit together.
+            let txn = heydoc_store::begin(&state.db).await?;
+            let recorded = chat::record_inbound(&txn, &inbound, now).await?;
+            if let Some(stored) = &recorded {
+                let event = MessageReceived {
+                    message_id: stored.id,
+                    wamid: stored.message_id.clone(),
+                    contact_id: stored.contact_id,
+                    phone: stored.sender_phone.clone(),
+                    profile_name: inbound.profile_name.clone(),
+                    kind: stored.message_type.clone(),
+                    text: stored.message_text.clone(),
+                    timestamp: stored.timestamp,
+                };
+                events::emit(&txn, OutboundEvent::MessageReceived(event), now).await?;
+            }
+            heydoc_store::commit(txn).await?;
+            if let Some(stored) = recorded {
+                state.live.publish(LiveKind::Message, stored.contact_id);
+                out.messages += 1;
+                if stored.message_type == "text" {
+                    apply_keyword(state, &stored, now).await?;
+                }
+            } else if let Some(latest) = chat::latest_inbound_if(&state.db, &inbound.wamid).await? {
+                // A replay of the contact's latest message (WhatsApp retries a webhook we
+                // failed): its keyword is applied again, in case the first try stopped after
+                // recording the message. An older replay must not undo a newer STOP or START.
+                if latest.message_type == "text" {
+                    apply_keyword(state, &latest, now).await?;
+                }
+            }
+        }
+        for status in &value.statuses {
+            let Some(update) = to_status_update(status) else {
+                continue;
+            };
+            metrics::counter!(WEBHOOK_EVENTS, "kind" => "status", "status" => update.status.as_str())
+                .increment(1);
+            let span = status_span(&state.db, &update).await;
+            // The status and its event commit together.
+            let txn = heydoc_store::begin(&state.db).await?;
+            let changed = chat::apply_status(&txn, &update, now)
+                .instrument(span)
+                .await?;
+            let message = if changed {
+                chat::by_wamid(&txn, &update.wamid).await?
+            } else {
+                None
+            };
+            if let Some(m) = &message {
+                failure_consequences(&txn, m, &update, now).await?;
+                let event = MessageStatusChanged {
+                    message_id: m.id,
+                    wamid: m.message_id.clone(),
+                    contact_id: m.contact_id,
+                    phone: Some(m.receiver_phone.clone()),
+                    status: update.status.as_str(),
+                    error_code: update.error_code,
+                    error_reason: update.error_reason.clone(),
+                };
+                events::emit(&txn, OutboundEvent::MessageStatus(event), now).await?;
+            }
+            heydoc_store::commit(txn).await?;
+            if changed {
+                out.statuses += 1;
+            }
+            if let Some(m) = message {
+                state.live.publish(LiveKind::Status, m.contact_id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A failure Meta reports in a status webhook means what the same code means in the send
+/// call's answer (invariant 11): 131050 and 131026 suppress the contact for campaigns, a
+/// template problem pauses the campaign that used it, a number that cannot send is logged.
+async fn failure_consequences(
+    txn: &impl Conn,
+    m: &Message,
+    update: &StatusUpdate,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let (MessageStatus::Failed, Some(code)) = (update.status, update.error_code) else {
+        return Ok(());
+    };
+    let reason = format!(
+        "{code}: {}",
+        update
+            .error_reason
+            .as_deref()
+            .unwrap_or("refused by WhatsApp")
+    );
+    match ErrorClass::from_code(i64::from(code)) {
+        ErrorClass::NeverRetry { suppress: true } => {
+            heydoc_store::failures::suppress_contact(txn, m.contact_id, &reason, now).await?;
+        }
+        ErrorClass::TemplateProblem => {
+            if let Some(occurrence) = m.occurrence_id {
+                let why = format!("WhatsApp refused the template ({reason})");
+                if heydoc_store::failures::pause_campaign_of(txn, occurrence, &why, now).await? {
+                    tracing::warn!(occurrence_id = occurrence, reason = %why, "campaign paused by a status webhook");
+                }
+            }
+        }
+        ErrorClass::StopNumber => {
+            tracing::error!(code, reason = %reason, "a status webhook says the business number cannot send: check the access token and the account");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// STOP or START (or a synonym) as the whole message: the contact leaves or rejoins the
+/// campaigns, and gets the one-time confirmation.
+async fn apply_keyword(state: &AppState, stored: &Message, now: DateTime<Utc>) -> ApiResult<()> {
+    let Some(consent) = state.keywords.classify(&stored.message_text) else {
+        return Ok(());
+    };
+    let reply = match consent {
+        Consent::OptOut => &state.settings.optout.stop_reply,
+        Consent::OptIn => &state.settings.optout.start_reply,
+    };
+    // The confirmation goes out from the number the contact wrote to.
+    let number = match heydoc_store::contacts::by_id(&state.db, stored.contact_id).await? {
+        Some(c) => heydoc_store::numbers::for_reply(&state.db, &c, state.business_number()).await?,
+        None => state.business_number().to_string(),
+    };
+    let change =
+        heydoc_store::consent::apply(&state.db, stored.contact_id, consent, reply, &number, now)
+            .await?;
+    let Some(change) = change else {
+        return Ok(());
+    };
+    metrics::counter!(WEBHOOK_EVENTS, "kind" => consent.as_str()).increment(1);
+    tracing::info!(
+        contact_id = stored.contact_id,
+        consent = consent.as_str(),
+        "consent changed by keyword"
+    );
+    if let Some(id) = change.reply_id {
+        state.publish_after_commit(&number, vec![id]);
+    }
+    state.live.publish(LiveKind::Message, stored.contact_id);
+    Ok(())
+}
+
+/// A status update's span continues the trace of the send it concerns (found through the
+/// delivery id WhatsApp echoes back in `biz_opaque_callback_data`, or the wamid).
+async fn status_span(db: &Db, update: &StatusUpdate) -> tracing::Span {
+    let span = tracing::info_span!(
+        "status",
+        otel.name = %format!("whatsapp status {}", update.status.as_str()),
+        otel.kind = "consumer",
+        heydoc.delivery_id = update.delivery_id,
+        heydoc.status = update.status.as_str(),
+        messaging.message.id = %update.wamid,
+    );
+    if !heydoc_telemetry::enabled() {
+        return span;
+    }
+    match chat::trace_context_of(db, update.delivery_id, &update.wamid).await {
+        Ok(tc) => heydoc_telemetry::propagation::set_parent_traceparent(&span, tc.as_deref()),
+        Err(e) => tracing::debug!(error = %e, "cannot read the send's trace context"),
+    }
+    span
+}
+
+fn to_inbound(msg: &serde_json::Value, value: &ChangeValue, business: &str) -> Option<Inbound> {
+    let read = read_message(msg)?;
+    let Ok(from) = Phone::parse(&read.from) else {
+        tracing::warn!(from = %read.from, "inbound message from an unusable number skipped");
+        return None;
+    };
+    Some(Inbound {
+        wamid: read.wamid,
+        from,
+        profile_name: value.profile_name(&read.from),
+        to: business.to_string(),
+        number: None,
+        payload: (read.kind != "text").then(|| msg.clone()),
+        message_type: read.kind,
+        text: read.text,
+        timestamp: read.timestamp,
+    })
+}
+
+fn to_status_update(status: &WaStatus) -> Option<StatusUpdate> {
+    let Some(next) = MessageStatus::from_webhook(&status.status) else {
+        tracing::debug!(status = %status.status, "status webhook with an unknown status ignored");
+        return None;
+    };
+    let error = status.error();
+    Some(StatusUpdate {
+        wamid: status.id.clone(),
+        status: next,
+        delivery_id: status.delivery_id(),
+        error_code: error.as_ref().map(|e| e.0),
+        error_reason: error.map(|e| e.1),
+    })
+}

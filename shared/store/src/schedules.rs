@@ -1,0 +1,134 @@
+//! Schedules (the API's scheduled messages, the dashboard's campaigns): saving, listing,
+//! status changes and deleting. Their runs are in `occurrences`.
+
+use chrono::{DateTime, Utc};
+use heydoc_domain::ScheduleStatus;
+use heydoc_entity::scheduled_message as schedule;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::{deliveries, Conn, Result, StoreError};
+
+pub use schedule::Model as Schedule;
+
+/// A schedule that passed every check, ready to be saved.
+#[derive(Debug)]
+pub struct NewSchedule {
+    pub message: Option<String>,
+    pub template: Option<serde_json::Value>,
+    pub recipients: Vec<String>,
+    pub tag_ids: Vec<i32>,
+    pub scheduled_time: DateTime<Utc>,
+    /// The recurrence as stored (`None` for once).
+    pub recurrence: Option<String>,
+    pub timezone: String,
+    pub end_time: Option<DateTime<Utc>>,
+    pub max_occurrences: Option<i32>,
+    pub sender_number: Option<String>,
+    pub first_run: DateTime<Utc>,
+    pub created_by: String,
+    /// The creating request's `traceparent`: each occurrence's trace links back to it.
+    pub trace_context: Option<String>,
+}
+
+pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Result<Schedule> {
+    let row = schedule::ActiveModel {
+        message: Set(new.message),
+        template: Set(new.template),
+        recipients: Set(serde_json::json!(new.recipients)),
+        tag_ids: Set(serde_json::json!(new.tag_ids)),
+        scheduled_time: Set(new.scheduled_time),
+        recurrence: Set(new.recurrence),
+        timezone: Set(new.timezone),
+        end_time: Set(new.end_time),
+        max_occurrences: Set(new.max_occurrences),
+        occurrence_count: Set(0),
+        status: Set(ScheduleStatus::Pending.as_str().into()),
+        sender_number: Set(new.sender_number),
+        next_run_at: Set(Some(new.first_run)),
+        created_by: Set(new.created_by),
+        created_at: Set(now),
+        updated_at: Set(now),
+        trace_context: Set(new.trace_context),
+        ..Default::default()
+    };
+    Ok(schedule::Entity::insert(row)
+        .exec_with_returning(db)
+        .await?)
+}
+
+/// Every schedule, newest first.
+pub async fn all(db: &impl Conn) -> Result<Vec<Schedule>> {
+    Ok(schedule::Entity::find()
+        .order_by_desc(schedule::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Schedules still waiting to fire, soonest first.
+pub async fn pending(db: &impl Conn) -> Result<Vec<Schedule>> {
+    Ok(schedule::Entity::find()
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()))
+        .order_by_asc(schedule::Column::NextRunAt)
+        .order_by_asc(schedule::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn get(db: &impl Conn, id: i32) -> Result<Schedule> {
+    schedule::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("scheduled message {id} not found")))
+}
+
+/// Moves a schedule from `from` to `to` unless it changed meanwhile (`Conflict`); a final
+/// status clears the next run; the reason HeyDoc paused it (if it did) no longer stands.
+pub async fn set_status(
+    db: &impl Conn,
+    existing: Schedule,
+    from: ScheduleStatus,
+    to: ScheduleStatus,
+    now: DateTime<Utc>,
+) -> Result<Schedule> {
+    let id = existing.id;
+    let mut model: schedule::ActiveModel = existing.into();
+    model.status = Set(to.as_str().into());
+    model.status_reason = Set(None);
+    if to.is_final() {
+        model.next_run_at = Set(None);
+    }
+    model.updated_at = Set(now);
+    schedule::Entity::update(model)
+        .filter(schedule::Column::Status.eq(from.as_str()))
+        .exec(db)
+        .await
+        .map_err(|e| match e {
+            sea_orm::DbErr::RecordNotUpdated => StoreError::Conflict(format!(
+                "scheduled message {id} changed meanwhile; read it and try again"
+            )),
+            other => other.into(),
+        })
+}
+
+/// Deletes a schedule; its deliveries not sent yet are skipped first, in the same
+/// transaction (once it is gone they belong to no campaign that could hold them back).
+pub async fn delete(db: &impl Conn, id: i32, reason: &str, now: DateTime<Utc>) -> Result<()> {
+    // Waits for a fan-out chunk in progress (it holds the row), so its deliveries are skipped
+    // too.
+    let mut find = schedule::Entity::find_by_id(id);
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    find.one(db).await?;
+    deliveries::cancel_schedule(db, id, reason, now).await?;
+    let result = schedule::Entity::delete_by_id(id).exec(db).await?;
+    if result.rows_affected == 0 {
+        return Err(StoreError::not_found(format!(
+            "scheduled message {id} not found"
+        )));
+    }
+    Ok(())
+}

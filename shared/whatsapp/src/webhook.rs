@@ -1,0 +1,341 @@
+//! Meta's webhooks, both ways: the `whatsapp_business_account` envelope
+//! (`entry[].changes[].value`) as Meta sends it, parsed by the gateway and built by the sandbox
+//! and the tests; and its `X-Hub-Signature-256`, signed and checked here.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// The header Meta signs every webhook POST with.
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.
+pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(app_secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes any key length"),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks `sha256=<hex>` against the HMAC of the raw body, in constant time.
+pub fn signature_valid(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(given) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub object: String,
+    #[serde(default)]
+    pub entry: Vec<Entry>,
+}
+
+impl Envelope {
+    /// One change for the WhatsApp Business Account `waba_id`.
+    pub fn of(waba_id: &str, value: ChangeValue) -> Self {
+        Self {
+            object: "whatsapp_business_account".into(),
+            entry: vec![Entry {
+                id: waba_id.into(),
+                changes: vec![Change {
+                    field: "messages".into(),
+                    value,
+                }],
+            }],
+        }
+    }
+
+    /// Every change's value, in order.
+    pub fn values(&self) -> impl Iterator<Item = &ChangeValue> {
+        self.entry.iter().flat_map(|e| &e.changes).map(|c| &c.value)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Change {
+    #[serde(default)]
+    pub field: String,
+    #[serde(default)]
+    pub value: ChangeValue,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChangeValue {
+    #[serde(default)]
+    pub messaging_product: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<WaContact>,
+    /// Each message as Meta sent it (its shape depends on its `type`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<WaStatus>,
+}
+
+impl ChangeValue {
+    /// A text a user wrote to the number in `metadata`.
+    pub fn inbound_text(
+        metadata: Metadata,
+        from: &str,
+        name: &str,
+        wamid: &str,
+        body: &str,
+        at: i64,
+    ) -> Self {
+        Self {
+            messaging_product: "whatsapp".into(),
+            metadata: Some(metadata),
+            contacts: vec![WaContact {
+                wa_id: from.into(),
+                profile: Some(Profile { name: name.into() }),
+            }],
+            messages: vec![serde_json::json!({
+                "from": from,
+                "id": wamid,
+                "timestamp": at.to_string(),
+                "type": "text",
+                "text": { "body": body }
+            })],
+            statuses: Vec::new(),
+        }
+    }
+
+    /// One delivery status of a message the number sent.
+    pub fn status(metadata: Metadata, status: WaStatus) -> Self {
+        Self {
+            messaging_product: "whatsapp".into(),
+            metadata: Some(metadata),
+            statuses: vec![status],
+            ..Self::default()
+        }
+    }
+
+    /// The profile name of the contact who sent `from`, or of the first one listed.
+    pub fn profile_name(&self, from: &str) -> Option<String> {
+        self.contacts
+            .iter()
+            .find(|c| c.wa_id == from)
+            .or(self.contacts.first())
+            .and_then(|c| c.profile.as_ref())
+            .map(|p| p.name.clone())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub display_phone_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
+}
+
+impl Metadata {
+    pub fn new(display_phone_number: &str, phone_number_id: &str) -> Self {
+        Self {
+            display_phone_number: display_phone_number.into(),
+            phone_number_id: Some(phone_number_id.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaContact {
+    #[serde(default)]
+    pub wa_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaStatus {
+    pub id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub timestamp: String,
+    #[serde(default)]
+    pub recipient_id: String,
+    /// What the send put in `biz_opaque_callback_data`: HeyDoc's delivery id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_opaque_callback_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<WaError>,
+}
+
+impl WaStatus {
+    /// A status as Meta reports it for a service conversation, billed per message.
+    pub fn new(
+        wamid: &str,
+        status: &str,
+        recipient: &str,
+        at: i64,
+        callback: Option<String>,
+    ) -> Self {
+        Self {
+            id: wamid.into(),
+            status: status.into(),
+            timestamp: at.to_string(),
+            recipient_id: recipient.into(),
+            biz_opaque_callback_data: callback,
+            conversation: None,
+            pricing: Some(serde_json::json!({
+                "billable": true, "pricing_model": "PMP", "category": "service", "type": "regular"
+            })),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The delivery id the send echoed back, when it is one of ours.
+    pub fn delivery_id(&self) -> Option<i64> {
+        self.biz_opaque_callback_data
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+    }
+
+    /// The first error's code and the most specific words Meta gave for it.
+    pub fn error(&self) -> Option<(i32, String)> {
+        let e = self.errors.first()?;
+        let reason = e
+            .error_data
+            .as_ref()
+            .and_then(|d| d.details.clone())
+            .or_else(|| e.message.clone())
+            .or_else(|| e.title.clone())
+            .unwrap_or_else(|| format!("error {}", e.code));
+        Some((e.code, reason))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaError {
+    pub code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_data: Option<ErrorData>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// An inbound message, read from Meta's per-type shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub wamid: String,
+    /// The sender's WhatsApp id (digits) as Meta wrote it.
+    pub from: String,
+    /// `text`, `image`, `button`, ...
+    pub kind: String,
+    /// What the chat shows: the text, a caption, a button's title, an emoji, or `[kind]`.
+    pub text: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Reads one entry of `messages`; `None` when it has no id or sender.
+pub fn read_message(msg: &Value) -> Option<InboundMessage> {
+    let text_of = |path: &[&str]| {
+        path.iter()
+            .try_fold(msg, |v, key| v.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let wamid = text_of(&["id"])?;
+    let from = text_of(&["from"])?;
+    let kind = text_of(&["type"]).unwrap_or_else(|| "unknown".into());
+    let timestamp = text_of(&["timestamp"])
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .unwrap_or_else(Utc::now);
+    let text = match kind.as_str() {
+        "text" => text_of(&["text", "body"]),
+        "button" => text_of(&["button", "text"]),
+        "interactive" => text_of(&["interactive", "button_reply", "title"])
+            .or_else(|| text_of(&["interactive", "list_reply", "title"])),
+        "reaction" => text_of(&["reaction", "emoji"]),
+        "image" | "video" | "document" => text_of(&[kind.as_str(), "caption"]),
+        _ => None,
+    }
+    .unwrap_or_else(|| format!("[{kind}]"));
+    Some(InboundMessage {
+        wamid,
+        from,
+        kind,
+        text,
+        timestamp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_checked_over_the_raw_body() {
+        let body = br#"{"object":"whatsapp_business_account"}"#;
+        let good = sign(b"secret", body);
+        assert!(signature_valid(b"secret", body, &good));
+        assert!(!signature_valid(b"other", body, &good));
+        assert!(!signature_valid(b"secret", b"{}", &good));
+        assert!(!signature_valid(b"secret", body, ""));
+        assert!(!signature_valid(b"secret", body, "sha256=zz"));
+    }
+
+    #[test]
+    fn what_is_built_reads_back() {
+        let meta = Metadata::new("15550783881", "106540352242922");
+        let env = Envelope::of(
+            "1",
+            ChangeValue::inbound_text(meta, "14155550123", "Ana", "wamid.1", "hi", 1_700_000_000),
+        );
+        let parsed: Envelope = serde_json::from_value(serde_json::to_value(&env).unwrap()).unwrap();
+        let value = parsed.values().next().unwrap();
+        let msg = read_message(&value.messages[0]).unwrap();
+        assert_eq!(
+            (msg.from.as_str(), msg.text.as_str()),
+            ("14155550123", "hi")
+        );
+        assert_eq!(value.profile_name("14155550123").as_deref(), Some("Ana"));
+    }
+}
