@@ -75,6 +75,15 @@ async fn campaign(api: &Api, body: serde_json::Value) -> i64 {
 }
 
 /// PostgreSQL, RabbitMQ, a scheduler and the sender at `mps` messages per second.
+/// These tests measure sending rates, so they run one at a time: two at once share the
+/// machine's two cores with each other's gateway, scheduler, sender and broker traffic, and
+/// each then measures the other's load instead of its own pacing.
+static PACE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    PACE.lock().await
+}
+
 async fn paced(mps: u32, configure: impl FnOnce(&mut heydoc_config::Settings)) -> (Stack, Api) {
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
         s.sender.mps = mps;
@@ -139,6 +148,7 @@ fn no_double_sends(stack: &Stack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_ends_it() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(40, |_| {}).await;
     let id = tagged_campaign(
         &stack,
@@ -171,11 +181,12 @@ async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_en
         "the queue grew while paused: {depth_at} -> {deepest}"
     );
 
-    // Resumed: it drains at the number's full rate (40/s, within its 2% headroom).
+    // Resumed: it drains at the number's full rate: 40/s less the pacer's 4% headroom is at
+    // most 38.4/s; a 10 s window may fall a few percent below that.
     set_status(&api, id, "pending").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rate = rate_over(&stack, Duration::from_secs(10)).await;
-    assert!(rate >= 0.95 * 40.0, "resumed at {rate:.1}/s");
+    assert!(rate >= 0.92 * 40.0, "resumed at {rate:.1}/s");
     assert!(
         stack.sandbox.stats().max_per_second <= 40,
         "a second above the limit: {}",
@@ -201,6 +212,7 @@ async fn at_40_per_second_a_pause_holds_resume_drains_at_full_rate_and_cancel_en
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_nothing_more() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(40, |_| {}).await;
     const FIRST: i64 = 919_710_000_000;
     let _ = tagged_campaign(&stack, &api, "Flu", FIRST, 400, "Flu shots are in").await;
@@ -272,6 +284,7 @@ async fn mid_campaign_an_api_opt_out_a_stop_and_a_deleted_paused_campaign_send_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_send_overtakes_a_5000_campaign_and_a_small_campaign_is_not_stuck_behind_it() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(50, |_| {}).await;
     const BIG: i64 = 919_730_000_000;
     const SMALL: i64 = 919_740_000_000;
@@ -325,6 +338,7 @@ async fn an_api_send_overtakes_a_5000_campaign_and_a_small_campaign_is_not_stuck
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
+    let _pace = one_at_a_time().await;
     // 1 send in 40 refused as over the throughput, at 500/s: still at least 80% of it.
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
         s.sender.mps = 500;
@@ -404,6 +418,7 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(50, |s| s.sender.breaker_probe_secs = 5).await;
     let id = tagged_campaign(
         &stack,
@@ -479,6 +494,7 @@ async fn a_token_refused_for_45_s_pauses_the_number_and_nobody_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_template_pauses_its_campaign_with_the_reason() {
+    let _pace = one_at_a_time().await;
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
         s.sender.mps = 50;
     })
@@ -550,6 +566,7 @@ async fn a_paused_template_pauses_its_campaign_with_the_reason() {
 /// dead-lettered job, a purged queue) are found once the bus holds nothing ready, and sent once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_jobs_are_recovered_and_sent_once() {
+    let _pace = one_at_a_time().await;
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
         s.sender.mps = 40;
         s.sender.stale_enqueue_secs = 2;
@@ -620,6 +637,7 @@ async fn lost_jobs_are_recovered_and_sent_once() {
 /// once (not after the stale time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_restart_sends_queued_work_at_once() {
+    let _pace = one_at_a_time().await;
     let mut stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |s| {
         s.sender.mps = 50;
         s.sender.stale_enqueue_secs = 3_600;
@@ -699,11 +717,13 @@ async fn a_schedule_fires_on_time_during_a_big_fan_out(backend: Backend, kind: B
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_on_time_during_a_100k_fan_out_split() {
+    let _pace = one_at_a_time().await;
     a_schedule_fires_on_time_during_a_big_fan_out(Backend::Postgres, BusKind::Rabbit).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_on_time_during_a_100k_fan_out_embedded() {
+    let _pace = one_at_a_time().await;
     a_schedule_fires_on_time_during_a_big_fan_out(Backend::Sqlite, BusKind::Memory).await
 }
 
@@ -712,6 +732,7 @@ async fn a_schedule_fires_on_time_during_a_100k_fan_out_embedded() {
 /// sends from its own number; each number is paced by itself; a disabled number is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(50, |_| {}).await;
     let (_, numbers) = api.get("/api/numbers").await;
     assert_eq!(numbers[0]["phone_number_id"], stack.route.as_str());
@@ -849,6 +870,7 @@ async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
 /// written when it returns, none becomes `unknown`, nobody gets a message twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_database_connections_lose_no_result() {
+    let _pace = one_at_a_time().await;
     let (stack, api) = paced(100, |_| {}).await;
     const FIRST: i64 = 919_840_000_000;
     let _ = tagged_campaign(&stack, &api, "All", FIRST, 1_500, "Clinic closed on Monday").await;

@@ -91,8 +91,7 @@ impl AppState {
             return;
         };
         let db = self.db.clone();
-        // Everything the gateway queues is conversational: a send, a reply, a confirmation.
-        let route = heydoc_queue::conversation_route(number);
+        let route = number.to_string();
         let span = tracing::info_span!(
             "publish",
             otel.name = %format!("publish {number}"),
@@ -112,13 +111,9 @@ impl AppState {
                     job
                 })
                 .collect();
-            let started = std::time::Instant::now();
-            match outbox.bus.publish(&route, &jobs).await {
+            // Everything the gateway queues is conversational: a send, a reply, a confirmation.
+            match heydoc_queue::publish_lanes(outbox.bus.as_ref(), &route, &jobs, &[]).await {
                 Ok(()) => {
-                    metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
-                        .record(started.elapsed().as_secs_f64());
-                    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED)
-                        .increment(jobs.len() as u64);
                     if let Err(e) =
                         heydoc_store::deliveries::mark_enqueued(&db, &ids, chrono::Utc::now()).await
                     {

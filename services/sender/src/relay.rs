@@ -79,20 +79,7 @@ pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ti
 
 /// Publishes a batch to its lanes (conversational first), timing it until confirmed.
 async fn publish(ctx: &SenderContext, jobs: &Lanes) -> Result<(), heydoc_queue::BusError> {
-    let started = std::time::Instant::now();
-    if !jobs.now.is_empty() {
-        ctx.bus
-            .publish(&heydoc_queue::conversation_route(&ctx.route), &jobs.now)
-            .await?;
-    }
-    if !jobs.campaigns.is_empty() {
-        ctx.bus.publish(&ctx.route, &jobs.campaigns).await?;
-    }
-    metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED)
-        .increment((jobs.now.len() + jobs.campaigns.len()) as u64);
-    Ok(())
+    heydoc_queue::publish_lanes(ctx.bus.as_ref(), &ctx.route, &jobs.now, &jobs.campaigns).await
 }
 
 /// A leased batch's jobs by lane.

@@ -21,8 +21,6 @@ use crate::pacing::Pacer;
 use crate::trace;
 use crate::{retry, secs, SenderContext, SenderError};
 
-/// WhatsApp's customer-service window.
-const WINDOW: chrono::Duration = chrono::Duration::hours(24);
 /// Results written back in one transaction, at most.
 const WRITE_BATCH: usize = 1000;
 /// A send woken this long after its slot takes a new one instead of bunching.
@@ -252,7 +250,7 @@ async fn recipients(ctx: &SenderContext, rows: &[Message]) -> (HashMap<i32, Reci
             contacts
                 .into_iter()
                 .map(|c| {
-                    let in_window = c.last_inbound_at.is_some_and(|t| now - t < WINDOW);
+                    let in_window = heydoc_domain::window::is_open(c.last_inbound_at, now);
                     (
                         c.id,
                         Recipient {

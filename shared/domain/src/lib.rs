@@ -8,6 +8,7 @@ pub mod schedule;
 pub mod status;
 pub mod template;
 pub mod validate;
+pub mod window;
 
 pub use phone::Phone;
 pub use recurrence::Recurrence;

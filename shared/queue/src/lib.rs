@@ -150,6 +150,29 @@ pub trait JobBus: Send + Sync {
     async fn dead_letters(&self) -> Result<u64, BusError>;
 }
 
+/// Publishes a number's jobs, the conversational lane first, and records how long the broker
+/// took to confirm them (`heydoc_queue_publish_seconds`) and how many it took. The one publish
+/// path: the gateway's wake-up after a commit and the outbox relay both go through it.
+pub async fn publish_lanes(
+    bus: &dyn JobBus,
+    route: &str,
+    now: &[Job],
+    campaigns: &[Job],
+) -> Result<(), BusError> {
+    let started = std::time::Instant::now();
+    if !now.is_empty() {
+        bus.publish(&conversation_route(route), now).await?;
+    }
+    if !campaigns.is_empty() {
+        bus.publish(route, campaigns).await?;
+    }
+    metrics::histogram!(heydoc_telemetry::metrics::QUEUE_PUBLISH)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(heydoc_telemetry::metrics::QUEUE_PUBLISHED)
+        .increment((now.len() + campaigns.len()) as u64);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -20,9 +20,6 @@ use crate::ui::page::{PageResult, PageUser};
 
 /// Messages per page.
 const PAGE: u64 = 50;
-
-/// WhatsApp's customer service window.
-const WINDOW_HOURS: i64 = 24;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ChatPageParams {
@@ -66,7 +63,7 @@ pub async fn page(
     } else {
         contact.name.clone()
     };
-    let window = window_until(contact.last_inbound_at, Utc::now());
+    let window = heydoc_domain::window::open_until(contact.last_inbound_at, Utc::now());
     let main = html! {
         div.heading {
             h1 { (title) }
@@ -102,12 +99,6 @@ pub async fn page(
 }
 
 /// When the contact's 24-hour window closes, if it is open now.
-fn window_until(last_inbound: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    last_inbound
-        .map(|at| at + Duration::hours(WINDOW_HOURS))
-        .filter(|until| *until > now)
-}
-
 fn window_note(until: Option<DateTime<Utc>>) -> Markup {
     html! {
         @match until {
@@ -168,22 +159,5 @@ fn send_box(contact: &ContactOut, in_window: bool) -> Markup {
             (form_error())
             button type="submit" { "Send" }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_window_is_open_for_24_hours_after_the_last_inbound_message() {
-        let now = Utc::now();
-        assert_eq!(window_until(None, now), None);
-        let recent = now - Duration::hours(23);
-        assert_eq!(
-            window_until(Some(recent), now),
-            Some(recent + Duration::hours(24))
-        );
-        assert_eq!(window_until(Some(now - Duration::hours(25)), now), None);
     }
 }
