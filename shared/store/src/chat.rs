@@ -122,35 +122,17 @@ pub async fn bump_counters(
     at: DateTime<Utc>,
     inbound: bool,
 ) -> Result<()> {
-    let preview: String = text.chars().take(512).collect();
-    let mut update = contact::Entity::update_many()
-        .col_expr(
-            contact::Column::MessageCount,
-            Expr::col(contact::Column::MessageCount).add(1),
-        )
-        .col_expr(contact::Column::UpdatedAt, Expr::value(at))
-        .filter(contact::Column::Id.eq(contact_id));
+    bump_many(txn, &[contact_id], Preview::Same(text), at).await?;
     if inbound {
-        update = update.col_expr(
-            contact::Column::UnreadCount,
-            Expr::col(contact::Column::UnreadCount).add(1),
-        );
-    }
-    update.exec(txn).await?;
-    // The preview, the activity time and the 24-hour window only move forward in time: a late
-    // webhook for an older message must not replace a newer preview.
-    let newer = contact::Entity::update_many()
-        .col_expr(contact::Column::LastMessage, Expr::value(preview))
-        .col_expr(contact::Column::LastMessageAt, Expr::value(at))
-        .col_expr(contact::Column::LastActivityAt, Expr::value(at))
-        .filter(contact::Column::Id.eq(contact_id))
-        .filter(
-            contact::Column::LastMessageAt
-                .is_null()
-                .or(contact::Column::LastMessageAt.lte(at)),
-        );
-    newer.exec(txn).await?;
-    if inbound {
+        contact::Entity::update_many()
+            .col_expr(
+                contact::Column::UnreadCount,
+                Expr::col(contact::Column::UnreadCount).add(1),
+            )
+            .filter(contact::Column::Id.eq(contact_id))
+            .exec(txn)
+            .await?;
+        // The 24-hour window only moves forward too.
         contact::Entity::update_many()
             .col_expr(contact::Column::LastInboundAt, Expr::value(at))
             .filter(contact::Column::Id.eq(contact_id))
@@ -162,6 +144,60 @@ pub async fn bump_counters(
             .exec(txn)
             .await?;
     }
+    Ok(())
+}
+
+/// The inbox preview of new messages: one text for every contact, or each contact's own.
+#[derive(Debug, Clone, Copy)]
+pub enum Preview<'a> {
+    Same(&'a str),
+    Each(&'a [(i32, String)]),
+}
+
+/// Counts one new message for each of these contacts (one statement for all), and moves their
+/// preview, last-message and activity times to `at` (invariant 7: only forward in time, so a
+/// late webhook for an older message never replaces a newer preview).
+pub async fn bump_many(
+    txn: &impl ConnectionTrait,
+    contact_ids: &[i32],
+    preview: Preview<'_>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    if contact_ids.is_empty() {
+        return Ok(());
+    }
+    let clip = |t: &str| t.chars().take(512).collect::<String>();
+    contact::Entity::update_many()
+        .col_expr(
+            contact::Column::MessageCount,
+            Expr::col(contact::Column::MessageCount).add(1),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(at))
+        .filter(contact::Column::Id.is_in(contact_ids.iter().copied()))
+        .exec(txn)
+        .await?;
+    let text: sea_orm::sea_query::SimpleExpr = match preview {
+        Preview::Same(text) => Expr::value(clip(text)),
+        Preview::Each(texts) => {
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for (id, text) in texts {
+                case = case.case(contact::Column::Id.eq(*id), clip(text));
+            }
+            case.finally(Expr::col(contact::Column::LastMessage)).into()
+        }
+    };
+    contact::Entity::update_many()
+        .col_expr(contact::Column::LastMessage, text)
+        .col_expr(contact::Column::LastMessageAt, Expr::value(at))
+        .col_expr(contact::Column::LastActivityAt, Expr::value(at))
+        .filter(contact::Column::Id.is_in(contact_ids.iter().copied()))
+        .filter(
+            contact::Column::LastMessageAt
+                .is_null()
+                .or(contact::Column::LastMessageAt.lte(at)),
+        )
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

@@ -1,0 +1,216 @@
+//! One Cloud API call and what its answer means: the outcome to record, and what it does to
+//! the number (a circuit opened, a limit lowered) or the campaign (paused).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use heydoc_store::deliveries::{Outcome, SendResult};
+use heydoc_store::messages::Message;
+use heydoc_whatsapp::{ErrorClass, Outgoing};
+
+use super::content::{content, personalise, Known};
+use crate::pacing::Pacer;
+use crate::{retry, SenderContext};
+
+pub(super) async fn send_one(
+    ctx: &SenderContext,
+    pacer: &Pacer,
+    row: Message,
+    recipient: Known,
+) -> SendResult {
+    let result = |outcome, suppress| result_of(&row, outcome, suppress);
+    let in_window = recipient.recipient().map(|r| r.in_window);
+    let content = match content(&row, in_window, ctx.settings.window_policy)
+        .and_then(|c| personalise(c, &recipient))
+    {
+        Ok(c) => c,
+        Err(outcome) => return result(outcome, None),
+    };
+    if let Some(wait) = pacer.pair_wait(&row.receiver_phone) {
+        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let reason = "too many messages to this recipient (pair rate); paced locally".to_string();
+        // Local pacing, not a failure: no attempt is spent.
+        return result(
+            Outcome::Held {
+                at,
+                code: None,
+                reason,
+            },
+            None,
+        );
+    }
+    // The number stopped after this send's slot was reserved (its circuit opened): it waits
+    // with the rest, spending no attempt.
+    if pacer.paused() {
+        return result(
+            Outcome::Held {
+                at: Utc::now()
+                    + chrono::Duration::seconds(ctx.settings.breaker_probe_secs.max(1) as i64),
+                code: None,
+                reason: pacer.circuit().map_or_else(
+                    || "the business number is paused".to_string(),
+                    |why| format!("the business number cannot send: {why}"),
+                ),
+            },
+            None,
+        );
+    }
+    let outgoing = Outgoing {
+        to: row.receiver_phone.clone(),
+        content,
+        callback_data: row.id.to_string(),
+        reply_to: None,
+    };
+    let answer = ctx.api.send(&outgoing).await;
+    let throttled = answer
+        .as_ref()
+        .err()
+        .is_some_and(|e| e.class == ErrorClass::BackOffNumber);
+    if !matches!(&answer, Err(e) if e.class == ErrorClass::OutcomeUnknown) {
+        pacer.observe(throttled);
+    }
+    match answer {
+        Ok(accepted) => {
+            if pacer.close_circuit() {
+                number_state(ctx, None).await;
+            }
+            result(
+                Outcome::Sent {
+                    wamid: accepted.wamid,
+                },
+                None,
+            )
+        }
+        Err(e) => {
+            let was_open = pacer.circuit().is_some();
+            let r = failed(ctx, pacer, &row, e);
+            if let (false, Some(why)) = (was_open, pacer.circuit()) {
+                number_state(ctx, Some(&why)).await;
+            }
+            r
+        }
+    }
+}
+
+/// Shows the number's circuit in the registry (`GET /api/numbers`): paused with the reason, or
+/// active again.
+async fn number_state(ctx: &SenderContext, paused: Option<&str>) {
+    if let Err(e) = heydoc_store::numbers::set_state(&ctx.db, &ctx.route, paused, Utc::now()).await
+    {
+        tracing::warn!(error = %e, "cannot record the number's state");
+    }
+}
+
+/// A row's result; `suppress` says why the contact gets no more campaigns.
+fn result_of(row: &Message, outcome: Outcome, suppress: Option<String>) -> SendResult {
+    SendResult {
+        id: row.id,
+        contact_id: row.contact_id,
+        outcome,
+        suppress,
+        pause_campaign: None,
+    }
+}
+
+/// What a refused send becomes: Meta's error code decides (invariant 10, and the error classes
+/// in `heydoc-whatsapp`).
+fn failed(
+    ctx: &SenderContext,
+    pacer: &Pacer,
+    row: &Message,
+    e: heydoc_whatsapp::SendError,
+) -> SendResult {
+    let code = e.code.and_then(|c| i32::try_from(c).ok());
+    let result = |outcome, suppress| result_of(row, outcome, suppress);
+    let unit = Duration::from_millis(ctx.settings.retry_base_ms.max(1));
+    match e.class {
+        ErrorClass::OutcomeUnknown => result(Outcome::Unknown { reason: e.message }, None),
+        ErrorClass::NeverRetry { suppress } => {
+            let suppress = suppress.then(|| e.message.clone());
+            result(
+                Outcome::Failed {
+                    code,
+                    reason: e.message,
+                },
+                suppress,
+            )
+        }
+        // Not about this recipient: the number's circuit opens (its deliveries wait, no
+        // attempt is spent) until a probe gets through.
+        ErrorClass::StopNumber => {
+            let probe = Duration::from_secs(ctx.settings.breaker_probe_secs.max(1));
+            pacer.open_circuit(probe, code, &e.message);
+            let at = Utc::now() + chrono::Duration::from_std(probe).unwrap_or_default();
+            result(
+                Outcome::Held {
+                    at,
+                    code,
+                    reason: format!("the business number cannot send: {}", e.message),
+                },
+                None,
+            )
+        }
+        // The template, not the recipient: a campaign pauses with the reason (its deliveries
+        // wait for it to resume); a single send fails.
+        ErrorClass::TemplateProblem => match row.occurrence_id {
+            Some(occurrence) => SendResult {
+                pause_campaign: Some((
+                    occurrence,
+                    format!(
+                        "WhatsApp refused the template ({}): {}",
+                        code.unwrap_or_default(),
+                        e.message
+                    ),
+                )),
+                ..result(
+                    Outcome::Held {
+                        at: Utc::now() + chrono::Duration::seconds(60),
+                        code,
+                        reason: e.message,
+                    },
+                    None,
+                )
+            },
+            None => result(
+                Outcome::Failed {
+                    code,
+                    reason: e.message,
+                },
+                None,
+            ),
+        },
+        // Throttling lowers the number's limit (the pacer's observe); only this message waits,
+        // and spends no attempt (the number's pace, not the message, was the problem), unless
+        // Meta named a time for the whole number.
+        ErrorClass::BackOffNumber => {
+            if let Some(after) = e.retry_after {
+                pacer.pause(after);
+            }
+            let delay = retry::delay(ErrorClass::BackOffNumber, e.code, 1, e.retry_after, unit);
+            result(
+                Outcome::Held {
+                    at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    code,
+                    reason: e.message,
+                },
+                None,
+            )
+        }
+        class => {
+            if row.attempts >= ctx.settings.max_attempts {
+                let reason = format!("gave up after {} attempts: {}", row.attempts, e.message);
+                return result(Outcome::Failed { code, reason }, None);
+            }
+            let delay = retry::delay(class, e.code, row.attempts, e.retry_after, unit);
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            result(
+                Outcome::Retry {
+                    at,
+                    code,
+                    reason: e.message,
+                },
+                None,
+            )
+        }
+    }
+}
