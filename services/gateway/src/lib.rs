@@ -174,7 +174,7 @@ pub async fn serve(
     }
     let limiter = state.login_limiter.clone();
     let pruner = tokio::spawn(prune_login_limiter(limiter));
-    tokio::task::spawn_blocking(routes::imports::sweep_spool);
+    tokio::task::spawn_blocking(import::spool::sweep_spool);
     // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -72,6 +72,12 @@ impl AuthUser {
         }
     }
 
+    /// An admin, in a logged-in session (what managing keys, endpoints and users needs).
+    pub fn require_admin_session(&self) -> Result<(), ApiError> {
+        self.require_session()?;
+        self.require_admin()
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == Role::Admin {
             Ok(())

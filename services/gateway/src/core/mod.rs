@@ -2,7 +2,10 @@
 //! its rules. Handlers (`routes`) and pages (`ui`) only extract, call these, and wrap the
 //! result; the SQL behind them lives in `heydoc-store`.
 
+pub mod api_keys;
 pub mod contacts;
+pub mod event_endpoints;
+pub mod imports;
 pub mod messages;
 pub mod numbers;
 pub mod schedules;

@@ -134,7 +134,7 @@ impl Columns {
 /// What the export guarded against spreadsheet formulas (`'=...`) reads back as written.
 fn unguard(field: &str) -> &str {
     match field.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(crate::routes::imports::FORMULA_STARTS) => rest,
+        Some(rest) if rest.starts_with(crate::import::export::FORMULA_STARTS) => rest,
         _ => field,
     }
 }

@@ -4,6 +4,8 @@
 //! rejected rows in the database, where `GET /api/imports/{id}` reads them.
 
 pub mod columns;
+pub mod export;
 pub mod job;
+pub mod spool;
 
 pub use columns::Columns;

@@ -229,8 +229,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<UserOut>>> {
-    me.require_session()?;
-    me.require_admin()?;
+    me.require_admin_session()?;
     let users = users::all(&state.db).await?;
     Ok(axum::Json(users.into_iter().map(UserOut::from).collect()))
 }
@@ -250,8 +249,7 @@ pub async fn create_user_as_admin(
     Extension(me): Extension<AuthUser>,
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<UserOut>>)> {
-    me.require_session()?;
-    me.require_admin()?;
+    me.require_admin_session()?;
     validate::username(&body.username)?;
     validate::password(&body.password)?;
     let role = match body.role.as_deref() {

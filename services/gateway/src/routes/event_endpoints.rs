@@ -4,119 +4,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
-use chrono::{DateTime, Utc};
-use heydoc_store::endpoints::{self as store, Endpoint};
-use heydoc_store::events::EVENT_TYPES;
-use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::core::event_endpoints::{
+    self as endpoints, CreatedEndpoint, EndpointChange, EndpointOut, EventDeliveryOut, LogParams,
+    NewEndpoint,
+};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
-use crate::routes::{page_size, Ack, Envelope};
+use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct NewEndpoint {
-    /// Where the events are POSTed: `https://...` (or `http://` for a local receiver).
-    #[schema(example = "https://crm.example.com/heydoc-events")]
-    pub url: String,
-    /// The event types wanted: `message.received`, `message.status`,
-    /// `campaign.occurrence.completed`; empty or absent means all.
-    #[serde(default)]
-    pub events: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EndpointChange {
-    /// `true` re-enables a disabled endpoint (its waiting events go out), `false` pauses it.
-    pub enabled: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointOut {
-    pub id: i32,
-    pub url: String,
-    pub events: Vec<String>,
-    pub enabled: bool,
-    /// Why it was disabled, when it was.
-    pub disabled_reason: Option<String>,
-    /// When its current run of failures began.
-    pub failing_since: Option<DateTime<Utc>>,
-    /// Events waiting for it.
-    pub pending: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A new endpoint with its signing secret: the only time the secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedEndpoint {
-    #[serde(flatten)]
-    pub endpoint: EndpointOut,
-    /// Verify `X-HeyDoc-Signature: t=<unix>,v1=<hex>` as HMAC-SHA256 of `"<t>.<body>"` with it.
-    pub secret: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventDeliveryOut {
-    pub id: i64,
-    pub event_type: String,
-    /// `pending` or `delivered`.
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: DateTime<Utc>,
-    /// The endpoint's last HTTP status, if it answered.
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// The event as sent.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct LogParams {
-    /// Page size, 1 to 500 (default 100).
-    pub limit: Option<u64>,
-    /// Only deliveries older than this id.
-    pub before: Option<i64>,
-}
-
-fn require_admin_session(me: &AuthUser) -> ApiResult<()> {
-    me.require_session()?;
-    me.require_admin()
-}
-
-fn valid_url(url: &str) -> ApiResult<String> {
-    let url = url.trim();
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.len() <= 2048
-        && url.len() > "http://".len()
-        && !url.chars().any(char::is_whitespace);
-    if ok {
-        Ok(url.to_string())
-    } else {
-        Err(ApiError::validation(format!(
-            "url {url:?} must be an http:// or https:// address of at most 2048 characters"
-        )))
-    }
-}
-
-async fn out(state: &AppState, e: Endpoint) -> ApiResult<EndpointOut> {
-    let pending = store::pending_count(&state.db, e.id).await?;
-    Ok(EndpointOut {
-        id: e.id,
-        url: e.url,
-        events: serde_json::from_value(e.events).unwrap_or_default(),
-        enabled: e.enabled,
-        disabled_reason: e.disabled_reason,
-        failing_since: e.failing_since,
-        pending,
-        created_at: e.created_at,
-    })
-}
 
 /// Registers an endpoint (admins, from a session). The answer holds its signing secret, once.
 #[utoipa::path(
@@ -130,40 +27,11 @@ pub async fn create(
     Extension(me): Extension<AuthUser>,
     Json(body): Json<NewEndpoint>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<CreatedEndpoint>>)> {
-    require_admin_session(&me)?;
-    let url = valid_url(&body.url)?;
-    let mut events = Vec::new();
-    for e in body.events {
-        if !EVENT_TYPES.contains(&e.as_str()) {
-            return Err(ApiError::validation(format!(
-                "unknown event type {e:?}: use {}",
-                EVENT_TYPES.join(", ")
-            )));
-        }
-        if !events.contains(&e) {
-            events.push(e);
-        }
-    }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = format!("whsec_{}", hex::encode(bytes));
-    let created = store::insert(
-        &state.db,
-        url,
-        secret.clone(),
-        &events,
-        me.user_id,
-        Utc::now(),
-    )
-    .await?;
-    tracing::info!(endpoint_id = created.id, by = %me.username, "event endpoint registered");
+    let created = endpoints::create(&state, &me, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Envelope::ok(
-            CreatedEndpoint {
-                endpoint: out(&state, created).await?,
-                secret,
-            },
+            created,
             "Endpoint registered: store its secret now, it is not shown again",
         )),
     ))
@@ -178,17 +46,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<AuthUser>,
 ) -> ApiResult<axum::Json<Vec<EndpointOut>>> {
-    require_admin_session(&me)?;
-    let rows = store::all(&state.db).await?;
-    let mut list = Vec::with_capacity(rows.len());
-    for e in rows {
-        list.push(out(&state, e).await?);
-    }
-    Ok(axum::Json(list))
-}
-
-async fn find(state: &AppState, id: i32) -> ApiResult<Endpoint> {
-    Ok(store::get(&state.db, id).await?)
+    Ok(axum::Json(endpoints::list(&state, &me).await?))
 }
 
 /// Enables (clearing the failure record) or disables an endpoint (admins).
@@ -205,14 +63,11 @@ pub async fn update(
     Path(id): Path<i32>,
     Json(body): Json<EndpointChange>,
 ) -> ApiResult<axum::Json<Envelope<EndpointOut>>> {
-    require_admin_session(&me)?;
-    find(&state, id).await?;
-    let reason = (!body.enabled).then(|| format!("disabled by {}", me.username));
-    store::set_enabled(&state.db, id, body.enabled, reason).await?;
-    let now = find(&state, id).await?;
+    let enabled = body.enabled;
+    let out = endpoints::update(&state, &me, id, body).await?;
     Ok(axum::Json(Envelope::ok(
-        out(&state, now).await?,
-        if body.enabled {
+        out,
+        if enabled {
             "Endpoint enabled"
         } else {
             "Endpoint disabled"
@@ -231,9 +86,7 @@ pub async fn delete(
     Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
-    require_admin_session(&me)?;
-    find(&state, id).await?;
-    store::delete(&state.db, id).await?;
+    endpoints::delete(&state, &me, id).await?;
     Ok(axum::Json(Ack::new("Endpoint deleted")))
 }
 
@@ -249,29 +102,7 @@ pub async fn deliveries(
     Path(id): Path<i32>,
     Query(params): Query<LogParams>,
 ) -> ApiResult<axum::Json<Vec<EventDeliveryOut>>> {
-    require_admin_session(&me)?;
-    find(&state, id).await?;
-    let rows = store::log(
-        &state.db,
-        id,
-        params.before,
-        page_size(params.limit, 100, 500),
-    )
-    .await?;
     Ok(axum::Json(
-        rows.into_iter()
-            .map(|d| EventDeliveryOut {
-                id: d.id,
-                event_type: d.event_type,
-                status: d.status,
-                attempts: d.attempts,
-                next_attempt_at: d.next_attempt_at,
-                last_status: d.last_status,
-                last_error: d.last_error,
-                created_at: d.created_at,
-                delivered_at: d.delivered_at,
-                payload: d.payload,
-            })
-            .collect(),
+        endpoints::deliveries(&state, &me, id, params).await?,
     ))
 }

@@ -3,12 +3,11 @@
 //! Keys and signing secrets are shown once, right after they are made.
 
 use axum::extract::State;
-use axum::Extension;
 use maud::{html, Markup};
 
+use crate::core::api_keys::{self, KeyOut};
+use crate::core::event_endpoints::{self, EndpointOut};
 use crate::core::numbers::{self, NumberOut};
-use crate::routes::api_keys::{self, KeyOut};
-use crate::routes::event_endpoints::{self, EndpointOut};
 use crate::state::AppState;
 use crate::ui::format::{status_badge, time};
 use crate::ui::layout::{form_error, shell, Nav};
@@ -16,9 +15,8 @@ use crate::ui::page::{PageResult, PageUser};
 
 pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
     // The API's own checks: admins, from a session.
-    let axum::Json(keys) = api_keys::list(State(state.clone()), Extension(user.clone())).await?;
-    let axum::Json(endpoints) =
-        event_endpoints::list(State(state.clone()), Extension(user.clone())).await?;
+    let keys = api_keys::list(&state, &user).await?;
+    let endpoints = event_endpoints::list(&state, &user).await?;
     let numbers = numbers::list(&state, &user).await?;
     let main = html! {
         h1 { "Integrations" }
