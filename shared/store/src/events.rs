@@ -17,10 +17,10 @@ pub use crate::outbound::{
     OutboundEvent, EVENT_TYPES, MESSAGE_RECEIVED, MESSAGE_STATUS, OCCURRENCE_COMPLETED,
 };
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
+pub const PENDING: &str = heydoc_domain::EventDeliveryState::Pending.as_str();
+pub const DELIVERED: &str = heydoc_domain::EventDeliveryState::Delivered.as_str();
 /// Given up on: the endpoint refused this event again and again (a 4xx).
-pub const FAILED: &str = "failed";
+pub const FAILED: &str = heydoc_domain::EventDeliveryState::Failed.as_str();
 
 /// An event ready to be written: its type, ordering key and `data`.
 #[derive(Debug, Clone)]

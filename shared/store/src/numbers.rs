@@ -13,9 +13,9 @@ use crate::{Conn, Result, StoreError};
 
 pub use business_number::Model as Number;
 
-pub const ACTIVE: &str = "active";
-pub const PAUSED: &str = "paused";
-pub const DISABLED: &str = "disabled";
+pub const ACTIVE: &str = heydoc_domain::NumberState::Active.as_str();
+pub const PAUSED: &str = heydoc_domain::NumberState::Paused.as_str();
+pub const DISABLED: &str = heydoc_domain::NumberState::Disabled.as_str();
 
 /// The environment's number, as the registry's default: created or brought in step (its
 /// rate and display number follow the environment, its token stays the environment's).

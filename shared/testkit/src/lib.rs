@@ -2,17 +2,18 @@
 //! PostgreSQL database or SQLite file per test), with a client that speaks to it over HTTP,
 //! and WhatsApp webhook payloads in Meta's format, signed as Meta signs them.
 
+mod database;
 pub mod fixtures;
 pub mod shape;
+pub mod sql;
+
+pub use database::TestDatabase;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use anyhow::Context;
 use heydoc_config::Settings;
 use heydoc_gateway::AppState;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -51,108 +52,6 @@ pub enum Backend {
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database that exists for one test and is dropped with it.
-pub struct TestDatabase {
-    pub url: String,
-    pub conn: DatabaseConnection,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Postgres { admin_url: String, name: String },
-    Sqlite { dir: PathBuf },
-}
-
-impl TestDatabase {
-    pub async fn create(backend: Backend) -> anyhow::Result<Self> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let (url, cleanup) = match backend {
-            Backend::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("heydoc_test_{id}");
-                let admin = heydoc_store::connect(&admin_url, 1)
-                    .await
-                    .with_context(|| {
-                        format!("PostgreSQL at {admin_url} (set TEST_DATABASE_URL)")
-                    })?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                admin.close().await?;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map(|(b, _)| b)
-                    .unwrap_or(&admin_url);
-                (
-                    format!("{base}/{name}"),
-                    Cleanup::Postgres { admin_url, name },
-                )
-            }
-            Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("heydoc-test-{id}"));
-                std::fs::create_dir_all(&dir)?;
-                (
-                    format!("sqlite://{}?mode=rwc", dir.join("heydoc.db").display()),
-                    Cleanup::Sqlite { dir },
-                )
-            }
-        };
-        let conn = heydoc_store::connect(&url, 8).await?;
-        heydoc_store::migrate(&conn).await?;
-        Ok(Self { url, conn, cleanup })
-    }
-}
-
-impl TestDatabase {
-    /// A campaign message queued for `contact_id` (as a fan-out would write it), for tests of
-    /// what happens to queued deliveries.
-    pub async fn queue_campaign_message(&self, contact_id: i32, to: &str, text: &str) {
-        use heydoc_store::entity::message;
-        use sea_orm::{ActiveValue::Set, EntityTrait};
-        let now = chrono::Utc::now();
-        message::Entity::insert(message::ActiveModel {
-            origin: Set("occurrence".into()),
-            ..heydoc_store::chat::queued_text(contact_id, "sandbox", to, text, "occurrence", now)
-        })
-        .exec(&self.conn)
-        .await
-        .expect("queue a campaign message");
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Sqlite { dir } => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime: drop the database from a thread of its own.
-                let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
-                        return;
-                    };
-                    rt.block_on(async {
-                        if let Ok(admin) = heydoc_store::connect(&admin_url, 1).await {
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                                ))
-                                .await;
-                            let _ = admin.close().await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
-    }
 }
 
 /// The gateway, running on a port of its own over a database of its own.
@@ -387,35 +286,4 @@ pub async fn read(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let text = res.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Raw SQL for tests that look into (or seed) the database directly; services never do.
-pub mod sql {
-    use heydoc_store::Db;
-    use sea_orm::{ConnectionTrait, Statement};
-
-    /// Runs statements (`;`-separated), panicking on failure.
-    pub async fn execute(db: &Db, sql: &str) {
-        db.execute_unprepared(sql).await.expect("test SQL");
-    }
-
-    /// The first column of the first row, as an integer.
-    pub async fn scalar(db: &Db, sql: &str) -> i64 {
-        let row = db
-            .query_one(Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .expect("test SQL")
-            .expect("a row");
-        row.try_get_by_index::<i64>(0).expect("an integer")
-    }
-
-    /// The first column of every row, as integers.
-    pub async fn column(db: &Db, sql: &str) -> Vec<i64> {
-        db.query_all(Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .expect("test SQL")
-            .into_iter()
-            .map(|r| r.try_get_by_index::<i64>(0).expect("an integer"))
-            .collect()
-    }
 }

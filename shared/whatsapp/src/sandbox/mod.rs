@@ -4,26 +4,23 @@
 //! Knobs: latency, forced error rates by code (130429, 131056, 500, ...), timeouts, the 24-hour
 //! window (131047), and inbound message injection. `GET /sandbox/stats` tells what it saw.
 
+mod routes;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use chrono::Utc;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::payload::{ErrorData, ErrorResponse, GraphError};
 use crate::webhook::{ChangeValue, Envelope, Metadata, WaStatus};
+use routes::{get_knobs, inject_inbound, put_knobs, reset, send_message, stats};
 
 /// The sandbox's knobs. All can be changed at run time with `PUT /sandbox/config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,226 +324,4 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the counters inconsistent in a way
     // that matters; keep serving.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn graph_error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
-    let body = ErrorResponse {
-        error: GraphError {
-            message: message.to_string(),
-            kind: "OAuthException".into(),
-            code,
-            error_subcode: None,
-            error_data: Some(ErrorData {
-                messaging_product: Some("whatsapp".into()),
-                details: details.to_string(),
-            }),
-            fbtrace_id: format!("SANDBOX{}", uuid::Uuid::new_v4().simple()),
-        },
-    };
-    (status, Json(body)).into_response()
-}
-
-fn error_for_code(code: i64) -> Response {
-    match code {
-        130429 => graph_error(StatusCode::BAD_REQUEST, code, "Rate limit hit", "Cloud API message throughput has been reached."),
-        131056 => graph_error(StatusCode::BAD_REQUEST, code, "(Business Account, Consumer Account) pair rate limit hit", "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."),
-        131047 => graph_error(StatusCode::BAD_REQUEST, code, "Re-engagement message", "More than 24 hours have passed since the recipient last replied to the sender number."),
-        131050 => graph_error(StatusCode::BAD_REQUEST, code, "User has stopped marketing messages", "Unable to deliver the marketing message. The user has chosen to stop receiving marketing messages."),
-        131026 => graph_error(StatusCode::BAD_REQUEST, code, "Message undeliverable", "Unable to deliver message."),
-        190 => graph_error(StatusCode::UNAUTHORIZED, code, "Invalid OAuth access token - Cannot parse access token", ""),
-        131042 => graph_error(StatusCode::BAD_REQUEST, code, "Business eligibility payment issue", "Message failed to send because there were one or more errors related to your payment method."),
-        368 => graph_error(StatusCode::BAD_REQUEST, code, "Temporarily blocked for policies violations", "The WhatsApp Business Account associated with the app has been restricted or disabled for violating a platform policy."),
-        132000 => graph_error(StatusCode::BAD_REQUEST, code, "Number of parameters does not match the expected number of params", "The number of variable parameter values included in the request did not match the number of variable parameters defined in the template."),
-        132001 => graph_error(StatusCode::BAD_REQUEST, code, "Template name does not exist in the translation", "The template does not exist in the specified language or the template has not been approved."),
-        132015 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Paused", "Template is paused due to low quality so it cannot be sent in a template message."),
-        132016 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Disabled", "Template has been paused too many times due to low quality and is now permanently disabled."),
-        100 => graph_error(StatusCode::BAD_REQUEST, code, "Invalid parameter", "Parameter value is not valid"),
-        c @ 500..=599 => (StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "upstream failure").into_response(),
-        other => graph_error(StatusCode::BAD_REQUEST, other, "Sandbox error", "forced by the sandbox's error_rates"),
-    }
-}
-
-async fn send_message(
-    State(sandbox): State<Sandbox>,
-    Path((_version, phone_number_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
-        sandbox.note_traceparent(tp);
-    }
-    let knobs = sandbox.config().knobs;
-    if knobs.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
-    }
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
-    if !authorized {
-        sandbox.count_error("190");
-        return error_for_code(190);
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        sandbox.count_error("100");
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "Invalid parameter",
-            "the body is not JSON",
-        );
-    };
-    if body["messaging_product"] != "whatsapp" {
-        sandbox.count_error("100");
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "Invalid parameter",
-            "messaging_product must be whatsapp",
-        );
-    }
-    // Read receipts for inbound messages.
-    if body["status"] == "read" {
-        return Json(json!({"success": true})).into_response();
-    }
-    let to = body["to"].as_str().unwrap_or_default().to_string();
-    let kind = body["type"].as_str().unwrap_or("text").to_string();
-    if to.is_empty() || !to.bytes().all(|b| b.is_ascii_digit()) {
-        sandbox.count_error("100");
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "Invalid parameter",
-            "to must be a phone number",
-        );
-    }
-    if kind == "text" {
-        let text = body["text"]["body"].as_str().unwrap_or_default();
-        if text.is_empty() || text.chars().count() > 4096 {
-            sandbox.count_error("100");
-            return graph_error(
-                StatusCode::BAD_REQUEST,
-                100,
-                "Invalid parameter",
-                "text.body must be 1 to 4096 characters",
-            );
-        }
-    }
-    let callback = body["biz_opaque_callback_data"]
-        .as_str()
-        .map(str::to_string);
-
-    if sandbox.over_throughput(&phone_number_id, knobs.max_mps) {
-        sandbox.count_error("130429");
-        return error_for_code(130429);
-    }
-    // Forced failures, in a stable order so that rates add up.
-    let roll: f64 = rand::thread_rng().gen();
-    let mut threshold = 0.0;
-    for (code, rate) in &knobs.error_rates {
-        threshold += rate;
-        if roll < threshold {
-            sandbox.count_error(code);
-            return error_for_code(code.parse().unwrap_or(131000));
-        }
-    }
-    if knobs.enforce_window && kind != "template" && !sandbox.in_window(&to) {
-        sandbox.count_error("131047");
-        return error_for_code(131047);
-    }
-    let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
-    sandbox.count_accepted(&phone_number_id, &to, callback.as_deref());
-    if let Some(text) = body["text"]["body"].as_str() {
-        lock(&sandbox.inner.stats)
-            .stats
-            .texts
-            .insert(to.clone(), text.to_string());
-    }
-    if kind == "template" {
-        let params: Vec<String> = body["template"]["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default())
-            .filter_map(|p| p["text"].as_str().map(str::to_string))
-            .collect();
-        lock(&sandbox.inner.stats)
-            .stats
-            .template_params
-            .insert(to.clone(), params);
-    }
-    if roll < threshold + knobs.timeout_rate {
-        // Accepted, but the answer never comes: the caller's timeout fires first.
-        tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
-    }
-    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback);
-    Json(json!({
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": to, "wa_id": to}],
-        "messages": [{"id": wamid, "message_status": "accepted"}]
-    }))
-    .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct InboundRequest {
-    from: String,
-    #[serde(default)]
-    name: Option<String>,
-    text: String,
-    /// The business number written to (its phone number id); default: the sandbox's own.
-    #[serde(default)]
-    to: Option<String>,
-}
-
-/// Pretends a user wrote to the business: posts Meta's inbound webhook and opens the window.
-async fn inject_inbound(
-    State(sandbox): State<Sandbox>,
-    Json(req): Json<InboundRequest>,
-) -> Response {
-    if req.from.is_empty() || !req.from.bytes().all(|b| b.is_ascii_digit()) {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "from must be digits"})),
-        )
-            .into_response();
-    }
-    lock(&sandbox.inner.inbound).insert(req.from.clone(), Instant::now());
-    let wamid = format!("wamid.SBXIN{}", uuid::Uuid::new_v4().simple());
-    let metadata = match &req.to {
-        Some(number) => Metadata::new(number, number),
-        None => sandbox.metadata(),
-    };
-    sandbox
-        .post_webhook(ChangeValue::inbound_text(
-            metadata,
-            &req.from,
-            req.name.as_deref().unwrap_or_default(),
-            &wamid,
-            &req.text,
-            Utc::now().timestamp(),
-        ))
-        .await;
-    Json(json!({"wamid": wamid})).into_response()
-}
-
-async fn stats(State(sandbox): State<Sandbox>) -> Json<SandboxStats> {
-    Json(sandbox.stats())
-}
-
-async fn get_knobs(State(sandbox): State<Sandbox>) -> Json<SandboxKnobs> {
-    Json(sandbox.config().knobs)
-}
-
-async fn put_knobs(
-    State(sandbox): State<Sandbox>,
-    Json(knobs): Json<SandboxKnobs>,
-) -> Json<SandboxKnobs> {
-    sandbox.set_knobs(knobs.clone());
-    Json(knobs)
-}
-
-async fn reset(State(sandbox): State<Sandbox>) -> StatusCode {
-    *lock(&sandbox.inner.stats) = Counters::default();
-    StatusCode::NO_CONTENT
 }

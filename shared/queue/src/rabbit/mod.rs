@@ -8,24 +8,23 @@
 //! Consuming uses another connection with manual acks and a prefetch. Both reconnect with
 //! back-off; after a reconnect old delivery tags are void, and the database claim absorbs the
 //! redeliveries.
+mod consume;
+mod topology;
 
-use std::collections::{BTreeMap, HashSet};
+use consume::{consume_once, ConsumeEnd};
+use topology::{declare_common, declare_route, headers_table, read_headers};
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::{decode, encode, BusError, Job, JobBus, JobStream, Received, Settle};
+use crate::{encode, BusError, Job, JobBus, JobStream};
 
 #[derive(Debug, Clone)]
 pub struct RabbitConfig {
@@ -301,264 +300,6 @@ impl JobBus for RabbitBus {
             .map_err(unavailable)?;
         Ok(u64::from(queue.message_count()))
     }
-}
-
-enum ConsumeEnd {
-    /// The receiving side went away: stop.
-    Closed,
-    /// The connection or channel broke: reconnect.
-    Broken(String),
-}
-
-async fn consume_once(
-    config: &RabbitConfig,
-    route: &str,
-    (queue, exchange, dead): &(String, String, String),
-    prefetch: u16,
-    tx: &mpsc::Sender<Received>,
-) -> Result<ConsumeEnd, BusError> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .map_err(unavailable)?;
-    let channel = connection.create_channel().await.map_err(unavailable)?;
-    declare_common(&channel, config, exchange, dead).await?;
-    declare_route(&channel, config, route, queue, exchange, dead).await?;
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions::default())
-        .await
-        .map_err(unavailable)?;
-    let mut consumer = channel
-        .basic_consume(
-            ShortString::from(queue.as_str()),
-            ShortString::from(format!("heydoc-sender-{}", std::process::id())),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-    tracing::info!(queue, "consuming");
-    while let Some(delivery) = consumer.next().await {
-        let delivery = match delivery {
-            Ok(d) => d,
-            Err(e) => return Ok(ConsumeEnd::Broken(e.to_string())),
-        };
-        let headers = delivery
-            .properties
-            .headers()
-            .as_ref()
-            .map(read_headers)
-            .unwrap_or_default();
-        let job = decode(&delivery.data, headers);
-        let settle = RabbitSettle {
-            acker: Some(delivery.acker.clone()),
-        };
-        if tx
-            .send(Received::new(job, delivery.redelivered, Box::new(settle)))
-            .await
-            .is_err()
-        {
-            return Ok(ConsumeEnd::Closed);
-        }
-    }
-    Ok(ConsumeEnd::Broken("the consumer stream ended".into()))
-}
-
-struct RabbitSettle {
-    acker: Option<Acker>,
-}
-
-#[async_trait::async_trait]
-impl Settle for RabbitSettle {
-    async fn ack(mut self: Box<Self>) {
-        if let Some(a) = self.acker.take() {
-            if let Err(e) = a.ack(BasicAckOptions::default()).await {
-                tracing::debug!(error = %e, "ack lost (the channel was replaced); the claim absorbs the redelivery");
-            }
-        }
-    }
-
-    async fn requeue(mut self: Box<Self>) {
-        if let Some(a) = self.acker.take() {
-            let _ = a
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
-        }
-    }
-
-    async fn reject(mut self: Box<Self>) {
-        if let Some(a) = self.acker.take() {
-            // Not requeued: RabbitMQ dead-letters it.
-            let _ = a
-                .nack(BasicNackOptions {
-                    requeue: false,
-                    ..Default::default()
-                })
-                .await;
-        }
-    }
-}
-
-impl Drop for RabbitSettle {
-    fn drop(&mut self) {
-        if let Some(a) = self.acker.take() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = a
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                });
-            }
-        }
-    }
-}
-
-async fn declare_common(
-    channel: &Channel,
-    config: &RabbitConfig,
-    exchange: &str,
-    dead: &str,
-) -> Result<(), BusError> {
-    // With an expiry, the exchanges go too once their expired queues have unbound.
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        auto_delete: config.queue_expiry_secs > 0,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            ShortString::from(exchange),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-    channel
-        .exchange_declare(
-            ShortString::from(dead),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-    let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    add_expiry(&mut args, config);
-    channel
-        .queue_declare(
-            ShortString::from(dead),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .map_err(unavailable)?;
-    channel
-        .queue_bind(
-            ShortString::from(dead),
-            ShortString::from(dead),
-            ShortString::from(""),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-async fn declare_route(
-    channel: &Channel,
-    config: &RabbitConfig,
-    route: &str,
-    queue: &str,
-    exchange: &str,
-    dead: &str,
-) -> Result<u32, BusError> {
-    let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    args.insert(
-        ShortString::from("x-single-active-consumer"),
-        AMQPValue::Boolean(true),
-    );
-    args.insert(
-        ShortString::from("x-delivery-limit"),
-        AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(20)),
-    );
-    args.insert(
-        ShortString::from("x-dead-letter-exchange"),
-        AMQPValue::LongString(LongString::from(dead)),
-    );
-    add_expiry(&mut args, config);
-    let declared = channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .map_err(unavailable)?;
-    channel
-        .queue_bind(
-            ShortString::from(queue),
-            ShortString::from(exchange),
-            ShortString::from(route),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
-    Ok(declared.message_count())
-}
-
-fn add_expiry(args: &mut FieldTable, config: &RabbitConfig) {
-    if config.queue_expiry_secs > 0 {
-        let ms = config.queue_expiry_secs.saturating_mul(1000);
-        args.insert(
-            ShortString::from("x-expires"),
-            AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
-        );
-    }
-}
-
-fn headers_table(headers: &BTreeMap<String, String>) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in headers {
-        table.insert(
-            ShortString::from(k.as_str()),
-            AMQPValue::LongString(LongString::from(v.as_str())),
-        );
-    }
-    table
-}
-
-fn read_headers(table: &FieldTable) -> BTreeMap<String, String> {
-    table
-        .inner()
-        .iter()
-        .filter_map(|(k, v)| match v {
-            AMQPValue::LongString(s) => Some((k.to_string(), s.to_string())),
-            AMQPValue::ShortString(s) => Some((k.to_string(), s.to_string())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn unavailable(e: lapin::Error) -> BusError {
