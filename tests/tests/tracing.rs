@@ -101,17 +101,17 @@ async fn an_api_send_is_one_trace_from_the_request_through_rabbitmq_to_the_cloud
 
     let process = process_span(id).await;
     let trace = process.span_context.trace_id();
-    // The status webhooks (delivered, read) continue the same trace.
+    // The status webhooks (delivered, read) continue the same trace. Waits for both (the
+    // sandbox also sends `sent` first, so two status spans are not yet these two).
     let all = eventually(LIMIT, "the status webhooks' spans", || async move {
         let all = in_trace(trace);
-        let statuses = all
-            .iter()
-            .filter(|s| {
+        let seen = |status: &str| {
+            all.iter().any(|s| {
                 attr_i64(s, "heydoc.delivery_id") == Some(id)
-                    && s.name.starts_with("whatsapp status")
+                    && s.name == format!("whatsapp status {status}")
             })
-            .count();
-        (statuses >= 2).then_some(all)
+        };
+        (seen("delivered") && seen("read")).then_some(all)
     })
     .await;
     // ... as children of the sender's span (its context is stored when it claims the row).

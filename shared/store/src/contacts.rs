@@ -277,3 +277,13 @@ pub async fn find_or_create(
         sea_orm::DbErr::RecordNotFound(format!("contact {phone} after insert")).into()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_a\\"), "50\\%\\_a\\\\");
+    }
+}

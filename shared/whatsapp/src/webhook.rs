@@ -22,6 +22,20 @@ pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Reads a field Meta sends as a string; anything else (null, a number) reads as empty rather
+/// than refusing the whole webhook (fields HeyDoc only passes along must not make Meta retry).
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+fn lenient_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(lenient(d)?).filter(|s| !s.is_empty()))
+}
+
 /// Checks `sha256=<hex>` against the HMAC of the raw body, in constant time.
 pub fn signature_valid(secret: &[u8], body: &[u8], header: &str) -> bool {
     let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
@@ -39,7 +53,7 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: &str) -> bool {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Envelope {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub object: String,
     #[serde(default)]
     pub entry: Vec<Entry>,
@@ -68,7 +82,7 @@ impl Envelope {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Entry {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub id: String,
     #[serde(default)]
     pub changes: Vec<Change>,
@@ -76,7 +90,7 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Change {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub field: String,
     #[serde(default)]
     pub value: ChangeValue,
@@ -84,7 +98,7 @@ pub struct Change {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChangeValue {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub messaging_product: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -182,9 +196,9 @@ pub struct WaStatus {
     pub id: String,
     /// `sent`, `delivered`, `read` or `failed`.
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub timestamp: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub recipient_id: String,
     /// What the send put in `biz_opaque_callback_data`: HeyDoc's delivery id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,7 +264,11 @@ pub struct WaError {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_data: Option<ErrorData>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt"
+    )]
     pub href: Option<String>,
 }
 
@@ -320,6 +338,23 @@ mod tests {
         assert!(!signature_valid(b"secret", b"{}", &good));
         assert!(!signature_valid(b"secret", body, ""));
         assert!(!signature_valid(b"secret", body, "sha256=zz"));
+    }
+
+    #[test]
+    fn fields_only_passed_along_never_refuse_a_webhook() {
+        let env: Envelope = serde_json::from_value(serde_json::json!({
+            "object": null, "entry": [{"id": 7, "changes": [{"field": null, "value": {
+                "messaging_product": 1,
+                "statuses": [{"id": "wamid.1", "status": "read", "timestamp": 1700000000,
+                              "recipient_id": null, "errors": [{"code": 1, "href": 5}]}]
+            }}]}]
+        }))
+        .unwrap();
+        let status = &env.values().next().unwrap().statuses[0];
+        assert_eq!(
+            (status.status.as_str(), status.timestamp.as_str()),
+            ("read", "1700000000")
+        );
     }
 
     #[test]

@@ -114,7 +114,12 @@ pub async fn start(
     let finished = tokio::time::timeout(WAIT_FOR_JOB, &mut running)
         .await
         .is_ok();
-    let row = store::get(&state.db, id).await?;
+    let row = store::get(&state.db, id).await.map_err(|e| match e {
+        heydoc_store::StoreError::NotFound(_) => {
+            ApiError::Internal(format!("import {id} vanished"))
+        }
+        other => other.into(),
+    })?;
     Ok((import_out(state, row).await?, finished))
 }
 

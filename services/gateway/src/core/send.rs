@@ -40,18 +40,20 @@ pub enum Sent {
     Repeated(MessageOut),
 }
 
-/// Queues a text message to one contact (created when new). With an idempotency `key`,
+/// Queues a text message to one contact (created when new). With an idempotency `key` (as the
+/// request's header read: a bad one is refused after the phone and the text are checked),
 /// repeating the same request returns the first one's message instead of sending again.
 pub async fn send_message(
     state: &AppState,
     me: &AuthUser,
-    key: Option<String>,
+    key: ApiResult<Option<String>>,
     body: SendMessage,
 ) -> ApiResult<Sent> {
     let phone = Phone::parse(&body.phone_number)?;
     validate::message_text("message", &body.message)?;
     template::check_text(&body.message)
         .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+    let key = key?;
     let payload = match &body.template {
         Some(t) => {
             t.check_name()?;

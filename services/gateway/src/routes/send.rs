@@ -31,7 +31,8 @@ pub async fn send_message(
     headers: HeaderMap,
     Json(body): Json<SendMessage>,
 ) -> ApiResult<axum::Json<Envelope<MessageOut>>> {
-    let key = idempotency_key(&headers)?;
+    // Checked in its turn: after the body's phone and text (the order clients see errors in).
+    let key = idempotency_key(&headers);
     let (out, message) = match send::send_message(&state, &me, key, body).await? {
         Sent::Queued(m) => (m, "Message queued for sending"),
         Sent::Repeated(m) => (m, "Message already queued for this Idempotency-Key"),

@@ -105,9 +105,7 @@ pub async fn run(ctx: SenderContext, shutdown: CancellationToken) -> Result<(), 
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        if !dispatch(&ctx, &pacer, &permits, &done_tx, batch, valid, spans).await {
-            break;
-        }
+        dispatch(&ctx, &pacer, &permits, &done_tx, batch, valid, spans).await;
     }
 
     // Stop taking jobs (unsettled ones go back to the bus), let in-flight sends finish.
@@ -203,7 +201,7 @@ async fn prepare(
 
 /// Dispatch: each claimed send waits for its slot and calls the Cloud API in a task of its own
 /// (inside its job's span); its result goes to the writer. A job whose row was not claimed is a
-/// duplicate wake-up: acked. Returns false when the sender is stopping.
+/// duplicate wake-up: acked.
 async fn dispatch(
     ctx: &SenderContext,
     pacer: &Arc<Pacer>,
@@ -212,7 +210,7 @@ async fn dispatch(
     mut batch: Prepared,
     valid: Vec<Received>,
     spans: Vec<tracing::Span>,
-) -> bool {
+) {
     let mut slots = batch.slots.into_iter();
     for (r, span) in valid.into_iter().zip(spans) {
         let slot = slots.next();
@@ -231,7 +229,8 @@ async fn dispatch(
             );
         }
         let Ok(permit) = permits.clone().acquire_owned().await else {
-            return false;
+            // Never closed; were it, the rest of the batch goes back to the bus.
+            break;
         };
         let recipient = match batch.recipients.remove(&row.contact_id) {
             Some(r) => Known::Found(r),
@@ -257,5 +256,4 @@ async fn dispatch(
             .instrument(span),
         );
     }
-    true
 }
