@@ -4,6 +4,7 @@
 //! failing its recipients one by one.
 
 use chrono::{DateTime, Utc};
+use heydoc_domain::ScheduleStatus;
 use heydoc_entity::{contact, message};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
@@ -60,9 +61,13 @@ pub async fn pause_campaign_of(
     let result = db
         .execute(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "UPDATE scheduled_messages SET status = 'paused', status_reason = $1, updated_at = $2
-             WHERE status = 'pending'
+            format!(
+                "UPDATE scheduled_messages SET status = {}, status_reason = $1, updated_at = $2
+             WHERE status = {}
                AND id = (SELECT schedule_id FROM occurrences WHERE id = $3)",
+                crate::vocabulary::schedule(ScheduleStatus::Paused),
+                crate::vocabulary::schedule(ScheduleStatus::Pending)
+            ),
             [reason.as_str().into(), now.into(), occurrence_id.into()],
         ))
         .await?;

@@ -123,6 +123,7 @@ pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> Result<u64> {
     let sent = ScheduleStatus::Sent.as_str();
     let pending = ScheduleStatus::Pending.as_str();
     let fanning_out = OccurrenceState::FanningOut.as_str();
+    let in_flight = &*crate::vocabulary::IN_FLIGHT;
     let sql = format!(
         "UPDATE scheduled_messages SET status = '{sent}', updated_at = $1
         WHERE id IN (
@@ -132,7 +133,7 @@ pub async fn complete_finished(db: &Db, now: DateTime<Utc>) -> Result<u64> {
                             WHERE o.schedule_id = s.id AND o.state = '{fanning_out}')
             AND NOT EXISTS (SELECT 1 FROM messages m JOIN occurrences o ON o.id = m.occurrence_id
                             WHERE o.schedule_id = s.id
-                              AND m.status IN ('queued', 'sending', 'retrying'))
+                              AND m.status IN ({in_flight}))
           {lock})"
     );
     let result = db

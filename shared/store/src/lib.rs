@@ -23,6 +23,7 @@ pub mod outbound;
 pub mod schedules;
 pub mod tags;
 pub mod users;
+mod vocabulary;
 
 pub use connect::{connect, migrate, ping, record_pool_metrics};
 pub use error::{Result, StoreError};

@@ -9,6 +9,7 @@ use sea_orm::{
     QueryFilter, Statement, TransactionTrait,
 };
 
+use crate::vocabulary;
 use crate::Result;
 
 use super::{id_list, not_held, occurrences_of, skip_unsent, to_outbox};
@@ -42,17 +43,21 @@ async fn skip_unwanted(db: &DatabaseConnection, ids: &[i64], now: DateTime<Utc>)
     // One statement on the claim's path. A campaign delivery whose run is gone (its campaign
     // was deleted while it was being sent, so nothing else holds it back) is skipped too.
     let list = id_list(ids);
+    let (skipped, waiting) = (
+        vocabulary::message(MessageStatus::Skipped),
+        &*vocabulary::WAITING,
+    );
     db.execute(Statement::from_sql_and_values(
         db.get_database_backend(),
         format!(
-            "UPDATE messages SET status = 'skipped', updated_at = $1,
+            "UPDATE messages SET status = {skipped}, updated_at = $1,
                 last_error_reason = CASE WHEN occurrence_id IS NULL THEN 'the campaign was deleted'
                     ELSE (SELECT CASE WHEN c.opted_out_at IS NOT NULL
                                       THEN 'opted out of campaigns'
                                       ELSE 'suppressed: ' || c.suppressed_reason END
                           FROM contacts c WHERE c.id = messages.contact_id) END
              WHERE id IN ({list}) AND origin = 'occurrence'
-               AND status IN ('queued', 'retrying')
+               AND status IN ({waiting})
                AND (occurrence_id IS NULL
                     OR contact_id IN (SELECT id FROM contacts
                                       WHERE opted_out_at IS NOT NULL OR suppressed_reason IS NOT NULL))"
@@ -72,12 +77,13 @@ async fn return_unclaimed(db: &DatabaseConnection, ids: &[i64]) -> Result<()> {
         return Ok(());
     }
     let list = id_list(ids);
+    let waiting = &*vocabulary::WAITING;
     db.execute(Statement::from_string(
         db.get_database_backend(),
         format!(
             "UPDATE messages SET enqueued_at = NULL
              WHERE id IN ({list}) AND enqueued_at IS NOT NULL
-               AND status IN ('queued', 'retrying')"
+               AND status IN ({waiting})"
         ),
     ))
     .await?;

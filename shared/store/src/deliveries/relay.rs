@@ -1,13 +1,14 @@
 //! The outbox relay's window and the reconciler.
 
 use chrono::{DateTime, Duration, Utc};
-use heydoc_domain::MessageStatus;
+use heydoc_domain::{Direction, MessageStatus};
 use heydoc_entity::message;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement,
 };
 
+use crate::vocabulary;
 use crate::Result;
 
 use super::{id_list, not_held, to_outbox};
@@ -25,13 +26,19 @@ pub async fn count_in_flight(
     db: &DatabaseConnection,
     number: &str,
 ) -> Result<Vec<(&'static str, i64)>> {
+    let (in_flight, outgoing) = (
+        &*vocabulary::IN_FLIGHT,
+        vocabulary::direction(Direction::Outgoing),
+    );
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "SELECT status, COUNT(*) FROM messages
-             WHERE status IN ('queued', 'sending', 'retrying') AND direction = 'outgoing'
+            format!(
+                "SELECT status, COUNT(*) FROM messages
+             WHERE status IN ({in_flight}) AND direction = {outgoing}
                AND sender_phone = $1
-             GROUP BY status",
+             GROUP BY status"
+            ),
             [number.into()],
         ))
         .await?;
@@ -70,8 +77,11 @@ pub async fn on_bus(db: &impl ConnectionTrait, number: &str) -> Result<u64> {
     let row = db
         .query_one(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "SELECT COUNT(*) FROM messages \
-             WHERE sender_phone = $1 AND enqueued_at IS NOT NULL AND status IN ('queued', 'retrying')",
+            format!(
+                "SELECT COUNT(*) FROM messages \
+             WHERE sender_phone = $1 AND enqueued_at IS NOT NULL AND status IN ({})",
+                *vocabulary::WAITING
+            ),
             [number.into()],
         ))
         .await?;
@@ -83,8 +93,14 @@ pub async fn on_bus(db: &impl ConnectionTrait, number: &str) -> Result<u64> {
 
 /// "Ready to relay": not on the bus, queued or a retry whose time has come, and not held by
 /// its campaign (paused, cancelled, ended).
-const RELAYABLE: &str = "sender_phone = $2 AND enqueued_at IS NULL \
-     AND status IN ('queued', 'retrying') AND (status = 'queued' OR next_attempt_at <= $1)";
+static RELAYABLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "sender_phone = $2 AND enqueued_at IS NULL \
+     AND status IN ({}) AND (status = {} OR next_attempt_at <= $1)",
+        *vocabulary::WAITING,
+        vocabulary::message(MessageStatus::Queued)
+    )
+});
 
 /// `number`'s campaign runs with deliveries still to relay, oldest first (among the first
 /// `limit` runs of any number): a loose index scan of `idx_messages_unrelayed_by_run`, one
@@ -94,15 +110,16 @@ async fn runs_with_backlog(
     number: &str,
     limit: u64,
 ) -> Result<Vec<i64>> {
+    let waiting = &*vocabulary::WAITING;
     let sql = format!(
         "WITH RECURSIVE runs(id, n) AS (
             SELECT (SELECT MIN(occurrence_id) FROM messages
                     WHERE occurrence_id IS NOT NULL
-                      AND enqueued_at IS NULL AND status IN ('queued', 'retrying')), 1
+                      AND enqueued_at IS NULL AND status IN ({waiting})), 1
             UNION ALL
             SELECT (SELECT MIN(m.occurrence_id) FROM messages m
                     WHERE m.occurrence_id > runs.id
-                      AND m.enqueued_at IS NULL AND m.status IN ('queued', 'retrying')), n + 1
+                      AND m.enqueued_at IS NULL AND m.status IN ({waiting})), n + 1
             FROM runs WHERE runs.id IS NOT NULL AND n < {limit})
          SELECT id FROM runs WHERE id IS NOT NULL
            AND (SELECT m.sender_phone FROM messages m WHERE m.occurrence_id = runs.id LIMIT 1) = $1"
@@ -138,8 +155,10 @@ async fn relayable(
         None => "occurrence_id IS NULL".to_string(),
         Some(id) => format!("occurrence_id = {id}"),
     };
-    let sql =
-        format!("SELECT id FROM messages WHERE {lane} AND {RELAYABLE} ORDER BY id LIMIT {limit}");
+    let sql = format!(
+        "SELECT id FROM messages WHERE {lane} AND {} ORDER BY id LIMIT {limit}",
+        *RELAYABLE
+    );
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -205,12 +224,13 @@ pub async fn lease_unrelayed(
     let order: std::collections::HashMap<i64, usize> =
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let list = id_list(&ids);
+    let waiting = &*vocabulary::WAITING;
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
             format!(
                 "UPDATE messages SET enqueued_at = $1
-                 WHERE id IN ({list}) AND enqueued_at IS NULL AND status IN ('queued', 'retrying')
+                 WHERE id IN ({list}) AND enqueued_at IS NULL AND status IN ({waiting})
                  RETURNING id, trace_context, occurrence_id"
             ),
             [now.into()],
@@ -243,8 +263,9 @@ async fn held_runs(
             db.get_database_backend(),
             format!(
                 "SELECT o.id FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
-                 WHERE o.id IN ({}) AND s.status IN ('paused', 'cancelled', 'sent')",
-                id_list(runs)
+                 WHERE o.id IN ({}) AND s.status IN ({})",
+                id_list(runs),
+                *vocabulary::HOLDING
             ),
         ))
         .await?;

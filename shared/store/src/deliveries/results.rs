@@ -9,6 +9,7 @@ use sea_orm::{
     Statement, TransactionTrait, Value,
 };
 
+use crate::vocabulary;
 use crate::Result;
 
 /// What became of one claimed send.
@@ -87,21 +88,27 @@ pub async fn record(
     match txn.get_database_backend() {
         DatabaseBackend::Postgres => {
             let rows: Vec<serde_json::Value> = results.iter().map(row_json).collect();
+            let (retrying, result_over) = (
+                vocabulary::message(MessageStatus::Retrying),
+                &*vocabulary::RESULT_OVER,
+            );
             let updated = txn.query_all(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                "UPDATE messages AS m SET
+                format!(
+                    "UPDATE messages AS m SET
                     status = v.status,
                     message_id = COALESCE(v.wamid, m.message_id),
                     last_error_code = v.code,
                     last_error_reason = v.reason,
                     next_attempt_at = v.next_at,
                     attempts = m.attempts - v.refund,
-                    enqueued_at = CASE WHEN v.status = 'retrying' THEN NULL ELSE m.enqueued_at END,
+                    enqueued_at = CASE WHEN v.status = {retrying} THEN NULL ELSE m.enqueued_at END,
                     updated_at = $2
                  FROM json_to_recordset($1::json)
                     AS v(id bigint, status text, wamid text, code int, reason text, next_at timestamptz, refund int)
-                 WHERE m.id = v.id AND m.status IN ('sending', 'unknown')
-                 RETURNING m.id",
+                 WHERE m.id = v.id AND m.status IN ({result_over})
+                 RETURNING m.id"
+                ),
                 [Value::Json(Some(Box::new(serde_json::Value::Array(rows)))), now.into()],
             ))
             .await?;
