@@ -236,26 +236,22 @@ pub struct TimingRequest {
     pub tag_ids: Vec<i32>,
 }
 
-impl TimingRequest {
-    pub fn timing(&self) -> heydoc_domain::schedule::TimingInput<'_> {
-        heydoc_domain::schedule::TimingInput {
-            scheduled_time: &self.scheduled_time,
-            recurrence: self.recurrence.as_deref(),
-            timezone: self.timezone.as_deref(),
-            end_time: self.end_time.as_deref(),
-            max_occurrences: self.max_occurrences,
+/// Both requests carry a schedule's timing in the same five fields (`TimingRequest` does not
+/// flatten into `NewSchedule`: serde's error texts for a bad body would change).
+macro_rules! timing_of {
+    ($($request:ty),+) => {$(
+        impl $request {
+            pub fn timing(&self) -> heydoc_domain::schedule::TimingInput<'_> {
+                heydoc_domain::schedule::TimingInput {
+                    scheduled_time: &self.scheduled_time,
+                    recurrence: self.recurrence.as_deref(),
+                    timezone: self.timezone.as_deref(),
+                    end_time: self.end_time.as_deref(),
+                    max_occurrences: self.max_occurrences,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl NewSchedule {
-    pub fn timing(&self) -> heydoc_domain::schedule::TimingInput<'_> {
-        heydoc_domain::schedule::TimingInput {
-            scheduled_time: &self.scheduled_time,
-            recurrence: self.recurrence.as_deref(),
-            timezone: self.timezone.as_deref(),
-            end_time: self.end_time.as_deref(),
-            max_occurrences: self.max_occurrences,
-        }
-    }
-}
+timing_of!(TimingRequest, NewSchedule);
