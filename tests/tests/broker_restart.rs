@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use heydoc_e2e::stack::{eventually, BusKind, Stack};
+use heydoc_e2e::stack::{BusKind, Stack};
 use heydoc_testkit::{json, Backend};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -54,20 +54,8 @@ async fn broker_restart_mid_run_loses_nothing() {
     rabbitmqctl(&["await_startup"]);
 
     let db = stack.app.db.conn.clone();
-    eventually(Duration::from_secs(90), "all 300 sends after the restart", || {
-        let db = db.clone();
-        async move {
-            let row = db
-                .query_one(Statement::from_string(
-                    db.get_database_backend(),
-                    "SELECT COUNT(*) FROM messages WHERE direction = 'outgoing' AND status = 'sent'",
-                ))
-                .await
-                .ok()??;
-            (row.try_get_by_index::<i64>(0).ok()? == 300).then_some(())
-        }
-    })
-    .await;
+    let sent = eventually_or_report(&stack, &db).await;
+    assert_eq!(sent, 300, "every send went out after the restart");
     let stats = stack.sandbox.stats();
     assert_eq!(stats.accepted, 300);
     assert!(
@@ -75,4 +63,56 @@ async fn broker_restart_mid_run_loses_nothing() {
         "a delivery was sent twice"
     );
     assert!(stack.bus.is_ready(), "the publisher reconnected");
+}
+
+/// Waits up to 90 s for the 300 sends; on timeout, says where the rest are (by status, on the
+/// bus or not) and whether the publisher is connected, instead of only "timed out".
+async fn eventually_or_report(stack: &Stack, db: &sea_orm::DatabaseConnection) -> i64 {
+    let started = std::time::Instant::now();
+    loop {
+        let sent = count(db, "status = 'sent'").await;
+        if sent == 300 || started.elapsed() > Duration::from_secs(90) {
+            if sent != 300 {
+                let rows = db
+                    .query_all(Statement::from_string(
+                        db.get_database_backend(),
+                        "SELECT status, enqueued_at IS NOT NULL, COUNT(*) FROM messages \
+                         WHERE direction = 'outgoing' GROUP BY 1, 2",
+                    ))
+                    .await
+                    .unwrap();
+                let by_status: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} (on bus {}): {}",
+                            r.try_get_by_index::<String>(0).unwrap(),
+                            r.try_get_by_index::<bool>(1).unwrap(),
+                            r.try_get_by_index::<i64>(2).unwrap()
+                        )
+                    })
+                    .collect();
+                eprintln!(
+                    "after 90 s: {by_status:?}; publisher ready: {}; sandbox accepted {}",
+                    stack.bus.is_ready(),
+                    stack.sandbox.stats().accepted
+                );
+            }
+            return sent;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(db: &sea_orm::DatabaseConnection, condition: &str) -> i64 {
+    let Ok(Some(row)) = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) FROM messages WHERE direction = 'outgoing' AND {condition}"),
+        ))
+        .await
+    else {
+        return -1;
+    };
+    row.try_get_by_index::<i64>(0).unwrap_or(-1)
 }

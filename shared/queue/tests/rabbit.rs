@@ -95,3 +95,30 @@ async fn rejected_and_overdelivered_jobs_are_dead_lettered() {
     }
     assert_eq!(dead, 2);
 }
+
+/// A broker that accepts the TCP connection and never speaks (one starting up or half dead):
+/// publishing fails within the operation timeout instead of hanging, and holds nothing up.
+#[tokio::test]
+async fn a_silent_broker_fails_the_publish_instead_of_hanging() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = config(5);
+    config.url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let bus = tokio::time::timeout(Duration::from_secs(60), RabbitBus::connect(config))
+        .await
+        .expect("connect returns while the broker is silent");
+    let published = tokio::time::timeout(
+        Duration::from_secs(60),
+        bus.publish("silent", &[Job::new(1)]),
+    )
+    .await
+    .expect("publish returns while the broker is silent");
+    assert!(published.is_err(), "nothing was confirmed");
+    assert!(!bus.is_ready());
+}

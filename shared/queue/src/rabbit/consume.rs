@@ -21,30 +21,42 @@ pub(super) enum ConsumeEnd {
 pub(super) async fn consume_once(
     config: &RabbitConfig,
     route: &str,
-    (queue, exchange, dead): &(String, String, String),
+    names: &Names,
     prefetch: u16,
     tx: &mpsc::Sender<Received>,
 ) -> Result<ConsumeEnd, BusError> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .map_err(unavailable)?;
-    let channel = connection.create_channel().await.map_err(unavailable)?;
-    declare_common(&channel, config, exchange, dead).await?;
-    declare_route(&channel, config, route, queue, exchange, dead).await?;
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions::default())
-        .await
-        .map_err(unavailable)?;
-    let mut consumer = channel
-        .basic_consume(
-            ShortString::from(queue.as_str()),
-            ShortString::from(format!("heydoc-sender-{}", std::process::id())),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+    let (_connection, mut consumer) = bounded("a new consuming connection", async {
+        let connection = Connection::connect(&config.url, ConnectionProperties::default())
+            .await
+            .map_err(unavailable)?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        declare_common(&channel, config, &names.exchange, &names.dead).await?;
+        declare_route(
+            &channel,
+            config,
+            route,
+            &names.queue,
+            &names.exchange,
+            &names.dead,
         )
-        .await
-        .map_err(unavailable)?;
-    tracing::info!(queue, "consuming");
+        .await?;
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
+        let consumer = channel
+            .basic_consume(
+                ShortString::from(names.queue.as_str()),
+                ShortString::from(format!("heydoc-sender-{}", std::process::id())),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok((connection, consumer))
+    })
+    .await?;
+    tracing::info!(queue = %names.queue, "consuming");
     while let Some(delivery) = consumer.next().await {
         let delivery = match delivery {
             Ok(d) => d,

@@ -7,7 +7,9 @@
 //! unroutable job is an error, not a silent drop) and waits for the whole window of confirms.
 //! Consuming uses another connection with manual acks and a prefetch. Both reconnect with
 //! back-off; after a reconnect old delivery tags are void, and the database claim absorbs the
-//! redeliveries.
+//! redeliveries. Every exchange with the broker is bounded by [`BROKER_TIMEOUT`]: lapin waits
+//! for ever on a broker that accepts the connection and never answers (one starting up), and a
+//! publisher stuck there would hold the relay and every publish behind its lock.
 mod consume;
 mod topology;
 
@@ -43,6 +45,25 @@ struct Publisher {
     _connection: Connection,
     channel: Channel,
     routes: HashSet<String>,
+}
+
+/// How long the broker may take to answer one exchange (connecting with its channel and
+/// topology, or publishing a window and receiving its confirms) before it counts as away.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `operation`, or `Unavailable` when the broker has not answered within [`BROKER_TIMEOUT`].
+async fn bounded<T>(
+    what: &str,
+    operation: impl std::future::Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    tokio::time::timeout(BROKER_TIMEOUT, operation)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BusError::Unavailable(format!(
+                "the broker did not answer {what} within {} s",
+                BROKER_TIMEOUT.as_secs()
+            )))
+        })
 }
 
 pub struct RabbitBus {
@@ -106,15 +127,19 @@ impl RabbitBus {
         }
         *guard = None;
         self.ready.store(false, Ordering::SeqCst);
-        let connection = Connection::connect(&self.config.url, ConnectionProperties::default())
-            .await
-            .map_err(unavailable)?;
-        let channel = connection.create_channel().await.map_err(unavailable)?;
-        declare_common(&channel, &self.config, &self.exchange(), &self.dead_name()).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(unavailable)?;
+        let (connection, channel) = bounded("a new publishing connection", async {
+            let connection = Connection::connect(&self.config.url, ConnectionProperties::default())
+                .await
+                .map_err(unavailable)?;
+            let channel = connection.create_channel().await.map_err(unavailable)?;
+            declare_common(&channel, &self.config, &self.exchange(), &self.dead_name()).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(unavailable)?;
+            Ok((connection, channel))
+        })
+        .await?;
         *guard = Some(Publisher {
             _connection: connection,
             channel,
@@ -124,100 +149,160 @@ impl RabbitBus {
         Ok(())
     }
 
-    /// Declares `route`'s queue (idempotent) on the publishing channel; returns its ready count.
-    async fn declare(&self, publisher: &mut Publisher, route: &str) -> Result<u32, BusError> {
-        let ready = declare_route(
-            &publisher.channel,
-            &self.config,
-            route,
-            &self.queue_name(route),
-            &self.exchange(),
-            &self.dead_name(),
-        )
-        .await?;
-        publisher.routes.insert(route.to_string());
-        Ok(ready)
+    /// The publisher, locked: connected first when it is not.
+    async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Publisher>>, BusError> {
+        self.ensure_publisher().await?;
+        Ok(self.publisher.lock().await)
+    }
+
+    /// `result` of an exchange with the broker; one that found the broker away (or silent)
+    /// drops the publisher, and the next call, or the keeper, connects a new one.
+    fn settle<T>(
+        &self,
+        guard: &mut Option<Publisher>,
+        result: Result<T, BusError>,
+    ) -> Result<T, BusError> {
+        if let Err(BusError::Unavailable(_)) = &result {
+            *guard = None;
+            self.ready.store(false, Ordering::SeqCst);
+        }
+        result
     }
 
     /// Publishes raw bytes to `route` (operators and tests use it to replay or to poison).
     pub async fn publish_bytes(&self, route: &str, bytes: &[u8]) -> Result<(), BusError> {
-        self.ensure_publisher().await?;
-        let mut guard = self.publisher.lock().await;
-        let publisher = guard
-            .as_mut()
-            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
-        if !publisher.routes.contains(route) {
-            self.declare(publisher, route).await?;
-        }
-        let confirm = publisher
-            .channel
-            .basic_publish(
-                ShortString::from(self.exchange()),
-                ShortString::from(route),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                bytes,
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .map_err(unavailable)?;
-        confirm.await.map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn publish_inner(&self, route: &str, jobs: &[Job]) -> Result<(), BusError> {
-        self.ensure_publisher().await?;
-        let mut guard = self.publisher.lock().await;
-        let publisher = guard
-            .as_mut()
-            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
-        if !publisher.routes.contains(route) {
-            self.declare(publisher, route).await?;
-        }
-        // Publish the whole window, then wait for every confirm.
-        let mut confirms = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type(ShortString::from("application/json"))
-                .with_headers(headers_table(&job.headers));
+        let names = self.names(route);
+        let mut guard = self.publisher().await?;
+        let result = bounded("a publish", async {
+            let publisher = connected(&mut guard)?;
+            declare_once(publisher, &self.config, route, &names).await?;
             let confirm = publisher
                 .channel
                 .basic_publish(
-                    ShortString::from(self.exchange()),
+                    ShortString::from(names.exchange.as_str()),
                     ShortString::from(route),
                     BasicPublishOptions {
                         mandatory: true,
                         ..Default::default()
                     },
-                    &encode(job),
-                    properties,
+                    bytes,
+                    BasicProperties::default().with_delivery_mode(2),
                 )
                 .await
                 .map_err(unavailable)?;
-            confirms.push(confirm);
+            confirm.await.map_err(unavailable)?;
+            Ok(())
+        })
+        .await;
+        self.settle(&mut guard, result)
+    }
+
+    /// The names of `route`'s queue, the exchange and the dead-letter queue.
+    fn names(&self, route: &str) -> Names {
+        Names {
+            queue: self.queue_name(route),
+            exchange: self.exchange(),
+            dead: self.dead_name(),
         }
-        for confirm in confirms {
-            match confirm.await.map_err(unavailable)? {
-                Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(returned)) => {
-                    return Err(BusError::Refused(format!(
-                        "unroutable: {}",
-                        returned.reply_text
-                    )))
-                }
-                Confirmation::Nack(_) => {
-                    return Err(BusError::Refused("the broker nacked a job".into()))
-                }
-                Confirmation::NotRequested => {
-                    return Err(BusError::Refused("publisher confirms are off".into()))
-                }
+    }
+}
+
+/// The names one route's topology is declared with.
+pub(super) struct Names {
+    pub queue: String,
+    pub exchange: String,
+    pub dead: String,
+}
+
+/// The publisher behind `guard`, if it is still connected.
+fn connected(guard: &mut Option<Publisher>) -> Result<&mut Publisher, BusError> {
+    guard
+        .as_mut()
+        .ok_or_else(|| BusError::Unavailable("publisher lost".into()))
+}
+
+/// Declares `route`'s queue on the publishing channel unless it did already.
+async fn declare_once(
+    publisher: &mut Publisher,
+    config: &RabbitConfig,
+    route: &str,
+    names: &Names,
+) -> Result<(), BusError> {
+    if !publisher.routes.contains(route) {
+        declare(publisher, config, route, names).await?;
+    }
+    Ok(())
+}
+
+/// Declares `route`'s queue (idempotent) on the publishing channel; returns its ready count.
+async fn declare(
+    publisher: &mut Publisher,
+    config: &RabbitConfig,
+    route: &str,
+    names: &Names,
+) -> Result<u32, BusError> {
+    let ready = declare_route(
+        &publisher.channel,
+        config,
+        route,
+        &names.queue,
+        &names.exchange,
+        &names.dead,
+    )
+    .await?;
+    publisher.routes.insert(route.to_string());
+    Ok(ready)
+}
+
+/// Publishes the whole window, then waits for every confirm.
+async fn publish_window(
+    publisher: &mut Publisher,
+    config: &RabbitConfig,
+    route: &str,
+    names: &Names,
+    jobs: &[Job],
+) -> Result<(), BusError> {
+    declare_once(publisher, config, route, names).await?;
+    let mut confirms = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"))
+            .with_headers(headers_table(&job.headers));
+        let confirm = publisher
+            .channel
+            .basic_publish(
+                ShortString::from(names.exchange.as_str()),
+                ShortString::from(route),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &encode(job),
+                properties,
+            )
+            .await
+            .map_err(unavailable)?;
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        match confirm.await.map_err(unavailable)? {
+            Confirmation::Ack(None) => {}
+            Confirmation::Ack(Some(returned)) => {
+                return Err(BusError::Refused(format!(
+                    "unroutable: {}",
+                    returned.reply_text
+                )))
+            }
+            Confirmation::Nack(_) => {
+                return Err(BusError::Refused("the broker nacked a job".into()))
+            }
+            Confirmation::NotRequested => {
+                return Err(BusError::Refused("publisher confirms are off".into()))
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -226,19 +311,19 @@ impl JobBus for RabbitBus {
         if jobs.is_empty() {
             return Ok(());
         }
-        let result = self.publish_inner(route, jobs).await;
-        if let Err(BusError::Unavailable(_)) = &result {
-            // Drop the broken channel; the next publish (or the keeper) reconnects.
-            *self.publisher.lock().await = None;
-            self.ready.store(false, Ordering::SeqCst);
-        }
-        result
+        let names = self.names(route);
+        let mut guard = self.publisher().await?;
+        let result = bounded("a publish", async {
+            publish_window(connected(&mut guard)?, &self.config, route, &names, jobs).await
+        })
+        .await;
+        self.settle(&mut guard, result)
     }
 
     async fn consume(&self, route: &str, prefetch: u16) -> Result<JobStream, BusError> {
         let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
         let config = self.config.clone();
-        let names = (self.queue_name(route), self.exchange(), self.dead_name());
+        let names = self.names(route);
         let route = route.to_string();
         tokio::spawn(async move {
             let mut backoff = Backoff::default();
@@ -266,14 +351,14 @@ impl JobBus for RabbitBus {
     }
 
     async fn ready(&self, route: &str) -> Result<Option<u64>, BusError> {
-        self.ensure_publisher().await?;
-        let mut guard = self.publisher.lock().await;
-        let publisher = guard
-            .as_mut()
-            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
+        let names = self.names(route);
+        let mut guard = self.publisher().await?;
         // Declaring again (the same arguments) is harmless and answers with the ready count.
-        let ready = self.declare(publisher, route).await?;
-        Ok(Some(u64::from(ready)))
+        let result = bounded("a queue declaration", async {
+            declare(connected(&mut guard)?, &self.config, route, &names).await
+        })
+        .await;
+        Ok(Some(u64::from(self.settle(&mut guard, result)?)))
     }
 
     fn durable(&self) -> bool {
@@ -281,24 +366,25 @@ impl JobBus for RabbitBus {
     }
 
     async fn dead_letters(&self) -> Result<u64, BusError> {
-        self.ensure_publisher().await?;
-        let guard = self.publisher.lock().await;
-        let publisher = guard
-            .as_ref()
-            .ok_or_else(|| BusError::Unavailable("publisher lost".into()))?;
-        let queue = publisher
-            .channel
-            .queue_declare(
-                ShortString::from(self.dead_name()),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(u64::from(queue.message_count()))
+        let dead = self.dead_name();
+        let mut guard = self.publisher().await?;
+        let result = bounded("a queue inspection", async {
+            let queue = connected(&mut guard)?
+                .channel
+                .queue_declare(
+                    ShortString::from(dead),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(u64::from(queue.message_count()))
+        })
+        .await;
+        self.settle(&mut guard, result)
     }
 }
 
