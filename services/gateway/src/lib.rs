@@ -45,7 +45,18 @@ pub fn app(state: AppState) -> Router {
             "/users",
             get(auth_routes::list_users).post(auth_routes::create_user_as_admin),
         )
+        .route(
+            "/users/{id}",
+            axum::routing::patch(auth_routes::update_user).delete(auth_routes::delete_user),
+        )
+        .route("/users/{id}/password", post(auth_routes::reset_password))
+        .route(
+            "/users/{id}/sessions",
+            get(auth_routes::sessions).delete(auth_routes::revoke_sessions),
+        )
         .route("/me", get(auth_routes::me))
+        .route("/me/password", put(auth_routes::change_password))
+        .route("/audit", get(auth_routes::audit_log))
         .route("/numbers", get(numbers::list).post(numbers::create))
         .route("/numbers/{phone_number_id}", put(numbers::update))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
@@ -119,7 +130,10 @@ pub fn app(state: AppState) -> Router {
                 .layer(middleware::map_response(ui::page_headers))
                 .post(auth_routes::login),
         )
-        .route("/logout", get(auth_routes::logout))
+        .route(
+            "/logout",
+            get(auth_routes::logout_get).post(auth_routes::logout),
+        )
         .route(
             "/webhooks/whatsapp",
             get(webhooks::verify).post(webhooks::receive),
@@ -145,6 +159,48 @@ pub fn app(state: AppState) -> Router {
                 .on_response(observe::record_response),
         )
         .with_state(state)
+}
+
+/// Clears this replica's session cache whenever any replica says someone's access changed
+/// (or when notices may have been missed).
+async fn forget_sessions_on_notice(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut receiver = match state.live_feed().await {
+        Ok(feed) => feed.subscribe(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no access notices: other replicas' logouts reach this one's cache only when it expires");
+            return;
+        }
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(event) if event.kind == heydoc_store::live::LiveKind::Access || event.all => {
+                state.sessions.clear()
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => state.sessions.clear(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// While nobody has an account, says how the first admin gets in (on an install listening
+/// beyond loopback, with the setup token: printed on the terminal, not logged, once).
+async fn announce_setup_token(state: &AppState) {
+    use secrecy::ExposeSecret;
+    let Some(token) = &state.setup_token else {
+        return;
+    };
+    if heydoc_store::users::count(&state.db)
+        .await
+        .is_ok_and(|n| n == 0)
+    {
+        tracing::warn!("no admin yet: register the first one with the setup token printed on stderr, or run `heydoc admin create`");
+        eprintln!(
+            "HeyDoc setup token (for the first admin's registration): {}",
+            token.expose_secret()
+        );
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -174,6 +230,8 @@ pub async fn serve(
     }
     let limiter = state.login_limiter.clone();
     let pruner = tokio::spawn(prune_login_limiter(limiter));
+    let forgetter = tokio::spawn(forget_sessions_on_notice(state.clone()));
+    announce_setup_token(&state).await;
     tokio::task::spawn_blocking(import::spool::sweep_spool);
     // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
     let listener = listener.tap_io(|tcp| {
@@ -207,6 +265,7 @@ pub async fn serve(
         }
     };
     pruner.abort();
+    forgetter.abort();
     result
 }
 

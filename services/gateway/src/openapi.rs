@@ -16,7 +16,10 @@ use crate::routes::{
                        Every /api route needs a session cookie from POST /login or `Authorization: Bearer <token>`."
     ),
     paths(
-        auth::register, auth::login, auth::logout, auth::list_users, auth::create_user_as_admin, auth::me,
+        auth::register, auth::login, auth::logout, auth::logout_get,
+        auth::list_users, auth::create_user_as_admin, auth::update_user, auth::delete_user,
+        auth::reset_password, auth::sessions, auth::revoke_sessions, auth::me, auth::change_password,
+        auth::audit_log,
         api_keys::create, api_keys::list, api_keys::revoke,
         numbers::list, numbers::create, numbers::update,
         event_endpoints::create, event_endpoints::list, event_endpoints::update, event_endpoints::delete, event_endpoints::deliveries,

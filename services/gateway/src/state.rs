@@ -41,6 +41,10 @@ pub struct AppState {
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
     /// Dashboard event streams open on this replica now.
     pub live_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Password hashing, a few at a time.
+    pub hasher: crate::auth::password::Hasher,
+    /// What the first admin must register with, on an install listening beyond loopback.
+    pub setup_token: Option<Arc<SecretString>>,
 }
 
 impl AppState {
@@ -51,7 +55,13 @@ impl AppState {
         let limiter = LoginLimiter::new(
             settings.auth.login_attempts_per_minute_per_user,
             settings.auth.login_attempts_per_minute_per_ip,
+            settings.auth.registrations_per_hour_per_ip,
         );
+        let hasher = crate::auth::password::Hasher::new(
+            settings.auth.hash_concurrency,
+            std::time::Duration::from_secs(settings.auth.hash_wait_secs.max(1)),
+        );
+        let setup_token = setup_token(&settings);
         Self {
             keywords: Arc::new(heydoc_domain::consent::Keywords::from_lists(
                 &settings.optout.stop_keywords,
@@ -70,6 +80,8 @@ impl AppState {
             scheduler_wake: None,
             stopping: None,
             live_streams: Arc::default(),
+            hasher,
+            setup_token,
             key_uses: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)
@@ -128,6 +140,15 @@ impl AppState {
         tokio::spawn(tracing::Instrument::instrument(task, span));
     }
 
+    /// Someone's access changed (logout, disabled, deleted, a new password): every replica,
+    /// this one at once, forgets the sessions it trusted.
+    pub async fn access_changed(&self) {
+        self.sessions.clear();
+        if let Err(e) = heydoc_store::live::notify_access_changed(&self.db).await {
+            tracing::warn!(error = %e, "cannot tell the other replicas that access changed; their caches expire on their own");
+        }
+    }
+
     /// The live events every gateway replica hears (started on first use).
     pub async fn live_feed(&self) -> Result<&LiveFeed, heydoc_store::StoreError> {
         self.live_feed
@@ -145,4 +166,22 @@ impl AppState {
             id
         }
     }
+}
+
+/// The first admin's setup token: needed only when the gateway listens beyond loopback.
+fn setup_token(settings: &Settings) -> Option<Arc<SecretString>> {
+    use secrecy::ExposeSecret;
+    let local = settings
+        .http_addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if local {
+        return None;
+    }
+    let configured = settings.auth.setup_token.expose_secret().trim().to_string();
+    Some(Arc::new(SecretString::from(if configured.is_empty() {
+        heydoc_config::generate_secret()
+    } else {
+        configured
+    })))
 }

@@ -2,6 +2,7 @@
 //! the embedded SQLite database unless `DATABASE_URL` says otherwise; `heydoc gateway` runs the
 //! HTTP gateway alone; `heydoc migrate` brings the database schema up to date and exits.
 
+mod accounts;
 mod admin;
 mod secret;
 mod wiring;
@@ -30,7 +31,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum Command {
     /// Everything in one process (the default). Migrates the embedded database on start.
     All,
@@ -46,6 +47,9 @@ enum Command {
     Sandbox,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage accounts from the machine HeyDoc runs on (no web request needed).
+    #[command(subcommand)]
+    Admin(accounts::AdminCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,14 +75,14 @@ fn main() -> anyhow::Result<()> {
 
 impl Command {
     /// The name in traces (unless OTEL_SERVICE_NAME says otherwise).
-    fn service_name(self) -> &'static str {
+    fn service_name(&self) -> &'static str {
         match self {
             Command::All => "heydoc",
             Command::Gateway => "heydoc-gateway",
             Command::Sender => "heydoc-sender",
             Command::Scheduler => "heydoc-scheduler",
             Command::Sandbox => "heydoc-sandbox",
-            Command::Migrate => "heydoc-migrate",
+            Command::Migrate | Command::Admin(_) => "heydoc-migrate",
         }
     }
 }
@@ -96,6 +100,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             tracing::info!("database schema is up to date");
             Ok(())
         }
+        Command::Admin(admin) => accounts::run(admin, &db).await,
         Command::Sender => run_sender(settings, db).await,
         Command::Scheduler => {
             let stop = CancellationToken::new();

@@ -131,7 +131,12 @@ pub struct AuthSettings {
     pub session_cache_secs: u64,
     pub login_attempts_per_minute_per_user: u32,
     pub login_attempts_per_minute_per_ip: u32,
+    pub registrations_per_hour_per_ip: u32,
+    pub hash_concurrency: usize,
+    pub hash_wait_secs: u64,
     pub trust_forwarded_for: bool,
+    pub setup_token: SecretString,
+    pub https: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,8 +13,8 @@ pub mod window;
 pub use phone::Phone;
 pub use recurrence::Recurrence;
 pub use status::{
-    Direction, EventDeliveryState, ImportState, MessageStatus, NumberState, OccurrenceState, Role,
-    ScheduleStatus,
+    Direction, EventDeliveryState, ImportState, MessageStatus, NumberState, OccurrenceState,
+    Permission, Role, ScheduleStatus,
 };
 
 /// A domain rule was broken; the message says which, in words an API client can act on.

@@ -35,8 +35,40 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// A user's role: the first registered user is an admin.
-    Role { Admin => "admin", User => "user" }
+    /// A staff member's role: `agent` answers chats, `manager` also runs campaigns, imports
+    /// and exports, `admin` also manages people, keys, endpoints and numbers. The first user
+    /// is an admin.
+    Role { Admin => "admin", Manager => "manager", Agent => "agent" }
+);
+
+impl Role {
+    /// A role as stored or asked for: `user`, the one non-admin role before there were three,
+    /// is a manager (it could do everything a manager can).
+    pub fn parse_lenient(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Role::Manager),
+            other => Role::parse(other),
+        }
+    }
+
+    /// Whether this role may do what `permission` covers.
+    pub const fn can(self, permission: Permission) -> bool {
+        match permission {
+            Permission::Inbox => true,
+            Permission::Campaigns | Permission::Audience => {
+                matches!(self, Role::Admin | Role::Manager)
+            }
+            Permission::Admin => matches!(self, Role::Admin),
+        }
+    }
+}
+
+wire_enum!(
+    /// What a route or page needs: `inbox` (contacts, chats, sending, tagging a contact),
+    /// `campaigns` (schedules and their results), `audience` (imports, exports, deleting a
+    /// contact, undoing an opt-out, managing tags), `admin` (people, keys, endpoints, numbers,
+    /// the audit log).
+    Permission { Inbox => "inbox", Campaigns => "campaigns", Audience => "audience", Admin => "admin" }
 );
 
 wire_enum!(

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module per table. The schema itself lives in `heydoc-migration`.
 
 pub mod api_key;
+pub mod audit_entry;
 pub mod business_number;
 pub mod contact;
 pub mod contact_tag;

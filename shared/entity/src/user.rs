@@ -10,6 +10,10 @@ pub struct Model {
     pub password_hash: String,
     pub role: String,
     pub created_at: DateTimeUtc,
+    /// Set while the account is disabled: it cannot log in and its sessions and keys are refused.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// Set once the account is deleted; the row stays so that what it did stays attributed.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

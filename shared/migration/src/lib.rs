@@ -10,6 +10,7 @@ mod m20261124_000004_imports;
 mod m20261124_000005_outbound_events;
 mod m20261130_000006_flow_control;
 mod m20261130_000007_business_numbers;
+mod m20261130_000008_staff;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_outbound_events::Migration),
             Box::new(m20261130_000006_flow_control::Migration),
             Box::new(m20261130_000007_business_numbers::Migration),
+            Box::new(m20261130_000008_staff::Migration),
         ]
     }
 }

@@ -61,13 +61,29 @@ pub async fn revoke(db: &impl Conn, id: i32, now: DateTime<Utc>) -> Result<bool>
 }
 
 /// The live (not revoked) key with this hash and the user it acts for.
-pub async fn live_by_hash(db: &impl Conn, hash: &str) -> Result<Option<(ApiKey, Option<User>)>> {
-    Ok(api_key::Entity::find()
+pub async fn live_by_hash(db: &impl Conn, hash: &str) -> Result<Option<(ApiKey, User)>> {
+    let found = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(hash))
         .filter(api_key::Column::RevokedAt.is_null())
         .find_also_related(user::Entity)
         .one(db)
-        .await?)
+        .await?;
+    // A key acts for the person who made it: when they are disabled or deleted, so is it.
+    Ok(match found {
+        Some((key, Some(owner))) if crate::users::is_active(&owner) => Some((key, owner)),
+        _ => None,
+    })
+}
+
+/// Revokes every key `user_id` made (their account was deleted); returns how many.
+pub async fn revoke_all_of(db: &impl Conn, user_id: i32, now: DateTime<Utc>) -> Result<u64> {
+    Ok(api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+        .filter(api_key::Column::CreatedBy.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Records a use unless one was recorded after `stale`.

@@ -34,6 +34,9 @@ pub enum LiveKind {
     Message,
     /// A message's delivery status changed.
     Status,
+    /// Someone's access changed (logout, disabled, deleted, new password): replicas forget
+    /// the sessions they trusted. Not for dashboards.
+    Access,
 }
 
 impl LiveKind {
@@ -41,6 +44,7 @@ impl LiveKind {
         match self {
             LiveKind::Message => "message",
             LiveKind::Status => "status",
+            LiveKind::Access => "access",
         }
     }
 }
@@ -195,6 +199,12 @@ async fn emit(
         }
     }
     Ok(())
+}
+
+/// Tells every gateway replica at once (not coalesced) that someone's access changed.
+pub async fn notify_access_changed(db: &DatabaseConnection) -> crate::Result<()> {
+    let local = (db.get_database_backend() != DatabaseBackend::Postgres).then(|| local(db));
+    emit(db, local.as_ref(), &LiveEvent::everything(LiveKind::Access)).await
 }
 
 /// What a gateway hands each dashboard connection: a receiver of every live event, from every

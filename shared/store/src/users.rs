@@ -68,23 +68,122 @@ pub async fn insert(
         .map_err(|e| StoreError::unique_or_db(e, format!("username {username:?} is taken")))
 }
 
-pub async fn open_session(
-    db: &impl Conn,
-    id: &str,
-    user_id: i32,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<()> {
+/// Whether `user` may act at all: neither disabled nor deleted.
+pub fn is_active(user: &User) -> bool {
+    user.disabled_at.is_none() && user.deleted_at.is_none()
+}
+
+/// How many active admins there are (the last one cannot be disabled, demoted or deleted).
+pub async fn active_admins(db: &impl Conn) -> Result<u64> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Role.eq("admin"))
+        .filter(user::Column::DisabledAt.is_null())
+        .filter(user::Column::DeletedAt.is_null())
+        .count(db)
+        .await?)
+}
+
+/// The user with this id, or `NotFound`.
+pub async fn find(db: &impl Conn, id: i32) -> Result<User> {
+    get(db, id)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("no user {id}")))
+}
+
+/// Disables (`Some(now)`) or enables (`None`) an account.
+pub async fn set_disabled(db: &impl Conn, id: i32, at: Option<DateTime<Utc>>) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::DisabledAt, Expr::value(at))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_role(db: &impl Conn, id: i32, role: &str) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Role, Expr::value(role))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password_hash(db: &impl Conn, id: i32, hash: String) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(hash))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks an account deleted. The row stays, so what it did stays attributed.
+pub async fn mark_deleted(db: &impl Conn, id: i32, now: DateTime<Utc>) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::DeletedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A login to record.
+#[derive(Debug)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: i32,
+    pub expires_at: DateTime<Utc>,
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub async fn open_session(db: &impl Conn, new: NewSession<'_>, now: DateTime<Utc>) -> Result<()> {
     session::Entity::insert(session::ActiveModel {
-        id: Set(id.to_string()),
-        user_id: Set(user_id),
+        id: Set(new.id.to_string()),
+        user_id: Set(new.user_id),
         created_at: Set(now),
-        expires_at: Set(expires_at),
+        expires_at: Set(new.expires_at),
         revoked_at: Set(None),
+        address: Set(new.address),
+        user_agent: Set(new.user_agent.map(|ua| ua.chars().take(200).collect())),
     })
     .exec(db)
     .await?;
     Ok(())
+}
+
+/// A user's live sessions (neither revoked nor expired), newest first.
+pub async fn live_sessions_of(
+    db: &impl Conn,
+    user_id: i32,
+    now: DateTime<Utc>,
+) -> Result<Vec<Session>> {
+    Ok(session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .order_by_desc(session::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// Ends every live session of `user_id` but `keep` (the caller's own, after a password
+/// change); returns how many ended.
+pub async fn revoke_sessions_of(
+    db: &impl Conn,
+    user_id: i32,
+    keep: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut update = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(session::Column::Id.ne(keep));
+    }
+    Ok(update.exec(db).await?.rows_affected)
 }
 
 pub async fn revoke_session(db: &impl Conn, id: &str, now: DateTime<Utc>) -> Result<()> {
@@ -96,16 +195,20 @@ pub async fn revoke_session(db: &impl Conn, id: &str, now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-/// A session that is neither revoked nor expired, with its user.
+/// A session that is neither revoked nor expired, with its user, when that user is active.
 pub async fn live_session(
     db: &impl Conn,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<Option<(Session, Option<User>)>> {
-    Ok(session::Entity::find_by_id(id.to_string())
+) -> Result<Option<(Session, User)>> {
+    let found = session::Entity::find_by_id(id.to_string())
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now))
         .find_also_related(user::Entity)
         .one(db)
-        .await?)
+        .await?;
+    Ok(match found {
+        Some((session, Some(user))) if is_active(&user) => Some((session, user)),
+        _ => None,
+    })
 }

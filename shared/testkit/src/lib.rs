@@ -194,6 +194,28 @@ impl TestApp {
             .expect("webhook")
     }
 
+    /// Another gateway replica over the same database, with its own pool, caches and
+    /// limiters (stopped when dropped); returns its base URL and its server task.
+    pub async fn replica(&self) -> (String, tokio::task::JoinHandle<()>) {
+        let db = heydoc_store::connect(&self.db.url, 4)
+            .await
+            .expect("replica pool");
+        let secret = self
+            .settings
+            .jwt_secret()
+            .cloned()
+            .expect("test JWT secret");
+        let state = AppState::new(self.settings.clone(), db, &secret);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            let _ = heydoc_gateway::serve(listener, state, std::future::pending()).await;
+        });
+        (format!("http://{addr}"), server)
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -266,6 +288,26 @@ impl Api {
                 .expect("POST"),
         )
         .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        read(
+            self.client
+                .patch(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("PATCH"),
+        )
+        .await
+    }
+
+    /// The same client against another replica at `base` (`http://host:port`).
+    pub fn at(&self, base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            client: self.client.clone(),
+        }
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {

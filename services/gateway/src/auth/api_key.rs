@@ -83,8 +83,7 @@ pub fn is_key(token: &str) -> bool {
 
 /// The caller a key stands for, or `None` when it is unknown or revoked.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<AuthUser>, ApiError> {
-    let Some((key, Some(owner))) =
-        heydoc_store::api_keys::live_by_hash(&state.db, &hash(token)).await?
+    let Some((key, owner)) = heydoc_store::api_keys::live_by_hash(&state.db, &hash(token)).await?
     else {
         return Ok(None);
     };
@@ -95,9 +94,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<AuthUs
     Ok(Some(AuthUser {
         user_id: owner.id,
         username: owner.username,
-        role: Role::parse(&owner.role).unwrap_or(Role::User),
+        role: Role::parse_lenient(&owner.role).unwrap_or(Role::Agent),
         session_id: String::new(),
         key: Some(KeyGrant { id: key.id, scope }),
+        address: None,
     }))
 }
 

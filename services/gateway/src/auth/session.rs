@@ -1,18 +1,23 @@
 //! The `/api` guard: a valid, unrevoked session from the cookie or the bearer token.
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
-use heydoc_domain::Role;
+use heydoc_domain::{Permission, Role};
 
 use crate::auth::api_key::{self, KeyGrant, KeyScope};
+use crate::auth::client::Client;
+use crate::auth::{csrf, policy};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "heydoc_session";
+/// The cookie's name over HTTPS: the `__Host-` prefix makes browsers refuse it unless it is
+/// `Secure`, host-only and for `/`, so a sibling subdomain cannot plant one.
+pub const HOST_SESSION_COOKIE: &str = "__Host-heydoc_session";
 
 /// Sessions this replica has checked recently, by session id: spares the database one query
 /// per request. Entries live `auth.session_cache_secs`; logout evicts its own at once.
@@ -47,6 +52,13 @@ impl SessionCache {
             c.invalidate(session_id);
         }
     }
+
+    /// Forgets every session: someone's access changed (heard from any replica).
+    pub fn clear(&self) {
+        if let Some(c) = &self.entries {
+            c.invalidate_all();
+        }
+    }
 }
 
 /// The authenticated caller, available to `/api` handlers as `Extension<AuthUser>`.
@@ -59,9 +71,27 @@ pub struct AuthUser {
     pub session_id: String,
     /// The API key the request came with, if it came with one instead of a session.
     pub key: Option<KeyGrant>,
+    /// Where this request came from (set per request, for the audit log).
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl AuthUser {
+    /// The caller of a session just opened.
+    pub fn session(
+        user: &crate::core::users::UserOut,
+        session_id: &str,
+        client: &crate::auth::client::Client,
+    ) -> Self {
+        Self {
+            user_id: user.id,
+            username: user.username.clone(),
+            role: Role::parse_lenient(&user.role).unwrap_or(Role::Agent),
+            session_id: session_id.to_string(),
+            key: None,
+            address: Some(client.ip),
+        }
+    }
+
     /// Key management and other account matters need a person logged in, not a key.
     pub fn require_session(&self) -> Result<(), ApiError> {
         match self.key {
@@ -79,10 +109,24 @@ impl AuthUser {
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.role == Role::Admin {
+        self.require(Permission::Admin)
+    }
+
+    /// 403 unless the caller's role covers `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.can(permission) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this needs an admin account".into()))
+            Err(ApiError::Forbidden(format!(
+                "your role ({}) cannot do this; it needs {}",
+                self.role,
+                match permission {
+                    Permission::Inbox => "a signed-in account",
+                    Permission::Campaigns => "a manager or an admin (campaigns)",
+                    Permission::Audience => "a manager or an admin (imports, exports, tags)",
+                    Permission::Admin => "an admin account",
+                }
+            )))
         }
     }
 }
@@ -107,7 +151,7 @@ pub fn token_from(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == SESSION_COOKIE || *name == HOST_SESSION_COOKIE)
         .map(|(_, value)| value.to_string())
 }
 
@@ -131,7 +175,7 @@ pub async fn authenticate(
             return Ok(Some(user));
         }
     }
-    let Some((session, Some(user))) =
+    let Some((session, user)) =
         heydoc_store::users::live_session(&state.db, &claims.jti, Utc::now()).await?
     else {
         return Ok(None);
@@ -142,24 +186,36 @@ pub async fn authenticate(
     let user = AuthUser {
         user_id: user.id,
         username: user.username,
-        role: Role::parse(&user.role).unwrap_or(Role::User),
+        role: Role::parse_lenient(&user.role).unwrap_or(Role::Agent),
         session_id: session.id,
         key: None,
+        address: None,
     };
     state.sessions.put(&user);
     Ok(Some(user))
 }
 
 /// Middleware for every `/api` route: 401 unless the caller has a live session or API key;
-/// 403 when a read-only key asks to change something.
+/// 403 when a read-only key asks to change something, or the caller's role does not cover the
+/// route (`policy::api`).
 pub async fn require_session(
     State(state): State<AppState>,
+    client: Client,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let user = authenticate(&state, req.headers())
+    let mut user = authenticate(&state, req.headers())
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    user.address = Some(client.ip);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    user.require(policy::api(req.method(), &route))?;
+    if user.key.is_none() {
+        csrf::check(req.method(), req.headers())?;
+    }
     if let Some(grant) = user.key {
         let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if grant.scope == KeyScope::Read && !reads {

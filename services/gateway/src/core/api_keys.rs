@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::api_key::{generate, KeyScope};
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -88,6 +89,15 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewKey) -> ApiResult<
     };
     let created = store::insert(&state.db, row, Utc::now()).await?;
     tracing::info!(key_id = created.id, scope = scope.as_str(), by = %me.username, "API key created");
+    let detail = serde_json::json!({"key_id": created.id, "scope": scope.as_str()});
+    audit::record(
+        state,
+        me,
+        audit::action::API_KEY_CREATE,
+        name.to_string(),
+        Some(detail),
+    )
+    .await;
     Ok(CreatedKey {
         info: KeyOut::new(created, me.username.clone()),
         key: new.secret,
@@ -107,6 +117,14 @@ pub async fn revoke(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<()> {
     me.require_admin_session()?;
     if store::revoke(&state.db, id, Utc::now()).await? {
         tracing::info!(key_id = id, by = %me.username, "API key revoked");
+        audit::record(
+            state,
+            me,
+            audit::action::API_KEY_REVOKE,
+            format!("key {id}"),
+            None,
+        )
+        .await;
     }
     Ok(())
 }

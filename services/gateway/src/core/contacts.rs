@@ -10,6 +10,7 @@ use heydoc_store::Conn;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::AuthUser;
 use crate::core::tags::{ensure_exist, TagOut};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::page_size;
@@ -180,7 +181,12 @@ pub async fn create(state: &AppState, body: NewContact) -> ApiResult<ContactOut>
     Ok(out)
 }
 
-pub async fn update(state: &AppState, phone: &str, body: ContactChanges) -> ApiResult<ContactOut> {
+pub async fn update(
+    state: &AppState,
+    me: &AuthUser,
+    phone: &str,
+    body: ContactChanges,
+) -> ApiResult<ContactOut> {
     if let Some(name) = &body.name {
         validate::contact_name(name)?;
     }
@@ -194,6 +200,11 @@ pub async fn update(state: &AppState, phone: &str, body: ContactChanges) -> ApiR
     let now = Utc::now();
     let id = existing.id;
     let opts_out = body.opted_out == Some(true) && existing.opted_out_at.is_none();
+    // A contact who wrote STOP is messaged again only on a manager's word, and that is recorded.
+    let opts_in = body.opted_out == Some(false) && existing.opted_out_at.is_some();
+    if opts_in {
+        me.require(heydoc_domain::Permission::Audience)?;
+    }
     let changes = store::Changes {
         name: body.name,
         is_group: body.is_group,
@@ -220,6 +231,16 @@ pub async fn update(state: &AppState, phone: &str, body: ContactChanges) -> ApiR
     }
     let out = with_tags(&txn, updated).await?;
     heydoc_store::commit(txn).await?;
+    if opts_in {
+        crate::core::audit::record(
+            state,
+            me,
+            crate::core::audit::action::CONTACT_OPT_IN,
+            out.phone.clone(),
+            None,
+        )
+        .await;
+    }
     Ok(out)
 }
 

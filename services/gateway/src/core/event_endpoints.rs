@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::page_size;
 use crate::state::AppState;
@@ -141,6 +142,14 @@ pub async fn create(
     )
     .await?;
     tracing::info!(endpoint_id = created.id, by = %me.username, "event endpoint registered");
+    audit::record(
+        state,
+        me,
+        audit::action::ENDPOINT_CREATE,
+        created.url.clone(),
+        None,
+    )
+    .await;
     Ok(CreatedEndpoint {
         endpoint: out(state, created).await?,
         secret,
@@ -168,13 +177,23 @@ pub async fn update(
     let reason = (!body.enabled).then(|| format!("disabled by {}", me.username));
     store::set_enabled(&state.db, id, body.enabled, reason).await?;
     let now = store::get(&state.db, id).await?;
+    let detail = serde_json::json!({"enabled": body.enabled});
+    audit::record(
+        state,
+        me,
+        audit::action::ENDPOINT_UPDATE,
+        now.url.clone(),
+        Some(detail),
+    )
+    .await;
     out(state, now).await
 }
 
 pub async fn delete(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<()> {
     me.require_admin_session()?;
-    store::get(&state.db, id).await?;
+    let gone = store::get(&state.db, id).await?;
     store::delete(&state.db, id).await?;
+    audit::record(state, me, audit::action::ENDPOINT_DELETE, gone.url, None).await;
     Ok(())
 }
 

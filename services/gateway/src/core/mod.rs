@@ -3,6 +3,7 @@
 //! result; the SQL behind them lives in `heydoc-store`.
 
 pub mod api_keys;
+pub mod audit;
 pub mod contacts;
 pub mod event_endpoints;
 pub mod imports;
@@ -11,4 +12,5 @@ pub mod numbers;
 pub mod schedules;
 pub mod send;
 pub mod tags;
+pub mod users;
 pub mod webhooks;

@@ -3,11 +3,14 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 
+use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::core::contacts::{self, ContactChanges, ContactOut, ListParams, NewContact, TagIds};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query as QueryParams};
 use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
+use axum::Extension;
 
 /// Contacts with their last message, counters and tags, newest activity first. The next
 /// page's cursor comes in the `X-Next-Cursor` header (absent on the last page).
@@ -76,10 +79,11 @@ pub async fn create(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(phone): Path<String>,
     Json(body): Json<ContactChanges>,
 ) -> ApiResult<axum::Json<Envelope<ContactOut>>> {
-    let out = contacts::update(&state, &phone, body).await?;
+    let out = contacts::update(&state, &me, &phone, body).await?;
     Ok(axum::Json(Envelope::ok(out, "Contact updated")))
 }
 
@@ -91,9 +95,11 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(phone): Path<String>,
 ) -> ApiResult<axum::Json<Ack>> {
     contacts::delete(&state, &phone).await?;
+    audit::record(&state, &me, audit::action::CONTACT_DELETE, phone, None).await;
     Ok(axum::Json(Ack::new("Contact deleted")))
 }
 

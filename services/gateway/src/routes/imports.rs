@@ -12,6 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::core::imports::{self, ImportOut};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Path, Query};
@@ -74,6 +75,15 @@ pub async fn upload(
         }
     };
     let (out, finished) = imports::start(&state, &me, path, size, columns).await?;
+    let detail = serde_json::json!({"bytes": size});
+    audit::record(
+        &state,
+        &me,
+        audit::action::CONTACTS_IMPORT,
+        format!("import {}", out.id),
+        Some(detail),
+    )
+    .await;
     let location = format!("/api/imports/{}", out.id);
     let (status, message) = if finished {
         (StatusCode::OK, "Import finished")
@@ -121,8 +131,18 @@ pub struct ExportParams {
 )]
 pub async fn export(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Query(params): Query<ExportParams>,
 ) -> ApiResult<Response> {
+    let filter = serde_json::json!({"q": params.q, "tag": params.tag});
+    audit::record(
+        &state,
+        &me,
+        audit::action::CONTACTS_EXPORT,
+        None,
+        Some(filter),
+    )
+    .await;
     let tag = match params
         .tag
         .as_deref()

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Extension;
 
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::core::schedules::{
     self, DeliveryOut, DeliveryParams, NewSchedule, PreviewOut, ScheduledDetail, ScheduledOut,
     StatusChange, TimingRequest,
@@ -76,6 +77,14 @@ pub async fn create(
     Json(body): Json<NewSchedule>,
 ) -> ApiResult<(StatusCode, axum::Json<Envelope<ScheduledOut>>)> {
     let created = schedules::create(&state, &me, body).await?;
+    audit::record(
+        &state,
+        &me,
+        audit::action::CAMPAIGN_CREATE,
+        created.id.to_string(),
+        None,
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(Envelope::ok(
@@ -112,9 +121,18 @@ pub async fn preview(
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
     schedules::delete(&state, id).await?;
+    audit::record(
+        &state,
+        &me,
+        audit::action::CAMPAIGN_DELETE,
+        id.to_string(),
+        None,
+    )
+    .await;
     Ok(axum::Json(Ack::new(
         "Scheduled message deleted successfully",
     )))
@@ -135,10 +153,22 @@ pub async fn delete(
 )]
 pub async fn update_status(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
     Json(body): Json<StatusChange>,
 ) -> ApiResult<axum::Json<Envelope<ScheduledOut>>> {
     let (out, changed) = schedules::update_status(&state, id, body).await?;
+    if let Some(next) = changed {
+        let detail = serde_json::json!({"status": next.to_string()});
+        audit::record(
+            &state,
+            &me,
+            audit::action::CAMPAIGN_STATUS,
+            id.to_string(),
+            Some(detail),
+        )
+        .await;
+    }
     let message = match changed {
         Some(next) => format!("Status changed to {next}"),
         None => "Status unchanged".to_string(),

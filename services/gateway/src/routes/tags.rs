@@ -3,11 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::core::tags::{self, NewTag, TagChanges, TagOut, TagWithCount};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
+use axum::Extension;
 
 /// Every tag, by name.
 #[utoipa::path(
@@ -66,8 +69,10 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
     tags::delete(&state, id).await?;
+    audit::record(&state, &me, audit::action::TAG_DELETE, id.to_string(), None).await;
     Ok(axum::Json(Ack::new("Tag deleted")))
 }

@@ -84,6 +84,11 @@ pub async fn register(State(state): State<AppState>) -> Result<Response, PageErr
                         minlength="3" maxlength="64";
                     label for="password" { "Password" }
                     input #password name="password" type="password" autocomplete="new-password" required minlength="8";
+                    @if first && state.setup_token.is_some() {
+                        label for="setup_token" { "Setup token" }
+                        p.hint { "This HeyDoc is reachable from other machines, so its first administrator proves they run it: paste the setup token HeyDoc printed when it started (or run " code { "heydoc admin create" } ")." }
+                        input #setup_token name="setup_token" autocomplete="off" required;
+                    }
                     (form_error())
                     button type="submit" { "Create account" }
                 }

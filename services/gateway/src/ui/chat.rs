@@ -1,9 +1,8 @@
 //! One conversation: messages oldest to newest with their delivery ticks and failure reasons,
-//! the 24-hour window, a send box (with a template outside the window), and tagging. Opening
-//! the chat marks its messages read.
+//! the 24-hour window, a send box (with a template outside the window), and tagging. The page's
+//! script marks the chat read (a POST) while someone looks at it.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -26,24 +25,15 @@ pub struct ChatPageParams {
     pub before: Option<i64>,
 }
 
-/// The dashboard's script says so when it refreshes a chat in a background tab.
-const VISIBILITY_HEADER: &str = "heydoc-visibility";
-
 pub async fn page(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     Path(phone): Path<String>,
     Query(params): Query<ChatPageParams>,
-    headers: HeaderMap,
 ) -> PageResult {
+    // Showing a chat changes nothing: the page's script marks it read (POST) while someone
+    // looks at it, never a GET (which another site could trigger).
     let contact = contacts::get(&state, &phone).await?;
-    // Opening the chat reads it; a refresh in a tab nobody looks at does not.
-    let looking = headers
-        .get(VISIBILITY_HEADER)
-        .is_none_or(|v| v.as_bytes() != b"hidden");
-    if contact.unread_count > 0 && looking {
-        messages::mark_read(&state, &contact.phone).await?;
-    }
     let mut chat = messages::list(
         &state,
         &contact.phone,
@@ -78,7 +68,7 @@ pub async fn page(
             @if let Some(reason) = &contact.suppressed_reason { span.flag { "suppressed: " (reason) } }
             (tagger(&contact.phone, &contact.tags.iter().map(|t| t.id).collect::<Vec<_>>(), &all_tags))
         }
-        section #chat data-live="chat" data-contact-id=(contact.id) data-phone=(contact.phone) aria-label="Conversation" {
+        section #chat data-live="chat" data-contact-id=(contact.id) data-phone=(contact.phone) data-unread=(contact.unread_count) aria-label="Conversation" {
             @if let Some(before) = older {
                 p.pager { a href={ "/chat/" (contact.phone) (query(&[("before", Some(before.to_string()))])) } { "Older messages" } }
             }

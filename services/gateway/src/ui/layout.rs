@@ -13,13 +13,20 @@ pub enum Nav {
     Campaigns,
     Tags,
     Integrations,
+    Team,
+    Audit,
+    Account,
 }
 
 impl Nav {
-    const ALL: [(Nav, &'static str, &'static str); 3] = [
+    /// Every entry, shown to those whose role may open its page (`auth::policy::page`).
+    const ALL: [(Nav, &'static str, &'static str); 6] = [
         (Nav::Inbox, "/inbox", "Inbox"),
         (Nav::Campaigns, "/campaigns", "Campaigns"),
         (Nav::Tags, "/tags", "Tags"),
+        (Nav::Integrations, "/integrations", "Integrations"),
+        (Nav::Team, "/team", "Team"),
+        (Nav::Audit, "/audit", "Audit log"),
     ];
 }
 
@@ -49,27 +56,24 @@ pub fn shell(title: &str, user: &AuthUser, current: Nav, main: Markup) -> Html<S
                     nav aria-label="Main" {
                         ul {
                             @for (nav, href, label) in Nav::ALL {
-                                li {
-                                    @if nav == current {
-                                        a href=(href) aria-current="page" { (label) }
-                                    } @else {
-                                        a href=(href) { (label) }
-                                    }
-                                }
-                            }
-                            @if user.role == heydoc_domain::Role::Admin {
-                                li {
-                                    @if current == Nav::Integrations {
-                                        a href="/integrations" aria-current="page" { "Integrations" }
-                                    } @else {
-                                        a href="/integrations" { "Integrations" }
+                                @if user.role.can(crate::auth::policy::page(href)) {
+                                    li {
+                                        @if nav == current {
+                                            a href=(href) aria-current="page" { (label) }
+                                        } @else {
+                                            a href=(href) { (label) }
+                                        }
                                     }
                                 }
                             }
                         }
                     }
                     div.who {
-                        span { (user.username) }
+                        @if current == Nav::Account {
+                            a href="/account" aria-current="page" { (user.username) }
+                        } @else {
+                            a href="/account" title="Your account: password and sessions" { (user.username) }
+                        }
                         button.link type="button" data-action="logout" { "Log out" }
                     }
                 }

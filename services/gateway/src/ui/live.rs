@@ -29,11 +29,16 @@ pub async fn events(
     let open = OpenStream::new(state.live_streams.clone());
     let events =
         futures_util::stream::unfold((receiver, open), |(mut receiver, open)| async move {
-            let event = match receiver.recv().await {
-                Ok(event) => event,
-                // This browser fell behind: it reloads what it shows instead of missing changes.
-                Err(RecvError::Lagged(_)) => LiveEvent::everything(LiveKind::Message),
-                Err(RecvError::Closed) => return None,
+            let event = loop {
+                match receiver.recv().await {
+                    // Access notices are for the replicas' session caches, not for pages.
+                    Ok(event) if event.kind == LiveKind::Access => continue,
+                    Ok(event) => break event,
+                    // This browser fell behind: it reloads what it shows instead of missing
+                    // changes.
+                    Err(RecvError::Lagged(_)) => break LiveEvent::everything(LiveKind::Message),
+                    Err(RecvError::Closed) => return None,
+                }
             };
             Some((Ok(to_sse(&event)), (receiver, open)))
         });

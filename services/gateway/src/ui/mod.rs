@@ -15,6 +15,7 @@ pub mod layout;
 pub mod live;
 pub mod page;
 pub mod tags;
+pub mod team;
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
@@ -36,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/campaigns/{id}", get(campaigns::detail))
         .route("/tags", get(tags::page))
         .route("/integrations", get(integrations::page))
+        .route("/team", get(team::team))
+        .route("/audit", get(team::audit_page))
+        .route("/account", get(team::account))
         .route("/assets/{name}", get(assets::serve))
         .layer(middleware::map_response(page_headers))
 }

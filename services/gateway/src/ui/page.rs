@@ -27,7 +27,15 @@ impl FromRequestParts<AppState> for PageUser {
                 "pages need a logged-in session; API keys use the JSON API".into(),
             ))
             .into_response()),
-            Ok(Some(user)) => Ok(PageUser(user)),
+            Ok(Some(user)) => {
+                let route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+                user.require(crate::auth::policy::page(&route))
+                    .map_err(|e| PageError(e).into_response())?;
+                Ok(PageUser(user))
+            }
             Ok(None) => {
                 let here = parts
                     .extensions

@@ -185,35 +185,57 @@ async fn wrong_password_and_unknown_user_look_the_same(backend: Backend) {
 async fn login_attempts_are_rate_limited(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
         s.auth.login_attempts_per_minute_per_user = 3;
+        s.auth.trust_forwarded_for = true;
     })
     .await;
     let _ = app
         .register_and_login("admin", "correct-horse-battery")
         .await;
     let client = app.bare_client();
+    let attempt = |from: &'static str, password: &'static str| {
+        let client = client.clone();
+        let url = app.url("/login");
+        async move {
+            client
+                .post(url)
+                // The proxy in front appends the address it saw; the client chose the rest.
+                .header("x-forwarded-for", format!("198.51.100.1, {from}"))
+                .json(&json!({"username": "admin", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let res = client
-            .post(app.url("/login"))
-            .json(&json!({"username": "admin", "password": "guess"}))
-            .send()
-            .await
-            .unwrap();
+        let res = attempt("203.0.113.9", "guess").await;
         if res.status() == 429 {
             assert!(res.headers().contains_key("retry-after"));
         }
         statuses.push(res.status().as_u16());
     }
-    // One attempt went to the successful login above; two more guesses, then refusals.
-    assert_eq!(statuses, vec![401, 401, 429, 429, 429]);
-    // Even the right password waits out the limit.
-    let res = client
-        .post(app.url("/login"))
-        .json(&json!({"username": "admin", "password": "correct-horse-battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 429);
+    // Successes never count; three failures, then refusals (checked before any hashing).
+    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    // From the attacker's address even the right password waits out the limit...
+    assert_eq!(
+        attempt("203.0.113.9", "correct-horse-battery")
+            .await
+            .status(),
+        429
+    );
+    // ...but the attacker has not locked the admin out: from their own address they sign in.
+    assert_eq!(
+        attempt("198.51.100.7", "correct-horse-battery")
+            .await
+            .status(),
+        200
+    );
+    // An IPv6 attacker hopping addresses inside one /64 is one address.
+    for host in 1..=3 {
+        let from: &'static str = Box::leak(format!("2001:db8:5:6::{host}").into_boxed_str());
+        assert_eq!(attempt(from, "guess").await.status(), 401);
+    }
+    assert_eq!(attempt("2001:db8:5:6::99", "guess").await.status(), 429);
 }
 
 async fn registration_is_closed_after_the_first_admin(backend: Backend) {
@@ -239,7 +261,10 @@ async fn registration_is_closed_after_the_first_admin(backend: Backend) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["data"]["role"], "user");
+    assert_eq!(
+        body["data"]["role"], "agent",
+        "the least a new account needs"
+    );
     let nurse = app.authed(&app.login("nurse", "password123").await);
     assert_eq!(nurse.get("/api/contacts").await.0, 200);
     assert_eq!(nurse.get("/api/users").await.0, 403);

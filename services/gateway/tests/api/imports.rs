@@ -197,7 +197,7 @@ async fn import_counts_rejects_and_reimports_change_nothing(backend: Backend) {
     let (s, _) = api
         .post(
             "/api/users",
-            &json!({"username": "nurse", "password": "a-long-password"}),
+            &json!({"username": "nurse", "password": "a-long-password", "role": "manager"}),
         )
         .await;
     assert_eq!(s, 201);

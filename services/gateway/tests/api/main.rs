@@ -11,4 +11,5 @@ mod dashboard;
 mod imports;
 mod scheduled;
 mod seed_shapes;
+mod staff;
 mod webhooks;

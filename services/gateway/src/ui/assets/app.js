@@ -156,7 +156,7 @@ document.addEventListener("submit", (event) => {
 
 document.addEventListener("click", async (event) => {
   if (event.target.closest("[data-action=logout]")) {
-    try { await api("GET", "/logout"); } catch (_) { /* already logged out */ }
+    try { await api("POST", "/logout"); } catch (_) { /* already logged out */ }
     location.assign("/login");
   }
 });
@@ -207,7 +207,7 @@ async function refreshLive(force) {
     try {
       const response = await fetch(location.href, {
         credentials: "same-origin",
-        headers: { Accept: "text/html", "HeyDoc-Visibility": document.visibilityState },
+        headers: { Accept: "text/html" },
       });
       if (response.redirected || !response.ok) {
         setTimeout(() => refreshLive(), 3000);
@@ -368,7 +368,8 @@ function startLive() {
       const id = Number(chat.dataset.contactId);
       if (!change.all && !(change.contact_ids || []).includes(id)) return;
       if (type === "message" && document.visibilityState === "visible") {
-        api("POST", `/api/messages/${encodeURIComponent(chat.dataset.phone)}/read`).catch(() => {});
+        markChatRead(chat).then(() => refreshSoon(0));
+        return;
       }
     }
     refreshSoon(document.getElementById("campaign") ? 800 : 150);
@@ -398,7 +399,8 @@ function startLive() {
   });
   // Back to a chat that was in the background: what arrived meanwhile is now read.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && document.getElementById("chat")) refreshLive();
+    const chat = document.getElementById("chat");
+    if (document.visibilityState === "visible" && chat) markChatRead(chat).then(() => refreshLive());
   });
   // A campaign's runs are created by the scheduler, which sends no chat events: poll gently.
   const campaign = document.getElementById("campaign");
@@ -522,7 +524,18 @@ function startCampaignForm() {
 
 // ---- start ---------------------------------------------------------------------------------
 
+// Marks the open chat read at the API (a POST: showing a page never changes anything).
+async function markChatRead(chat) {
+  try {
+    await api("POST", `/api/messages/${encodeURIComponent(chat.dataset.phone)}/read`);
+  } catch (_) { /* the next refresh shows what is unread */ }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const chat = document.getElementById("chat");
+  if (chat && Number(chat.dataset.unread) > 0 && document.visibilityState === "visible") {
+    markChatRead(chat).then(() => refreshLive(true));
+  }
   localTimes(document);
   scrollChat();
   startLive();
