@@ -299,3 +299,75 @@ async fn endpoints_are_for_admins_and_bad_input_is_refused() {
     let (s, _) = nurse.get("/api/event-endpoints").await;
     assert_eq!(s, 403);
 }
+
+/// SSRF: with private targets off (the default), loopback and metadata addresses are refused
+/// when registered, with a neutral reason; and an endpoint whose name points inside the network
+/// when it is called (here `localhost`, standing for a name that was public when registered and
+/// was re-pointed since: DNS rebinding) is never called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_inside_the_network_are_refused_at_registration_and_at_the_call() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |s| {
+        s.sender.event_private_targets = false;
+        s.sender.event_retry_base_ms = 100;
+        s.sender.event_retry_max_secs = 1;
+    })
+    .await;
+    let api = stack.app.admin().await;
+    let (receiver, url) = start_receiver().await;
+    receiver.up.store(true, Ordering::SeqCst);
+    for inside in [
+        url.clone(),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::1]:8080/hook".to_string(),
+        "http://0x7f000001/hook".to_string(),
+        url.replace("127.0.0.1", "localhost"),
+    ] {
+        let (s, body) = api
+            .post("/api/event-endpoints", &json!({"url": inside}))
+            .await;
+        assert_eq!(s, 422, "{inside}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("public internet") && !message.contains("refused"),
+            "{inside}: {message}"
+        );
+    }
+    let (_, all) = api.get("/api/event-endpoints").await;
+    assert_eq!(all.as_array().unwrap().len(), 0);
+
+    // A name that resolves inside by the time it is called.
+    let (_, me) = api.get("/api/me").await;
+    heydoc_testkit::sql::execute(
+        &stack.app.db.conn,
+        &format!(
+            "INSERT INTO event_endpoints (url, secret, events, enabled, created_by, created_at) \
+             VALUES ('{}', 'whsec_test', '[]', TRUE, {}, CURRENT_TIMESTAMP)",
+            url.replace("127.0.0.1", "localhost"),
+            me["id"]
+        ),
+    )
+    .await;
+    let (_, all) = api.get("/api/event-endpoints").await;
+    let id = all[0]["id"].as_i64().unwrap();
+    stack.patient_writes("14155550204", "", "hello").await;
+    let deliveries = eventually(LIMIT, "the call refused", || {
+        let api = api.clone();
+        async move {
+            let (_, log) = api
+                .get(&format!("/api/event-endpoints/{id}/deliveries"))
+                .await;
+            log.as_array()
+                .filter(|l| l.iter().any(|d| d["attempts"].as_i64() >= Some(2)))
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(
+        deliveries[0]["last_error"],
+        "the endpoint's address is not on the public internet"
+    );
+    assert!(
+        receiver.got.lock().unwrap().is_empty(),
+        "it was never called"
+    );
+}

@@ -147,6 +147,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            https_headers,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal(
                 "handler panicked".into(),
@@ -201,6 +205,20 @@ async fn announce_setup_token(state: &AppState) {
             token.expose_secret()
         );
     }
+}
+
+/// Over HTTPS, every response tells browsers to come back only over HTTPS for a year.
+async fn https_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if state.settings.auth.https || state.settings.auth.cookie_secure {
+        response.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

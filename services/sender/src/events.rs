@@ -50,12 +50,77 @@ pub async fn run(db: Db, settings: SenderSettings, shutdown: CancellationToken) 
 
 /// One claim and its attempts; returns how many were claimed.
 fn http_client(settings: &SenderSettings) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(settings.event_timeout_secs.max(1)))
         // A redirect would send the signed event somewhere the admin did not register.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("HeyDoc-Events/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("HeyDoc-Events/", env!("CARGO_PKG_VERSION")));
+    if settings.event_private_targets {
+        return builder.build();
+    }
+    // Names are resolved at every connection and only public addresses are used: a name
+    // that was public when it was registered and points inside later is refused (DNS
+    // rebinding). Proxies would resolve elsewhere, so none is used.
+    builder
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(PublicOnly(SystemLookup)))
         .build()
+}
+
+/// Looks a name up (the system's resolver, or a test's).
+pub trait Lookup: Send + Sync + 'static {
+    fn lookup(
+        &self,
+        name: String,
+    ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>;
+}
+
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(
+        &self,
+        name: String,
+    ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((name.as_str(), 0)).await?.collect()) })
+    }
+}
+
+/// A resolver that answers only with public addresses, and fails when a name has none.
+pub struct PublicOnly<L>(pub L);
+
+/// Why an endpoint was not called; neutral, so the delivery log tells an admin nothing about
+/// what answers inside the network.
+pub const NOT_PUBLIC: &str = "the endpoint's address is not on the public internet";
+
+impl<L: Lookup> reqwest::dns::Resolve for PublicOnly<L> {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let lookup = self.0.lookup(name.as_str().to_string());
+        Box::pin(async move {
+            let public: Vec<std::net::SocketAddr> = lookup
+                .await?
+                .into_iter()
+                .filter(|a| heydoc_domain::public_address::is_public(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(NOT_PUBLIC.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether `url`'s host is an address literal that is not public (reqwest does not ask the
+/// resolver about those).
+fn literal_not_public(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return true;
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| !heydoc_domain::public_address::is_public(ip))
 }
 
 async fn round(
@@ -106,6 +171,15 @@ async fn round(
 }
 
 async fn attempt(client: &reqwest::Client, due: &Due, settings: &SenderSettings) -> Attempt {
+    let retry_at = Utc::now() + backoff(due.attempts, settings);
+    if !settings.event_private_targets && literal_not_public(&due.url) {
+        return Attempt::Failed {
+            give_up: false,
+            status: None,
+            error: NOT_PUBLIC.into(),
+            retry_at,
+        };
+    }
     let body = due.payload.to_string();
     let timestamp = Utc::now().timestamp();
     let response = client
@@ -116,7 +190,6 @@ async fn attempt(client: &reqwest::Client, due: &Due, settings: &SenderSettings)
         .body(body)
         .send()
         .await;
-    let retry_at = Utc::now() + backoff(due.attempts, settings);
     match response {
         Ok(r) if r.status().is_success() => Attempt::Delivered {
             status: i32::from(r.status().as_u16()),
@@ -138,16 +211,28 @@ async fn attempt(client: &reqwest::Client, due: &Due, settings: &SenderSettings)
                 give_up,
             }
         }
-        Err(e) => Attempt::Failed {
-            give_up: false,
-            status: None,
-            error: if e.is_timeout() {
-                "no answer within the timeout".into()
-            } else {
-                format!("cannot reach the endpoint: {e}")
-            },
-            retry_at,
-        },
+        Err(e) => {
+            // The log keeps the details; the delivery log (which admins read) says only what
+            // kind of failure it was.
+            tracing::debug!(error = %e, delivery = due.id, "outbound event not delivered");
+            let refused_address =
+                std::iter::successors(Some(&e as &dyn std::error::Error), |s| s.source())
+                    .any(|s| s.to_string().contains(NOT_PUBLIC));
+            Attempt::Failed {
+                give_up: false,
+                status: None,
+                error: if e.is_timeout() {
+                    "no answer within the timeout".into()
+                } else if refused_address {
+                    NOT_PUBLIC.into()
+                } else if e.is_connect() {
+                    "cannot connect to the endpoint".into()
+                } else {
+                    "the request to the endpoint failed".into()
+                },
+                retry_at,
+            }
+        }
     }
 }
 
@@ -176,6 +261,57 @@ fn backoff(attempts: i32, settings: &SenderSettings) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::dns::Resolve;
+
+    /// A name that resolved to `first` and now resolves to `then` (DNS rebinding).
+    struct Rebinding(std::sync::Mutex<Vec<&'static str>>);
+
+    impl Lookup for Rebinding {
+        fn lookup(
+            &self,
+            _name: String,
+        ) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>
+        {
+            let ip = self.0.lock().unwrap().remove(0);
+            Box::pin(async move { Ok(vec![std::net::SocketAddr::new(ip.parse().unwrap(), 0)]) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_turns_private_is_refused_at_the_call() {
+        let resolver = PublicOnly(Rebinding(std::sync::Mutex::new(vec![
+            "93.184.216.34",
+            "169.254.169.254",
+            "127.0.0.1",
+        ])));
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        let first: Vec<_> = resolver
+            .resolve(name("crm.example.com"))
+            .await
+            .unwrap()
+            .collect();
+        assert_eq!(first[0].ip().to_string(), "93.184.216.34");
+        for _ in 0..2 {
+            let Err(e) = resolver.resolve(name("crm.example.com")).await else {
+                panic!("a private answer must be refused");
+            };
+            assert_eq!(e.to_string(), NOT_PUBLIC);
+        }
+    }
+
+    #[test]
+    fn address_literals_are_checked_before_the_call() {
+        assert!(literal_not_public("http://127.0.0.1:8080/hook"));
+        assert!(literal_not_public("http://[::1]/hook"));
+        assert!(literal_not_public(
+            "http://169.254.169.254/latest/meta-data"
+        ));
+        assert!(!literal_not_public("https://93.184.216.34/hook"));
+        assert!(
+            !literal_not_public("https://crm.example.com/hook"),
+            "names go to the resolver"
+        );
+    }
 
     #[test]
     fn signatures_cover_the_timestamp_and_the_body() {

@@ -100,6 +100,7 @@ pub struct SenderSettings {
     pub event_retry_max_secs: u64,
     pub event_timeout_secs: u64,
     pub event_disable_after_secs: u64,
+    pub event_private_targets: bool,
 }
 
 /// What the sender does with free text to a contact outside the 24-hour window.

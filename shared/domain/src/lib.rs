@@ -3,6 +3,7 @@
 
 pub mod consent;
 pub mod phone;
+pub mod public_address;
 pub mod recurrence;
 pub mod schedule;
 pub mod status;

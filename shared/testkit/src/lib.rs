@@ -248,6 +248,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.whatsapp.app_secret = APP_SECRET.to_string().into();
     settings.whatsapp.verify_token = VERIFY_TOKEN.to_string().into();
     settings.whatsapp.phone_number_id = "15550001111".into();
+    // Test receivers listen on 127.0.0.1 (the guard itself is tested with this off).
+    settings.sender.event_private_targets = true;
     settings
 }
 

@@ -96,6 +96,44 @@ fn valid_url(url: &str) -> ApiResult<String> {
     }
 }
 
+/// Refuses a URL whose host is, or resolves to, a non-public address (unless the deployment
+/// allows private targets). The error says no more than that: it must not tell an admin what
+/// answers inside the network. The sender checks again at every call (names can change).
+async fn public_target(state: &AppState, url: &str) -> ApiResult<()> {
+    if state.settings.sender.event_private_targets {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(url)
+        .map_err(|_| ApiError::validation(format!("url {url:?} is not a valid address")))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let refused = || {
+        ApiError::validation(
+            "url must be on the public internet: loopback, private, link-local and similar \
+             addresses are not allowed",
+        )
+    };
+    let Some(host) = parsed.host_str() else {
+        return Err(refused());
+    };
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::IpAddr> = match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| ApiError::validation(format!("url's host {host:?} does not resolve")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    if addresses.is_empty()
+        || !addresses
+            .iter()
+            .all(|ip| heydoc_domain::public_address::is_public(*ip))
+    {
+        return Err(refused());
+    }
+    Ok(())
+}
+
 async fn out(state: &AppState, e: Endpoint) -> ApiResult<EndpointOut> {
     let pending = store::pending_count(&state.db, e.id).await?;
     Ok(EndpointOut {
@@ -117,6 +155,7 @@ pub async fn create(
 ) -> ApiResult<CreatedEndpoint> {
     me.require_admin_session()?;
     let url = valid_url(&body.url)?;
+    public_target(state, &url).await?;
     let mut events = Vec::new();
     for e in body.events {
         if !EVENT_TYPES.contains(&e.as_str()) {

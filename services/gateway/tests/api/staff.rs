@@ -558,7 +558,50 @@ async fn a_registration_flood_does_not_slow_a_login_or_a_send(backend: Backend) 
     assert_eq!(people.as_array().unwrap().len(), 1);
 }
 
+async fn over_https_the_cookie_is_host_only_and_hsts_is_sent(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.auth.https = true).await;
+    app.register_and_login("admin", "correct-horse-battery")
+        .await;
+    let res = app
+        .bare_client()
+        .post(app.url("/login"))
+        .json(&json!({"username": "admin", "password": "correct-horse-battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("__Host-heydoc_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let me = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", format!("__Host-heydoc_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}
+
 on_both_backends!(
+    over_https_the_cookie_is_host_only_and_hsts_is_sent,
     a_leaver_loses_access_at_once_on_every_replica,
     roles_limit_what_people_can_do,
     passwords_and_sessions,
