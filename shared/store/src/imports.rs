@@ -40,6 +40,22 @@ pub async fn start(
     .await?)
 }
 
+/// Imports running now (progress within `alive_since`), all of them or `created_by`'s.
+pub async fn running(
+    db: &impl Conn,
+    created_by: Option<i32>,
+    alive_since: DateTime<Utc>,
+) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    let mut query = import::Entity::find()
+        .filter(import::Column::Status.eq(ImportState::Running.as_str()))
+        .filter(import::Column::UpdatedAt.gt(alive_since));
+    if let Some(user) = created_by {
+        query = query.filter(import::Column::CreatedBy.eq(user));
+    }
+    Ok(query.count(db).await?)
+}
+
 pub async fn get(db: &impl Conn, id: i32) -> Result<Import> {
     import::Entity::find_by_id(id)
         .one(db)

@@ -65,6 +65,38 @@ pub async fn missing(db: &impl Conn, ids: &[i32]) -> Result<Vec<i32>> {
 }
 
 /// Whether another tag (not `except`) has this name, regardless of case.
+/// How many tags there are.
+pub async fn count(db: &impl Conn) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(tag::Entity::find().count(db).await?)
+}
+
+/// Which of `lowercase_names` name no tag (regardless of case).
+pub async fn unknown_names(db: &impl Conn, lowercase_names: &[String]) -> Result<Vec<String>> {
+    use sea_orm::sea_query::{Expr, Func};
+    if lowercase_names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known: std::collections::HashSet<String> = tag::Entity::find()
+        .select_only()
+        .column(tag::Column::Name)
+        .filter(
+            Expr::expr(Func::lower(Expr::col(tag::Column::Name)))
+                .is_in(lowercase_names.iter().cloned()),
+        )
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|n| n.to_lowercase())
+        .collect();
+    Ok(lowercase_names
+        .iter()
+        .filter(|n| !known.contains(*n))
+        .cloned()
+        .collect())
+}
+
 pub async fn name_taken(db: &impl Conn, name: &str, except: Option<i32>) -> Result<bool> {
     let mut q = tag::Entity::find()
         .filter(Expr::expr(Func::lower(Expr::col(tag::Column::Name))).eq(name.to_lowercase()));

@@ -101,6 +101,10 @@ pub async fn start(
     size: usize,
     columns: Columns,
 ) -> ApiResult<(ImportOut, bool)> {
+    if let Err(e) = room_for_an_import(state, me).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
     let created = match store::start(&state.db, me.user_id, size as i64, Utc::now()).await {
         Ok(c) => c,
         Err(e) => {
@@ -121,6 +125,27 @@ pub async fn start(
         other => other.into(),
     })?;
     Ok((import_out(state, row).await?, finished))
+}
+
+/// Imports one person may run at once, and all together (each holds a file, a thread and
+/// the database's write lock in turn).
+const IMPORTS_PER_USER: u64 = 1;
+const IMPORTS_IN_ALL: u64 = 3;
+
+async fn room_for_an_import(state: &AppState, me: &AuthUser) -> ApiResult<()> {
+    let alive = Utc::now() - chrono::Duration::seconds(STALLED_SECS);
+    if store::running(&state.db, Some(me.user_id), alive).await? >= IMPORTS_PER_USER {
+        return Err(ApiError::Conflict(
+            "an import of yours is still running: wait for it to finish (GET /api/imports/{id})"
+                .into(),
+        ));
+    }
+    if store::running(&state.db, None, alive).await? >= IMPORTS_IN_ALL {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 30,
+        });
+    }
+    Ok(())
 }
 
 /// An import, for its creator or an admin (its rejected rows hold contacts' data).

@@ -6,6 +6,13 @@ use heydoc_domain::{validate, Phone};
 use heydoc_store::contact_import::ImportRow;
 use serde_json::{Map, Value};
 
+/// Tags one row may name: more is a spreadsheet mistake (or an attack on every inbox row).
+pub const MAX_TAGS_PER_ROW: usize = 20;
+/// Characters of one attribute's value.
+pub const MAX_ATTRIBUTE_CHARS: usize = 1000;
+/// Bytes of a contact's attributes as JSON (the API's limit too).
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
 /// Columns the export writes that an import does not set.
 const READ_ONLY: [&str; 3] = ["opted_out", "suppressed_reason", "last_message_at"];
 
@@ -95,6 +102,7 @@ impl Columns {
             validate::contact_name(n).map_err(|e| format!("name: {e}"))?;
         }
         let mut tags: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for t in self
             .tags
             .map(field)
@@ -104,7 +112,10 @@ impl Columns {
             .filter(|t| !t.is_empty())
         {
             validate::tag_name(t).map_err(|e| format!("tags: {e} ({t:?})"))?;
-            if !tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()) {
+            if seen.insert(t.to_lowercase()) {
+                if tags.len() == MAX_TAGS_PER_ROW {
+                    return Err(format!("tags: at most {MAX_TAGS_PER_ROW} per contact"));
+                }
                 tags.push(t.to_string());
             }
         }
@@ -121,6 +132,20 @@ impl Columns {
                 attributes.insert(key.clone(), Value::String(value.to_string()));
             }
         }
+        for (key, value) in &attributes {
+            if value
+                .as_str()
+                .is_some_and(|v| v.chars().count() > MAX_ATTRIBUTE_CHARS)
+            {
+                return Err(format!("{key}: at most {MAX_ATTRIBUTE_CHARS} characters"));
+            }
+        }
+        if Value::Object(attributes.clone()).to_string().len() > MAX_ATTRIBUTES_BYTES {
+            return Err(format!(
+                "attributes: at most {} KiB of JSON per contact",
+                MAX_ATTRIBUTES_BYTES / 1024
+            ));
+        }
         Ok(ImportRow {
             line,
             phone,
@@ -134,7 +159,7 @@ impl Columns {
 /// What the export guarded against spreadsheet formulas (`'=...`) reads back as written.
 fn unguard(field: &str) -> &str {
     match field.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(crate::import::export::FORMULA_STARTS) => rest,
+        Some(rest) if crate::import::export::needs_guard(rest) => rest,
         _ => field,
     }
 }

@@ -11,12 +11,23 @@ use crate::state::AppState;
 /// Contacts per page of an export.
 const EXPORT_PAGE: u64 = 1000;
 
-/// A cell starting with one of these is a formula to a spreadsheet: the export writes it with
-/// a leading `'` (which the import removes), so a contact's name cannot run in Excel.
-pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// A cell starting with one of these is a formula to a spreadsheet (the full-width forms
+/// too: some spreadsheets fold them): the export writes it with a leading `'` (which the
+/// import removes), so a contact's name cannot run in Excel.
+pub const FORMULA_STARTS: [char; 10] = [
+    '=', '+', '-', '@', '\t', '\r', '\u{ff1d}', '\u{ff0b}', '\u{ff0d}', '\u{ff20}',
+];
+
+/// Whether a spreadsheet could read `cell` as a formula: it starts with a formula character,
+/// after any spaces, or one of its lines does.
+pub fn needs_guard(cell: &str) -> bool {
+    cell.split(['\n', '\r'])
+        .any(|line| line.trim_start_matches(' ').starts_with(FORMULA_STARTS))
+        || cell.starts_with(FORMULA_STARTS)
+}
 
 fn guard(cell: String) -> String {
-    if cell.starts_with(FORMULA_STARTS) {
+    if needs_guard(&cell) {
         format!("'{cell}")
     } else {
         cell
@@ -90,4 +101,28 @@ pub fn csv_line(fields: impl IntoIterator<Item = String>) -> ApiResult<Bytes> {
         .into_inner()
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal(format!("cannot write CSV: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_a_cell_can_become_a_formula_is_guarded() {
+        for hostile in [
+            "=HYPERLINK(\"http://x\")",
+            "+1+2",
+            "-2+3",
+            "@SUM(A1)",
+            "  =1+1",
+            "Ana\n=cmd|' /C calc'!A0",
+            "\u{ff1d}1+1",
+            "\tx",
+        ] {
+            assert!(guard(hostile.to_string()).starts_with('\''), "{hostile:?}");
+        }
+        for plain in ["Ana", "14155550123", "a=b", "x-ray", "e-mail@x"] {
+            assert_eq!(guard(plain.to_string()), plain);
+        }
+    }
 }

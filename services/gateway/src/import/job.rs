@@ -105,6 +105,7 @@ async fn record_batch(
 ) -> Result<(), heydoc_store::StoreError> {
     // A batch that lost a deadlock or serialization conflict to another writer is rolled
     // back whole; it is tried again.
+    let (rows, rejects) = within_tag_limit(db, rows, rejects).await?;
     let mut tries = 0;
     let counts = loop {
         match apply_batch(db, rows.clone(), Utc::now()).await {
@@ -128,6 +129,47 @@ async fn record_batch(
         bytes_done,
     };
     store::record_progress(db, id, progress, Utc::now()).await
+}
+
+/// Tags HeyDoc holds at most; an import does not create more (each contact row shows its tags,
+/// and the tag picker lists them all).
+pub const MAX_TAGS: u64 = 1000;
+
+/// Rows that would create tags beyond `MAX_TAGS` become rejects, with the reason.
+async fn within_tag_limit(
+    db: &Db,
+    rows: Vec<ImportRow>,
+    mut rejects: Vec<(u64, String)>,
+) -> Result<(Vec<ImportRow>, Vec<(u64, String)>), heydoc_store::StoreError> {
+    let mut names: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.tags.iter().map(|t| t.to_lowercase()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let unknown = heydoc_store::tags::unknown_names(db, &names).await?;
+    if unknown.is_empty() {
+        return Ok((rows, rejects));
+    }
+    let room = MAX_TAGS.saturating_sub(heydoc_store::tags::count(db).await?);
+    let allowed: std::collections::HashSet<&String> = unknown
+        .iter()
+        .take(usize::try_from(room).unwrap_or(usize::MAX))
+        .collect();
+    let (kept, over): (Vec<ImportRow>, Vec<ImportRow>) = rows.into_iter().partition(|r| {
+        r.tags
+            .iter()
+            .map(|t| t.to_lowercase())
+            .all(|t| !unknown.contains(&t) || allowed.contains(&t))
+    });
+    for row in over {
+        rejects.push((
+            row.line,
+            format!("tags: HeyDoc holds at most {MAX_TAGS} tags; use existing ones or delete some first"),
+        ));
+    }
+    rejects.sort_by_key(|(line, _)| *line);
+    Ok((kept, rejects))
 }
 
 /// Reads the file (on a blocking thread) and sends batches until the end or a broken file.

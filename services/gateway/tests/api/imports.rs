@@ -276,6 +276,13 @@ async fn a_hundred_thousand_rows_import_in_the_background() {
         StatusCode::ACCEPTED,
         "a large import runs in the background"
     );
+    // One import per person at a time: a second one waits for the first.
+    let (s, second) = upload(&api, "phone\n14155550100\n", "text/csv").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{second}");
+    assert!(second["message"]
+        .as_str()
+        .unwrap()
+        .contains("still running"));
     let result = finished(&api, first).await;
     assert_eq!(result["status"], "done", "{result}");
     assert_eq!(result["lines"], 100_000);
@@ -312,6 +319,15 @@ async fn a_hundred_thousand_rows_import_in_the_background() {
 async fn overlapping_imports_at_once_create_each_contact_once() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let api = app.admin().await;
+    // Two people (one import each at a time).
+    let (s, _) = api
+        .post(
+            "/api/users",
+            &json!({"username": "planner", "password": "a-long-password", "role": "manager"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let other = app.authed(&app.login("planner", "a-long-password").await);
     let file = |from: u32, to: u32| {
         let mut csv = String::from("phone,name,tags\n");
         for i in from..to {
@@ -320,7 +336,7 @@ async fn overlapping_imports_at_once_create_each_contact_once() {
         csv
     };
     let (a, b) = (file(0, 6000), file(3000, 9000));
-    let (ra, rb) = tokio::join!(upload(&api, &a, "text/csv"), upload(&api, &b, "text/csv"));
+    let (ra, rb) = tokio::join!(upload(&api, &a, "text/csv"), upload(&other, &b, "text/csv"));
     let (ra, rb) = (finished(&api, ra).await, finished(&api, rb).await);
     assert_eq!(ra["status"], "done", "{ra}");
     assert_eq!(rb["status"], "done", "{rb}");
@@ -342,4 +358,48 @@ async fn overlapping_imports_at_once_create_each_contact_once() {
         .unwrap();
     assert_eq!(shared["contact_count"], 9000);
     assert_eq!(tags.as_array().unwrap().len(), 8, "each tag made once");
+}
+
+/// Limits that keep one file from making every inbox row huge or pinning a thread: tags per
+/// row, attribute sizes, and the number of tags HeyDoc holds; each refused row says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_beyond_the_limits_are_rejected_with_the_reason() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let api = app.admin().await;
+    let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+    let long = "x".repeat(1001);
+    let mut csv = format!("phone,name,tags,note\n14155550001,Ok,a;b,fine\n14155550002,Many,{},\n14155550003,Long,,{long}\n", many.join(";"));
+    // 1,000 tags at most: 60 rows of 20 new tags each ask for 1,200.
+    for row in 0..60 {
+        let tags: Vec<String> = (0..20).map(|i| format!("bulk{row}x{i}")).collect();
+        writeln!(csv, "141555510{row:02},Bulk {row},{},", tags.join(";")).unwrap();
+    }
+    let result = finished(&api, upload(&api, &csv, "text/csv").await).await;
+    assert_eq!(result["status"], "done", "{result}");
+    let rejects = result["rejects"].as_array().unwrap();
+    let reason = |line: i64| {
+        rejects
+            .iter()
+            .find(|r| r["line"] == line)
+            .map(|r| r["reason"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert!(reason(3).contains("at most 20"), "{}", reason(3));
+    assert!(
+        reason(4).contains("note: at most 1000 characters"),
+        "{}",
+        reason(4)
+    );
+    let over_tags = rejects
+        .iter()
+        .filter(|r| r["reason"].as_str().unwrap().contains("at most 1000 tags"))
+        .count();
+    assert!(over_tags >= 10, "{result}");
+    let (_, tags) = api.get("/api/tags").await;
+    assert!(tags.as_array().unwrap().len() <= 1000);
+    assert_eq!(
+        result["created"].as_i64().unwrap() + over_tags as i64,
+        61,
+        "{result}"
+    );
 }
