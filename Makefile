@@ -11,7 +11,7 @@ export RUST_BACKTRACE ?= 1
 TARGET_DIR = $(shell CARGO=$(CARGO) bash deploy/dev/target-dir.sh)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test unit-test schemathesis services lint fmt bench migrate clean-test-dbs k8s-check
+.PHONY: help run build test unit-test schemathesis generated-client services lint fmt bench migrate clean-test-dbs k8s-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,9 +25,10 @@ build: ## Build every crate and test (debug)
 services: ## Start (or install) PostgreSQL for the tests when it is not answering
 	@bash deploy/dev/ensure-services.sh
 
-test: services ## Unit and integration tests on PostgreSQL and SQLite, then Schemathesis and k8s-check
+test: services ## Unit and integration tests on PostgreSQL and SQLite, Schemathesis, a generated client, k8s-check
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory schemathesis
+	$(MAKE) --no-print-directory generated-client
 	$(MAKE) --no-print-directory k8s-check
 
 unit-test: ## Only the tests that need no server
@@ -36,6 +37,10 @@ unit-test: ## Only the tests that need no server
 schemathesis: ## Fuzz the running gateway against its own /openapi.json
 	$(CARGO) build -p heydoc
 	bash deploy/dev/schemathesis.sh
+
+generated-client: ## Generate a Python client from the live /openapi.json and run the README's flow with it
+	$(CARGO) build -p heydoc
+	bash deploy/dev/generated-client.sh
 
 k8s-check: ## Render k8s/ with kustomize and validate every manifest offline (schemas, rules, self-test)
 	bash deploy/dev/k8s-check.sh

@@ -32,8 +32,10 @@ use crate::routes::{
         crate::ui::live::events,
         webhooks::verify, webhooks::receive,
         health::healthz, health::readyz,
+        crate::ui::auth_pages::login, crate::ui::auth_pages::register,
     ),
-    modifiers(&Security)
+    components(schemas(crate::routes::imports::CsvFile)),
+    modifiers(&Security, &Responses)
 )]
 pub struct ApiDoc;
 
@@ -57,5 +59,84 @@ impl Modify for Security {
                 crate::auth::SESSION_COOKIE,
             ))),
         );
+    }
+}
+
+/// Completes every operation's responses from what the middleware around the handlers can
+/// answer, so that no status or content type a client meets is missing from the document:
+/// `400` (a path or query that does not parse) wherever there are parameters or a body,
+/// `401` and `403` (a role that does not cover the route, a read-only key, another site)
+/// on every authenticated route, `415` wherever a body is read; and a description for every
+/// response that has none.
+struct Responses;
+
+impl Modify for Responses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        let error = || -> RefOr<utoipa::openapi::Response> {
+            utoipa::openapi::ResponseBuilder::new()
+                .content(
+                    "application/json",
+                    utoipa::openapi::Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .into()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str| {
+                    responses.entry(code.to_string()).or_insert_with(error);
+                };
+                if has_input {
+                    add("400");
+                }
+                if op.request_body.is_some() {
+                    add("415");
+                }
+                if secured {
+                    add("401");
+                    add("403");
+                }
+                for (code, response) in responses.iter_mut() {
+                    if let RefOr::T(r) = response {
+                        if r.description.is_empty() {
+                            r.description = describe(code).into();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a status means on this API, for responses whose handler did not say more.
+fn describe(code: &str) -> &'static str {
+    match code {
+        "200" => "Done; the body holds the result",
+        "201" => "Created; the body holds it",
+        "202" => "Accepted; it goes on in the background (see Location)",
+        "400" => "The request does not parse: its JSON, a path segment or a query parameter",
+        "401" => "Not signed in: no session cookie, bearer token or API key, or one that ended",
+        "403" => "Not allowed: your role does not cover this, a read-only API key asked to change something, or the request came from another site",
+        "404" => "Nothing by that id, phone or name",
+        "409" => "It conflicts with what exists (a name taken, a state that does not allow it)",
+        "413" => "The body is too large",
+        "415" => "The body is not in a content type this route reads",
+        "422" => "A field is invalid; the message says which and why",
+        "429" => "Too many requests; see Retry-After",
+        "503" => "Not ready, or too busy for now; try again",
+        _ => "See the message",
     }
 }

@@ -20,8 +20,17 @@ pub struct NewKey {
     #[schema(example = "CRM sync", min_length = 1, max_length = 100)]
     pub name: String,
     /// `read` (GET only) or `write`.
-    #[schema(example = "read")]
+    #[schema(example = "read", value_type = ScopeName)]
     pub scope: String,
+}
+
+/// A key's scope, as the document lists it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // the document's enum; the handler reads the string and says what is wrong
+pub enum ScopeName {
+    Read,
+    Write,
 }
 
 /// A key as lists show it: never the key itself, nor its hash.

@@ -68,6 +68,7 @@ impl ContactOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u64>,
@@ -81,7 +82,10 @@ pub struct ListParams {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewContact {
-    #[schema(example = "14155550123", pattern = r"^\+?[1-9][0-9 ().-]{5,30}$")]
+    #[schema(
+        example = "14155550123",
+        pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"
+    )]
     pub phone: String,
     #[serde(default)]
     pub name: Option<String>,

@@ -74,6 +74,7 @@ pub struct EventDeliveryOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// Page size, 1 to 500 (default 100).
     pub limit: Option<u64>,

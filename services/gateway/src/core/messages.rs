@@ -55,6 +55,7 @@ impl From<Message> for MessageOut {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChatParams {
     /// How many messages, 1 to 200 (default 20).
     pub limit: Option<u64>,

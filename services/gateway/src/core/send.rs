@@ -18,7 +18,10 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendMessage {
     /// The recipient, country code first (`"14155550123"`; `+`, spaces and dashes are ignored).
-    #[schema(example = "14155550123", pattern = r"^\+?[1-9][0-9 ().-]{5,30}$")]
+    #[schema(
+        example = "14155550123",
+        pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"
+    )]
     pub phone_number: String,
     /// The text, at most 4096 characters.
     #[schema(example = "Hello from the bot!", min_length = 1, max_length = 4096)]

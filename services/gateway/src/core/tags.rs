@@ -100,14 +100,15 @@ pub async fn delete(state: &AppState, id: i32) -> ApiResult<()> {
     Ok(store::delete(&state.db, id).await?)
 }
 
-/// Checks that every id names a tag; 422 naming the ones that do not.
+/// Checks that every id names a tag; 404 naming the ones that do not.
 pub async fn ensure_exist(db: &impl heydoc_store::Conn, ids: &[i32]) -> ApiResult<()> {
     let missing = store::missing(db, ids).await?;
     if missing.is_empty() {
         return Ok(());
     }
     let missing: Vec<String> = missing.iter().map(i32::to_string).collect();
-    Err(ApiError::validation(format!(
+    // A reference to something that does not exist: 404, as for the tag in a path.
+    Err(ApiError::not_found(format!(
         "unknown tag id(s): {}",
         missing.join(", ")
     )))

@@ -427,10 +427,11 @@ pub async fn update(
     body: UserChanges,
 ) -> ApiResult<UserOut> {
     me.require_admin_session()?;
-    if body.role.is_none() && body.disabled.is_none() {
-        return Err(ApiError::validation("give role, disabled, or both"));
-    }
     let target = existing(state, id).await?;
+    if body.role.is_none() && body.disabled.is_none() {
+        // Nothing to change: the account as it is.
+        return Ok(target.into());
+    }
     if id == me.user_id {
         return Err(ApiError::Conflict(
             "you cannot change your own role or disable yourself: ask another admin".into(),

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// Creates an API key (admins, from a session). The answer holds the key, once.
 #[utoipa::path(
-    post, path = "/api/api-keys", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/api-keys", operation_id = "createApiKey", tag = "auth", security(("bearer" = []), ("cookie" = [])),
     request_body = NewKey,
     responses(
         (status = 201, body = Envelope<CreatedKey>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -38,7 +38,7 @@ pub async fn create(
 
 /// Every API key, newest first, revoked ones included (admins, from a session).
 #[utoipa::path(
-    get, path = "/api/api-keys", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/api-keys", operation_id = "listApiKeys", tag = "auth", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<KeyOut>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn list(
@@ -50,7 +50,7 @@ pub async fn list(
 
 /// Revokes a key: it gets 401 from the next request on, on every replica.
 #[utoipa::path(
-    delete, path = "/api/api-keys/{id}", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    delete, path = "/api/api-keys/{id}", operation_id = "revokeApiKey", tag = "auth", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "API key id")),
     responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))

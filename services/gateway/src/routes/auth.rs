@@ -1,7 +1,7 @@
 //! Registration, login and logout, the admin's user management, passwords, sessions and the
 //! audit log: extract, call `core::users` / `core::audit`, wrap.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use crate::core::users::{
     UserChanges, UserOut,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, JsonOrForm};
+use crate::extract::{Json, JsonOrForm, Path, Query};
 use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
 
@@ -24,13 +24,10 @@ use crate::state::AppState;
 /// when configured so, or to an admin who is logged in.
 #[utoipa::path(
     post, path = "/register", tag = "auth", operation_id = "register",
-    request_body(content(
-        (Registration = "application/json"),
-        (Registration = "application/x-www-form-urlencoded"),
-    )),
+    request_body = Registration,
     responses(
         (status = 201, description = "The account was created", body = Envelope<UserOut>),
-        (status = 400, description = "The body is not valid JSON or form data", body = ErrorBody),
+        (status = 400, description = "The body is not valid JSON (an HTML form's fields are read too)", body = ErrorBody),
         (status = 403, description = "Registration is closed, or the setup token is missing or wrong", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 415, description = "Neither JSON nor form data", body = ErrorBody),
@@ -56,13 +53,10 @@ pub async fn register(
 /// Logs in. Sets an HttpOnly session cookie and returns the same token for API clients.
 #[utoipa::path(
     post, path = "/login", tag = "auth", operation_id = "login",
-    request_body(content(
-        (Credentials = "application/json"),
-        (Credentials = "application/x-www-form-urlencoded"),
-    )),
+    request_body = Credentials,
     responses(
         (status = 200, description = "Signed in", body = Envelope<LoginOut>, headers(("Set-Cookie" = String, description = "the session cookie"))),
-        (status = 400, description = "The body is not valid JSON or form data", body = ErrorBody),
+        (status = 400, description = "The body is not valid JSON (an HTML form's fields are read too)", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 403, description = "The account is disabled, or the request came from another site", body = ErrorBody),
         (status = 415, description = "Neither JSON nor form data", body = ErrorBody),
@@ -192,7 +186,7 @@ pub async fn create_user_as_admin(
         (status = 404, description = "No such user, or deleted", body = ErrorBody),
         (status = 409, description = "Your own account, or the last active admin", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Nothing to change, or a field is invalid", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
     )
 )]
 pub async fn update_user(

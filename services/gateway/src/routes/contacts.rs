@@ -15,7 +15,7 @@ use axum::Extension;
 /// Contacts with their last message, counters and tags, newest activity first. The next
 /// page's cursor comes in the `X-Next-Cursor` header (absent on the last page).
 #[utoipa::path(
-    get, path = "/api/contacts", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/contacts", operation_id = "listContacts", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
     params(ListParams),
     responses(
         (status = 200, body = Vec<ContactOut>, headers(("X-Next-Cursor" = String, description = "cursor of the next page"))),
@@ -36,8 +36,8 @@ pub async fn list(
 
 /// One contact.
 #[utoipa::path(
-    get, path = "/api/contacts/{phone}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number, country code first")),
+    get, path = "/api/contacts/{phone}", operation_id = "getContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number, country code first", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
     responses((status = 200, body = ContactOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn get(
@@ -49,7 +49,7 @@ pub async fn get(
 
 /// Adds a contact.
 #[utoipa::path(
-    post, path = "/api/contacts", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/contacts", operation_id = "createContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
     request_body = NewContact,
     responses(
         (status = 201, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -69,8 +69,8 @@ pub async fn create(
 
 /// Changes a contact's name, attributes, tags or opt-out.
 #[utoipa::path(
-    put, path = "/api/contacts/{phone}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number")),
+    put, path = "/api/contacts/{phone}", operation_id = "updateContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
     request_body = ContactChanges,
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -89,8 +89,8 @@ pub async fn update(
 
 /// Deletes a contact with its chat history.
 #[utoipa::path(
-    delete, path = "/api/contacts/{phone}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number")),
+    delete, path = "/api/contacts/{phone}", operation_id = "deleteContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
     responses((status = 200, body = Ack), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn delete(
@@ -105,8 +105,8 @@ pub async fn delete(
 
 /// Replaces a contact's tags.
 #[utoipa::path(
-    put, path = "/api/contacts/{phone}/tags", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number")),
+    put, path = "/api/contacts/{phone}/tags", operation_id = "setContactTags", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
     request_body = TagIds,
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -124,8 +124,8 @@ pub async fn set_tags(
 
 /// Puts one tag on a contact.
 #[utoipa::path(
-    post, path = "/api/contacts/{phone}/tags/{tag_id}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number"), ("tag_id" = i32, Path, description = "tag id")),
+    post, path = "/api/contacts/{phone}/tags/{tag_id}", operation_id = "addContactTag", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ("tag_id" = i32, Path, description = "tag id")),
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -141,8 +141,8 @@ pub async fn add_tag(
 
 /// Takes one tag off a contact.
 #[utoipa::path(
-    delete, path = "/api/contacts/{phone}/tags/{tag_id}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number"), ("tag_id" = i32, Path, description = "tag id")),
+    delete, path = "/api/contacts/{phone}/tags/{tag_id}", operation_id = "removeContactTag", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ("tag_id" = i32, Path, description = "tag id")),
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),

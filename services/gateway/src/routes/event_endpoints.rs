@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// Registers an endpoint (admins, from a session). The answer holds its signing secret, once.
 #[utoipa::path(
-    post, path = "/api/event-endpoints", tag = "events", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/event-endpoints", operation_id = "createEventEndpoint", tag = "events", security(("bearer" = []), ("cookie" = [])),
     request_body = NewEndpoint,
     responses((status = 201, body = Envelope<CreatedEndpoint>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody))
@@ -39,7 +39,7 @@ pub async fn create(
 
 /// Every endpoint with its state and how many events wait for it (admins).
 #[utoipa::path(
-    get, path = "/api/event-endpoints", tag = "events", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/event-endpoints", operation_id = "listEventEndpoints", tag = "events", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<EndpointOut>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn list(
@@ -51,7 +51,7 @@ pub async fn list(
 
 /// Enables (clearing the failure record) or disables an endpoint (admins).
 #[utoipa::path(
-    put, path = "/api/event-endpoints/{id}", tag = "events", security(("bearer" = []), ("cookie" = [])),
+    put, path = "/api/event-endpoints/{id}", operation_id = "updateEventEndpoint", tag = "events", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "endpoint id")),
     request_body = EndpointChange,
     responses((status = 200, body = Envelope<EndpointOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -77,7 +77,7 @@ pub async fn update(
 
 /// Deletes an endpoint and its delivery log (admins).
 #[utoipa::path(
-    delete, path = "/api/event-endpoints/{id}", tag = "events", security(("bearer" = []), ("cookie" = [])),
+    delete, path = "/api/event-endpoints/{id}", operation_id = "deleteEventEndpoint", tag = "events", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "endpoint id")),
     responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -92,7 +92,7 @@ pub async fn delete(
 
 /// An endpoint's delivery log, newest first (admins).
 #[utoipa::path(
-    get, path = "/api/event-endpoints/{id}/deliveries", tag = "events", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/event-endpoints/{id}/deliveries", operation_id = "listEventDeliveries", tag = "events", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "endpoint id"), LogParams),
     responses((status = 200, body = Vec<EventDeliveryOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
 )]

@@ -28,10 +28,16 @@ use crate::state::AppState;
 /// rejected rows when the import finishes within two seconds, otherwise 202 with the job to
 /// follow at `GET /api/imports/{id}` (the `Location` header).
 #[utoipa::path(
-    post, path = "/api/contacts/import", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    request_body(content = String, content_type = "text/csv", description = "CSV with a header row"),
+    post, path = "/api/contacts/import", operation_id = "importContacts", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    request_body(description = "CSV with a header row (UTF-8); `application/octet-stream` is read the same",
+        content((CsvFile = "text/csv"))),
     responses(
-        (status = 200, body = Envelope<ImportOut>), (status = 202, body = Envelope<ImportOut>),
+        (status = 200, description = "The import finished within two seconds: counts and rejected rows", body = Envelope<ImportOut>,
+            headers(("Location" = String, description = "where the import's state stays readable"))),
+        (status = 202, description = "The import goes on in the background: follow it at Location", body = Envelope<ImportOut>,
+            headers(("Location" = String, description = "GET it for progress, counts and rejected rows"))),
+        (status = 409, description = "An import of yours is still running", body = ErrorBody),
+        (status = 429, description = "Too many imports are running; see Retry-After", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
@@ -48,10 +54,15 @@ pub async fn upload(
         .unwrap_or_default()
         .to_ascii_lowercase();
     // Not text/plain: a plain HTML form on another site could send that with the cookie.
-    let csv_like = ["text/csv", "application/csv", "application/vnd.ms-excel"];
+    let csv_like = [
+        "text/csv",
+        "application/csv",
+        "application/vnd.ms-excel",
+        "application/octet-stream",
+    ];
     if !csv_like.iter().any(|k| kind.starts_with(k)) {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "send the CSV as the body with Content-Type: text/csv (got {:?})",
+            "send the CSV as the body with Content-Type: text/csv or application/octet-stream (got {:?})",
             kind
         )));
     }
@@ -102,7 +113,7 @@ pub async fn upload(
 
 /// An import's progress, counts and first rejected rows.
 #[utoipa::path(
-    get, path = "/api/imports/{id}", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/imports/{id}", operation_id = "getImport", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "import id")),
     responses((status = 200, body = ImportOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -114,7 +125,14 @@ pub async fn get(
     Ok(axum::Json(imports::get(&state, &me, id).await?))
 }
 
+/// A CSV file's bytes (the import's body).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // the document's type; the handler streams the body itself
+pub struct CsvFile(Vec<u8>);
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// Only contacts whose phone or name contains this text.
     pub q: Option<String>,
@@ -125,7 +143,7 @@ pub struct ExportParams {
 
 /// Every contact matching the inbox's filter as CSV, streamed a page at a time.
 #[utoipa::path(
-    get, path = "/api/contacts/export", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/contacts/export", operation_id = "exportContacts", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
     params(ExportParams),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]

@@ -10,8 +10,8 @@ use crate::state::AppState;
 
 /// The conversation with one contact, newest first.
 #[utoipa::path(
-    get, path = "/api/messages/{phone}", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number"), ChatParams),
+    get, path = "/api/messages/{phone}", operation_id = "listMessages", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ChatParams),
     responses(
         (status = 200, body = Vec<MessageOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -27,8 +27,8 @@ pub async fn list(
 
 /// Marks the contact's incoming messages read and clears its unread count.
 #[utoipa::path(
-    post, path = "/api/messages/{phone}/read", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number")),
+    post, path = "/api/messages/{phone}/read", operation_id = "markMessagesRead", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
     responses((status = 200, body = Envelope<ReadOut>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn mark_read(

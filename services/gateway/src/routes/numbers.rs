@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 /// Every business number, the default first (admins).
 #[utoipa::path(
-    get, path = "/api/numbers", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/numbers", operation_id = "listNumbers", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<NumberOut>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn list(
@@ -26,7 +26,7 @@ pub async fn list(
 /// Registers a business number to send from (admins). Senders start sending from it within
 /// seconds.
 #[utoipa::path(
-    post, path = "/api/numbers", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/numbers", operation_id = "createNumber", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
     request_body = NewNumber,
     responses(
         (status = 201, body = Envelope<NumberOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -48,7 +48,7 @@ pub async fn create(
 
 /// Changes a business number (admins): its rate, display number, account, token, or state.
 #[utoipa::path(
-    put, path = "/api/numbers/{phone_number_id}", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
+    put, path = "/api/numbers/{phone_number_id}", operation_id = "updateNumber", tag = "numbers", security(("bearer" = []), ("cookie" = [])),
     params(("phone_number_id" = String, Path, description = "Meta's phone number id")),
     request_body = NumberChanges,
     responses(

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// Every scheduled message, newest first.
 #[utoipa::path(
-    get, path = "/api/scheduled-messages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/scheduled-messages", operation_id = "listScheduledMessages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
@@ -26,7 +26,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Sch
 
 /// Scheduled messages still waiting to fire (status `pending`), soonest first.
 #[utoipa::path(
-    get, path = "/api/scheduled-messages/pending", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/scheduled-messages/pending", operation_id = "listPendingScheduledMessages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
 )]
 pub async fn pending(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
@@ -35,7 +35,7 @@ pub async fn pending(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<
 
 /// One scheduled message, with `next_run_at` and per-occurrence progress.
 #[utoipa::path(
-    get, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/scheduled-messages/{id}", operation_id = "getScheduledMessage", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
     responses((status = 200, body = ScheduledDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -48,7 +48,7 @@ pub async fn get(
 
 /// Per-recipient results of a scheduled message, newest first.
 #[utoipa::path(
-    get, path = "/api/scheduled-messages/{id}/deliveries", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/scheduled-messages/{id}/deliveries", operation_id = "listScheduledMessageDeliveries", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id"), DeliveryParams),
     responses((status = 200, body = Vec<DeliveryOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -64,7 +64,7 @@ pub async fn deliveries_of(
 
 /// Schedules a message, once or recurring.
 #[utoipa::path(
-    post, path = "/api/scheduled-messages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/scheduled-messages", operation_id = "createScheduledMessage", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     request_body = NewSchedule,
     responses(
         (status = 201, body = Envelope<ScheduledOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -98,7 +98,7 @@ pub async fn create(
 /// runs, saving nothing: what the dashboard shows before "Schedule". The rest of a create
 /// body may be sent along; it is ignored.
 #[utoipa::path(
-    post, path = "/api/scheduled-messages/preview", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/scheduled-messages/preview", operation_id = "previewScheduledMessage", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     request_body = TimingRequest,
     responses(
         (status = 200, body = PreviewOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -115,7 +115,7 @@ pub async fn preview(
 /// Deletes a scheduled message; deliveries already made stay in the chat log, and those not
 /// sent yet are skipped ("the campaign was deleted").
 #[utoipa::path(
-    delete, path = "/api/scheduled-messages/{id}", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    delete, path = "/api/scheduled-messages/{id}", operation_id = "deleteScheduledMessage", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
     responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -142,7 +142,7 @@ pub async fn delete(
 /// the client sent the message itself) ends any schedule, recurring ones too: nothing more is
 /// sent, and it leaves `/pending`.
 #[utoipa::path(
-    put, path = "/api/scheduled-messages/{id}/status", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    put, path = "/api/scheduled-messages/{id}/status", operation_id = "updateScheduledMessageStatus", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "scheduled message id")),
     request_body = StatusChange,
     responses(

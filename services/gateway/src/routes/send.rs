@@ -17,7 +17,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Queues a text message to one contact (created when new). With an `Idempotency-Key` header,
 /// repeating the same request returns the first one's message instead of sending again.
 #[utoipa::path(
-    post, path = "/api/send_message", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/send_message", operation_id = "sendMessage", tag = "messages", security(("bearer" = []), ("cookie" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "makes retries of this request safe (at most 255 characters)")),
     request_body = SendMessage,
     responses(

@@ -14,7 +14,7 @@ use axum::Extension;
 
 /// Every tag, by name.
 #[utoipa::path(
-    get, path = "/api/tags", tag = "tags", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/tags", operation_id = "listTags", tag = "tags", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<TagWithCount>), (status = 401, body = ErrorBody))
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<TagWithCount>>> {
@@ -23,7 +23,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<Tag
 
 /// Creates a tag; names are unique regardless of case.
 #[utoipa::path(
-    post, path = "/api/tags", tag = "tags", security(("bearer" = []), ("cookie" = [])),
+    post, path = "/api/tags", operation_id = "createTag", tag = "tags", security(("bearer" = []), ("cookie" = [])),
     request_body = NewTag,
     responses(
         (status = 201, body = Envelope<TagOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -43,7 +43,7 @@ pub async fn create(
 
 /// Renames or recolours a tag.
 #[utoipa::path(
-    put, path = "/api/tags/{id}", tag = "tags", security(("bearer" = []), ("cookie" = [])),
+    put, path = "/api/tags/{id}", operation_id = "updateTag", tag = "tags", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "tag id")),
     request_body = TagChanges,
     responses(
@@ -63,7 +63,7 @@ pub async fn update(
 
 /// Deletes a tag and takes it off every contact.
 #[utoipa::path(
-    delete, path = "/api/tags/{id}", tag = "tags", security(("bearer" = []), ("cookie" = [])),
+    delete, path = "/api/tags/{id}", operation_id = "deleteTag", tag = "tags", security(("bearer" = []), ("cookie" = [])),
     params(("id" = i32, Path, description = "tag id")),
     responses((status = 200, body = Ack), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]

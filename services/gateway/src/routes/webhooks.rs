@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub use heydoc_whatsapp::webhook::SIGNATURE_HEADER;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
     #[serde(rename = "hub.mode")]
     #[param(rename = "hub.mode")]
@@ -36,7 +37,7 @@ pub struct Handshake {
 
 /// Meta's subscription check: answers the challenge when the verify token matches.
 #[utoipa::path(
-    get, path = "/webhooks/whatsapp", tag = "webhooks",
+    get, path = "/webhooks/whatsapp", operation_id = "verifyWebhook", tag = "webhooks",
     params(Handshake),
     responses(
         (status = 200, body = String, content_type = "text/plain", description = "the challenge, echoed"),
@@ -69,7 +70,7 @@ pub async fn verify(
 
 /// Inbound messages and delivery statuses from WhatsApp. Needs `X-Hub-Signature-256`.
 #[utoipa::path(
-    post, path = "/webhooks/whatsapp", tag = "webhooks",
+    post, path = "/webhooks/whatsapp", operation_id = "receiveWebhook", tag = "webhooks",
     params(("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body with the app secret>")),
     request_body(content = Object, content_type = "application/json", description = "WhatsApp's webhook envelope"),
     responses(

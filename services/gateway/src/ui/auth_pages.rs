@@ -23,6 +23,12 @@ async fn registration_open(state: &AppState) -> Result<bool, PageError> {
     Ok(state.settings.auth.open_registration || heydoc_store::users::count(&state.db).await? == 0)
 }
 
+/// The sign-in page (HTML; sign in with `POST /login`).
+#[utoipa::path(
+    get, path = "/login", operation_id = "loginPage", tag = "auth",
+    params(("next" = Option<String>, Query, description = "the page to return to afterwards")),
+    responses((status = 200, description = "The sign-in page", content_type = "text/html", body = String))
+)]
 pub async fn login(
     State(state): State<AppState>,
     Query(next): Query<Next>,
@@ -55,6 +61,11 @@ pub async fn login(
     .into_response())
 }
 
+/// The registration page (HTML; register with `POST /register`).
+#[utoipa::path(
+    get, path = "/register", operation_id = "registerPage", tag = "auth",
+    responses((status = 200, description = "The registration page (or why registration is closed)", content_type = "text/html", body = String))
+)]
 pub async fn register(State(state): State<AppState>) -> Result<Response, PageError> {
     let first = heydoc_store::users::count(&state.db).await? == 0;
     if !registration_open(&state).await? {

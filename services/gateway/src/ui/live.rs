@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Live chat changes as server-sent events named `message` or `status`, with data
 /// `{"kind":..., "contact_ids":[...], "all":false}`; `all` means "reload everything".
 #[utoipa::path(
-    get, path = "/api/events", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    get, path = "/api/events", operation_id = "streamEvents", tag = "messages", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "text/event-stream of chat changes", content_type = "text/event-stream"),
               (status = 401, body = crate::error::ErrorBody))
 )]

@@ -93,7 +93,7 @@ fn cases() -> Vec<Case> {
             "POST",
             "/api/contacts",
             J(json!({"phone": "1234567890", "tag_ids": [999]})),
-            422,
+            404,
             "unknown tag",
         ),
         c(
@@ -114,7 +114,7 @@ fn cases() -> Vec<Case> {
             "PUT",
             "/api/contacts/15550009999/tags",
             J(json!({"tag_ids": [999]})),
-            422,
+            404,
             "unknown tag",
         ),
         c(
@@ -238,7 +238,7 @@ fn cases() -> Vec<Case> {
             "POST",
             "/api/scheduled-messages",
             J(json!({"message": "hi", "tag_ids": [999], "scheduled_time": "2030-01-01T00:00:00Z"})),
-            422,
+            404,
             "unknown tag",
         ),
         c(

@@ -114,8 +114,19 @@ impl From<Schedule> for ScheduledOut {
 pub struct StatusChange {
     /// `pending` (resume), `paused`, `cancelled` or `sent` (the client sent it itself: the
     /// schedule ends).
-    #[schema(example = "paused")]
+    #[schema(example = "paused", value_type = StatusName)]
     pub status: String,
+}
+
+/// The statuses a client may set, as the document lists them.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // the document's enum; the handler reads the string and says what is wrong
+pub enum StatusName {
+    Pending,
+    Paused,
+    Cancelled,
+    Sent,
 }
 
 impl TemplateSpec {
@@ -162,6 +173,7 @@ pub struct ScheduledDetail {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// Page size, 1 to 500 (default 100).
     pub limit: Option<u64>,
