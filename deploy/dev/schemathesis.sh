@@ -31,7 +31,8 @@ trap cleanup EXIT
 
 psql_admin "CREATE DATABASE $db"
 DATABASE_URL="${admin_url%/*}/$db" JWT_SECRET=schemathesis-secret-0123456789 HEYDOC_HTTP_ADDR="127.0.0.1:$port" \
-  HEYDOC_DATA_DIR="$workdir" HEYDOC_AUTH__LOGIN_ATTEMPTS_PER_MINUTE_PER_IP=1000 RUST_LOG=warn \
+  HEYDOC_DATA_DIR="$workdir" HEYDOC_AUTH__LOGIN_ATTEMPTS_PER_MINUTE_PER_IP=1000 \
+  HEYDOC_SENDER__EVENT_PRIVATE_TARGETS=true RUST_LOG=warn \
   "$bin" all >"$workdir/gateway.log" 2>&1 &
 server=$!
 for _ in $(seq 1 60); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
@@ -41,12 +42,20 @@ curl -fsS -X POST "$base/register" -H 'content-type: application/json' \
 token=$(curl -fsS -X POST "$base/login" -H 'content-type: application/json' \
   -d '{"username":"admin","password":"schemathesis-pass"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
 
+# Event endpoints' addresses are not resolved here (no DNS in CI; the public-address rule has its
+# own tests), so the run allows private targets.
+# Every check runs but positive_data_acceptance ("schema-valid data is accepted"): some rules
+# are not schema-shaped and are checked by their own tests instead: cron and IANA time zone
+# grammar, opaque cursors, Idempotency-Key reuse, references to rows that must exist, the
+# current password, an empty file, and no NUL character anywhere in a JSON body (unknown
+# fields included, which the schemas leave open).
 # /logout, a password reset and "sign out everywhere" would end the very session the run uses,
 # and /api/events is an endless event stream; they have their own tests.
 status=0
 "$venv/bin/schemathesis" run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \
+  --exclude-checks positive_data_acceptance \
   --exclude-path /logout \
   --exclude-path /api/events \
   --exclude-operation-id resetUserPassword \

@@ -121,8 +121,43 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if has_escaped_nul(bytes) {
         return Err(nul_error());
     }
-    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    // Two rules serde's derive does not keep: every body is a JSON object (a derived struct
+    // would also take an array of its fields in order), and `3.0` is the integer 3 (JSON
+    // Schema says so, and generated clients send it). Text that is not JSON is left to axum,
+    // whose error says where it breaks.
+    let mut normalized = None;
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if !value.is_object() {
+            return Err(ApiError::Validation(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        if integral_floats_to_integers(&mut value) {
+            normalized = serde_json::to_vec(&value).ok();
+        }
+    }
+    let axum::Json(value) = axum::Json::<T>::from_bytes(normalized.as_deref().unwrap_or(bytes))?;
     Ok(value)
+}
+
+/// Turns numbers like `3.0` into `3` throughout; whether it changed any.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                *value = serde_json::Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        _ => false,
+    }
 }
 
 fn nul_error() -> ApiError {
@@ -148,6 +183,23 @@ fn has_escaped_nul(json: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Ids {
+        tag_ids: Vec<i32>,
+        name: Option<String>,
+    }
+
+    #[test]
+    fn bodies_are_objects_and_integral_floats_are_integers() {
+        let ids: Ids = parse_json(br#"{"tag_ids": [1.0, 2], "name": null}"#).unwrap();
+        assert_eq!(ids.tag_ids, vec![1, 2]);
+        assert!(matches!(
+            parse_json::<Ids>(br#"[[1], null]"#),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(parse_json::<Ids>(br#"{"tag_ids": [1.5]}"#).is_err());
+    }
 
     #[test]
     fn finds_only_real_nul_escapes() {

@@ -35,7 +35,7 @@ use crate::routes::{
         crate::ui::auth_pages::login, crate::ui::auth_pages::register,
     ),
     components(schemas(crate::routes::imports::CsvFile)),
-    modifiers(&Security, &Responses)
+    modifiers(&Security, &Responses, &NoNul)
 )]
 pub struct ApiDoc;
 
@@ -81,7 +81,8 @@ impl Modify for Responses {
                 )
                 .into()
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/api");
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -92,6 +93,14 @@ impl Modify for Responses {
             .into_iter()
             .flatten()
             {
+                // The query string obeys the body's rule: no NUL characters.
+                for param in op.parameters.iter_mut().flatten() {
+                    if api && param.parameter_in == utoipa::openapi::path::ParameterIn::Query {
+                        if let Some(RefOr::T(schema)) = param.schema.as_mut() {
+                            restrict(schema, &mut Vec::new());
+                        }
+                    }
+                }
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty())
                     || op.request_body.is_some();
@@ -138,5 +147,88 @@ fn describe(code: &str) -> &'static str {
         "429" => "Too many requests; see Retry-After",
         "503" => "Not ready, or too busy for now; try again",
         _ => "See the message",
+    }
+}
+
+/// The one rule every JSON body's text obeys (`extract`: no NUL characters, which neither
+/// PostgreSQL text nor JSON columns can store), written into every string of every request
+/// schema that has no pattern, format or enum of its own.
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
+struct NoNul;
+
+impl Modify for NoNul {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        // The schemas request bodies name, and those they name in turn.
+        let mut wanted: Vec<String> = openapi
+            .paths
+            .paths
+            .values()
+            .flat_map(|item| {
+                [&item.get, &item.post, &item.put, &item.delete, &item.patch]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|op| op.request_body.as_ref())
+                    .flat_map(|body| body.content.values())
+                    .filter_map(|c| match &c.schema {
+                        Some(RefOr::Ref(r)) => Some(schema_name(&r.ref_location)),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let mut done = std::collections::HashSet::new();
+        while let Some(name) = wanted.pop() {
+            if !done.insert(name.clone()) {
+                continue;
+            }
+            if let Some(RefOr::T(schema)) = components.schemas.get_mut(&name) {
+                restrict(schema, &mut wanted);
+            }
+        }
+    }
+}
+
+fn schema_name(location: &str) -> String {
+    location.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Adds `NO_NUL` to the plain strings in `schema`; collects the schemas it refers to.
+fn restrict(schema: &mut utoipa::openapi::schema::Schema, refs: &mut Vec<String>) {
+    use utoipa::openapi::schema::{ArrayItems, Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    let visit = |child: &mut RefOr<Schema>, refs: &mut Vec<String>| match child {
+        RefOr::Ref(r) => refs.push(schema_name(&r.ref_location)),
+        RefOr::T(s) => restrict(s, refs),
+    };
+    match schema {
+        Schema::Object(o) => {
+            let is_string = match &o.schema_type {
+                SchemaType::Type(t) => *t == Type::String,
+                SchemaType::Array(types) => types.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            if is_string && o.pattern.is_none() && o.format.is_none() && o.enum_values.is_none() {
+                o.pattern = Some(NO_NUL.into());
+            }
+            for property in o.properties.values_mut() {
+                visit(property, refs);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                visit(items, refs);
+            }
+        }
+        Schema::OneOf(one) => {
+            for item in &mut one.items {
+                visit(item, refs);
+            }
+        }
+        _ => {}
     }
 }

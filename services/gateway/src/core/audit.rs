@@ -102,14 +102,11 @@ impl From<store::AuditEntry> for AuditOut {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Entries older than this id (the `id` of the last entry of the previous page).
-    #[param(minimum = 1)]
     pub before: Option<i64>,
     /// Only what this user did.
-    #[param(minimum = 1)]
     pub user_id: Option<i32>,
-    /// Entries per page (default 100, at most 500).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u64>,
+    /// Entries per page (default 100; asked for outside 1 to 500, the nearest of the two).
+    pub limit: Option<i64>,
 }
 
 /// A page of the log, newest first (admins only).

@@ -71,7 +71,7 @@ impl ContactOut {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u64>,
+    pub limit: Option<i64>,
     /// The `X-Next-Cursor` header of the previous page.
     pub cursor: Option<String>,
     /// Only contacts whose phone or name contains this text.
@@ -128,7 +128,13 @@ pub async fn list(
     params: ListParams,
 ) -> ApiResult<(Vec<ContactOut>, Option<String>)> {
     let limit = page_size(params.limit, 50, 200);
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // An empty cursor is the first page, as no cursor is.
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let filter = Filter {
         q: params.q,
         tag: params.tag,

@@ -18,10 +18,12 @@ use crate::state::AppState;
 pub struct NewEndpoint {
     /// Where the events are POSTed: `https://...` (or `http://` for a local receiver).
     #[schema(example = "https://crm.example.com/heydoc-events")]
+    #[schema(pattern = r"^\s*https?://\S{1,2040}\s*$", max_length = 2048)]
     pub url: String,
     /// The event types wanted: `message.received`, `message.status`,
     /// `campaign.occurrence.completed`; empty or absent means all.
     #[serde(default)]
+    #[schema(value_type = Vec<EventTypeName>)]
     pub events: Vec<String>,
 }
 
@@ -29,6 +31,18 @@ pub struct NewEndpoint {
 pub struct EndpointChange {
     /// `true` re-enables a disabled endpoint (its waiting events go out), `false` pauses it.
     pub enabled: bool,
+}
+
+/// The event types, as the document lists them (`heydoc_store::events::EVENT_TYPES`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // the document's enum; the handler reads the strings and says what is wrong
+pub enum EventTypeName {
+    #[schema(rename = "message.received")]
+    MessageReceived,
+    #[schema(rename = "message.status")]
+    MessageStatus,
+    #[schema(rename = "campaign.occurrence.completed")]
+    CampaignOccurrenceCompleted,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,7 +91,7 @@ pub struct EventDeliveryOut {
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// Page size, 1 to 500 (default 100).
-    pub limit: Option<u64>,
+    pub limit: Option<i64>,
     /// Only deliveries older than this id.
     pub before: Option<i64>,
 }

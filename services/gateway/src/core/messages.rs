@@ -58,7 +58,7 @@ impl From<Message> for MessageOut {
 #[into_params(parameter_in = Query)]
 pub struct ChatParams {
     /// How many messages, 1 to 200 (default 20).
-    pub limit: Option<u64>,
+    pub limit: Option<i64>,
     /// Only messages older than this message id (the `id` of the last one on the previous page).
     pub before: Option<i64>,
 }

@@ -56,28 +56,38 @@ impl From<Number> for NumberOut {
 pub struct NewNumber {
     #[schema(example = "106540352242922", pattern = "^[0-9]{5,32}$")]
     pub phone_number_id: String,
-    #[schema(example = "+91 98000 00001")]
+    #[schema(
+        example = "+91 98000 00001",
+        min_length = 1,
+        max_length = 32,
+        pattern = r"\S"
+    )]
     pub display_number: String,
     #[serde(default)]
     #[schema(example = "102290129340398")]
     pub waba_id: String,
     /// The number's Cloud API access token (a system user's). Stored, never shown again.
+    #[schema(pattern = r"^\s*[^\s\u0000]{1,1024}\s*$")]
     pub access_token: String,
     /// Messages per second (default 80, Meta's default; at most 1,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub mps: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NumberChanges {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 32, pattern = r"\S")]
     pub display_number: Option<String>,
     #[serde(default)]
     pub waba_id: Option<String>,
     /// A new token (the old one is replaced).
     #[serde(default)]
+    #[schema(pattern = r"^\s*[^\s\u0000]{1,1024}\s*$")]
     pub access_token: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub mps: Option<i32>,
     /// `active` (also re-enables a disabled number) or `disabled` (nothing is sent from it;
     /// its messages wait).
@@ -92,7 +102,8 @@ pub async fn usable(state: &AppState, from: &str) -> ApiResult<()> {
         Some(_) => Err(ApiError::validation(format!(
             "from: business number {from} is disabled"
         ))),
-        None => Err(ApiError::validation(format!(
+        // A reference to something that does not exist: 404, as for tags.
+        None => Err(ApiError::not_found(format!(
             "from: {from:?} is not a registered business number (see GET /api/numbers)"
         ))),
     }
@@ -110,7 +121,7 @@ fn check_mps(mps: i32) -> ApiResult<i32> {
 
 fn check_token(token: &str) -> ApiResult<String> {
     let token = token.trim();
-    if token.is_empty() || token.len() > 1024 || token.chars().any(char::is_whitespace) {
+    if token.is_empty() || token.chars().count() > 1024 || token.chars().any(char::is_whitespace) {
         return Err(ApiError::validation(
             "access_token must be 1 to 1024 characters without spaces",
         ));

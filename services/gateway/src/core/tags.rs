@@ -52,6 +52,7 @@ pub struct TagChanges {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(example = "#ff4444", pattern = "^#[0-9a-fA-F]{6}$")]
     pub color: Option<String>,
 }
 

@@ -53,6 +53,7 @@ pub async fn get(
     request_body = NewContact,
     responses(
         (status = 201, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "A tag id in tag_ids does not exist", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]

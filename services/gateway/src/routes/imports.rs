@@ -137,7 +137,7 @@ pub struct ExportParams {
     /// Only contacts whose phone or name contains this text.
     pub q: Option<String>,
     /// Only contacts carrying this tag id (empty: every contact).
-    #[param(value_type = Option<i32>)]
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{0,9}$")]
     pub tag: Option<String>,
 }
 
@@ -161,17 +161,15 @@ pub async fn export(
         Some(filter),
     )
     .await;
-    let tag = match params
-        .tag
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
+    // Up to nine digits (what the document says), or empty for every contact.
+    let tag = match params.tag.as_deref().filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => Some(
-            t.parse::<i32>()
-                .map_err(|_| ApiError::BadRequest(format!("tag must be a tag id, not {t:?}")))?,
-        ),
+        Some(t) if t.len() <= 9 && t.bytes().all(|b| b.is_ascii_digit()) => t.parse::<i32>().ok(),
+        Some(t) => {
+            return Err(ApiError::BadRequest(format!(
+                "tag must be a tag id, not {t:?}"
+            )))
+        }
     };
     let header_line = csv_line(EXPORT_HEADER.iter().map(|s| (*s).to_string()))?;
     let pages = futures_util::stream::unfold(Some(0i32), move |after| {

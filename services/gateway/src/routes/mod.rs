@@ -52,7 +52,8 @@ impl Ack {
     }
 }
 
-/// The page size a list may ask for: `default` when absent, never more than `max`.
-pub fn page_size(limit: Option<u64>, default: u64, max: u64) -> u64 {
-    limit.unwrap_or(default).clamp(1, max)
+/// The page size a list may ask for: `default` when absent, otherwise brought within 1 to
+/// `max`.
+pub fn page_size(limit: Option<i64>, default: u64, max: u64) -> u64 {
+    limit.map_or(default, |l| u64::try_from(l.max(1)).unwrap_or(1).min(max))
 }

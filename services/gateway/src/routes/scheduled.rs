@@ -68,6 +68,7 @@ pub async fn deliveries_of(
     request_body = NewSchedule,
     responses(
         (status = 201, body = Envelope<ScheduledOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "A tag id in tag_ids, or the number in from, does not exist", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]
@@ -102,6 +103,7 @@ pub async fn create(
     request_body = TimingRequest,
     responses(
         (status = 200, body = PreviewOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "A tag id in tag_ids, or the number in from, does not exist", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]

@@ -18,10 +18,11 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// repeating the same request returns the first one's message instead of sending again.
 #[utoipa::path(
     post, path = "/api/send_message", operation_id = "sendMessage", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries of this request safe (at most 255 characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries of this request safe (1 to 255 visible ASCII characters)", pattern = r"^[!-~](?:[\t -~]{0,253}[!-~])?$")),
     request_body = SendMessage,
     responses(
         (status = 200, body = Envelope<MessageOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "The business number in from is not registered", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
     )
 )]

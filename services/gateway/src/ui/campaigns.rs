@@ -14,7 +14,7 @@ use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
 /// Deliveries per page of a campaign's results.
-const DELIVERIES_PAGE: u64 = 100;
+const DELIVERIES_PAGE: i64 = 100;
 
 pub async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
     let schedules = scheduled::list(&state).await?;
@@ -194,7 +194,7 @@ pub async fn detail(
     .await?;
     let all_tags = tags::list(&state).await?;
     let s = &detail.schedule;
-    let older = (deliveries.len() as u64 == DELIVERIES_PAGE)
+    let older = (deliveries.len() as i64 == DELIVERIES_PAGE)
         .then(|| deliveries.last().map(|d| d.id))
         .flatten();
     let status_url = format!("/api/scheduled-messages/{}/status", s.id);

@@ -18,7 +18,7 @@ use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
 /// Messages per page.
-const PAGE: u64 = 50;
+const PAGE: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ChatPageParams {
@@ -43,7 +43,7 @@ pub async fn page(
         },
     )
     .await?;
-    let older = (chat.len() as u64 == PAGE)
+    let older = (chat.len() as i64 == PAGE)
         .then(|| chat.last().map(|m| m.id))
         .flatten();
     chat.reverse();

@@ -14,7 +14,7 @@ use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
 /// Contacts per page.
-const PAGE: u64 = 50;
+const PAGE: i64 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct InboxParams {

@@ -11,8 +11,10 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TemplateSpec {
     /// The approved template's name.
+    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub name: String,
     /// Its language code, such as `en_US`.
+    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub language: String,
     /// WhatsApp's `components` array (header, body and button parameters).
     #[serde(default)]
@@ -47,6 +49,7 @@ pub struct NewSchedule {
     pub end_time: Option<String>,
     /// Stop after this many occurrences.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_occurrences: Option<i32>,
     #[serde(default)]
     pub template: Option<TemplateSpec>,
@@ -72,6 +75,7 @@ pub struct ScheduledOut {
     pub timezone: String,
     pub tag_ids: Vec<i32>,
     pub end_time: Option<DateTime<Utc>>,
+    #[schema(minimum = 1)]
     pub max_occurrences: Option<i32>,
     pub occurrence_count: i32,
     /// The next fire time, in UTC; null when the schedule will not fire again.
@@ -176,7 +180,7 @@ pub struct ScheduledDetail {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// Page size, 1 to 500 (default 100).
-    pub limit: Option<u64>,
+    pub limit: Option<i64>,
     /// Only deliveries older than this delivery id (the last `id` of the previous page).
     pub before: Option<i64>,
     /// Only this occurrence's deliveries.
@@ -237,6 +241,7 @@ pub struct TimingRequest {
     #[serde(default)]
     pub end_time: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_occurrences: Option<i32>,
     /// The text, to show it as its first recipient will read it (preview only).
     #[serde(default)]
