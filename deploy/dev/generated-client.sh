@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-HEYDOC_HTTP_ADDR="127.0.0.1:$port" HEYDOC_DATA_DIR="$workdir/data" RUST_LOG=warn \
+HEYDOC_HTTP_ADDR="127.0.0.1:$port" HEYDOC_ADMIN_ADDR=127.0.0.1:0 HEYDOC_DATA_DIR="$workdir/data" RUST_LOG=warn \
   "$bin" all >"$workdir/gateway.log" 2>&1 &
 server=$!
 for _ in $(seq 1 60); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.5; done

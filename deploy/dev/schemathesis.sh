@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 psql_admin "CREATE DATABASE $db"
-DATABASE_URL="${admin_url%/*}/$db" JWT_SECRET=schemathesis-secret-0123456789 HEYDOC_HTTP_ADDR="127.0.0.1:$port" \
+DATABASE_URL="${admin_url%/*}/$db" JWT_SECRET=schemathesis-secret-0123456789 HEYDOC_HTTP_ADDR="127.0.0.1:$port" HEYDOC_ADMIN_ADDR=127.0.0.1:0 \
   HEYDOC_DATA_DIR="$workdir" HEYDOC_AUTH__LOGIN_ATTEMPTS_PER_MINUTE_PER_IP=1000 \
   HEYDOC_SENDER__EVENT_PRIVATE_TARGETS=true RUST_LOG=warn \
   "$bin" all >"$workdir/gateway.log" 2>&1 &

@@ -38,7 +38,12 @@ async fn scrape(stack: &Stack) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_when_a_send_and_a_campaign_happen() {
-    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |_| {}).await;
+    // The processes serve /metrics on their admin address; this stack's gateway serves it on its
+    // own address too (the setting), so the test scrapes one place.
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
+        s.metrics_on_http_addr = true;
+    })
+    .await;
     stack.start_scheduler().await;
     let api = stack.app.admin().await;
     let before = scrape(&stack).await;

@@ -117,7 +117,12 @@ pub fn app(state: AppState) -> Router {
             auth::require_session,
         ));
 
-    Router::new()
+    let public = if state.settings.metrics_on_http_addr {
+        Router::new().route("/metrics", get(observe::metrics))
+    } else {
+        Router::new()
+    };
+    public
         .route(
             "/register",
             get(ui::auth_pages::register)
@@ -140,7 +145,6 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observe::metrics))
         .nest("/api", api)
         .merge(ui::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))

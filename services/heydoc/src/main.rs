@@ -130,17 +130,28 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             }
             let jwt_secret = secret::jwt_secret(&settings)?;
             settings.set_jwt_secret(jwt_secret.clone());
-            let mut state = AppState::new(settings.clone(), db, &jwt_secret);
+            let mut state = AppState::new(settings.clone(), db.clone(), &jwt_secret);
+            let mut bus = None;
             if settings.amqp_url().is_some() {
-                let bus = wiring::bus(&settings).await;
+                let connected = wiring::bus(&settings).await;
+                bus = Some(connected.clone());
                 state = state.with_outbox(Outbox {
-                    bus,
+                    bus: connected,
                     route: wiring::route(&settings),
                 });
             }
-            heydoc_gateway::run(state, shutdown_signal())
-                .await
-                .context("serving HTTP")?;
+            // Metrics on the internal address, not beside the public API.
+            let stop = CancellationToken::new();
+            let admin = admin::spawn(
+                &settings.admin_addr,
+                admin::Readiness { db, bus },
+                stop.clone(),
+            )
+            .await?;
+            let served = heydoc_gateway::run(state, shutdown_signal()).await;
+            stop.cancel();
+            let _ = admin.await;
+            served.context("serving HTTP")?;
             tracing::info!("stopped");
             Ok(())
         }
@@ -209,6 +220,24 @@ async fn run_all(mut settings: Settings, db: heydoc_store::Db) -> anyhow::Result
         wiring::scheduler(&settings, db.clone(), wake.clone()),
         stop.clone(),
     ));
+    // Health and metrics on the internal address; in this one-process mode a busy port is not
+    // worth refusing to start for.
+    let admin = match admin::spawn(
+        &settings.admin_addr,
+        admin::Readiness {
+            db: db.clone(),
+            bus: Some(bus.clone()),
+        },
+        stop.clone(),
+    )
+    .await
+    {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "no /metrics this time");
+            None
+        }
+    };
     let mut state = AppState::new(settings, db, &jwt_secret).with_outbox(Outbox { bus, route });
     state.scheduler_wake = Some(wake);
     tracing::info!(
@@ -216,6 +245,9 @@ async fn run_all(mut settings: Settings, db: heydoc_store::Db) -> anyhow::Result
     );
     let served = heydoc_gateway::serve(listener, state, shutdown_signal()).await;
     stop.cancel();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     match sender.await {
         Ok(Err(e)) => tracing::error!(error = %e, "sender stopped with an error"),
         Err(e) => tracing::error!(error = %e, "sender task failed"),

@@ -124,6 +124,7 @@ async fn export_through(
     let mut heydoc = Process::new(
         Command::new(env!("CARGO_BIN_EXE_heydoc"))
             .arg("all")
+            .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
             .env("HEYDOC_DATA_DIR", &data)
             .env("HEYDOC_HTTP_ADDR", &addr)
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)

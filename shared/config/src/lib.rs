@@ -40,6 +40,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub http_addr: String,
+    pub metrics_on_http_addr: bool,
     /// Where `heydoc sender` and `heydoc scheduler` serve /healthz, /readyz and /metrics.
     pub admin_addr: String,
     database_url: String,

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .env("DATABASE_URL", &db.url)
         .env("HEYDOC_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("JWT_SECRET", "bench-import-secret")
+        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

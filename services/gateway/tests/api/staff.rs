@@ -600,7 +600,16 @@ async fn over_https_the_cookie_is_host_only_and_hsts_is_sent(backend: Backend) {
     assert_eq!(me.status(), 200);
 }
 
+async fn internals_are_not_on_the_public_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 404, "metrics are served on the admin address");
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
 on_both_backends!(
+    internals_are_not_on_the_public_address,
     over_https_the_cookie_is_host_only_and_hsts_is_sent,
     a_leaver_loses_access_at_once_on_every_replica,
     roles_limit_what_people_can_do,
