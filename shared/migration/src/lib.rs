@@ -11,6 +11,7 @@ mod m20261124_000005_outbound_events;
 mod m20261130_000006_flow_control;
 mod m20261130_000007_business_numbers;
 mod m20261130_000008_staff;
+mod m20261130_000009_contact_search;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_flow_control::Migration),
             Box::new(m20261130_000007_business_numbers::Migration),
             Box::new(m20261130_000008_staff::Migration),
+            Box::new(m20261130_000009_contact_search::Migration),
         ]
     }
 }

@@ -60,19 +60,49 @@ pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Res
 }
 
 /// Every schedule, newest first.
-pub async fn all(db: &impl Conn) -> Result<Vec<Schedule>> {
-    Ok(schedule::Entity::find()
+pub async fn all(db: &impl Conn, before: Option<i32>, limit: u64) -> Result<Vec<Schedule>> {
+    use sea_orm::QuerySelect;
+    let mut query = schedule::Entity::find();
+    if let Some(before) = before {
+        query = query.filter(schedule::Column::Id.lt(before));
+    }
+    Ok(query
         .order_by_desc(schedule::Column::Id)
+        .limit(limit)
         .all(db)
         .await?)
 }
 
-/// Schedules still waiting to fire, soonest first.
-pub async fn pending(db: &impl Conn) -> Result<Vec<Schedule>> {
-    Ok(schedule::Entity::find()
-        .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()))
+/// Schedules still waiting to fire, soonest first: up to `limit` after the schedule `after`
+/// (the last of the previous page) in that order.
+pub async fn pending(db: &impl Conn, after: Option<i32>, limit: u64) -> Result<Vec<Schedule>> {
+    use sea_orm::sea_query::IntoCondition;
+    use sea_orm::{Condition, QuerySelect};
+    let mut query = schedule::Entity::find()
+        .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()));
+    if let Some(last) = after {
+        if let Some(last) = schedule::Entity::find_by_id(last).one(db).await? {
+            let later = match last.next_run_at {
+                Some(at) => Condition::any()
+                    .add(schedule::Column::NextRunAt.gt(at))
+                    .add(
+                        Condition::all()
+                            .add(schedule::Column::NextRunAt.eq(at))
+                            .add(schedule::Column::Id.gt(last.id)),
+                    ),
+                // A pending schedule always has its next run; were it missing, by id.
+                None => schedule::Column::Id.gt(last.id).into_condition(),
+            };
+            query = query.filter(later);
+        } else {
+            // The previous page's last schedule is gone: the page after it is empty.
+            return Ok(Vec::new());
+        }
+    }
+    Ok(query
         .order_by_asc(schedule::Column::NextRunAt)
         .order_by_asc(schedule::Column::Id)
+        .limit(limit)
         .all(db)
         .await?)
 }

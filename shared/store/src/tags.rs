@@ -65,6 +65,10 @@ pub async fn missing(db: &impl Conn, ids: &[i32]) -> Result<Vec<i32>> {
 }
 
 /// Whether another tag (not `except`) has this name, regardless of case.
+/// Tags HeyDoc holds at most (each inbox row shows its contact's tags, and the tag picker
+/// lists them all): the tags API and imports create no more.
+pub const MAX_TAGS: u64 = 1000;
+
 /// How many tags there are.
 pub async fn count(db: &impl Conn) -> Result<u64> {
     use sea_orm::PaginatorTrait;

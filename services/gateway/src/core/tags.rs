@@ -74,6 +74,12 @@ pub async fn create(state: &AppState, body: NewTag) -> ApiResult<TagOut> {
     validate::tag_name(&name)?;
     let color = body.color.unwrap_or_else(|| store::DEFAULT_COLOR.into());
     validate::color(&color)?;
+    if store::count(&state.db).await? >= store::MAX_TAGS {
+        return Err(ApiError::Conflict(format!(
+            "HeyDoc holds at most {} tags: delete some first",
+            store::MAX_TAGS
+        )));
+    }
     ensure_name_free(state, &name, None).await?;
     let created = store::create(&state.db, &name, &color.to_ascii_lowercase(), Utc::now()).await?;
     Ok(created.into())

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use chrono::Utc;
 use heydoc_store::contact_import::{apply_batch, ImportRow};
 use heydoc_store::imports::{self as store, Progress};
+use heydoc_store::tags::MAX_TAGS;
 use heydoc_store::Db;
 use tokio::sync::mpsc;
 
@@ -130,10 +131,6 @@ async fn record_batch(
     };
     store::record_progress(db, id, progress, Utc::now()).await
 }
-
-/// Tags HeyDoc holds at most; an import does not create more (each contact row shows its tags,
-/// and the tag picker lists them all).
-pub const MAX_TAGS: u64 = 1000;
 
 /// Rows that would create tags beyond `MAX_TAGS` become rejects, with the reason.
 async fn within_tag_limit(

@@ -1,36 +1,56 @@
 //! Scheduled messages and recurring campaigns: creating, listing, pausing, cancelling.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Extension;
 
 use crate::auth::AuthUser;
 use crate::core::audit;
 use crate::core::schedules::{
-    self, DeliveryOut, DeliveryParams, NewSchedule, PreviewOut, ScheduledDetail, ScheduledOut,
-    StatusChange, TimingRequest,
+    self, DeliveryOut, DeliveryParams, NewSchedule, PageParams, PreviewOut, ScheduledDetail,
+    ScheduledOut, StatusChange, TimingRequest,
 };
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::routes::{Ack, Envelope};
 use crate::state::AppState;
 
-/// Every scheduled message, newest first.
+/// Scheduled messages, newest first, a page at a time: the next page's cursor is in the
+/// `X-Next-Cursor` header (absent on the last page).
 #[utoipa::path(
     get, path = "/api/scheduled-messages", operation_id = "listScheduledMessages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
+    params(PageParams),
+    responses((status = 200, body = Vec<ScheduledOut>, headers(("X-Next-Cursor" = String, description = "the cursor of the next page, when there is one"))),
+              (status = 401, body = ErrorBody))
 )]
-pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
-    Ok(axum::Json(schedules::list(&state).await?))
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(HeaderMap, axum::Json<Vec<ScheduledOut>>)> {
+    Ok(with_cursor(schedules::list(&state, params).await?))
 }
 
-/// Scheduled messages still waiting to fire (status `pending`), soonest first.
+/// Scheduled messages still waiting to fire (status `pending`), soonest first, a page at a
+/// time (`X-Next-Cursor`).
 #[utoipa::path(
     get, path = "/api/scheduled-messages/pending", operation_id = "listPendingScheduledMessages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<ScheduledOut>), (status = 401, body = ErrorBody))
+    params(PageParams),
+    responses((status = 200, body = Vec<ScheduledOut>, headers(("X-Next-Cursor" = String, description = "the cursor of the next page, when there is one"))),
+              (status = 401, body = ErrorBody))
 )]
-pub async fn pending(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<ScheduledOut>>> {
-    Ok(axum::Json(schedules::pending(&state).await?))
+pub async fn pending(
+    State(state): State<AppState>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(HeaderMap, axum::Json<Vec<ScheduledOut>>)> {
+    Ok(with_cursor(schedules::pending(&state, params).await?))
+}
+
+fn with_cursor((rows, next): schedules::Page) -> (HeaderMap, axum::Json<Vec<ScheduledOut>>) {
+    let mut headers = HeaderMap::new();
+    if let Some(v) = next.and_then(|n| axum::http::HeaderValue::from_str(&n).ok()) {
+        headers.insert("x-next-cursor", v);
+    }
+    (headers, axum::Json(rows))
 }
 
 /// One scheduled message, with `next_run_at` and per-occurrence progress.

@@ -16,8 +16,12 @@ use crate::ui::page::{PageResult, PageUser};
 /// Deliveries per page of a campaign's results.
 const DELIVERIES_PAGE: i64 = 100;
 
-pub async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
-    let schedules = scheduled::list(&state).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    axum::extract::Query(page): axum::extract::Query<scheduled::PageParams>,
+) -> PageResult {
+    let (schedules, older) = scheduled::list(&state, page).await?;
     let all_tags = tags::list(&state).await?;
     let main = html! {
         div.heading {
@@ -43,6 +47,9 @@ pub async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
                         }
                     }
                 }
+            }
+            @if let Some(cursor) = older {
+                p { a href={ "/campaigns?cursor=" (cursor) } { "Older campaigns" } }
             }
         }
     };

@@ -302,3 +302,58 @@ async fn placeholders_are_checked_before_saving(backend: Backend) {
 }
 
 on_both_backends!(placeholders_are_checked_before_saving);
+
+/// Schedule lists come a page at a time, the next page's cursor in `X-Next-Cursor`.
+async fn schedule_lists_are_paged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    for day in 1..=5 {
+        let (s, _) = api
+            .post(
+                "/api/scheduled-messages",
+                &json!({"message": format!("day {day}"), "recipients": ["14155550123"],
+                        "scheduled_time": format!("2099-01-0{day}T09:00:00Z")}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    for (path, first) in [
+        ("/api/scheduled-messages", "day 5"),
+        ("/api/scheduled-messages/pending", "day 1"),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let res = api
+                .client
+                .get(api.url(&format!("{path}?limit=2&cursor={cursor}")))
+                .send()
+                .await
+                .unwrap();
+            let next = res
+                .headers()
+                .get("x-next-cursor")
+                .map(|v| v.to_str().unwrap().to_string());
+            let page: serde_json::Value = res.json().await.unwrap();
+            seen.extend(
+                page.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["message"].as_str().unwrap().to_string()),
+            );
+            match next {
+                Some(n) => cursor = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 5, "{path}: {seen:?}");
+        assert_eq!(seen[0], first, "{path}: {seen:?}");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "{path}: each once");
+    }
+    let (s, _) = api.get("/api/scheduled-messages?cursor=abc").await;
+    assert_eq!(s, 400);
+}
+
+on_both_backends!(schedule_lists_are_paged);

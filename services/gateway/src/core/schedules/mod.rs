@@ -23,14 +23,30 @@ use crate::state::AppState;
 /// Occurrences a schedule's detail shows.
 const RECENT_OCCURRENCES: u64 = 20;
 
-pub async fn list(state: &AppState) -> ApiResult<Vec<ScheduledOut>> {
-    let rows = store::all(&state.db).await?;
-    Ok(rows.into_iter().map(ScheduledOut::from).collect())
+/// A page of schedules and the `X-Next-Cursor` of the next (none on the last page).
+pub type Page = (Vec<ScheduledOut>, Option<String>);
+
+/// Schedules newest first, a page at a time (`cursor`: the previous page's last id).
+pub async fn list(state: &AppState, params: PageParams) -> ApiResult<Page> {
+    let limit = page_size(params.limit, 200, 500);
+    let before = params.cursor_id()?;
+    let rows = store::all(&state.db, before, limit).await?;
+    Ok(paged(rows, limit))
 }
 
-pub async fn pending(state: &AppState) -> ApiResult<Vec<ScheduledOut>> {
-    let rows = store::pending(&state.db).await?;
-    Ok(rows.into_iter().map(ScheduledOut::from).collect())
+/// Pending schedules soonest first, a page at a time (`cursor`: the previous page's last id).
+pub async fn pending(state: &AppState, params: PageParams) -> ApiResult<Page> {
+    let limit = page_size(params.limit, 200, 500);
+    let after = params.cursor_id()?;
+    let rows = store::pending(&state.db, after, limit).await?;
+    Ok(paged(rows, limit))
+}
+
+fn paged(rows: Vec<heydoc_store::schedules::Schedule>, limit: u64) -> Page {
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|s| s.id.to_string()))
+        .flatten();
+    (rows.into_iter().map(ScheduledOut::from).collect(), next)
 }
 
 /// One schedule with its last occurrences and their deliveries' counts.

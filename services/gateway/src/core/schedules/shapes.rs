@@ -176,6 +176,30 @@ pub struct ScheduledDetail {
     pub occurrences: Vec<OccurrenceOut>,
 }
 
+/// A page of a schedule list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size (default 200; asked for outside 1 to 500, the nearest of the two).
+    pub limit: Option<i64>,
+    /// The `X-Next-Cursor` header of the previous page.
+    #[param(pattern = r"^[0-9]{0,9}$")]
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The schedule id the cursor names.
+    pub fn cursor_id(&self) -> ApiResult<Option<i32>> {
+        match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(c) if c.len() <= 9 && c.bytes().all(|b| b.is_ascii_digit()) => Ok(c.parse().ok()),
+            Some(_) => Err(ApiError::BadRequest(
+                "cursor is not one this API returned".into(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
