@@ -399,6 +399,64 @@ async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
     browser.close().await;
 }
 
+/// A receptionist leaves: the admin adds her, she works in the inbox (campaigns are not hers),
+/// one click disables her (her open browser is signed out at its next page) and the audit log
+/// shows what she did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_lets_a_leaver_go_in_one_click_and_sees_what_they_did() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let base = stack.app.url("");
+    let admin = Browser::start(1100, 900).await;
+    register(&admin, &base, "owner").await;
+    admin.click("nav a[href='/team']").await;
+    admin.wait_for_path("/team").await;
+    admin.fill("#new-username", "leaver").await;
+    admin.fill("#new-password", PASSWORD).await;
+    set_value(&admin, "#new-role", "agent").await;
+    admin
+        .click("form[aria-label='New account'] button[type=submit]")
+        .await;
+    admin
+        .wait_for_text("table.team tr[data-state=active]", "leaver")
+        .await;
+
+    let leaver = Browser::start(1100, 900).await;
+    leaver.goto(&format!("{base}/login")).await;
+    leaver.fill("#username", "leaver").await;
+    leaver.fill("#password", PASSWORD).await;
+    leaver.click("form button[type=submit]").await;
+    leaver.wait_for_path("/inbox").await;
+    let nav = leaver
+        .run("return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))")
+        .await;
+    assert_eq!(nav, json!(["/inbox"]), "an agent sees the inbox only");
+    leaver.goto(&format!("{base}/campaigns")).await;
+    leaver.wait_for_text("main", "cannot do this").await;
+    leaver.expect_console_error("403");
+
+    // One click (and the confirmation).
+    admin.run("window.confirm = () => true").await;
+    admin
+        .click("table.team form:has(input[name=disabled][value=true]) button")
+        .await;
+    admin
+        .wait_for_text("table.team tr[data-state=disabled]", "leaver")
+        .await;
+    leaver.goto(&format!("{base}/inbox")).await;
+    leaver.wait_for_path("/login").await;
+    leaver.expect_console_error("401");
+
+    // What she did, and who let her go.
+    admin
+        .click("table.team tr[data-state=disabled] a[href^='/audit']")
+        .await;
+    admin.wait_for_text("table.audit", "login").await;
+    admin.goto(&format!("{base}/audit")).await;
+    admin.wait_for_text("table.audit", "user.disable").await;
+    leaver.close().await;
+    admin.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_send_shows_its_reason_in_the_chat() {
     let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
