@@ -766,7 +766,7 @@ async fn a_second_number_sends_replies_and_campaigns_of_its_own() {
             &json!({"phone_number": "919830000001", "message": "hi", "from": "999"}),
         )
         .await;
-    assert_eq!(s, 422, "{body}");
+    assert_eq!(s, 404, "an unregistered number: {body}");
 
     // A send from the second number (its sender starts within the registry's poll).
     let (s, body) = api

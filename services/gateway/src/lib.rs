@@ -173,11 +173,18 @@ pub fn app(state: AppState) -> Router {
 /// (or when notices may have been missed).
 async fn forget_sessions_on_notice(state: AppState) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut receiver = match state.live_feed().await {
-        Ok(feed) => feed.subscribe(),
-        Err(e) => {
-            tracing::warn!(error = %e, "no access notices: other replicas' logouts reach this one's cache only when it expires");
-            return;
+    // Until the feed is up (the database may still be starting), nothing is cached for long:
+    // the cache is cleared every second.
+    let mut wait = std::time::Duration::from_millis(200);
+    let mut receiver = loop {
+        match state.live_feed().await {
+            Ok(feed) => break feed.subscribe(),
+            Err(e) => {
+                tracing::warn!(error = %e, "access notices not heard yet; retrying");
+                state.sessions.clear();
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
         }
     };
     loop {

@@ -61,7 +61,7 @@ impl AppState {
             settings.auth.hash_concurrency,
             std::time::Duration::from_secs(settings.auth.hash_wait_secs.max(1)),
         );
-        let setup_token = setup_token(&settings);
+        let setup_token = setup_token(&settings, jwt_secret);
         Self {
             keywords: Arc::new(heydoc_domain::consent::Keywords::from_lists(
                 &settings.optout.stop_keywords,
@@ -168,8 +168,10 @@ impl AppState {
     }
 }
 
-/// The first admin's setup token: needed only when the gateway listens beyond loopback.
-fn setup_token(settings: &Settings) -> Option<Arc<SecretString>> {
+/// The first admin's setup token: needed only when the gateway listens beyond loopback. Unless
+/// configured, it is derived from the session-signing secret, so every replica (which shares
+/// that secret) accepts the same one, whichever printed it.
+fn setup_token(settings: &Settings, jwt_secret: &SecretString) -> Option<Arc<SecretString>> {
     use secrecy::ExposeSecret;
     let local = settings
         .http_addr
@@ -180,7 +182,15 @@ fn setup_token(settings: &Settings) -> Option<Arc<SecretString>> {
     }
     let configured = settings.auth.setup_token.expose_secret().trim().to_string();
     Some(Arc::new(SecretString::from(if configured.is_empty() {
-        heydoc_config::generate_secret()
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(
+            format!(
+                "heydoc first-admin setup token:{}",
+                jwt_secret.expose_secret()
+            )
+            .as_bytes(),
+        );
+        hex::encode(&digest[..16])
     } else {
         configured
     })))

@@ -39,7 +39,14 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         let [c, d] = s[7].to_be_bytes();
         return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
+    // 6to4 (2002::/16) reaches the IPv4 address in its next 32 bits.
+    if s[0] == 0x2002 {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
     !(ip.is_unspecified()
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // NAT64 for local use (64:ff9b:1::/48)
         || ip.is_loopback()
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
@@ -81,6 +88,9 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "ff02::1",
             "::127.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "64:ff9b:1::808:808",
         ] {
             assert!(!public(internal), "{internal} is internal");
         }
@@ -95,6 +105,7 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(public(internet), "{internet} is public");
         }

@@ -16,8 +16,9 @@ pub async fn count(db: &impl Conn) -> Result<u64> {
     Ok(user::Entity::find().count(db).await?)
 }
 
-/// Makes the caller's transaction the only one creating users (PostgreSQL), so two first
-/// registrations at once cannot both become admin.
+/// Makes the caller's transaction the only one creating users or changing who may act
+/// (PostgreSQL), so two first registrations cannot both become admin, and two admins cannot
+/// take each other away at once.
 pub async fn lock_for_creation(tx: &impl Conn) -> Result<()> {
     if tx.get_database_backend() == DbBackend::Postgres {
         tx.execute_unprepared("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")

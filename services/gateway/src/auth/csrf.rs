@@ -12,9 +12,7 @@ use crate::error::ApiError;
 
 /// Refuses a cookie-authenticated state change from another site.
 pub fn check(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || headers.contains_key(AUTHORIZATION)
-    {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || bearer(headers) {
         return Ok(());
     }
     if same_site(headers) {
@@ -24,6 +22,18 @@ pub fn check(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
             "this request came from another site; changes need HeyDoc's own pages".into(),
         ))
     }
+}
+
+/// Whether the request carries a bearer token (which a browser never adds by itself; Basic
+/// credentials for a proxy in front, it does).
+fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        })
 }
 
 /// Whether the browser says the request comes from this site (or says nothing).

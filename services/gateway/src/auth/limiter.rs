@@ -3,7 +3,9 @@
 //! Logins: only *failures* count, per (username, address) and per address, and a limit is
 //! checked before any password is hashed. So an attacker who exhausts a username's limit from
 //! their address does not lock its owner out from theirs, and a locked-out attacker costs no
-//! CPU. Registrations: per address and hour (governor's keyed GCRA), checked before hashing.
+//! CPU. An attempt counts as a failure from the moment it is let through (checked and counted
+//! under one lock) until it succeeds, so a burst of parallel guesses gets no more tries than
+//! guesses one after another. Registrations: per address and hour (governor's keyed GCRA), checked before hashing.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -49,15 +51,30 @@ impl<K: std::hash::Hash + Eq + Clone> Failures<K> {
         (recent.len() >= self.limit).then(|| WINDOW.saturating_sub(now - *recent[0]))
     }
 
-    fn fail(&self, key: K, now: Instant) {
+    /// `blocked`, and if not, a failure recorded: one step, so parallel attempts cannot all
+    /// pass before any is counted.
+    fn admit(&self, key: K, now: Instant) -> Result<(), Duration> {
         let mut seen = self.lock();
-        if seen.len() >= MAX_KEYS && !seen.contains_key(&key) {
-            return;
+        if let Some(times) = seen.get(&key) {
+            let recent: Vec<&Instant> = times.iter().filter(|t| now - **t < WINDOW).collect();
+            if recent.len() >= self.limit {
+                return Err(WINDOW.saturating_sub(now - *recent[0]));
+            }
         }
-        let times = seen.entry(key).or_default();
-        times.push_back(now);
-        while times.len() > self.limit {
-            times.pop_front();
+        if seen.len() < MAX_KEYS || seen.contains_key(&key) {
+            let times = seen.entry(key).or_default();
+            times.push_back(now);
+            while times.len() > self.limit {
+                times.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes back the most recent failure of `key` (an admitted attempt that succeeded).
+    fn forgive_one(&self, key: &K) {
+        if let Some(times) = self.lock().get_mut(key) {
+            times.pop_back();
         }
     }
 
@@ -92,33 +109,41 @@ impl LoginLimiter {
         }
     }
 
-    /// Refuses with a 429 when `username` from `ip`, or `ip` itself, has failed too often.
-    pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+    /// Lets an attempt by `username` from `ip` through, counting it as a failure until it
+    /// `succeeded`; a 429 when the pair or the address has failed too often.
+    pub fn attempt(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
         let now = Instant::now();
         let ip = limit_key(ip);
-        let wait = self
-            .per_ip
-            .blocked(&ip, now)
-            .or_else(|| self.per_user.blocked(&(username.to_lowercase(), ip), now));
-        match wait {
-            Some(wait) => Err(ApiError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            }),
+        self.per_ip.admit(ip, now).map_err(refused)?;
+        if let Err(wait) = self.per_user.admit((username.to_lowercase(), ip), now) {
+            self.per_ip.forgive_one(&ip);
+            return Err(refused(wait));
+        }
+        Ok(())
+    }
+
+    /// Counts a failure against the address alone (a username that cannot exist, a wrong
+    /// setup token); a 429 when the address has failed too often already.
+    pub fn failed_from(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.per_ip
+            .admit(limit_key(ip), Instant::now())
+            .map_err(refused)
+    }
+
+    /// An admitted attempt succeeded: it was no failure, and the username's earlier failures
+    /// from that address are forgotten.
+    pub fn succeeded(&self, username: &str, ip: IpAddr) {
+        let ip = limit_key(ip);
+        self.per_ip.forgive_one(&ip);
+        self.per_user.clear(&(username.to_lowercase(), ip));
+    }
+
+    /// A 429 when the address has failed too often (counting nothing).
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self.per_ip.blocked(&limit_key(ip), Instant::now()) {
+            Some(wait) => Err(refused(wait)),
             None => Ok(()),
         }
-    }
-
-    pub fn failed(&self, username: &str, ip: IpAddr) {
-        let now = Instant::now();
-        let ip = limit_key(ip);
-        self.per_ip.fail(ip, now);
-        self.per_user.fail((username.to_lowercase(), ip), now);
-    }
-
-    /// A successful login forgets the username's failures from that address.
-    pub fn succeeded(&self, username: &str, ip: IpAddr) {
-        self.per_user
-            .clear(&(username.to_lowercase(), limit_key(ip)));
     }
 
     /// Counts one registration from `ip`; 429 when its hourly allowance is spent.
@@ -140,6 +165,12 @@ impl LoginLimiter {
     }
 
     pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+}
+
+fn refused(wait: Duration) -> ApiError {
+    ApiError::RateLimited {
+        retry_after_secs: wait.as_secs().max(1),
+    }
 }
 
 /// The address a limit counts: IPv4 as it is, IPv6 by its /64 (one subscriber's prefix; an
@@ -171,28 +202,42 @@ mod tests {
         let limiter = LoginLimiter::new(2, 100, 10);
         let (attacker, owner) = (ip("203.0.113.9"), ip("198.51.100.7"));
         for _ in 0..10 {
-            assert!(
-                limiter.check("admin", owner).is_ok(),
-                "successes never count"
-            );
+            limiter.attempt("admin", owner).unwrap();
+            limiter.succeeded("admin", owner);
         }
-        limiter.failed("admin", attacker);
-        limiter.failed("ADMIN", attacker);
+        limiter.attempt("admin", attacker).unwrap();
+        limiter.attempt("ADMIN", attacker).unwrap();
         assert!(matches!(
-            limiter.check("admin", attacker),
+            limiter.attempt("admin", attacker),
             Err(ApiError::RateLimited { .. })
         ));
         assert!(
-            limiter.check("admin", owner).is_ok(),
+            limiter.attempt("admin", owner).is_ok(),
             "the owner is not locked out"
         );
-        limiter.failed("admin", owner);
         limiter.succeeded("admin", owner);
-        limiter.failed("admin", owner);
+        limiter.attempt("admin", owner).unwrap();
         assert!(
-            limiter.check("admin", owner).is_ok(),
+            limiter.attempt("admin", owner).is_ok(),
             "a success forgets earlier failures"
         );
+    }
+
+    #[test]
+    fn parallel_attempts_count_before_they_finish() {
+        let limiter = std::sync::Arc::new(LoginLimiter::new(5, 1000, 10));
+        let admitted: usize = (0..8)
+            .map(|_| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .filter(|_| limiter.attempt("admin", ip("203.0.113.9")).is_ok())
+                        .count()
+                })
+            })
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 5, "400 guesses at once, 5 let through");
     }
 
     #[test]
@@ -200,18 +245,20 @@ mod tests {
         let limiter = LoginLimiter::new(5, 3, 10);
         let sprayer = ip("203.0.113.9");
         for name in ["a", "b", "c"] {
-            limiter.failed(name, sprayer);
+            limiter.attempt(name, sprayer).unwrap();
         }
-        assert!(limiter.check("d", sprayer).is_err());
-        assert!(limiter.check("d", ip("203.0.113.10")).is_ok());
+        assert!(limiter.attempt("d", sprayer).is_err());
+        assert!(limiter.attempt("d", ip("203.0.113.10")).is_ok());
     }
 
     #[test]
     fn ipv6_counts_by_its_64() {
         let limiter = LoginLimiter::new(1, 100, 10);
-        limiter.failed("admin", ip("2001:db8:1:2::1"));
-        assert!(limiter.check("admin", ip("2001:db8:1:2:ffff::9")).is_err());
-        assert!(limiter.check("admin", ip("2001:db8:1:3::1")).is_ok());
+        limiter.attempt("admin", ip("2001:db8:1:2::1")).unwrap();
+        assert!(limiter
+            .attempt("admin", ip("2001:db8:1:2:ffff::9"))
+            .is_err());
+        assert!(limiter.attempt("admin", ip("2001:db8:1:3::1")).is_ok());
         assert_eq!(limit_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
     }
 

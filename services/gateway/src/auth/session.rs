@@ -131,8 +131,9 @@ impl AuthUser {
     }
 }
 
-/// The token from `Authorization: Bearer` or, failing that, the session cookie.
-pub fn token_from(headers: &HeaderMap) -> Option<String> {
+/// The token from `Authorization: Bearer` or, failing that, the session cookie: over HTTPS
+/// only the `__Host-` one (a sibling subdomain can plant the other, but not that).
+pub fn token_from(headers: &HeaderMap, https: bool) -> Option<String> {
     if let Some(auth) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let mut parts = auth.splitn(2, ' ');
         if parts
@@ -151,7 +152,13 @@ pub fn token_from(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE || *name == HOST_SESSION_COOKIE)
+        .find(|(name, _)| {
+            if https {
+                *name == HOST_SESSION_COOKIE
+            } else {
+                *name == SESSION_COOKIE
+            }
+        })
         .map(|(_, value)| value.to_string())
 }
 
@@ -161,7 +168,8 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<AuthUser>, ApiError> {
-    let Some(token) = token_from(headers) else {
+    let https = state.settings.auth.https || state.settings.auth.cookie_secure;
+    let Some(token) = token_from(headers, https) else {
         return Ok(None);
     };
     if api_key::is_key(&token) {

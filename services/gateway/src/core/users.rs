@@ -197,7 +197,12 @@ pub async fn register(
     // Who may register is decided before any hashing.
     let first = users::count(&state.db).await? == 0;
     if first {
-        check_setup_token(state, body.setup_token.as_deref())?;
+        state.login_limiter.check_address(client.ip)?;
+        if let Err(e) = check_setup_token(state, body.setup_token.as_deref()) {
+            // Guesses at the token count like failed logins.
+            state.login_limiter.failed_from(client.ip)?;
+            return Err(e);
+        }
     } else if !caller_is_admin {
         if !state.settings.auth.open_registration {
             return Err(ApiError::Forbidden(
@@ -317,26 +322,31 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewUser) -> ApiResult
 /// (username, address) pair and the address; a spent limit refuses before hashing.
 pub async fn login(state: &AppState, client: &Client, body: Credentials) -> ApiResult<Login> {
     let limiter = &state.login_limiter;
-    limiter.check(&body.username, client.ip)?;
+    let wrong = || ApiError::Unauthorized("invalid username or password".into());
+    // A name or password no account can have costs no hash and no memory per name: it counts
+    // against the address alone.
+    if validate::username(&body.username).is_err() || body.password.chars().count() > 128 {
+        limiter.failed_from(client.ip)?;
+        return Err(wrong());
+    }
+    // Counted as a failure from here until it succeeds, so parallel guesses gain nothing.
+    limiter.attempt(&body.username, client.ip)?;
     let found = users::by_name(&state.db, &body.username).await?;
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     let verified = state.hasher.verify(body.password, stored).await?;
     let user = match (found, verified) {
         (Some(user), true) => user,
         _ => {
-            limiter.failed(&body.username, client.ip);
             tracing::info!(username = %body.username, address = %client.ip, "login failed");
-            return Err(ApiError::Unauthorized(
-                "invalid username or password".into(),
-            ));
+            return Err(wrong());
         }
     };
+    limiter.succeeded(&body.username, client.ip);
     if !users::is_active(&user) {
         return Err(ApiError::Forbidden(
             "this account is disabled: ask an admin".into(),
         ));
     }
-    limiter.succeeded(&body.username, client.ip);
     let now = Utc::now();
     let ttl =
         Duration::hours(i64::try_from(state.settings.auth.session_ttl_hours).unwrap_or(24 * 7));
@@ -407,11 +417,20 @@ async fn existing(state: &AppState, id: i32) -> ApiResult<users::User> {
     Ok(user)
 }
 
-/// Refuses to leave the install without an active admin.
-async fn keep_an_admin(state: &AppState, target: &users::User) -> ApiResult<()> {
-    let is_active_admin =
-        users::is_active(target) && Role::parse_lenient(&target.role) == Some(Role::Admin);
-    if is_active_admin && users::active_admins(&state.db).await? <= 1 {
+/// Whether `user` is an active admin.
+fn active_admin(user: &users::User) -> bool {
+    users::is_active(user) && Role::parse_lenient(&user.role) == Some(Role::Admin)
+}
+
+/// Refuses a change that would leave the install without an active admin: `target` is one
+/// now and will not be after. Inside the change's transaction, after `lock_for_creation`, so
+/// two admins taking each other away at once cannot both pass.
+async fn keep_an_admin(
+    tx: &impl heydoc_store::Conn,
+    target: &users::User,
+    stays: bool,
+) -> ApiResult<()> {
+    if active_admin(target) && !stays && users::active_admins(tx).await? <= 1 {
         return Err(ApiError::Conflict(
             "this is the last active admin: make someone else an admin first".into(),
         ));
@@ -419,7 +438,8 @@ async fn keep_an_admin(state: &AppState, target: &users::User) -> ApiResult<()> 
     Ok(())
 }
 
-/// Changes an account's role or disables/enables it (admins only; not their own).
+/// Changes an account's role or disables/enables it (admins only; not their own), all of it
+/// or nothing.
 pub async fn update(
     state: &AppState,
     me: &AuthUser,
@@ -438,48 +458,61 @@ pub async fn update(
         ));
     }
     let now = Utc::now();
-    if let Some(role) = body.role.map(Role::from) {
-        if role != Role::Admin {
-            keep_an_admin(state, &target).await?;
-        }
-        users::set_role(&state.db, id, role.as_str()).await?;
+    let role = body.role.map(Role::from);
+    let txn = heydoc_store::begin(&state.db).await?;
+    users::lock_for_creation(&txn).await?;
+    let target = users::find(&txn, id).await?;
+    let disables = body.disabled == Some(true) && target.disabled_at.is_none();
+    let enables = body.disabled == Some(false) && target.disabled_at.is_some();
+    let stays_admin = role.map_or(
+        Role::parse_lenient(&target.role) == Some(Role::Admin),
+        |r| r == Role::Admin,
+    ) && (users::is_active(&target) && !disables);
+    keep_an_admin(&txn, &target, stays_admin).await?;
+    if let Some(role) = role {
+        users::set_role(&txn, id, role.as_str()).await?;
+    }
+    let mut ended = 0;
+    if disables {
+        users::set_disabled(&txn, id, Some(now)).await?;
+        ended = users::revoke_sessions_of(&txn, id, None, now).await?;
+    } else if enables {
+        users::set_disabled(&txn, id, None).await?;
+    }
+    heydoc_store::commit(txn).await?;
+    // Every replica forgets what it trusted about this account (its role included).
+    state.access_changed().await;
+    if let Some(role) = role {
+        let detail = json!({"role": role.as_str()});
         audit::record(
             state,
             me,
             action::USER_ROLE,
             target.username.clone(),
-            Some(json!({"role": role.as_str()})),
+            Some(detail),
         )
         .await;
     }
-    match body.disabled {
-        Some(true) if target.disabled_at.is_none() => {
-            keep_an_admin(state, &target).await?;
-            users::set_disabled(&state.db, id, Some(now)).await?;
-            let ended = users::revoke_sessions_of(&state.db, id, None, now).await?;
-            audit::record(
-                state,
-                me,
-                action::USER_DISABLE,
-                target.username.clone(),
-                Some(json!({"sessions_ended": ended})),
-            )
-            .await;
-        }
-        Some(false) if target.disabled_at.is_some() => {
-            users::set_disabled(&state.db, id, None).await?;
-            audit::record(
-                state,
-                me,
-                action::USER_ENABLE,
-                target.username.clone(),
-                None,
-            )
-            .await;
-        }
-        _ => {}
+    if disables {
+        let detail = json!({"sessions_ended": ended});
+        audit::record(
+            state,
+            me,
+            action::USER_DISABLE,
+            target.username.clone(),
+            Some(detail),
+        )
+        .await;
+    } else if enables {
+        audit::record(
+            state,
+            me,
+            action::USER_ENABLE,
+            target.username.clone(),
+            None,
+        )
+        .await;
     }
-    state.access_changed().await;
     Ok(users::find(&state.db, id).await?.into())
 }
 
@@ -487,15 +520,17 @@ pub async fn update(
 /// end and its API keys are revoked; the row stays, so what it did stays attributed.
 pub async fn delete(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<()> {
     me.require_admin_session()?;
-    let target = existing(state, id).await?;
+    existing(state, id).await?;
     if id == me.user_id {
         return Err(ApiError::Conflict(
             "you cannot delete yourself: ask another admin".into(),
         ));
     }
-    keep_an_admin(state, &target).await?;
     let now = Utc::now();
     let txn = heydoc_store::begin(&state.db).await?;
+    users::lock_for_creation(&txn).await?;
+    let target = users::find(&txn, id).await?;
+    keep_an_admin(&txn, &target, false).await?;
     users::mark_deleted(&txn, id, now).await?;
     let sessions = users::revoke_sessions_of(&txn, id, None, now).await?;
     let keys = heydoc_store::api_keys::revoke_all_of(&txn, id, now).await?;
@@ -524,17 +559,18 @@ pub async fn change_password(
     let address = me
         .address
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    state.login_limiter.check(&user.username, address)?;
+    // Counted like a login: a stolen session cannot guess the password at leisure.
+    state.login_limiter.attempt(&user.username, address)?;
     if !state
         .hasher
         .verify(body.current_password, Some(user.password_hash.clone()))
         .await?
     {
-        state.login_limiter.failed(&user.username, address);
         return Err(ApiError::validation(
             "current_password is not your current password",
         ));
     }
+    state.login_limiter.succeeded(&user.username, address);
     let hash = state.hasher.hash(body.new_password).await?;
     users::set_password_hash(&state.db, me.user_id, hash).await?;
     let ended =
@@ -559,6 +595,12 @@ pub async fn reset_password(
     body: PasswordReset,
 ) -> ApiResult<()> {
     me.require_admin_session()?;
+    if id == me.user_id {
+        return Err(ApiError::Conflict(
+            "your own password changes with PUT /api/me/password, which asks for the current one"
+                .into(),
+        ));
+    }
     validate::password(&body.password)?;
     let target = existing(state, id).await?;
     let hash = state.hasher.hash(body.password).await?;

@@ -24,15 +24,26 @@ use crate::state::AppState;
 )]
 pub async fn events(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let receiver = state.live_feed().await?.subscribe();
     let open = OpenStream::new(state.live_streams.clone());
-    let events =
-        futures_util::stream::unfold((receiver, open), |(mut receiver, open)| async move {
+    let who = (state.clone(), headers);
+    let events = futures_util::stream::unfold(
+        (receiver, open, who),
+        |(mut receiver, open, who)| async move {
             let event = loop {
                 match receiver.recv().await {
-                    // Access notices are for the replicas' session caches, not for pages.
-                    Ok(event) if event.kind == LiveKind::Access => continue,
+                    // Someone's access changed: this stream goes on only while its own
+                    // session does (a disabled user stops hearing at once).
+                    Ok(event) if event.kind == LiveKind::Access => {
+                        let (state, headers) = &who;
+                        state.sessions.clear();
+                        match crate::auth::session::authenticate(state, headers).await {
+                            Ok(Some(_)) => continue,
+                            _ => return None,
+                        }
+                    }
                     Ok(event) => break event,
                     // This browser fell behind: it reloads what it shows instead of missing
                     // changes.
@@ -40,8 +51,9 @@ pub async fn events(
                     Err(RecvError::Closed) => return None,
                 }
             };
-            Some((Ok(to_sse(&event)), (receiver, open)))
-        });
+            Some((Ok(to_sse(&event)), (receiver, open, who)))
+        },
+    );
     let mut stopping = state.stopping.clone();
     let until_shutdown = async move {
         match stopping.as_mut() {

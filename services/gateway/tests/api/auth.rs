@@ -236,6 +236,16 @@ async fn login_attempts_are_rate_limited(backend: Backend) {
         assert_eq!(attempt(from, "guess").await.status(), 401);
     }
     assert_eq!(attempt("2001:db8:5:6::99", "guess").await.status(), 429);
+    // A name no account can have is refused without a hash, and counts against the address.
+    let huge: &'static str = Box::leak("x".repeat(100_000).into_boxed_str());
+    let res = client
+        .post(app.url("/login"))
+        .header("x-forwarded-for", "192.0.2.77")
+        .json(&json!({"username": huge, "password": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
 }
 
 async fn registration_is_closed_after_the_first_admin(backend: Backend) {

@@ -82,6 +82,45 @@ async fn a_leaver_loses_access_at_once_on_every_replica(backend: Backend) {
         assert_eq!(bearer_status(&base, &key).await, 200);
     }
 
+    // Their live event stream is open, on the other replica.
+    let stream = reqwest::Client::new()
+        .get(format!("{replica}/api/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let ended = tokio::spawn(async move {
+        let mut stream = stream;
+        while let Ok(Some(_)) = stream.chunk().await {}
+    });
+
+    // A role and a disable in one request are judged together, on the state they leave: with
+    // two admins, the other may be demoted and disabled at once (and both undone).
+    let (s, _) = admin
+        .patch(
+            &format!("/api/users/{id}"),
+            &json!({"role": "agent", "disabled": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "two admins: one may go");
+    let (s, _) = admin
+        .patch(
+            &format!("/api/users/{id}"),
+            &json!({"role": "admin", "disabled": false}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    soon(Duration::from_secs(2), "the old session refused", || {
+        bearer_status(&replica, &token).map_eq(401)
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("a disabled user's event stream ends at once")
+        .unwrap();
+    let token = app.login("leaver", "a-long-password").await;
+
     // One click: disabled.
     let (s, body) = admin
         .patch(&format!("/api/users/{id}"), &json!({"disabled": true}))
@@ -169,9 +208,20 @@ async fn a_leaver_loses_access_at_once_on_every_replica(backend: Backend) {
         all[0]
     );
 
-    // Nobody can take the last admin away, nor themselves.
+    // Nobody can take the last admin away, nor themselves, nor reset their own password
+    // without the current one.
     let (_, me) = admin.get("/api/me").await;
     let my_id = me["id"].as_i64().unwrap();
+    assert_eq!(
+        admin
+            .post(
+                &format!("/api/users/{my_id}/password"),
+                &json!({"password": "another-one-1"})
+            )
+            .await
+            .0,
+        409
+    );
     assert_eq!(
         admin
             .patch(&format!("/api/users/{my_id}"), &json!({"role": "agent"}))
@@ -479,6 +529,17 @@ async fn another_site_cannot_act_with_the_cookie(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(evil_origin.status(), 403);
+    // Basic credentials (a proxy's, which the browser adds by itself) are no bearer token.
+    let basic = client
+        .post(app.url("/api/tags"))
+        .header("cookie", cookie.clone())
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"name": "via-basic"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 403);
     // A bearer token is no ambient credential: no check.
     let bearer = client
         .post(app.url("/api/tags"))
@@ -598,6 +659,14 @@ async fn over_https_the_cookie_is_host_only_and_hsts_is_sent(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // Over HTTPS the plain name (which a sibling subdomain could plant) is not read.
+    let planted = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", format!("heydoc_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 401);
 }
 
 async fn internals_are_not_on_the_public_address(backend: Backend) {
