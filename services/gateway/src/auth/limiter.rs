@@ -138,6 +138,14 @@ impl LoginLimiter {
         self.per_user.clear(&(username.to_lowercase(), ip));
     }
 
+    /// An admitted attempt that could not be checked (the database away, no hashing slot):
+    /// it counts neither way.
+    pub fn abandoned(&self, username: &str, ip: IpAddr) {
+        let ip = limit_key(ip);
+        self.per_ip.forgive_one(&ip);
+        self.per_user.forgive_one(&(username.to_lowercase(), ip));
+    }
+
     /// A 429 when the address has failed too often (counting nothing).
     pub fn check_address(&self, ip: IpAddr) -> Result<(), ApiError> {
         match self.per_ip.blocked(&limit_key(ip), Instant::now()) {
@@ -238,6 +246,14 @@ mod tests {
             .map(|t| t.join().unwrap())
             .sum();
         assert_eq!(admitted, 5, "400 guesses at once, 5 let through");
+        let fresh = LoginLimiter::new(1, 1000, 10);
+        let owner = ip("198.51.100.7");
+        fresh.attempt("admin", owner).unwrap();
+        fresh.abandoned("admin", owner);
+        assert!(
+            fresh.attempt("admin", owner).is_ok(),
+            "a server failure counts neither way"
+        );
     }
 
     #[test]

@@ -331,9 +331,21 @@ pub async fn login(state: &AppState, client: &Client, body: Credentials) -> ApiR
     }
     // Counted as a failure from here until it succeeds, so parallel guesses gain nothing.
     limiter.attempt(&body.username, client.ip)?;
-    let found = users::by_name(&state.db, &body.username).await?;
-    let stored = found.as_ref().map(|u| u.password_hash.clone());
-    let verified = state.hasher.verify(body.password, stored).await?;
+    let checked = async {
+        let found = users::by_name(&state.db, &body.username).await?;
+        let stored = found.as_ref().map(|u| u.password_hash.clone());
+        let verified = state.hasher.verify(body.password, stored).await?;
+        Ok::<_, ApiError>((found, verified))
+    }
+    .await;
+    let (found, verified) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            // Our failure, not a wrong password: it does not count against anyone.
+            limiter.abandoned(&body.username, client.ip);
+            return Err(e);
+        }
+    };
     let user = match (found, verified) {
         (Some(user), true) => user,
         _ => {
