@@ -136,7 +136,13 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             normalized = serde_json::to_vec(&value).ok();
         }
     }
-    let axum::Json(value) = axum::Json::<T>::from_bytes(normalized.as_deref().unwrap_or(bytes))?;
+    // The body as sent when it reads as it is (stored JSON keeps its numbers and key order);
+    // with `3.0` read as 3 only when that is what it takes.
+    let value = match (axum::Json::<T>::from_bytes(bytes), normalized) {
+        (Ok(axum::Json(value)), _) => value,
+        (Err(_), Some(normalized)) => axum::Json::<T>::from_bytes(&normalized)?.0,
+        (Err(e), None) => return Err(e.into()),
+    };
     Ok(value)
 }
 

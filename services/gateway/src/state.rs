@@ -41,6 +41,9 @@ pub struct AppState {
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
     /// Dashboard event streams open on this replica now.
     pub live_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// Held while an import is admitted (counted and recorded), so that two uploads at once
+    /// cannot both pass the limits on this replica.
+    pub import_gate: Arc<tokio::sync::Mutex<()>>,
     /// Password hashing, a few at a time.
     pub hasher: crate::auth::password::Hasher,
     /// What the first admin must register with, on an install listening beyond loopback.
@@ -82,6 +85,7 @@ impl AppState {
             live_streams: Arc::default(),
             hasher,
             setup_token,
+            import_gate: Arc::default(),
             key_uses: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)

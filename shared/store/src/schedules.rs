@@ -73,33 +73,39 @@ pub async fn all(db: &impl Conn, before: Option<i32>, limit: u64) -> Result<Vec<
         .await?)
 }
 
-/// Schedules still waiting to fire, soonest first: up to `limit` after the schedule `after`
-/// (the last of the previous page) in that order.
-pub async fn pending(db: &impl Conn, after: Option<i32>, limit: u64) -> Result<Vec<Schedule>> {
-    use sea_orm::sea_query::IntoCondition;
+/// Where a page of pending schedules ends: the last row's sort key (its next run, which a
+/// schedule whose runs are over but whose deliveries are not has none of, and its id).
+pub type PendingCursor = (Option<DateTime<Utc>>, i32);
+
+/// Schedules still waiting to fire, soonest first (those without a next run last, on both
+/// backends): up to `limit` after `after`.
+pub async fn pending(
+    db: &impl Conn,
+    after: Option<PendingCursor>,
+    limit: u64,
+) -> Result<Vec<Schedule>> {
+    use sea_orm::sea_query::{Expr, IntoCondition};
     use sea_orm::{Condition, QuerySelect};
     let mut query = schedule::Entity::find()
         .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()));
-    if let Some(last) = after {
-        if let Some(last) = schedule::Entity::find_by_id(last).one(db).await? {
-            let later = match last.next_run_at {
-                Some(at) => Condition::any()
-                    .add(schedule::Column::NextRunAt.gt(at))
-                    .add(
-                        Condition::all()
-                            .add(schedule::Column::NextRunAt.eq(at))
-                            .add(schedule::Column::Id.gt(last.id)),
-                    ),
-                // A pending schedule always has its next run; were it missing, by id.
-                None => schedule::Column::Id.gt(last.id).into_condition(),
-            };
-            query = query.filter(later);
-        } else {
-            // The previous page's last schedule is gone: the page after it is empty.
-            return Ok(Vec::new());
-        }
+    if let Some((at, id)) = after {
+        let later = match at {
+            Some(at) => Condition::any()
+                .add(schedule::Column::NextRunAt.gt(at))
+                .add(
+                    Condition::all()
+                        .add(schedule::Column::NextRunAt.eq(at))
+                        .add(schedule::Column::Id.gt(id)),
+                )
+                .add(schedule::Column::NextRunAt.is_null()),
+            None => Condition::all()
+                .add(schedule::Column::NextRunAt.is_null())
+                .add(schedule::Column::Id.gt(id)),
+        };
+        query = query.filter(later.into_condition());
     }
     Ok(query
+        .order_by_asc(Expr::col(schedule::Column::NextRunAt).is_null())
         .order_by_asc(schedule::Column::NextRunAt)
         .order_by_asc(schedule::Column::Id)
         .limit(limit)

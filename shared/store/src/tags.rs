@@ -64,7 +64,6 @@ pub async fn missing(db: &impl Conn, ids: &[i32]) -> Result<Vec<i32>> {
         .collect())
 }
 
-/// Whether another tag (not `except`) has this name, regardless of case.
 /// Tags HeyDoc holds at most (each inbox row shows its contact's tags, and the tag picker
 /// lists them all): the tags API and imports create no more.
 pub const MAX_TAGS: u64 = 1000;
@@ -75,19 +74,15 @@ pub async fn count(db: &impl Conn) -> Result<u64> {
     Ok(tag::Entity::find().count(db).await?)
 }
 
-/// Which of `lowercase_names` name no tag (regardless of case).
+/// Which of `lowercase_names` name no tag (regardless of case, lowercased here: SQLite's
+/// `lower()` knows only ASCII). Reads every name; there are at most `MAX_TAGS`.
 pub async fn unknown_names(db: &impl Conn, lowercase_names: &[String]) -> Result<Vec<String>> {
-    use sea_orm::sea_query::{Expr, Func};
     if lowercase_names.is_empty() {
         return Ok(Vec::new());
     }
     let known: std::collections::HashSet<String> = tag::Entity::find()
         .select_only()
         .column(tag::Column::Name)
-        .filter(
-            Expr::expr(Func::lower(Expr::col(tag::Column::Name)))
-                .is_in(lowercase_names.iter().cloned()),
-        )
         .into_tuple::<String>()
         .all(db)
         .await?
@@ -101,6 +96,7 @@ pub async fn unknown_names(db: &impl Conn, lowercase_names: &[String]) -> Result
         .collect())
 }
 
+/// Whether another tag (not `except`) has this name, regardless of case.
 pub async fn name_taken(db: &impl Conn, name: &str, except: Option<i32>) -> Result<bool> {
     let mut q = tag::Entity::find()
         .filter(Expr::expr(Func::lower(Expr::col(tag::Column::Name))).eq(name.to_lowercase()));

@@ -87,8 +87,9 @@ async fn run(heydoc: &str, audience: i64) -> anyhow::Result<Figures> {
     seed(&db.conn, audience).await?;
 
     let gateway_port = free_port()?;
+    let gateway_admin = free_port()?;
     let sender_admin = free_port()?;
-    let gateway_metrics_url = format!("http://127.0.0.1:{gateway_port}/metrics");
+    let gateway_metrics_url = format!("http://127.0.0.1:{gateway_admin}/metrics");
     let sender_metrics_url = format!("http://127.0.0.1:{sender_admin}/metrics");
     let spawn = |role: &str, admin: Option<u16>| -> anyhow::Result<Child> {
         let mut cmd = Command::new(heydoc);
@@ -115,7 +116,7 @@ async fn run(heydoc: &str, audience: i64) -> anyhow::Result<Figures> {
             .with_context(|| format!("starting {heydoc} {role} (cargo build --release -p heydoc)"))
     };
     let mut processes = vec![
-        spawn("gateway", None)?,
+        spawn("gateway", Some(gateway_admin))?,
         spawn("scheduler", None)?,
         spawn("sender", Some(sender_admin))?,
     ];

@@ -101,6 +101,9 @@ pub async fn start(
     size: usize,
     columns: Columns,
 ) -> ApiResult<(ImportOut, bool)> {
+    // Counted and recorded as one step on this replica (across replicas the counts can be
+    // passed by as many imports as there are replicas admitting one at the same moment).
+    let admitted = state.import_gate.lock().await;
     if let Err(e) = room_for_an_import(state, me).await {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(e);
@@ -112,6 +115,7 @@ pub async fn start(
             return Err(e.into());
         }
     };
+    drop(admitted);
     let id = created.id;
     tracing::info!(import_id = id, bytes = size, by = %me.username, "import started");
     let mut running = tokio::spawn(job::run(state.db.clone(), id, path, columns));

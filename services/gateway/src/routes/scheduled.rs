@@ -7,8 +7,8 @@ use axum::Extension;
 use crate::auth::AuthUser;
 use crate::core::audit;
 use crate::core::schedules::{
-    self, DeliveryOut, DeliveryParams, NewSchedule, PageParams, PreviewOut, ScheduledDetail,
-    ScheduledOut, StatusChange, TimingRequest,
+    self, DeliveryOut, DeliveryParams, NewSchedule, PageParams, PendingPageParams, PreviewOut,
+    ScheduledDetail, ScheduledOut, StatusChange, TimingRequest,
 };
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -34,13 +34,13 @@ pub async fn list(
 /// time (`X-Next-Cursor`).
 #[utoipa::path(
     get, path = "/api/scheduled-messages/pending", operation_id = "listPendingScheduledMessages", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
-    params(PageParams),
+    params(PendingPageParams),
     responses((status = 200, body = Vec<ScheduledOut>, headers(("X-Next-Cursor" = String, description = "the cursor of the next page, when there is one"))),
               (status = 401, body = ErrorBody))
 )]
 pub async fn pending(
     State(state): State<AppState>,
-    Query(params): Query<PageParams>,
+    Query(params): Query<PendingPageParams>,
 ) -> ApiResult<(HeaderMap, axum::Json<Vec<ScheduledOut>>)> {
     Ok(with_cursor(schedules::pending(&state, params).await?))
 }

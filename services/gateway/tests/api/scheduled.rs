@@ -317,6 +317,13 @@ async fn schedule_lists_are_paged(backend: Backend) {
             .await;
         assert_eq!(s, 201);
     }
+    // A schedule whose runs are over but whose deliveries are not stays pending with no next
+    // run: it comes last, once, on both backends.
+    heydoc_testkit::sql::execute(
+        &app.db.conn,
+        "UPDATE scheduled_messages SET next_run_at = NULL WHERE message = 'day 3'",
+    )
+    .await;
     for (path, first) in [
         ("/api/scheduled-messages", "day 5"),
         ("/api/scheduled-messages/pending", "day 1"),
@@ -348,6 +355,9 @@ async fn schedule_lists_are_paged(backend: Backend) {
         }
         assert_eq!(seen.len(), 5, "{path}: {seen:?}");
         assert_eq!(seen[0], first, "{path}: {seen:?}");
+        if path.ends_with("pending") {
+            assert_eq!(seen[4], "day 3", "no next run comes last: {seen:?}");
+        }
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 5, "{path}: each once");

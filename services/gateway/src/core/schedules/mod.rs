@@ -31,20 +31,25 @@ pub async fn list(state: &AppState, params: PageParams) -> ApiResult<Page> {
     let limit = page_size(params.limit, 200, 500);
     let before = params.cursor_id()?;
     let rows = store::all(&state.db, before, limit).await?;
-    Ok(paged(rows, limit))
+    Ok(paged(rows, limit, |s| s.id.to_string()))
 }
 
-/// Pending schedules soonest first, a page at a time (`cursor`: the previous page's last id).
-pub async fn pending(state: &AppState, params: PageParams) -> ApiResult<Page> {
+/// Pending schedules soonest first, a page at a time (`cursor`: where the previous page
+/// ended in that order).
+pub async fn pending(state: &AppState, params: PendingPageParams) -> ApiResult<Page> {
     let limit = page_size(params.limit, 200, 500);
-    let after = params.cursor_id()?;
+    let after = params.position()?;
     let rows = store::pending(&state.db, after, limit).await?;
-    Ok(paged(rows, limit))
+    Ok(paged(rows, limit, PendingPageParams::after))
 }
 
-fn paged(rows: Vec<heydoc_store::schedules::Schedule>, limit: u64) -> Page {
+fn paged(
+    rows: Vec<heydoc_store::schedules::Schedule>,
+    limit: u64,
+    cursor: impl Fn(&heydoc_store::schedules::Schedule) -> String,
+) -> Page {
     let next = (rows.len() as u64 == limit)
-        .then(|| rows.last().map(|s| s.id.to_string()))
+        .then(|| rows.last().map(cursor))
         .flatten();
     (rows.into_iter().map(ScheduledOut::from).collect(), next)
 }

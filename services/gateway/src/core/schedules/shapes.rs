@@ -200,6 +200,52 @@ impl PageParams {
     }
 }
 
+/// A page of the pending schedules.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PendingPageParams {
+    /// Page size (default 200; asked for outside 1 to 500, the nearest of the two).
+    pub limit: Option<i64>,
+    /// The `X-Next-Cursor` header of the previous page.
+    #[param(pattern = r"^((-?[0-9]{1,18}|n)\.[0-9]{1,9})?$")]
+    pub cursor: Option<String>,
+}
+
+impl PendingPageParams {
+    /// The sort key the cursor names: the last row's next run (in microseconds, `n` for none)
+    /// and its id.
+    pub fn position(&self) -> ApiResult<Option<heydoc_store::schedules::PendingCursor>> {
+        let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
+        let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
+        if id.is_empty() || id.len() > 9 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let id = id.parse().map_err(|_| bad())?;
+        let at = match at {
+            "n" => None,
+            micros => Some(
+                micros
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(DateTime::<Utc>::from_timestamp_micros)
+                    .ok_or_else(bad)?,
+            ),
+        };
+        Ok(Some((at, id)))
+    }
+
+    /// The cursor after `schedule`.
+    pub fn after(schedule: &heydoc_store::schedules::Schedule) -> String {
+        match schedule.next_run_at {
+            Some(at) => format!("{}.{}", at.timestamp_micros(), schedule.id),
+            None => format!("n.{}", schedule.id),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {

@@ -381,7 +381,7 @@ function startLive() {
       lost = true;
     } else if (type === "open") {
       document.body.dataset.live = "connected";
-      if (lost) { lost = false; refreshSoon(0); }
+      if (lost) { lost = false; readAndRefresh(); }
     } else {
       onEvent(type, data);
     }
@@ -395,12 +395,14 @@ function startLive() {
   window.addEventListener("pageshow", (event) => {
     if (!event.persisted || disconnect) return;
     disconnect = connectStream(deliver);
-    refreshSoon(0);
+    readAndRefresh();
   });
   // Back to a chat that was in the background: what arrived meanwhile is now read.
   document.addEventListener("visibilitychange", () => {
     const chat = document.getElementById("chat");
-    if (document.visibilityState === "visible" && chat) markChatRead(chat).then(() => refreshLive());
+    if (document.visibilityState === "visible" && chat && Number(chat.dataset.unread) > 0) {
+      markChatRead(chat).then(() => refreshLive());
+    }
   });
   // A campaign's runs are created by the scheduler, which sends no chat events: poll gently.
   const campaign = document.getElementById("campaign");
@@ -523,6 +525,17 @@ function startCampaignForm() {
 }
 
 // ---- start ---------------------------------------------------------------------------------
+
+// After events may have been missed: an open chat someone looks at is read (what came
+// meanwhile included), then the page re-reads itself.
+function readAndRefresh() {
+  const chat = document.getElementById("chat");
+  if (chat && document.visibilityState === "visible") {
+    markChatRead(chat).then(() => refreshSoon(0));
+  } else {
+    refreshSoon(0);
+  }
+}
 
 // Marks the open chat read at the API (a POST: showing a page never changes anything).
 async function markChatRead(chat) {
