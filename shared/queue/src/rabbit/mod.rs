@@ -174,24 +174,15 @@ impl RabbitBus {
         let names = self.names(route);
         let mut guard = self.publisher().await?;
         let result = bounded("a publish", async {
-            let publisher = connected(&mut guard)?;
-            declare_once(publisher, &self.config, route, &names).await?;
-            let confirm = publisher
-                .channel
-                .basic_publish(
-                    ShortString::from(names.exchange.as_str()),
-                    ShortString::from(route),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    bytes,
-                    BasicProperties::default().with_delivery_mode(2),
-                )
-                .await
-                .map_err(unavailable)?;
-            confirm.await.map_err(unavailable)?;
-            Ok(())
+            let message = (bytes.to_vec(), BasicProperties::default());
+            publish_confirmed(
+                connected(&mut guard)?,
+                &self.config,
+                route,
+                &names,
+                std::iter::once(message),
+            )
+            .await
         })
         .await;
         self.settle(&mut guard, result)
@@ -254,7 +245,7 @@ async fn declare(
     Ok(ready)
 }
 
-/// Publishes the whole window, then waits for every confirm.
+/// Publishes the whole window of jobs, then waits for every confirm.
 async fn publish_window(
     publisher: &mut Publisher,
     config: &RabbitConfig,
@@ -262,13 +253,27 @@ async fn publish_window(
     names: &Names,
     jobs: &[Job],
 ) -> Result<(), BusError> {
-    declare_once(publisher, config, route, names).await?;
-    let mut confirms = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let messages = jobs.iter().map(|job| {
         let properties = BasicProperties::default()
-            .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/json"))
             .with_headers(headers_table(&job.headers));
+        (encode(job), properties)
+    });
+    publish_confirmed(publisher, config, route, names, messages).await
+}
+
+/// Publishes `messages` to `route` (persistent, mandatory), then waits for every confirm: an
+/// unroutable or nacked message is an error, never a silent success.
+async fn publish_confirmed(
+    publisher: &mut Publisher,
+    config: &RabbitConfig,
+    route: &str,
+    names: &Names,
+    messages: impl Iterator<Item = (Vec<u8>, BasicProperties)>,
+) -> Result<(), BusError> {
+    declare_once(publisher, config, route, names).await?;
+    let mut confirms = Vec::new();
+    for (body, properties) in messages {
         let confirm = publisher
             .channel
             .basic_publish(
@@ -278,8 +283,8 @@ async fn publish_window(
                     mandatory: true,
                     ..Default::default()
                 },
-                &encode(job),
-                properties,
+                &body,
+                properties.with_delivery_mode(2),
             )
             .await
             .map_err(unavailable)?;
