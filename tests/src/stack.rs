@@ -64,6 +64,27 @@ impl Stack {
         settings.scheduler.tick_ms = 100;
         configure(&mut settings);
         let route = settings.whatsapp.phone_number_id.clone();
+        // The sandbox first: the gateway's Graph API calls (templates, media, read receipts)
+        // go to it, and its webhooks go to the gateway once that listens.
+        let knobs = SandboxKnobs {
+            status_delay_ms: 20,
+            // Tests name templates freely unless they test the catalog.
+            enforce_templates: false,
+            ..SandboxKnobs::default()
+        };
+        let sandbox = Sandbox::new(SandboxConfig {
+            webhook_url: None,
+            app_secret: SecretString::from(APP_SECRET),
+            display_phone_number: route.clone(),
+            knobs,
+        });
+        let addr = sandbox.clone().spawn("127.0.0.1:0").await.expect("sandbox");
+        let sandbox_url = format!("http://{addr}");
+        settings.whatsapp.api_url = sandbox_url.clone();
+        settings.whatsapp.access_token = SecretString::from("test-token");
+        if settings.whatsapp.waba_id.is_empty() {
+            settings.whatsapp.waba_id = heydoc_whatsapp::sandbox::SANDBOX_WABA.to_string();
+        }
         let (bus, rabbit): (Arc<dyn JobBus>, Option<Arc<RabbitBus>>) = match kind {
             BusKind::Rabbit => {
                 let rabbit = RabbitBus::connect(RabbitConfig {
@@ -89,18 +110,7 @@ impl Stack {
             }),
         )
         .await;
-        let knobs = SandboxKnobs {
-            status_delay_ms: 20,
-            ..SandboxKnobs::default()
-        };
-        let sandbox = Sandbox::new(SandboxConfig {
-            webhook_url: Some(app.url("/webhooks/whatsapp")),
-            app_secret: SecretString::from(APP_SECRET),
-            display_phone_number: route.clone(),
-            knobs,
-        });
-        let addr = sandbox.clone().spawn("127.0.0.1:0").await.expect("sandbox");
-        let sandbox_url = format!("http://{addr}");
+        sandbox.set_webhook_url(app.url("/webhooks/whatsapp"));
         let api_config = CloudApiConfig {
             base_url: sandbox_url.clone(),
             version: "v23.0".into(),

@@ -6,6 +6,7 @@ pub mod core;
 pub mod error;
 pub mod extract;
 pub mod import;
+pub mod media;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
@@ -30,8 +31,8 @@ pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{
-    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports, messages, numbers,
-    scheduled, send, tags, webhooks,
+    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports,
+    media as media_routes, messages, numbers, scheduled, send, tags, templates, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -58,6 +59,9 @@ pub fn app(state: AppState) -> Router {
         .route("/me/password", put(auth_routes::change_password))
         .route("/audit", get(auth_routes::audit_log))
         .route("/numbers", get(numbers::list).post(numbers::create))
+        .route("/templates", get(templates::list))
+        .route("/templates/sync", post(templates::sync))
+        .route("/media/{message_id}", get(media_routes::get))
         .route("/numbers/{phone_number_id}", put(numbers::update))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))
@@ -92,6 +96,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tags/{id}", put(tags::update).delete(tags::delete))
         .route("/messages/{phone}", get(messages::list))
         .route("/messages/{phone}/read", post(messages::mark_read))
+        .route("/messages/{phone}/typing", post(messages::typing))
         .route("/send_message", post(send::send_message))
         .route(
             "/scheduled-messages",
@@ -99,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/scheduled-messages/pending", get(scheduled::pending))
         .route("/scheduled-messages/preview", post(scheduled::preview))
+        .route("/scheduled-messages/estimate", post(scheduled::estimate))
         .route(
             "/scheduled-messages/{id}",
             get(scheduled::get).delete(scheduled::delete),
@@ -240,6 +246,25 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
+/// The WhatsApp account's upkeep on every replica: media files a download left pending are
+/// fetched again, and every `template_sync_secs` each account's template catalog is read
+/// from Meta (the first time shortly after start).
+async fn account_upkeep(state: AppState) {
+    let every = state.settings.whatsapp.template_sync_secs;
+    let mut next_sync = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => media::sweep(&state).await,
+            _ = tokio::time::sleep_until(next_sync), if every > 0 => {
+                core::templates::sync_all(&state).await;
+                next_sync = tokio::time::Instant::now() + std::time::Duration::from_secs(every);
+            }
+        }
+    }
+}
+
 /// Serves the app on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -250,6 +275,7 @@ pub async fn serve(
     if let Err(e) = heydoc_store::numbers::ensure_default(
         &state.db,
         state.business_number(),
+        &state.settings.whatsapp.waba_id,
         state.settings.sender.mps,
         chrono::Utc::now(),
     )
@@ -260,6 +286,7 @@ pub async fn serve(
     let limiter = state.login_limiter.clone();
     let pruner = tokio::spawn(prune_login_limiter(limiter));
     let forgetter = tokio::spawn(forget_sessions_on_notice(state.clone()));
+    let upkeep = tokio::spawn(account_upkeep(state.clone()));
     announce_setup_token(&state).await;
     tokio::task::spawn_blocking(import::spool::sweep_spool);
     // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
@@ -295,6 +322,7 @@ pub async fn serve(
     };
     pruner.abort();
     forgetter.abort();
+    upkeep.abort();
     result
 }
 

@@ -4,8 +4,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, auth, contacts, event_endpoints, health, imports, messages, numbers, scheduled, send,
-    tags, webhooks,
+    api_keys, auth, contacts, event_endpoints, health, imports, media, messages, numbers,
+    scheduled, send, tags, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -22,13 +22,14 @@ use crate::routes::{
         auth::audit_log,
         api_keys::create, api_keys::list, api_keys::revoke,
         numbers::list, numbers::create, numbers::update,
+        templates::list, templates::sync, media::get,
         event_endpoints::create, event_endpoints::list, event_endpoints::update, event_endpoints::delete, event_endpoints::deliveries,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
         imports::upload, imports::get, imports::export,
         tags::list, tags::create, tags::update, tags::delete,
-        messages::list, messages::mark_read, send::send_message,
-        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::delete, scheduled::update_status, scheduled::deliveries_of,
+        messages::list, messages::mark_read, messages::typing, send::send_message,
+        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::estimate, scheduled::delete, scheduled::update_status, scheduled::deliveries_of,
         crate::ui::live::events,
         webhooks::verify, webhooks::receive,
         health::healthz, health::readyz,

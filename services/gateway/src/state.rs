@@ -48,6 +48,10 @@ pub struct AppState {
     pub hasher: crate::auth::password::Hasher,
     /// What the first admin must register with, on an install listening beyond loopback.
     pub setup_token: Option<Arc<SecretString>>,
+    /// Meta's Graph API for what is not a send: templates, read receipts, media.
+    pub graph: heydoc_whatsapp::GraphApi,
+    /// Where inbound media files are kept.
+    pub media: Arc<dyn crate::media::MediaStore>,
 }
 
 impl AppState {
@@ -65,7 +69,16 @@ impl AppState {
             std::time::Duration::from_secs(settings.auth.hash_wait_secs.max(1)),
         );
         let setup_token = setup_token(&settings, jwt_secret);
+        let graph = heydoc_whatsapp::GraphApi::new(
+            &settings.whatsapp.api_url,
+            &settings.whatsapp.api_version,
+            std::time::Duration::from_secs(30),
+        );
+        let media: Arc<dyn crate::media::MediaStore> =
+            Arc::new(crate::media::LocalDir::new(settings.media_dir()));
         Self {
+            graph,
+            media,
             keywords: Arc::new(heydoc_domain::consent::Keywords::from_lists(
                 &settings.optout.stop_keywords,
                 &settings.optout.start_keywords,
@@ -91,6 +104,18 @@ impl AppState {
                 .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)
                 .build(),
         }
+    }
+
+    /// The token Graph API calls for `number` carry: its own, else the environment's.
+    pub fn token_for(
+        &self,
+        number: Option<&heydoc_store::numbers::Number>,
+    ) -> Option<SecretString> {
+        if let Some(t) = number.and_then(|n| n.access_token.clone()) {
+            return Some(SecretString::from(t));
+        }
+        heydoc_config::WhatsAppSettings::secret(&self.settings.whatsapp.access_token)
+            .map(|t| SecretString::from(t.to_string()))
     }
 
     pub fn with_outbox(mut self, outbox: Outbox) -> Self {

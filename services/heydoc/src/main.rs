@@ -187,6 +187,12 @@ async fn run_all(mut settings: Settings, db: heydoc_store::Db) -> anyhow::Result
             .spawn("127.0.0.1:0")
             .await
             .context("starting the sandbox")?;
+        // The gateway's Graph API calls (templates, read receipts, media) go there too.
+        settings.whatsapp.api_url = format!("http://{sandbox_addr}");
+        settings.whatsapp.access_token = SecretString::from("sandbox-token");
+        if settings.whatsapp.waba_id.trim().is_empty() {
+            settings.whatsapp.waba_id = heydoc_whatsapp::sandbox::SANDBOX_WABA.to_string();
+        }
         tracing::warn!(
             "WHATSAPP_ACCESS_TOKEN is not set: messages go to the built-in sandbox at http://{sandbox_addr} \
              (nothing reaches real phones); inject an inbound message with POST http://{sandbox_addr}/sandbox/inbound"

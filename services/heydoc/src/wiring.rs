@@ -65,7 +65,10 @@ pub fn sandbox(settings: &Settings, webhook_url: String, app_secret: SecretStrin
         webhook_url: Some(webhook_url),
         app_secret,
         display_phone_number: route(settings),
-        knobs: SandboxKnobs::default(),
+        knobs: SandboxKnobs {
+            enforce_templates: true,
+            ..SandboxKnobs::default()
+        },
     })
 }
 

@@ -104,6 +104,7 @@ pub async fn run_registry(reg: Registry, shutdown: CancellationToken) -> Result<
     if let Err(e) = heydoc_store::numbers::ensure_default(
         &reg.db,
         &reg.default_number,
+        "",
         reg.settings.mps,
         chrono::Utc::now(),
     )

@@ -25,6 +25,7 @@ const WELL_KNOWN_ENV: &[(&str, &str)] = &[
     ("WHATSAPP_PHONE_NUMBER_ID", "whatsapp.phone_number_id"),
     ("WHATSAPP_APP_SECRET", "whatsapp.app_secret"),
     ("WHATSAPP_VERIFY_TOKEN", "whatsapp.verify_token"),
+    ("WHATSAPP_WABA_ID", "whatsapp.waba_id"),
     ("WHATSAPP_MPS", "sender.mps"),
     ("WHATSAPP_WINDOW_POLICY", "sender.window_policy"),
 ];
@@ -55,6 +56,52 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub scheduler: SchedulerSettings,
     pub optout: OptOutSettings,
+    pub pricing: PricingSettings,
+    pub media: MediaSettings,
+}
+
+/// What Meta charges per delivered message, to estimate a campaign's cost: per recipient
+/// country calling code (`"91"`, `"1"`, ...; `"default"` for the rest), per pricing category
+/// (`marketing`, `utility`, `authentication`, ...), in `currency`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PricingSettings {
+    pub currency: String,
+    pub rates: HashMap<String, HashMap<String, f64>>,
+}
+
+impl PricingSettings {
+    /// The rate for one message to a recipient whose number starts with `phone`'s digits.
+    pub fn rate(&self, phone: &str, category: &str) -> f64 {
+        let digits = phone.trim_start_matches('+');
+        // The longest calling code that matches (1 to 4 digits).
+        let table = (1..=4)
+            .rev()
+            .filter_map(|n| digits.get(..n))
+            .find_map(|code| self.rates.get(code))
+            .or_else(|| self.rates.get("default"));
+        table
+            .and_then(|t| t.get(category).or_else(|| t.get("default")))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+/// Inbound media files: where they are kept, and the largest one downloaded.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaSettings {
+    /// Empty: `media` under `data_dir`.
+    pub dir: String,
+    pub max_bytes: u64,
+}
+
+impl Settings {
+    /// Where the local media store keeps files.
+    pub fn media_dir(&self) -> PathBuf {
+        match non_empty(&self.media.dir) {
+            Some(d) => PathBuf::from(d),
+            None => self.data_dir.join("media"),
+        }
+    }
 }
 
 /// Opt-out and opt-in by keyword (comma-separated lists, any language; matched as the whole
@@ -149,6 +196,10 @@ pub struct WhatsAppSettings {
     pub phone_number_id: String,
     pub app_secret: SecretString,
     pub verify_token: SecretString,
+    /// The WhatsApp Business Account of the default number: its template catalog.
+    pub waba_id: String,
+    /// How often each gateway reads every account's templates from Meta (0: on demand only).
+    pub template_sync_secs: u64,
 }
 
 impl Settings {
@@ -319,6 +370,20 @@ mod tests {
         ]);
         assert_eq!(s.http_addr, "0.0.0.0:9000");
         assert!(s.auth.open_registration);
+    }
+
+    #[test]
+    fn rates_follow_the_longest_calling_code() {
+        let s = load(&[]);
+        assert!(
+            s.pricing.rate("919800000001", "marketing")
+                < s.pricing.rate("14155550123", "marketing")
+        );
+        assert_eq!(
+            s.pricing.rate("999", "marketing"),
+            s.pricing.rates["default"]["marketing"]
+        );
+        assert_eq!(s.pricing.rate("919800000001", "service"), 0.0);
     }
 
     #[test]

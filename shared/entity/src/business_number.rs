@@ -18,6 +18,11 @@ pub struct Model {
     pub is_default: bool,
     pub state: String,
     pub state_reason: Option<String>,
+    /// The business portfolio's messaging limit as Meta last reported it (`TIER_250`,
+    /// `TIER_2K`, `TIER_10K`, `TIER_100K`, `TIER_UNLIMITED`), and the number's quality
+    /// (`GREEN`, `YELLOW`, `RED`).
+    pub messaging_limit: Option<String>,
+    pub quality: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -39,6 +39,12 @@ pub struct Model {
     /// The `traceparent` the send continues: the API request's, then the sender's own; status
     /// webhooks become its children. For a fan-out delivery before it is sent, its occurrence's.
     pub trace_context: Option<String>,
+    /// What Meta says it charges for this message (its status webhooks' `pricing`):
+    /// `marketing`, `utility`, `authentication`, `service`, ...; `pricing_type` is `regular`
+    /// (charged) or a free kind.
+    pub pricing_category: Option<String>,
+    pub pricing_type: Option<String>,
+    pub billable: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -31,6 +31,9 @@ pub struct Model {
     pub status_reason: Option<String>,
     /// The business number (phone number id) it sends from; null: the default number.
     pub sender_number: Option<String>,
+    /// `name|language` of the template whose pause (by Meta) paused this campaign: its
+    /// re-approval resumes it.
+    pub paused_template: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

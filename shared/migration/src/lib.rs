@@ -12,6 +12,7 @@ mod m20261130_000006_flow_control;
 mod m20261130_000007_business_numbers;
 mod m20261130_000008_staff;
 mod m20261130_000009_contact_search;
+mod m20261130_000010_whatsapp_account;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_business_numbers::Migration),
             Box::new(m20261130_000008_staff::Migration),
             Box::new(m20261130_000009_contact_search::Migration),
+            Box::new(m20261130_000010_whatsapp_account::Migration),
         ]
     }
 }

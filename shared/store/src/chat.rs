@@ -210,6 +210,36 @@ pub struct StatusUpdate {
     pub delivery_id: Option<i64>,
     pub error_code: Option<i32>,
     pub error_reason: Option<String>,
+    /// What Meta says it charges: (category, type, billable).
+    pub pricing: Option<(String, String, bool)>,
+}
+
+/// Records what Meta charges for the message a status names (the first pricing it reports
+/// stays: every status of a message carries the same).
+pub async fn record_pricing(db: &impl ConnectionTrait, update: &StatusUpdate) -> Result<()> {
+    let Some((category, kind, billable)) = &update.pricing else {
+        return Ok(());
+    };
+    let mut which =
+        sea_orm::Condition::any().add(message::Column::MessageId.eq(update.wamid.as_str()));
+    if let Some(id) = update.delivery_id {
+        which = which.add(
+            sea_orm::Condition::all()
+                .add(message::Column::Id.eq(id))
+                .add(message::Column::MessageId.is_null()),
+        );
+    }
+    let cut = |s: &str| s.chars().take(40).collect::<String>();
+    message::Entity::update_many()
+        .col_expr(message::Column::PricingCategory, Expr::value(cut(category)))
+        .col_expr(message::Column::PricingType, Expr::value(cut(kind)))
+        .col_expr(message::Column::Billable, Expr::value(*billable))
+        .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
+        .filter(message::Column::PricingCategory.is_null())
+        .filter(which)
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// The statuses a message may be in for `next` to replace it. Failure is terminal, and

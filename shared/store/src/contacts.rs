@@ -6,6 +6,7 @@ use heydoc_entity::contact;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::{Conn, Result, StoreError};
@@ -286,4 +287,85 @@ mod tests {
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like("50%_a\\"), "50\\%\\_a\\\\");
     }
+}
+
+/// Who a campaign would reach: each contact once, whether tagged or listed.
+#[derive(Debug, Default, Clone)]
+pub struct AudienceSummary {
+    /// Contacts (and listed numbers not yet contacts) it would reach.
+    pub reachable: i64,
+    /// Left out: opted out of campaigns, or suppressed (WhatsApp will not deliver to them).
+    pub opted_out: i64,
+    pub suppressed: i64,
+    /// Reachable recipients by the first four digits of their number (for per-country rates).
+    pub by_prefix: Vec<(String, i64)>,
+}
+
+/// Counts the audience of `tag_ids` and `phones` as a fan-out would resolve it now.
+pub async fn audience_summary(
+    db: &impl Conn,
+    tag_ids: &[i32],
+    phones: &[String],
+) -> Result<AudienceSummary> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut summary = AudienceSummary::default();
+    let mut prefixes: BTreeMap<String, i64> = BTreeMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let count =
+        |c: &Contact, summary: &mut AudienceSummary, prefixes: &mut BTreeMap<String, i64>| {
+            if c.opted_out_at.is_some() {
+                summary.opted_out += 1;
+            } else if c.suppressed_reason.is_some() {
+                summary.suppressed += 1;
+            } else {
+                summary.reachable += 1;
+                *prefixes
+                    .entry(c.phone.chars().take(4).collect())
+                    .or_default() += 1;
+            }
+        };
+    if !tag_ids.is_empty() {
+        let tagged = sea_orm::sea_query::Query::select()
+            .column(heydoc_entity::contact_tag::Column::ContactId)
+            .from(heydoc_entity::contact_tag::Entity)
+            .and_where(heydoc_entity::contact_tag::Column::TagId.is_in(tag_ids.iter().copied()))
+            .to_owned();
+        let mut after = 0;
+        loop {
+            let page = contact::Entity::find()
+                .filter(contact::Column::Id.in_subquery(tagged.clone()))
+                .filter(contact::Column::Id.gt(after))
+                .order_by_asc(contact::Column::Id)
+                .limit(5_000)
+                .all(db)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for c in &page {
+                seen.insert(c.phone.clone());
+                count(c, &mut summary, &mut prefixes);
+            }
+        }
+    }
+    let listed: Vec<String> = phones
+        .iter()
+        .filter(|p| !seen.contains(*p))
+        .cloned()
+        .collect();
+    for chunk in listed.chunks(1_000) {
+        let found = contact::Entity::find()
+            .filter(contact::Column::Phone.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?;
+        let known: HashSet<&str> = found.iter().map(|c| c.phone.as_str()).collect();
+        for phone in chunk.iter().filter(|p| !known.contains(p.as_str())) {
+            summary.reachable += 1;
+            *prefixes.entry(phone.chars().take(4).collect()).or_default() += 1;
+        }
+        for c in &found {
+            count(c, &mut summary, &mut prefixes);
+        }
+    }
+    summary.by_prefix = prefixes.into_iter().collect();
+    Ok(summary)
 }

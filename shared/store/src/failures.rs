@@ -71,5 +71,33 @@ pub async fn pause_campaign_of(
             [reason.as_str().into(), now.into(), occurrence_id.into()],
         ))
         .await?;
-    Ok(result.rows_affected() > 0)
+    if result.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // The template is the campaign's: its re-approval (Meta's webhook) resumes the campaign.
+    let schedule = heydoc_entity::scheduled_message::Entity::find()
+        .filter(
+            heydoc_entity::scheduled_message::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(heydoc_entity::occurrence::Column::ScheduleId)
+                    .from(heydoc_entity::occurrence::Entity)
+                    .and_where(heydoc_entity::occurrence::Column::Id.eq(occurrence_id))
+                    .to_owned(),
+            ),
+        )
+        .one(db)
+        .await?;
+    if let Some(s) = schedule {
+        if let Some((name, language)) = crate::templates::template_of(&s) {
+            heydoc_entity::scheduled_message::Entity::update_many()
+                .col_expr(
+                    heydoc_entity::scheduled_message::Column::PausedTemplate,
+                    Expr::value(crate::templates::key(&name, &language)),
+                )
+                .filter(heydoc_entity::scheduled_message::Column::Id.eq(s.id))
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(true)
 }

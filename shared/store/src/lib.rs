@@ -17,12 +17,14 @@ pub mod fanout;
 pub mod firing;
 pub mod imports;
 pub mod live;
+pub mod media;
 pub mod messages;
 pub mod numbers;
 pub mod occurrences;
 pub mod outbound;
 pub mod schedules;
 pub mod tags;
+pub mod templates;
 pub mod users;
 mod vocabulary;
 

@@ -67,6 +67,21 @@ pub async fn mark_read(db: &impl Conn, contact_id: i32) -> Result<u64> {
 }
 
 /// The message first queued with this Idempotency-Key.
+/// The contact's latest inbound message (what a read receipt or a typing indicator names).
+pub async fn latest_inbound(db: &impl Conn, contact_id: i32) -> Result<Option<Message>> {
+    use sea_orm::QueryOrder;
+    Ok(message::Entity::find()
+        .filter(message::Column::ContactId.eq(contact_id))
+        .filter(message::Column::Direction.eq(heydoc_domain::Direction::Incoming.as_str()))
+        .order_by_desc(message::Column::Id)
+        .one(db)
+        .await?)
+}
+
+pub async fn by_id(db: &impl Conn, id: i64) -> Result<Option<Message>> {
+    Ok(message::Entity::find_by_id(id).one(db).await?)
+}
+
 pub async fn by_idempotency_key(db: &impl Conn, key: &str) -> Result<Option<Message>> {
     Ok(message::Entity::find()
         .filter(message::Column::IdempotencyKey.eq(key))

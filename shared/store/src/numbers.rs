@@ -22,6 +22,7 @@ pub const DISABLED: &str = heydoc_domain::NumberState::Disabled.as_str();
 pub async fn ensure_default(
     db: &impl ConnectionTrait,
     phone_number_id: &str,
+    waba_id: &str,
     mps: u32,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -34,7 +35,7 @@ pub async fn ensure_default(
     let row = business_number::ActiveModel {
         phone_number_id: Set(phone_number_id.to_string()),
         display_number: Set(phone_number_id.to_string()),
-        waba_id: Set(String::new()),
+        waba_id: Set(waba_id.trim().to_string()),
         access_token: Set(None),
         mps: Set(i32::try_from(mps).unwrap_or(i32::MAX)),
         is_default: Set(true),
@@ -47,11 +48,16 @@ pub async fn ensure_default(
     business_number::Entity::insert(row)
         .on_conflict(
             OnConflict::column(business_number::Column::PhoneNumberId)
-                .update_columns([
-                    business_number::Column::Mps,
-                    business_number::Column::IsDefault,
-                    business_number::Column::UpdatedAt,
-                ])
+                .update_columns(
+                    [
+                        business_number::Column::Mps,
+                        business_number::Column::IsDefault,
+                        business_number::Column::UpdatedAt,
+                    ]
+                    .into_iter()
+                    // A process that does not know the account (the sender) leaves it alone.
+                    .chain((!waba_id.trim().is_empty()).then_some(business_number::Column::WabaId)),
+                )
                 .to_owned(),
         )
         .exec(db)
@@ -184,4 +190,35 @@ pub async fn update(
     }
     model.updated_at = Set(now);
     Ok(business_number::Entity::update(model).exec(db).await?)
+}
+
+/// Records Meta's messaging limit and quality of the numbers `display_phone_number` names (all
+/// of the account's when it names none: the limit is the portfolio's).
+pub async fn set_quality(
+    db: &impl ConnectionTrait,
+    waba_id: &str,
+    display_phone_number: Option<&str>,
+    messaging_limit: Option<&str>,
+    quality: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut update = business_number::Entity::update_many()
+        .col_expr(business_number::Column::UpdatedAt, Expr::value(now))
+        .filter(business_number::Column::WabaId.eq(waba_id));
+    if let Some(limit) = messaging_limit {
+        update = update.col_expr(business_number::Column::MessagingLimit, Expr::value(limit));
+    }
+    if let Some(q) = quality {
+        update = update.col_expr(business_number::Column::Quality, Expr::value(q));
+    }
+    if let Some(display) = display_phone_number {
+        let digits: String = display.chars().filter(char::is_ascii_digit).collect();
+        update = update.filter(
+            sea_orm::Condition::any()
+                .add(business_number::Column::DisplayNumber.eq(display))
+                .add(business_number::Column::DisplayNumber.eq(digits.clone()))
+                .add(business_number::Column::PhoneNumberId.eq(digits)),
+        );
+    }
+    Ok(update.exec(db).await?.rows_affected)
 }

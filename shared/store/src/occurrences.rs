@@ -41,6 +41,56 @@ pub async fn status_counts(db: &impl Conn, ids: &[i64]) -> Result<Vec<(i64, Stri
         .collect())
 }
 
+/// Messages of one run with the same pricing and the same first four digits of recipient.
+#[derive(Debug, Clone)]
+pub struct PricedGroup {
+    pub occurrence_id: i64,
+    pub category: String,
+    pub billable: bool,
+    /// The first four digits of the recipients' numbers (their country calling code is in it).
+    pub prefix: String,
+    pub messages: i64,
+}
+
+type PricedRow = (Option<i64>, Option<String>, Option<bool>, String, i64);
+
+/// What Meta reported it charges for these occurrences' messages; messages without a pricing
+/// report yet are left out.
+pub async fn pricing_counts(db: &impl Conn, ids: &[i64]) -> Result<Vec<PricedGroup>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Literal (no bound parameters): PostgreSQL matches the GROUP BY expression to the
+    // selected one only when they are written the same.
+    let prefix = sea_orm::sea_query::Expr::cust("substr(receiver_phone, 1, 4)");
+    let rows: Vec<PricedRow> = message::Entity::find()
+        .select_only()
+        .column(message::Column::OccurrenceId)
+        .column(message::Column::PricingCategory)
+        .column(message::Column::Billable)
+        .column_as(prefix.clone(), "prefix")
+        .column_as(message::Column::Id.count(), "n")
+        .filter(message::Column::OccurrenceId.is_in(ids.iter().copied()))
+        .filter(message::Column::PricingCategory.is_not_null())
+        .group_by(message::Column::OccurrenceId)
+        .group_by(message::Column::PricingCategory)
+        .group_by(message::Column::Billable)
+        .group_by(prefix)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(occ, category, billable, prefix, n)| PricedGroup {
+            occurrence_id: occ.unwrap_or_default(),
+            category: category.unwrap_or_default(),
+            billable: billable.unwrap_or(false),
+            prefix,
+            messages: n,
+        })
+        .collect())
+}
+
 /// A schedule's deliveries (of one occurrence, if given), newest first, older than delivery
 /// `before`.
 pub async fn deliveries(

@@ -133,6 +133,7 @@ pub async fn set_status(
     let mut model: schedule::ActiveModel = existing.into();
     model.status = Set(to.as_str().into());
     model.status_reason = Set(None);
+    model.paused_template = Set(None);
     if to.is_final() {
         model.next_run_at = Set(None);
     }

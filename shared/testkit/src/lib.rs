@@ -248,6 +248,16 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.whatsapp.app_secret = APP_SECRET.to_string().into();
     settings.whatsapp.verify_token = VERIFY_TOKEN.to_string().into();
     settings.whatsapp.phone_number_id = "15550001111".into();
+    // The template catalog is synced when a test asks (POST /api/templates/sync), so tests
+    // that name templates freely are not checked against the sandbox's starter catalog.
+    settings.whatsapp.template_sync_secs = 0;
+    settings.media.dir = std::env::temp_dir()
+        .join(format!(
+            "heydoc-test-media-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .display()
+        .to_string();
     // Test receivers listen on 127.0.0.1 (the guard itself is tested with this off).
     settings.sender.event_private_targets = true;
     settings

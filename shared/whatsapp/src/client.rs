@@ -28,6 +28,12 @@ pub struct CloudApiConfig {
 /// Meta's documents write it (`https://graph.facebook.com/v23.0`), is taken as it is: its
 /// version wins over `version` (with a warning when they differ), never `/v23.0/v23.0/`.
 pub fn messages_url(base_url: &str, version: &str, phone_number_id: &str) -> String {
+    graph_url(base_url, version, &format!("{phone_number_id}/messages"))
+}
+
+/// `{base}/{version}/{path}`, with a base that already names a version taken as it is (see
+/// [`messages_url`]).
+pub fn graph_url(base_url: &str, version: &str, path: &str) -> String {
     let base = base_url.trim().trim_end_matches('/');
     let version = version.trim().trim_matches('/');
     let last = base.rsplit('/').next().unwrap_or_default();
@@ -39,9 +45,9 @@ pub fn messages_url(base_url: &str, version: &str, phone_number_id: &str) -> Str
                 "WHATSAPP_API_URL names a Graph API version; it is used instead of WHATSAPP_API_VERSION"
             );
         }
-        return format!("{base}/{phone_number_id}/messages");
+        return format!("{base}/{path}");
     }
-    format!("{base}/{version}/{phone_number_id}/messages")
+    format!("{base}/{version}/{path}")
 }
 
 /// `v23.0`, `v23`: a Graph API version path segment.

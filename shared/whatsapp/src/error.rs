@@ -39,6 +39,9 @@ impl ErrorClass {
                 ErrorClass::TemplateProblem
             }
             1 | 2 | 131000 | 131016 => ErrorClass::RetrySoon,
+            // The media could not be fetched or uploaded: the message's own problem (a link
+            // Meta cannot reach, a file it refuses); sending it again the same way fails again.
+            131053 => ErrorClass::NeverRetry { suppress: false },
             _ => ErrorClass::NeverRetry { suppress: false },
         }
     }
@@ -103,6 +106,10 @@ mod tests {
         assert_eq!(ErrorClass::from_code(132015), ErrorClass::TemplateProblem);
         assert_eq!(ErrorClass::from_code(132000), ErrorClass::TemplateProblem);
         assert_eq!(ErrorClass::from_code(131000), ErrorClass::RetrySoon);
+        assert_eq!(
+            ErrorClass::from_code(131053),
+            ErrorClass::NeverRetry { suppress: false }
+        );
         assert!(!ErrorClass::from_code(100).is_retryable());
     }
 }

@@ -4,12 +4,15 @@
 
 pub mod client;
 pub mod error;
+pub mod graph;
 pub mod payload;
 pub mod sandbox;
+pub mod templates;
 pub mod webhook;
 
 pub use client::{Accepted, CloudApi, CloudApiConfig};
 pub use error::{ErrorClass, SendError};
+pub use graph::{GraphApi, MediaInfo};
 pub use payload::{Content, Outgoing};
 
 /// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.

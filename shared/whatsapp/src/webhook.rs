@@ -74,9 +74,21 @@ impl Envelope {
         }
     }
 
+    /// One change of another field (`message_template_status_update`, ...) for `waba_id`.
+    pub fn of_field(waba_id: &str, field: &str, value: ChangeValue) -> Self {
+        let mut envelope = Self::of(waba_id, value);
+        envelope.entry[0].changes[0].field = field.into();
+        envelope
+    }
+
     /// Every change's value, in order.
     pub fn values(&self) -> impl Iterator<Item = &ChangeValue> {
-        self.entry.iter().flat_map(|e| &e.changes).map(|c| &c.value)
+        self.changes().map(|c| &c.value)
+    }
+
+    /// Every change (its field and value), in order.
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.entry.iter().flat_map(|e| &e.changes)
     }
 }
 
@@ -109,6 +121,9 @@ pub struct ChangeValue {
     pub messages: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<WaStatus>,
+    /// The fields of the other kinds of change (template and quality updates), as sent.
+    #[serde(flatten, default)]
+    pub rest: serde_json::Map<String, Value>,
 }
 
 impl ChangeValue {
@@ -135,7 +150,57 @@ impl ChangeValue {
                 "type": "text",
                 "text": { "body": body }
             })],
-            statuses: Vec::new(),
+            ..Self::default()
+        }
+    }
+
+    /// A media message (`kind` image, document, audio, video or sticker) a user sent: Meta
+    /// gives the media id, its type and sha256, never the file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inbound_media(
+        metadata: Metadata,
+        from: &str,
+        name: &str,
+        wamid: &str,
+        kind: &str,
+        media: Value,
+        at: i64,
+    ) -> Self {
+        let mut message = serde_json::json!({
+            "from": from,
+            "id": wamid,
+            "timestamp": at.to_string(),
+            "type": kind,
+        });
+        message[kind] = media;
+        Self {
+            messaging_product: "whatsapp".into(),
+            metadata: Some(metadata),
+            contacts: vec![WaContact {
+                wa_id: from.into(),
+                profile: Some(Profile { name: name.into() }),
+            }],
+            messages: vec![message],
+            ..Self::default()
+        }
+    }
+
+    /// The value of a change that is not about messages, from its fields.
+    pub fn fields(fields: Value) -> Self {
+        Self {
+            rest: match fields {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            ..Self::default()
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        match self.rest.get(key)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
         }
     }
 
@@ -276,6 +341,162 @@ pub struct WaError {
 pub struct ErrorData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+}
+
+/// `message_template_status_update`: Meta approved, paused, disabled or rejected a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateStatusUpdate {
+    /// `APPROVED`, `PAUSED`, `DISABLED`, `REJECTED`, `FLAGGED`, `PENDING_DELETION`, ...
+    pub event: String,
+    pub name: String,
+    pub language: String,
+    pub reason: Option<String>,
+}
+
+impl TemplateStatusUpdate {
+    pub const FIELD: &'static str = "message_template_status_update";
+
+    pub fn read(value: &ChangeValue) -> Option<Self> {
+        let reason = value
+            .rest
+            .get("other_info")
+            .and_then(|o| o.get("description"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| value.text("reason"))
+            .filter(|r| r != "NONE");
+        Some(Self {
+            event: value.text("event")?.to_ascii_uppercase(),
+            name: value.text("message_template_name")?,
+            language: value.text("message_template_language")?,
+            reason,
+        })
+    }
+}
+
+/// `message_template_quality_update`: a template's quality moved (GREEN, YELLOW, RED, UNKNOWN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateQualityUpdate {
+    pub name: String,
+    pub language: String,
+    pub quality: String,
+}
+
+impl TemplateQualityUpdate {
+    pub const FIELD: &'static str = "message_template_quality_update";
+
+    pub fn read(value: &ChangeValue) -> Option<Self> {
+        Some(Self {
+            name: value.text("message_template_name")?,
+            language: value.text("message_template_language")?,
+            quality: value.text("new_quality_score")?.to_ascii_uppercase(),
+        })
+    }
+}
+
+/// `phone_number_quality_update` / `business_capability_update`: a number's quality or its
+/// portfolio's messaging limit changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberQualityUpdate {
+    /// Which number (display form), when the change names one.
+    pub display_phone_number: Option<String>,
+    /// `FLAGGED`, `UNFLAGGED`, `UPGRADE`, `DOWNGRADE`, ...
+    pub event: Option<String>,
+    /// `TIER_250`, `TIER_2K`, `TIER_10K`, `TIER_100K`, `TIER_UNLIMITED`.
+    pub messaging_limit: Option<String>,
+}
+
+impl NumberQualityUpdate {
+    pub const FIELDS: [&'static str; 2] =
+        ["phone_number_quality_update", "business_capability_update"];
+
+    pub fn read(value: &ChangeValue) -> Option<Self> {
+        let limit = value
+            .text("whatsapp_business_manager_messaging_limit")
+            .or_else(|| value.text("current_limit"))
+            .or_else(|| {
+                value
+                    .text("max_daily_conversations_per_business")
+                    .map(|n| format!("TIER_{n}"))
+            });
+        let update = Self {
+            display_phone_number: value.text("display_phone_number"),
+            event: value.text("event").map(|e| e.to_ascii_uppercase()),
+            messaging_limit: limit.map(|l| l.to_ascii_uppercase()),
+        };
+        (update.event.is_some() || update.messaging_limit.is_some()).then_some(update)
+    }
+
+    /// The number's quality as the event implies it: flagged is yellow, unflagged green.
+    pub fn quality(&self) -> Option<&'static str> {
+        match self.event.as_deref()? {
+            "FLAGGED" => Some("YELLOW"),
+            "UNFLAGGED" | "UPGRADE" => Some("GREEN"),
+            "DOWNGRADE" => Some("RED"),
+            _ => None,
+        }
+    }
+}
+
+/// What Meta says a message costs: a status webhook's `pricing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    /// `marketing`, `utility`, `authentication`, `authentication_international`, `service`,
+    /// `marketing_lite`.
+    pub category: String,
+    /// `regular` (charged), `free_customer_service`, `free_entry_point`.
+    pub kind: String,
+    pub billable: bool,
+}
+
+impl WaStatus {
+    pub fn pricing(&self) -> Option<Pricing> {
+        let p = self.pricing.as_ref()?;
+        let text = |k: &str| {
+            p.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+        };
+        let category = text("category")?;
+        let kind = text("type").unwrap_or_else(|| "regular".into());
+        let billable = p
+            .get("billable")
+            .and_then(Value::as_bool)
+            .unwrap_or(kind == "regular");
+        Some(Pricing {
+            category,
+            kind,
+            billable,
+        })
+    }
+}
+
+/// An inbound message's media, as Meta announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMedia {
+    pub id: String,
+    pub mime_type: String,
+    pub sha256: Option<String>,
+    pub filename: Option<String>,
+}
+
+/// The message kinds whose file HeyDoc downloads.
+pub const MEDIA_KINDS: [&str; 5] = ["image", "document", "audio", "video", "sticker"];
+
+/// The media of an inbound message of a media kind.
+pub fn read_media(msg: &Value) -> Option<InboundMedia> {
+    let kind = msg.get("type")?.as_str()?;
+    if !MEDIA_KINDS.contains(&kind) {
+        return None;
+    }
+    let media = msg.get(kind)?;
+    let text = |k: &str| media.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(InboundMedia {
+        id: text("id")?,
+        mime_type: text("mime_type").unwrap_or_else(|| "application/octet-stream".into()),
+        sha256: text("sha256"),
+        filename: text("filename"),
+    })
 }
 
 /// An inbound message, read from Meta's per-type shape.

@@ -14,10 +14,13 @@ pub fn api(method: &Method, path: &str) -> Permission {
     match path {
         "/me" | "/me/password" | "/events" | "/users/{id}/sessions" => Inbox,
         "/contacts" | "/contacts/{phone}/tags" | "/contacts/{phone}/tags/{tag_id}" => Inbox,
-        "/messages/{phone}" | "/messages/{phone}/read" | "/send_message" => Inbox,
+        "/messages/{phone}" | "/messages/{phone}/read" | "/messages/{phone}/typing" => Inbox,
+        "/send_message" => Inbox,
         "/contacts/{phone}" if *method != Method::DELETE => Inbox,
         "/contacts/{phone}" => Audience,
-        "/tags" | "/numbers" if read => Inbox,
+        "/tags" | "/numbers" | "/templates" if read => Inbox,
+        "/media/{message_id}" => Inbox,
+        "/templates/sync" => Campaigns,
         "/tags" | "/tags/{id}" | "/contacts/import" | "/contacts/export" | "/imports/{id}" => {
             Audience
         }

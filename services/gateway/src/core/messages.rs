@@ -33,11 +33,18 @@ pub struct MessageOut {
     pub error_code: Option<i32>,
     /// Why the message failed or was skipped.
     pub error_reason: Option<String>,
+    /// Where the file of an incoming image, document, audio, video or sticker is served
+    /// (`GET /api/media/{id}`).
+    pub media_url: Option<String>,
 }
 
 impl From<Message> for MessageOut {
     fn from(m: Message) -> Self {
+        let media_url = (m.direction == heydoc_domain::Direction::Incoming.as_str()
+            && heydoc_whatsapp::webhook::MEDIA_KINDS.contains(&m.message_type.as_str()))
+        .then(|| format!("/api/media/{}", m.id));
         Self {
+            media_url,
             id: m.id,
             message_id: m.message_id.unwrap_or_default(),
             sender_phone: m.sender_phone,
@@ -89,9 +96,59 @@ pub async fn mark_read(state: &AppState, phone: &str) -> ApiResult<ReadOut> {
     let contact = find_contact(&txn, phone).await?;
     let marked = store::mark_read(&txn, contact.id).await?;
     heydoc_store::commit(txn).await?;
+    if marked > 0 {
+        tell_whatsapp(state, &contact, false);
+    }
     Ok(ReadOut {
         phone: contact.phone,
         unread_count: 0,
         marked,
     })
+}
+
+/// Someone is writing a reply: WhatsApp shows the patient that the business is typing (and
+/// their latest message as read).
+pub async fn typing(state: &AppState, phone: &str) -> ApiResult<()> {
+    let contact = find_contact(&state.db, phone).await?;
+    tell_whatsapp(state, &contact, true);
+    Ok(())
+}
+
+/// Marks the contact's latest message read at Meta (blue ticks on the patient's phone), with
+/// the typing indicator when asked, from the number they wrote to; in the background (a
+/// failure only loses the ticks, and is logged).
+fn tell_whatsapp(state: &AppState, contact: &heydoc_store::contacts::Contact, typing: bool) {
+    let state = state.clone();
+    let contact = contact.clone();
+    tokio::spawn(async move {
+        let latest = match store::latest_inbound(&state.db, contact.id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the latest inbound message");
+                return;
+            }
+        };
+        let Some(wamid) = latest.message_id else {
+            return;
+        };
+        let number_id = contact
+            .last_number
+            .clone()
+            .unwrap_or_else(|| state.business_number().to_string());
+        let number = heydoc_store::numbers::find(&state.db, &number_id)
+            .await
+            .ok()
+            .flatten();
+        let Some(token) = state.token_for(number.as_ref()) else {
+            return;
+        };
+        if let Err(e) = state
+            .graph
+            .mark_read(&number_id, &wamid, typing, &token)
+            .await
+        {
+            tracing::info!(error = %e.message, typing, "WhatsApp did not take the read receipt");
+        }
+    });
 }

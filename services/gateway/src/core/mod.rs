@@ -12,5 +12,6 @@ pub mod numbers;
 pub mod schedules;
 pub mod send;
 pub mod tags;
+pub mod templates;
 pub mod users;
 pub mod webhooks;

@@ -33,6 +33,11 @@ pub struct NumberOut {
     pub state_reason: Option<String>,
     /// Whether it has a token of its own (otherwise the environment's is used).
     pub has_token: bool,
+    /// The account's messaging limit as Meta last reported it: `TIER_250`, `TIER_2K`,
+    /// `TIER_10K`, `TIER_100K` or `TIER_UNLIMITED` unique recipients per rolling 24 hours.
+    pub messaging_limit: Option<String>,
+    /// The number's quality as Meta rates it: `GREEN`, `YELLOW` or `RED`.
+    pub quality: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -47,6 +52,8 @@ impl From<Number> for NumberOut {
             state: n.state,
             state_reason: n.state_reason,
             has_token: n.access_token.is_some(),
+            messaging_limit: n.messaging_limit,
+            quality: n.quality,
             updated_at: n.updated_at,
         }
     }

@@ -70,6 +70,9 @@ pub async fn send_message(
     if let Some(from) = &body.from {
         crate::core::numbers::usable(state, from).await?;
     }
+    if let Some(t) = &body.template {
+        crate::core::templates::check(state, body.from.as_deref(), t).await?;
+    }
     let request_hash = hex::encode(Sha256::digest(format!(
         "{phone}\n{}\n{}\n{}",
         body.message,

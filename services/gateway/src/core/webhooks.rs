@@ -12,7 +12,10 @@ use heydoc_store::messages::Message;
 use heydoc_store::outbound::{MessageReceived, MessageStatusChanged};
 use heydoc_store::{Conn, Db};
 use heydoc_telemetry::metrics::WEBHOOK_EVENTS;
-use heydoc_whatsapp::webhook::{read_message, ChangeValue, Envelope, WaStatus};
+use heydoc_whatsapp::webhook::{
+    read_media, read_message, ChangeValue, Envelope, NumberQualityUpdate, TemplateQualityUpdate,
+    TemplateStatusUpdate, WaStatus,
+};
 use heydoc_whatsapp::ErrorClass;
 use serde::Serialize;
 use tracing::Instrument;
@@ -33,6 +36,11 @@ pub struct WebhookOut {
 pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookOut> {
     let now = Utc::now();
     let mut out = WebhookOut::default();
+    for entry in &envelope.entry {
+        for change in &entry.changes {
+            account_change(state, &entry.id, &change.field, &change.value).await?;
+        }
+    }
     for value in envelope.values() {
         let business = value
             .metadata
@@ -53,6 +61,16 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             // The message and its event commit together.
             let txn = heydoc_store::begin(&state.db).await?;
             let recorded = chat::record_inbound(&txn, &inbound, now).await?;
+            let media = read_media(msg);
+            if let (Some(stored), Some(media)) = (&recorded, &media) {
+                let announced = heydoc_store::media::Announced {
+                    meta_media_id: media.id.clone(),
+                    mime_type: media.mime_type.clone(),
+                    sha256: media.sha256.clone(),
+                    filename: media.filename.clone(),
+                };
+                heydoc_store::media::insert_pending(&txn, stored.id, &announced, now).await?;
+            }
             if let Some(stored) = &recorded {
                 let event = MessageReceived {
                     message_id: stored.id,
@@ -68,6 +86,9 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             }
             heydoc_store::commit(txn).await?;
             if let Some(stored) = recorded {
+                if media.is_some() {
+                    crate::media::spawn_fetch(state, stored.id);
+                }
                 state.live.publish(LiveKind::Message, stored.contact_id);
                 out.messages += 1;
                 if stored.message_type == "text" {
@@ -94,6 +115,7 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             let changed = chat::apply_status(&txn, &update, now)
                 .instrument(span)
                 .await?;
+            chat::record_pricing(&txn, &update).await?;
             let message = if changed {
                 chat::by_wamid(&txn, &update.wamid).await?
             } else {
@@ -249,5 +271,47 @@ fn to_status_update(status: &WaStatus) -> Option<StatusUpdate> {
         delivery_id: status.delivery_id(),
         error_code: error.as_ref().map(|e| e.0),
         error_reason: error.map(|e| e.1),
+        pricing: status.pricing().map(|p| (p.category, p.kind, p.billable)),
     })
+}
+
+/// The changes about the account rather than a message: template status and quality, the
+/// number's quality and messaging limit.
+async fn account_change(
+    state: &AppState,
+    waba_id: &str,
+    field: &str,
+    value: &ChangeValue,
+) -> ApiResult<()> {
+    match field {
+        TemplateStatusUpdate::FIELD => {
+            if let Some(update) = TemplateStatusUpdate::read(value) {
+                metrics::counter!(WEBHOOK_EVENTS, "kind" => "template_status").increment(1);
+                crate::core::templates::apply_status(state, waba_id, &update).await?;
+            }
+        }
+        TemplateQualityUpdate::FIELD => {
+            if let Some(update) = TemplateQualityUpdate::read(value) {
+                metrics::counter!(WEBHOOK_EVENTS, "kind" => "template_quality").increment(1);
+                crate::core::templates::apply_quality(state, waba_id, &update).await?;
+            }
+        }
+        f if NumberQualityUpdate::FIELDS.contains(&f) => {
+            if let Some(update) = NumberQualityUpdate::read(value) {
+                metrics::counter!(WEBHOOK_EVENTS, "kind" => "number_quality").increment(1);
+                let changed = heydoc_store::numbers::set_quality(
+                    &state.db,
+                    waba_id,
+                    update.display_phone_number.as_deref(),
+                    update.messaging_limit.as_deref(),
+                    update.quality(),
+                    Utc::now(),
+                )
+                .await?;
+                tracing::info!(waba_id, event = ?update.event, limit = ?update.messaging_limit, numbers = changed, "number quality or messaging limit changed at Meta");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

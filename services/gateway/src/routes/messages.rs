@@ -38,3 +38,21 @@ pub async fn mark_read(
     let out = messages::mark_read(&state, &phone).await?;
     Ok(axum::Json(Envelope::ok(out, "Messages marked as read")))
 }
+
+/// Shows the patient that the business is typing a reply (WhatsApp's typing indicator, up to
+/// 25 s or until the reply arrives), and marks their latest message read.
+#[utoipa::path(
+    post, path = "/api/messages/{phone}/typing", operation_id = "showTyping", tag = "messages", security(("bearer" = []), ("cookie" = [])),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    responses((status = 202, body = crate::routes::Ack), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+pub async fn typing(
+    State(state): State<AppState>,
+    Path(phone): Path<String>,
+) -> ApiResult<(axum::http::StatusCode, axum::Json<crate::routes::Ack>)> {
+    messages::typing(&state, &phone).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(crate::routes::Ack::new("Typing indicator sent")),
+    ))
+}

@@ -6,11 +6,13 @@ pub mod contacts;
 pub mod event_endpoints;
 pub mod health;
 pub mod imports;
+pub mod media;
 pub mod messages;
 pub mod numbers;
 pub mod scheduled;
 pub mod send;
 pub mod tags;
+pub mod templates;
 pub mod webhooks;
 
 use serde::Serialize;

@@ -7,8 +7,8 @@ use axum::Extension;
 use crate::auth::AuthUser;
 use crate::core::audit;
 use crate::core::schedules::{
-    self, DeliveryOut, DeliveryParams, NewSchedule, PageParams, PendingPageParams, PreviewOut,
-    ScheduledDetail, ScheduledOut, StatusChange, TimingRequest,
+    self, DeliveryOut, DeliveryParams, EstimateOut, EstimateRequest, NewSchedule, PageParams,
+    PendingPageParams, PreviewOut, ScheduledDetail, ScheduledOut, StatusChange, TimingRequest,
 };
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -113,6 +113,24 @@ pub async fn create(
             "Scheduled message created successfully",
         )),
     ))
+}
+
+/// What a campaign to this audience would likely cost, who it would skip (opted out,
+/// suppressed), and whether it fits the account's messaging limit: before it is saved.
+#[utoipa::path(
+    post, path = "/api/scheduled-messages/estimate", operation_id = "estimateScheduledMessage", tag = "scheduled messages", security(("bearer" = []), ("cookie" = [])),
+    request_body = EstimateRequest,
+    responses(
+        (status = 200, body = EstimateOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "A tag id in tag_ids, or the number in from, does not exist", body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    )
+)]
+pub async fn estimate(
+    State(state): State<AppState>,
+    Json(body): Json<EstimateRequest>,
+) -> ApiResult<axum::Json<EstimateOut>> {
+    Ok(axum::Json(schedules::estimate(&state, body).await?))
 }
 
 /// Checks a schedule's timing as `POST /api/scheduled-messages` would and answers with its next

@@ -108,6 +108,15 @@ fn bubble(m: &MessageOut) -> Markup {
     let (symbol, words) = tick(&m.status);
     html! {
         li class={ "msg " (if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) {
+            @if let Some(url) = &m.media_url {
+                @if m.message_type == "image" || m.message_type == "sticker" {
+                    a.media href=(url) target="_blank" rel="noopener" {
+                        img src=(url) alt=(format!("{} sent by the contact", m.message_type)) loading="lazy" width="240";
+                    }
+                } @else {
+                    p.media { a href=(url) download { "Download the " (m.message_type) } }
+                }
+            }
             p.text {
                 span.sr-only { (if incoming { "They wrote: " } else { "You wrote: " }) }
                 (m.message_text)

@@ -151,6 +151,7 @@ async fn contacts_and_messages(backend: Backend) {
                 &[
                     ("error_code", "integer|null"),
                     ("error_reason", "string|null"),
+                    ("media_url", "string|null"),
                 ],
             ]
             .concat(),

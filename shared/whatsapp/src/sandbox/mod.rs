@@ -3,7 +3,12 @@
 //! signed status webhooks (sent, delivered, read) to the configured webhook URL, as Meta does.
 //! Knobs: latency, forced error rates by code (130429, 131056, 500, ...), timeouts, the 24-hour
 //! window (131047), and inbound message injection. `GET /sandbox/stats` tells what it saw.
+//! Like a WhatsApp Business Account it also keeps a template catalog (listed in pages, with
+//! approve/pause/disable knobs that post Meta's template webhooks, and sends checked against
+//! it), prices each status as Meta does, and serves inbound media behind expiring URLs.
 
+mod account;
+mod catalog;
 mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,8 +24,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+use crate::templates::TemplateInfo;
 use crate::webhook::{ChangeValue, Envelope, Metadata, WaStatus};
 use routes::{get_knobs, inject_inbound, put_knobs, reset, send_message, stats};
+
+/// The business account id the sandbox's webhooks name.
+pub const SANDBOX_WABA: &str = "SANDBOX_WABA";
 
 /// The sandbox's knobs. All can be changed at run time with `PUT /sandbox/config`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +55,15 @@ pub struct SandboxKnobs {
     /// The number's real throughput (messages per wall-clock second); sends beyond it are
     /// refused with 130429, as Meta does. 0: no limit.
     pub max_mps: u64,
+    /// Check template sends against the catalog, as Meta does: an unknown template or
+    /// language is 132001, a paused one 132015, a disabled one 132016, a wrong number of body
+    /// parameters 132000. Off by default for tests that name templates freely; `heydoc`'s
+    /// built-in and standalone sandboxes turn it on.
+    pub enforce_templates: bool,
+    /// Serve media files whose bytes do not match the sha256 announced for them.
+    pub tamper_media: bool,
+    /// How long a media download URL lives, in seconds (Meta's: about 5 minutes).
+    pub media_url_ttl_secs: u64,
 }
 
 impl Default for SandboxKnobs {
@@ -60,6 +78,9 @@ impl Default for SandboxKnobs {
             read_rate: 1.0,
             status_delay_ms: 200,
             max_mps: 0,
+            enforce_templates: false,
+            tamper_media: false,
+            media_url_ttl_secs: 300,
         }
     }
 }
@@ -97,6 +118,9 @@ pub struct SandboxStats {
     pub webhooks_failed: u64,
     /// The text parameters of the last template each recipient was sent.
     pub template_params: BTreeMap<String, Vec<String>>,
+    /// Read receipts taken (`status: read`), and of those the ones with a typing indicator.
+    pub read_receipts: u64,
+    pub typing_indicators: u64,
     /// The body of the last text message each recipient was sent.
     pub texts: BTreeMap<String, String>,
     /// The last `traceparent` headers the message calls carried (at most 1,000), so the
@@ -109,6 +133,10 @@ struct Inner {
     stats: Mutex<Counters>,
     /// Last inbound message per sender, for the 24-hour window.
     inbound: Mutex<HashMap<String, Instant>>,
+    /// The business account's templates, in the order they are listed.
+    templates: Mutex<Vec<TemplateInfo>>,
+    /// Media by id: uploaded by the business or sent by users.
+    media: Mutex<HashMap<String, account::StoredMedia>>,
     http: reqwest::Client,
 }
 
@@ -139,6 +167,8 @@ impl Sandbox {
                 config: Mutex::new(config),
                 stats: Mutex::new(Counters::default()),
                 inbound: Mutex::new(HashMap::new()),
+                templates: Mutex::new(catalog::starter_templates()),
+                media: Mutex::new(HashMap::new()),
                 http,
             }),
         }
@@ -151,6 +181,21 @@ impl Sandbox {
             .route("/sandbox/stats", get(stats))
             .route("/sandbox/config", get(get_knobs).put(put_knobs))
             .route("/sandbox/reset", post(reset))
+            .route(
+                "/{version}/{waba_id}/message_templates",
+                get(catalog::list_templates),
+            )
+            .route(
+                "/sandbox/templates",
+                get(catalog::get_templates)
+                    .put(catalog::put_templates)
+                    .post(catalog::add_template),
+            )
+            .route("/sandbox/templates/status", post(catalog::set_status))
+            .route("/sandbox/templates/quality", post(catalog::set_quality))
+            .route("/sandbox/number/quality", post(account::number_quality))
+            .route("/{version}/{media_id}", get(account::media_info))
+            .route("/sandbox/media/{id}", get(account::download_media))
             .with_state(self.clone())
     }
 
@@ -258,13 +303,17 @@ impl Sandbox {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(24 * 3600))
     }
 
-    /// Posts a webhook envelope (signed) to the configured URL.
+    /// Posts a messages webhook (signed) to the configured URL.
     async fn post_webhook(&self, value: ChangeValue) {
+        self.post_envelope(Envelope::of(SANDBOX_WABA, value)).await;
+    }
+
+    /// Posts any webhook envelope (signed) to the configured URL.
+    async fn post_envelope(&self, envelope: Envelope) {
         let config = self.config();
         let Some(url) = config.webhook_url else {
             return;
         };
-        let envelope = Envelope::of("SANDBOX_WABA", value);
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
         let signature = crate::webhook::sign(config.app_secret.expose_secret().as_bytes(), &body);
         let result = self
@@ -290,8 +339,15 @@ impl Sandbox {
         Metadata::new(&number, &number)
     }
 
-    /// Sends the status webhooks of one accepted message, in order, with a pause between.
-    fn spawn_statuses(&self, wamid: String, to: String, callback: Option<String>) {
+    /// Sends the status webhooks of one accepted message, in order, with a pause between;
+    /// each carries `pricing` as Meta's would.
+    fn spawn_statuses(
+        &self,
+        wamid: String,
+        to: String,
+        callback: Option<String>,
+        pricing: serde_json::Value,
+    ) {
         let knobs = self.config().knobs;
         if !knobs.status_webhooks {
             return;
@@ -306,13 +362,14 @@ impl Sandbox {
             };
             for status in statuses {
                 tokio::time::sleep(Duration::from_millis(knobs.status_delay_ms)).await;
-                let st = WaStatus::new(
+                let mut st = WaStatus::new(
                     &wamid,
                     status,
                     &to,
                     Utc::now().timestamp(),
                     callback.clone(),
                 );
+                st.pricing = Some(pricing.clone());
                 this.post_webhook(ChangeValue::status(this.metadata(), st))
                     .await;
             }

@@ -18,7 +18,7 @@ use crate::webhook::{ChangeValue, Metadata};
 
 use super::*;
 
-fn graph_error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
+pub(super) fn graph_error(status: StatusCode, code: i64, message: &str, details: &str) -> Response {
     let body = ErrorResponse {
         error: GraphError {
             message: message.to_string(),
@@ -35,7 +35,7 @@ fn graph_error(status: StatusCode, code: i64, message: &str, details: &str) -> R
     (status, Json(body)).into_response()
 }
 
-fn error_for_code(code: i64) -> Response {
+pub(super) fn error_for_code(code: i64) -> Response {
     match code {
         130429 => graph_error(StatusCode::BAD_REQUEST, code, "Rate limit hit", "Cloud API message throughput has been reached."),
         131056 => graph_error(StatusCode::BAD_REQUEST, code, "(Business Account, Consumer Account) pair rate limit hit", "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."),
@@ -55,6 +55,14 @@ fn error_for_code(code: i64) -> Response {
     }
 }
 
+/// Whether the request carries a bearer token (the sandbox takes any).
+pub(super) fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7)
+}
+
 pub(super) async fn send_message(
     State(sandbox): State<Sandbox>,
     Path((_version, phone_number_id)): Path<(String, String)>,
@@ -68,11 +76,7 @@ pub(super) async fn send_message(
     if knobs.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
     }
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
-    if !authorized {
+    if !bearer(&headers) {
         sandbox.count_error("190");
         return error_for_code(190);
     }
@@ -96,6 +100,20 @@ pub(super) async fn send_message(
     }
     // Read receipts for inbound messages.
     if body["status"] == "read" {
+        if body["message_id"].as_str().unwrap_or_default().is_empty() {
+            sandbox.count_error("100");
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "Invalid parameter",
+                "message_id is required",
+            );
+        }
+        let mut c = lock(&sandbox.inner.stats);
+        c.stats.read_receipts += 1;
+        if body.get("typing_indicator").is_some() {
+            c.stats.typing_indicators += 1;
+        }
         return Json(json!({"success": true})).into_response();
     }
     let to = body["to"].as_str().unwrap_or_default().to_string();
@@ -143,6 +161,17 @@ pub(super) async fn send_message(
         sandbox.count_error("131047");
         return error_for_code(131047);
     }
+    let mut category = None;
+    if kind == "template" {
+        match sandbox.check_template(&body["template"], knobs.enforce_templates) {
+            Ok(c) => category = c,
+            Err(code) => {
+                sandbox.count_error(&code.to_string());
+                return error_for_code(code);
+            }
+        }
+    }
+    let pricing = catalog::pricing(category.as_deref(), sandbox.in_window(&to));
     let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
     sandbox.count_accepted(&phone_number_id, &to, callback.as_deref());
     if let Some(text) = body["text"]["body"].as_str() {
@@ -168,7 +197,7 @@ pub(super) async fn send_message(
         // Accepted, but the answer never comes: the caller's timeout fires first.
         tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
     }
-    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback);
+    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback, pricing);
     Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": to, "wa_id": to}],
@@ -182,7 +211,12 @@ pub(super) struct InboundRequest {
     from: String,
     #[serde(default)]
     name: Option<String>,
+    /// The text; with `media`, its caption.
+    #[serde(default)]
     text: String,
+    /// A file the user sends instead of a text.
+    #[serde(default)]
+    media: Option<account::InboundFile>,
     /// The business number written to (its phone number id); default: the sandbox's own.
     #[serde(default)]
     to: Option<String>,
@@ -206,16 +240,43 @@ pub(super) async fn inject_inbound(
         Some(number) => Metadata::new(number, number),
         None => sandbox.metadata(),
     };
-    sandbox
-        .post_webhook(ChangeValue::inbound_text(
+    let name = req.name.as_deref().unwrap_or_default();
+    let value = match &req.media {
+        Some(file) => match sandbox.keep_inbound_media(file, &req.text) {
+            Ok((kind, media)) => ChangeValue::inbound_media(
+                metadata,
+                &req.from,
+                name,
+                &wamid,
+                &kind,
+                media,
+                Utc::now().timestamp(),
+            ),
+            Err(why) => {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({"error": why})),
+                )
+                    .into_response()
+            }
+        },
+        None if req.text.is_empty() => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": "give a text or a media file"})),
+            )
+                .into_response()
+        }
+        None => ChangeValue::inbound_text(
             metadata,
             &req.from,
-            req.name.as_deref().unwrap_or_default(),
+            name,
             &wamid,
             &req.text,
             Utc::now().timestamp(),
-        ))
-        .await;
+        ),
+    };
+    sandbox.post_webhook(value).await;
     Json(json!({"wamid": wamid})).into_response()
 }
 

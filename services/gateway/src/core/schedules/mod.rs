@@ -1,6 +1,7 @@
 //! Schedules (the API's scheduled messages, the dashboard's campaigns): creating, reading,
 //! previewing, pausing, cancelling, deleting.
 
+mod cost;
 mod preview;
 mod shapes;
 
@@ -11,6 +12,7 @@ use heydoc_domain::schedule::{transition, Audience, Timing, Transition};
 use heydoc_domain::{template, validate, MessageStatus, ScheduleStatus};
 use heydoc_store::{deliveries, occurrences, schedules as store};
 
+pub use cost::{estimate, CategoryCost, EstimateOut, EstimateRequest, RunCost};
 pub use preview::preview;
 pub use shapes::*;
 
@@ -63,10 +65,15 @@ pub async fn get(state: &AppState, id: i32) -> ApiResult<ScheduledDetail> {
     for (occ, status, n) in occurrences::status_counts(&state.db, &ids).await? {
         by_occurrence.entry(occ).or_default().add(&status, n);
     }
+    let mut costs = cost::of_runs(state, &ids).await?;
     let occurrences = recent
         .into_iter()
         .map(|o| OccurrenceOut {
             counts: by_occurrence.remove(&o.id).unwrap_or_default(),
+            cost: costs.remove(&o.id).unwrap_or_else(|| RunCost {
+                currency: state.settings.pricing.currency.clone(),
+                ..RunCost::default()
+            }),
             id: o.id,
             fire_at: o.fire_at,
             state: o.state,
@@ -131,6 +138,10 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         .map(str::to_string);
     if let Some(from) = &from {
         crate::core::numbers::usable(state, from).await?;
+    }
+    if let Some(t) = &body.template {
+        t.check_name()?;
+        crate::core::templates::check(state, from.as_deref(), t).await?;
     }
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.audience.tag_ids).await?;

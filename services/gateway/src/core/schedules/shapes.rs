@@ -165,6 +165,8 @@ pub struct OccurrenceOut {
     /// Deliveries created so far.
     pub planned: i32,
     pub counts: DeliveryCounts,
+    /// What Meta reported it charges for this run's messages so far, and the estimate.
+    pub cost: super::RunCost,
 }
 
 /// A scheduled message with its last occurrences.

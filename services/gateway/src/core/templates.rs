@@ -1,0 +1,370 @@
+//! The template catalog of each WhatsApp Business Account: read from Meta (on demand, and
+//! every `template_sync_secs` by each gateway), changed by Meta's template webhooks at once,
+//! and the check every send and campaign naming a template passes before anything is queued.
+//! A template Meta pauses or disables pauses the campaigns using it; its re-approval resumes
+//! the ones that pause stopped.
+
+use chrono::{DateTime, Utc};
+use heydoc_store::templates::{self as store, CatalogEntry, Template};
+use heydoc_whatsapp::templates::{given_params, TemplateInfo};
+use heydoc_whatsapp::webhook::{TemplateQualityUpdate, TemplateStatusUpdate};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::core::schedules::TemplateSpec;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Meta's status of a template that may be sent.
+const APPROVED: &str = "APPROVED";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateOut {
+    pub name: String,
+    /// Its language code, such as `en_US`.
+    pub language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`: what Meta charges it as.
+    pub category: String,
+    /// Meta's status: only `APPROVED` templates can be sent (`PAUSED`, `DISABLED`,
+    /// `REJECTED`, `PENDING` cannot).
+    pub status: String,
+    /// `GREEN`, `YELLOW`, `RED` or `UNKNOWN`.
+    pub quality: Option<String>,
+    /// Why Meta paused, disabled or rejected it.
+    pub reason: Option<String>,
+    /// Parameters a send must give the header and the body.
+    pub header_params: i32,
+    pub body_params: i32,
+    /// The body's text with its `{{1}}` variables, for a preview.
+    pub body_text: String,
+    /// Meta's components (header, body, footer, buttons).
+    #[schema(value_type = Vec<Object>)]
+    pub components: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Template> for TemplateOut {
+    fn from(t: Template) -> Self {
+        let body_text = heydoc_whatsapp::templates::component(&t.components, "BODY")
+            .and_then(|b| b.get("text"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        Self {
+            name: t.name,
+            language: t.language,
+            category: t.category,
+            status: t.status,
+            quality: t.quality,
+            reason: t.reason,
+            header_params: t.header_params,
+            body_params: t.body_params,
+            body_text,
+            components: t.components,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// One account's catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogOut {
+    pub waba_id: String,
+    /// When it was last read from Meta; null: never (sends are then not checked).
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The last sync's error, when it failed.
+    pub last_error: Option<String>,
+    pub templates: Vec<TemplateOut>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogParams {
+    /// The business number whose account's catalog (its phone number id); default: the
+    /// default number's.
+    pub from: Option<String>,
+    /// Only templates in this status (`APPROVED` for what can be sent).
+    pub status: Option<String>,
+}
+
+/// The account a business number belongs to (empty when nobody said).
+pub async fn waba_of(state: &AppState, number: Option<&str>) -> ApiResult<String> {
+    let id = number
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(state.business_number());
+    let found = heydoc_store::numbers::find(&state.db, id).await?;
+    match found {
+        Some(n) if !n.waba_id.is_empty() => Ok(n.waba_id),
+        Some(n) if n.is_default => Ok(state.settings.whatsapp.waba_id.trim().to_string()),
+        Some(_) => Ok(String::new()),
+        None if number.is_some() => Err(ApiError::NotFound(format!(
+            "business number {id} is not registered (see GET /api/numbers)"
+        ))),
+        None => Ok(state.settings.whatsapp.waba_id.trim().to_string()),
+    }
+}
+
+pub async fn list(state: &AppState, params: CatalogParams) -> ApiResult<CatalogOut> {
+    let waba_id = waba_of(state, params.from.as_deref()).await?;
+    let catalog = store::catalog(&state.db, &waba_id).await?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty());
+    let templates = store::list(&state.db, &waba_id, status.as_deref()).await?;
+    Ok(CatalogOut {
+        synced_at: catalog.as_ref().and_then(|c| c.synced_at),
+        last_error: catalog.and_then(|c| c.last_error),
+        waba_id,
+        templates: templates.into_iter().map(Into::into).collect(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncOut {
+    pub waba_id: String,
+    /// Templates the account has now.
+    pub templates: usize,
+}
+
+/// Reads the account's whole catalog from Meta (every page) and makes it the stored one.
+pub async fn sync(state: &AppState, from: Option<&str>) -> ApiResult<SyncOut> {
+    let waba_id = waba_of(state, from).await?;
+    if waba_id.is_empty() {
+        return Err(ApiError::validation(
+            "the number has no WhatsApp Business Account id: set WHATSAPP_WABA_ID (the default number) or the number's waba_id",
+        ));
+    }
+    let templates = sync_account(state, &waba_id).await?;
+    Ok(SyncOut { waba_id, templates })
+}
+
+async fn sync_account(state: &AppState, waba_id: &str) -> ApiResult<usize> {
+    let numbers = heydoc_store::numbers::all(&state.db).await?;
+    let number = numbers
+        .iter()
+        .filter(|n| n.waba_id == waba_id || (n.is_default && n.waba_id.is_empty()))
+        .find(|n| n.access_token.is_some())
+        .or_else(|| numbers.iter().find(|n| n.waba_id == waba_id));
+    let Some(token) = state.token_for(number) else {
+        return Err(ApiError::validation(
+            "no access token for this account: set WHATSAPP_ACCESS_TOKEN or the number's access_token",
+        ));
+    };
+    match state.graph.list_templates(waba_id, &token).await {
+        Ok(found) => {
+            let entries: Vec<CatalogEntry> = found.iter().map(entry).collect();
+            let n = store::replace(&state.db, waba_id, &entries, Utc::now()).await?;
+            tracing::info!(waba_id, templates = n, "template catalog synced");
+            Ok(n)
+        }
+        Err(e) => {
+            store::sync_failed(&state.db, waba_id, &e.message).await?;
+            tracing::warn!(waba_id, error = %e.message, "template catalog sync failed");
+            Err(ApiError::Unavailable(format!(
+                "Meta did not give the template list: {}",
+                e.message
+            )))
+        }
+    }
+}
+
+fn entry(t: &TemplateInfo) -> CatalogEntry {
+    CatalogEntry {
+        meta_id: Some(t.id.clone()).filter(|i| !i.is_empty()),
+        name: t.name.clone(),
+        language: t.language.clone(),
+        category: t.category.to_ascii_uppercase(),
+        status: t.status.to_ascii_uppercase(),
+        quality: t.quality(),
+        components: t.components.clone(),
+        header_params: i32::try_from(t.header_params()).unwrap_or(i32::MAX),
+        body_params: i32::try_from(t.body_params()).unwrap_or(i32::MAX),
+    }
+}
+
+/// Every account the registry names, synced in turn (the periodic sync).
+pub async fn sync_all(state: &AppState) {
+    let mut accounts: Vec<String> = match heydoc_store::numbers::all(&state.db).await {
+        Ok(numbers) => numbers.into_iter().map(|n| n.waba_id).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the numbers to sync templates");
+            return;
+        }
+    };
+    accounts.push(state.settings.whatsapp.waba_id.trim().to_string());
+    accounts.retain(|w| !w.is_empty());
+    accounts.sort();
+    accounts.dedup();
+    for waba_id in accounts {
+        // A failure is recorded on the catalog and logged; the next round tries again.
+        let _ = sync_account(state, &waba_id).await;
+    }
+}
+
+/// A send or campaign from `number` naming `spec`: refused (422) when the account's synced
+/// catalog does not have it approved in that language with that many parameters. An account
+/// never synced is not checked (Meta's answer still pauses a campaign whose template fails).
+pub async fn check(state: &AppState, number: Option<&str>, spec: &TemplateSpec) -> ApiResult<()> {
+    let waba_id = waba_of(state, number).await?;
+    let synced = store::catalog(&state.db, &waba_id)
+        .await?
+        .is_some_and(|c| c.synced_at.is_some());
+    if !synced {
+        return Ok(());
+    }
+    let name = spec.name.trim();
+    let language = spec.language.trim();
+    let Some(found) = store::find(&state.db, &waba_id, name, language).await? else {
+        let languages: Vec<String> = store::list(&state.db, &waba_id, None)
+            .await?
+            .into_iter()
+            .filter(|t| t.name == name)
+            .map(|t| t.language)
+            .collect();
+        return Err(ApiError::validation(if languages.is_empty() {
+            format!("template.name: {name:?} is not a template of this WhatsApp Business Account (see GET /api/templates)")
+        } else {
+            format!(
+                "template.language: {name:?} has no {language:?} version; it has {}",
+                languages.join(", ")
+            )
+        }));
+    };
+    if found.status != APPROVED {
+        return Err(ApiError::validation(format!(
+            "template.name: {name:?} ({language}) is {} at Meta{} and cannot be sent",
+            found.status,
+            found
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )));
+    }
+    for (kind, wanted) in [("BODY", found.body_params), ("HEADER", found.header_params)] {
+        let given = given_params(spec.components.as_ref(), kind);
+        if i32::try_from(given).unwrap_or(i32::MAX) != wanted {
+            return Err(ApiError::validation(format!(
+                "template.components: {name:?} ({language}) takes {wanted} {} parameter{}; {given} given",
+                kind.to_ascii_lowercase(),
+                if wanted == 1 { "" } else { "s" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Meta's `message_template_status_update`: the catalog changes; a pause or a disable pauses
+/// the campaigns sending it from this account, an approval resumes those it paused.
+pub async fn apply_status(
+    state: &AppState,
+    waba_id: &str,
+    update: &TemplateStatusUpdate,
+) -> ApiResult<()> {
+    let now = Utc::now();
+    let txn = heydoc_store::begin(&state.db).await?;
+    let known = store::set_status(
+        &txn,
+        waba_id,
+        &update.name,
+        &update.language,
+        &update.event,
+        update.reason.as_deref(),
+        now,
+    )
+    .await?;
+    let numbers: Vec<heydoc_store::numbers::Number> = heydoc_store::numbers::all(&txn)
+        .await?
+        .into_iter()
+        .filter(|n| n.waba_id == waba_id)
+        .collect();
+    let includes_default =
+        numbers.iter().any(|n| n.is_default) || state.settings.whatsapp.waba_id.trim() == waba_id;
+    let ids: Vec<String> = numbers.into_iter().map(|n| n.phone_number_id).collect();
+    let mut resumed = Vec::new();
+    let mut paused = Vec::new();
+    match update.event.as_str() {
+        "PAUSED" | "DISABLED" | "REJECTED" | "PENDING_DELETION" => {
+            let why = format!(
+                "WhatsApp {} the template {} ({}){}",
+                match update.event.as_str() {
+                    "PAUSED" => "paused",
+                    "DISABLED" => "disabled",
+                    "REJECTED" => "rejected",
+                    _ => "is deleting",
+                },
+                update.name,
+                update.language,
+                update
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            paused = store::pause_campaigns_using(
+                &txn,
+                &update.name,
+                &update.language,
+                &ids,
+                includes_default,
+                &why,
+                now,
+            )
+            .await?;
+        }
+        APPROVED => {
+            for schedule in store::paused_by(&txn, &update.name, &update.language).await? {
+                let existing = schedule.clone();
+                let id = schedule.id;
+                heydoc_store::schedules::set_status(
+                    &txn,
+                    existing,
+                    heydoc_domain::ScheduleStatus::Paused,
+                    heydoc_domain::ScheduleStatus::Pending,
+                    now,
+                )
+                .await?;
+                heydoc_store::deliveries::resume_schedule(&txn, id, now).await?;
+                resumed.push(id);
+            }
+        }
+        _ => {}
+    }
+    heydoc_store::commit(txn).await?;
+    tracing::info!(
+        waba_id,
+        template = %update.name,
+        language = %update.language,
+        event = %update.event,
+        known,
+        campaigns_paused = paused.len(),
+        campaigns_resumed = resumed.len(),
+        "template status changed at Meta"
+    );
+    if !resumed.is_empty() {
+        if let Some(wake) = &state.scheduler_wake {
+            wake.notify_waiters();
+        }
+    }
+    Ok(())
+}
+
+pub async fn apply_quality(
+    state: &AppState,
+    waba_id: &str,
+    update: &TemplateQualityUpdate,
+) -> ApiResult<()> {
+    store::set_quality(
+        &state.db,
+        waba_id,
+        &update.name,
+        &update.language,
+        &update.quality,
+        Utc::now(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Inbound media files: a row per media message, written with the message (`pending`), then
+//! `stored` once the file is downloaded and checked, or `failed` with the reason. A row left
+//! pending (a gateway stopped mid-download) is taken again by the sweep.
+
+use chrono::{DateTime, Utc};
+use heydoc_entity::media_file;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::Result;
+
+pub use media_file::Model as MediaFile;
+
+pub const PENDING: &str = "pending";
+pub const STORED: &str = "stored";
+pub const FAILED: &str = "failed";
+
+/// What Meta announced about a message's file.
+#[derive(Debug, Clone)]
+pub struct Announced {
+    pub meta_media_id: String,
+    pub mime_type: String,
+    pub sha256: Option<String>,
+    pub filename: Option<String>,
+}
+
+pub async fn insert_pending(
+    db: &impl ConnectionTrait,
+    message_id: i64,
+    media: &Announced,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    media_file::Entity::insert(media_file::ActiveModel {
+        message_id: Set(message_id),
+        meta_media_id: Set(cut(&media.meta_media_id, 128)),
+        mime_type: Set(cut(&media.mime_type, 128)),
+        sha256: Set(media.sha256.as_deref().map(|s| cut(s, 128))),
+        size: Set(None),
+        filename: Set(media.filename.as_deref().map(|f| cut(f, 256))),
+        storage_key: Set(None),
+        state: Set(PENDING.into()),
+        error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(media_file::Column::MessageId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .do_nothing()
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn of_message(db: &impl ConnectionTrait, message_id: i64) -> Result<Option<MediaFile>> {
+    Ok(media_file::Entity::find()
+        .filter(media_file::Column::MessageId.eq(message_id))
+        .one(db)
+        .await?)
+}
+
+pub async fn stored(
+    db: &impl ConnectionTrait,
+    id: i64,
+    key: &str,
+    size: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    media_file::Entity::update_many()
+        .col_expr(media_file::Column::State, Expr::value(STORED))
+        .col_expr(media_file::Column::StorageKey, Expr::value(key))
+        .col_expr(media_file::Column::Size, Expr::value(size))
+        .col_expr(
+            media_file::Column::Error,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(media_file::Column::UpdatedAt, Expr::value(now))
+        .filter(media_file::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A failure: final (`failed`), or noted on a row left pending for the sweep.
+pub async fn failed(
+    db: &impl ConnectionTrait,
+    id: i64,
+    error: &str,
+    final_: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let error: String = error.chars().take(500).collect();
+    let mut update = media_file::Entity::update_many()
+        .col_expr(media_file::Column::Error, Expr::value(error))
+        .col_expr(media_file::Column::UpdatedAt, Expr::value(now))
+        .filter(media_file::Column::Id.eq(id))
+        .filter(media_file::Column::State.eq(PENDING));
+    if final_ {
+        update = update.col_expr(media_file::Column::State, Expr::value(FAILED));
+    }
+    update.exec(db).await?;
+    Ok(())
+}
+
+/// Pending rows untouched since `before`, oldest first.
+pub async fn stale_pending(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<MediaFile>> {
+    Ok(media_file::Entity::find()
+        .filter(media_file::Column::State.eq(PENDING))
+        .filter(media_file::Column::UpdatedAt.lt(before))
+        .order_by_asc(media_file::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Takes a pending row for one attempt (its `updated_at` moves, so another replica's sweep
+/// leaves it alone meanwhile). Answers whether this caller has it.
+pub async fn take(
+    db: &impl ConnectionTrait,
+    id: i64,
+    seen_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let result = media_file::Entity::update_many()
+        .col_expr(media_file::Column::UpdatedAt, Expr::value(now))
+        .filter(media_file::Column::Id.eq(id))
+        .filter(media_file::Column::State.eq(PENDING))
+        .filter(media_file::Column::UpdatedAt.eq(seen_at))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}

@@ -1,0 +1,243 @@
+//! The Graph API calls that are not sends: the template catalog of a business account, read
+//! receipts and the typing indicator, and media (its short-lived URL, then the file). One
+//! pooled client for every number; each call takes the token of the number it acts for.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::graph_url;
+use crate::error::{ErrorClass, SendError};
+use crate::payload::ErrorResponse;
+use crate::templates::{TemplateInfo, TemplatePage};
+
+/// At most this many pages of templates are read (Meta's pages hold up to 100 here).
+const MAX_TEMPLATE_PAGES: usize = 200;
+
+#[derive(Clone)]
+pub struct GraphApi {
+    http: reqwest::Client,
+    base_url: String,
+    version: String,
+}
+
+/// What `GET /{MEDIA-ID}` answers: where to fetch the file for the next few minutes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaInfo {
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: String,
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub file_size: Option<u64>,
+}
+
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+impl GraphApi {
+    pub fn new(base_url: &str, version: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base_url: base_url.to_string(),
+            version: version.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        graph_url(&self.base_url, &self.version, path)
+    }
+
+    /// Every template of the business account, following `paging.next` to the last page.
+    pub async fn list_templates(
+        &self,
+        waba_id: &str,
+        token: &SecretString,
+    ) -> Result<Vec<TemplateInfo>, SendError> {
+        let first = format!(
+            "{}?limit=100&fields=id,name,language,status,category,quality_score,components",
+            self.url(&format!("{waba_id}/message_templates"))
+        );
+        let mut url = Some(first);
+        let mut all = Vec::new();
+        let mut pages = 0;
+        while let Some(next) = url.take() {
+            pages += 1;
+            if pages > MAX_TEMPLATE_PAGES {
+                return Err(SendError::new(
+                    ErrorClass::NeverRetry { suppress: false },
+                    None,
+                    format!("more than {MAX_TEMPLATE_PAGES} pages of templates"),
+                ));
+            }
+            let body = self.get(&next, token).await?;
+            let page: TemplatePage = serde_json::from_slice(&body).map_err(|e| {
+                SendError::new(
+                    ErrorClass::RetrySoon,
+                    None,
+                    format!("unreadable template list: {e}"),
+                )
+            })?;
+            let got = page.data.len();
+            all.extend(page.data);
+            url = page
+                .paging
+                .and_then(|p| p.next)
+                .filter(|n| got > 0 && self.same_origin(n));
+        }
+        Ok(all)
+    }
+
+    /// Marks an inbound message read; with `typing`, WhatsApp also shows the user that the
+    /// business is typing (up to 25 s or until the reply).
+    pub async fn mark_read(
+        &self,
+        phone_number_id: &str,
+        wamid: &str,
+        typing: bool,
+        token: &SecretString,
+    ) -> Result<(), SendError> {
+        let mut body =
+            json!({"messaging_product": "whatsapp", "status": "read", "message_id": wamid});
+        if typing {
+            body["typing_indicator"] = json!({"type": "text"});
+        }
+        let url = self.url(&format!("{phone_number_id}/messages"));
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(token.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        answer(response).await.map(|_| ())
+    }
+
+    /// Where media `id` can be downloaded (for about five minutes) and what it should be.
+    pub async fn media_info(
+        &self,
+        media_id: &str,
+        token: &SecretString,
+    ) -> Result<MediaInfo, SendError> {
+        let body = self.get(&self.url(media_id), token).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            SendError::new(
+                ErrorClass::RetrySoon,
+                None,
+                format!("unreadable media answer: {e}"),
+            )
+        })
+    }
+
+    /// The file at a media URL (it needs the token too), refused past `max_bytes`.
+    pub async fn download(
+        &self,
+        url: &str,
+        token: &SecretString,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, SendError> {
+        let mut response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        if !response.status().is_success() {
+            return answer(response).await.map(|_| Vec::new());
+        }
+        let too_big = || {
+            SendError::new(
+                ErrorClass::NeverRetry { suppress: false },
+                Some(131053),
+                format!("the file is larger than {max_bytes} bytes"),
+            )
+        };
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_big());
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > max_bytes {
+                return Err(too_big());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, url: &str, token: &SecretString) -> Result<Vec<u8>, SendError> {
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        answer(response).await
+    }
+
+    /// `paging.next` is followed only to the host the client was configured with: the token
+    /// rides along.
+    fn same_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| {
+            reqwest::Url::parse(u).ok().map(|u| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(str::to_string),
+                    u.port_or_known_default(),
+                )
+            })
+        };
+        origin(url).is_some() && origin(url) == origin(&self.base_url)
+    }
+}
+
+fn transport(e: reqwest::Error) -> SendError {
+    SendError::new(
+        ErrorClass::RetrySoon,
+        None,
+        format!("could not reach the Graph API: {e}"),
+    )
+}
+
+/// The body of a success, or Meta's error classified as a send's would be.
+async fn answer(response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        return Ok(bytes.to_vec());
+    }
+    Err(match serde_json::from_slice::<ErrorResponse>(&bytes) {
+        Ok(ErrorResponse { error }) => SendError::new(
+            ErrorClass::from_code(error.code),
+            Some(error.code),
+            format!("({}) {}", error.code, error.message),
+        ),
+        Err(_) if status.is_server_error() => SendError::new(
+            ErrorClass::RetrySoon,
+            None,
+            format!("HTTP {status} from the Graph API"),
+        ),
+        Err(_) => SendError::new(
+            ErrorClass::NeverRetry { suppress: false },
+            None,
+            format!("HTTP {status} from the Graph API"),
+        ),
+    })
+}

@@ -1,0 +1,178 @@
+//! The sandbox's media and number-quality side: files users send are kept under a media id;
+//! `GET /{media-id}` answers a download URL that expires (as Meta's does after about five
+//! minutes) and needs the bearer token; a knob serves bytes that do not match the announced
+//! sha256; the number's quality and messaging limit change with Meta's webhooks.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::routes::{bearer, error_for_code, graph_error};
+use super::{lock, Sandbox, SANDBOX_WABA};
+use crate::webhook::{ChangeValue, Envelope, NumberQualityUpdate, MEDIA_KINDS};
+
+pub(super) struct StoredMedia {
+    bytes: Vec<u8>,
+    mime_type: String,
+    sha256: String,
+}
+
+/// A file a test's user sends: its bytes in base64.
+#[derive(Debug, Deserialize)]
+pub(super) struct InboundFile {
+    /// `image`, `document`, `audio`, `video` or `sticker`.
+    kind: String,
+    data_base64: String,
+    mime_type: String,
+    #[serde(default)]
+    filename: Option<String>,
+}
+
+impl Sandbox {
+    /// Keeps a user's file under a new media id; answers the message's kind and its media
+    /// object as Meta's webhook shows it.
+    pub(super) fn keep_inbound_media(
+        &self,
+        file: &InboundFile,
+        caption: &str,
+    ) -> Result<(String, Value), String> {
+        if !MEDIA_KINDS.contains(&file.kind.as_str()) {
+            return Err(format!(
+                "media.kind must be one of {}",
+                MEDIA_KINDS.join(", ")
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(file.data_base64.as_bytes())
+            .map_err(|e| format!("media.data_base64: {e}"))?;
+        let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+        let id = format!("{}", 10_000_000_000_000u64 + rand::random::<u32>() as u64);
+        let mut media = json!({"id": id, "mime_type": file.mime_type, "sha256": sha256});
+        if !caption.is_empty() && file.kind != "audio" && file.kind != "sticker" {
+            media["caption"] = json!(caption);
+        }
+        if let Some(f) = &file.filename {
+            media["filename"] = json!(f);
+        }
+        lock(&self.inner.media).insert(
+            id,
+            StoredMedia {
+                bytes,
+                mime_type: file.mime_type.clone(),
+                sha256,
+            },
+        );
+        Ok((file.kind.clone(), media))
+    }
+}
+
+/// A download URL's signature: the id and expiry, keyed by nothing secret (the sandbox only
+/// needs the URL to stop working when it expires or is edited).
+fn url_check(id: &str, expires: i64) -> String {
+    hex::encode(&Sha256::digest(format!("{id}.{expires}").as_bytes())[..8])
+}
+
+/// `GET /{version}/{media-id}`: Meta's answer with a short-lived URL.
+pub(super) async fn media_info(
+    State(sandbox): State<Sandbox>,
+    Path((_version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !bearer(&headers) {
+        return error_for_code(190);
+    }
+    let knobs = sandbox.config().knobs;
+    let found = lock(&sandbox.inner.media)
+        .get(&id)
+        .map(|m| (m.mime_type.clone(), m.sha256.clone(), m.bytes.len()));
+    let Some((mime_type, sha256, size)) = found else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            100,
+            "Unsupported get request. Object does not exist",
+            "no media with this id",
+        );
+    };
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let expires = Utc::now().timestamp() + knobs.media_url_ttl_secs as i64;
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "url": format!("http://{host}/sandbox/media/{id}?expires={expires}&check={}", url_check(&id, expires)),
+        "mime_type": mime_type,
+        "sha256": sha256,
+        "file_size": size,
+        "id": id,
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DownloadParams {
+    expires: i64,
+    check: String,
+}
+
+/// The file behind a media URL, while the URL lives and with the token.
+pub(super) async fn download_media(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    Query(params): Query<DownloadParams>,
+    headers: HeaderMap,
+) -> Response {
+    if !bearer(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if params.expires < Utc::now().timestamp() || params.check != url_check(&id, params.expires) {
+        return (StatusCode::NOT_FOUND, "URL expired").into_response();
+    }
+    let tamper = sandbox.config().knobs.tamper_media;
+    let media = lock(&sandbox.inner.media)
+        .get(&id)
+        .map(|m| (m.bytes.clone(), m.mime_type.clone()));
+    let Some((mut bytes, mime_type)) = media else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if tamper {
+        bytes.push(0);
+    }
+    ([(header::CONTENT_TYPE, mime_type)], bytes).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NumberQuality {
+    /// `FLAGGED`, `UNFLAGGED`, `UPGRADE`, `DOWNGRADE`.
+    event: String,
+    /// `TIER_250`, `TIER_2K`, `TIER_10K`, `TIER_100K`, `TIER_UNLIMITED`.
+    #[serde(default)]
+    messaging_limit: Option<String>,
+}
+
+/// Meta re-rates the number: `phone_number_quality_update` goes out.
+pub(super) async fn number_quality(
+    State(sandbox): State<Sandbox>,
+    Json(change): Json<NumberQuality>,
+) -> StatusCode {
+    let display = sandbox.config().display_phone_number;
+    let mut fields =
+        json!({"display_phone_number": display, "event": change.event.to_ascii_uppercase()});
+    if let Some(limit) = change.messaging_limit {
+        fields["whatsapp_business_manager_messaging_limit"] = json!(limit);
+    }
+    sandbox
+        .post_envelope(Envelope::of_field(
+            SANDBOX_WABA,
+            NumberQualityUpdate::FIELDS[0],
+            ChangeValue::fields(fields),
+        ))
+        .await;
+    StatusCode::NO_CONTENT
+}

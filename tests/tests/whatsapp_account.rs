@@ -1,0 +1,485 @@
+//! The WhatsApp account as Meta runs it: a template catalog synced through every page and
+//! checked before anything is queued, a template Meta pauses pausing its campaign (and its
+//! re-approval resuming it) at a real pace, what a run costs from the pricing Meta reports,
+//! the account's messaging limit before a campaign starts, inbound media downloaded at once,
+//! checked against its sha256 and shown to signed-in staff only, and read receipts.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use heydoc_e2e::stack::{eventually, BusKind, Stack};
+use heydoc_testkit::{json, Api, Backend};
+use heydoc_whatsapp::sandbox::SandboxKnobs;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn soon() -> String {
+    (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()
+}
+
+async fn sandbox_post(stack: &Stack, path: &str, body: &Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}{path}", stack.sandbox_url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+}
+
+fn enforce(stack: &Stack, knobs: SandboxKnobs) {
+    stack.sandbox.set_knobs(SandboxKnobs {
+        enforce_templates: true,
+        status_delay_ms: 20,
+        ..knobs
+    });
+}
+
+/// `n` contacts `first+1 ..= first+n` with a new tag; returns the tag id.
+async fn tagged(api: &Api, tag: &str, first: u64, n: u64) -> i64 {
+    let (s, body) = api.post("/api/tags", &json!({"name": tag})).await;
+    assert_eq!(s, 201, "{body}");
+    let tag_id = body["data"]["id"].as_i64().unwrap();
+    for i in 1..=n {
+        let (s, body) = api
+            .post(
+                "/api/contacts",
+                &json!({"phone": (first + i).to_string(), "name": format!("P{i}"), "tag_ids": [tag_id]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    tag_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_syncs_every_page_and_a_wrong_send_queues_nothing() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    enforce(&stack, SandboxKnobs::default());
+    let api = stack.app.admin().await;
+    // 250 templates at Meta: 3 pages of 100.
+    let templates: Vec<Value> = (0..250)
+        .map(|i| {
+            json!({"id": format!("{}", 9000 + i), "name": format!("reminder_{i:03}"), "language": if i % 2 == 0 { "en_US" } else { "hi" },
+                   "category": "UTILITY", "status": "APPROVED", "quality_score": {"score": "GREEN"},
+                   "components": [{"type": "BODY", "text": "Dear {{1}}, see you on {{2}}."}]})
+        })
+        .collect();
+    let res = reqwest::Client::new()
+        .put(format!("{}/sandbox/templates", stack.sandbox_url))
+        .json(&templates)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
+    // Before a sync nothing is checked: the catalog is empty and says so.
+    let (s, catalog) = api.get("/api/templates").await;
+    assert_eq!(s, 200, "{catalog}");
+    assert!(catalog["synced_at"].is_null(), "{catalog}");
+
+    let (s, synced) = api.post("/api/templates/sync", &json!({})).await;
+    assert_eq!(s, 200, "{synced}");
+    assert_eq!(synced["templates"], 250, "{synced}");
+    let (_, catalog) = api.get("/api/templates").await;
+    let listed = catalog["templates"].as_array().unwrap();
+    assert_eq!(listed.len(), 250);
+    let first = listed.iter().find(|t| t["name"] == "reminder_000").unwrap();
+    assert_eq!(
+        (
+            first["body_params"].as_i64(),
+            first["status"].as_str(),
+            first["quality"].as_str()
+        ),
+        (Some(2), Some("APPROVED"), Some("GREEN"))
+    );
+    assert!(first["body_text"].as_str().unwrap().contains("{{2}}"));
+
+    let body = |name: &str, language: &str, params: &[&str]| {
+        let parameters: Vec<Value> = params
+            .iter()
+            .map(|p| json!({"type": "text", "text": p}))
+            .collect();
+        json!({"phone_number": "15557770001", "message": "hello",
+               "template": {"name": name, "language": language, "components": [{"type": "body", "parameters": parameters}]}})
+    };
+    let cases = [
+        (
+            body("reminder_000", "en_US", &["Ana"]),
+            "takes 2 body parameters; 1 given",
+        ),
+        (
+            body("reminder_000", "hi", &["Ana", "Monday"]),
+            "has no \"hi\" version; it has en_US",
+        ),
+        (
+            body("no_such_template", "en_US", &["Ana", "Monday"]),
+            "is not a template of this WhatsApp Business Account",
+        ),
+    ];
+    for (request, expected) in &cases {
+        let (s, answer) = api.post("/api/send_message", request).await;
+        assert_eq!(s, 422, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(expected),
+            "{answer}"
+        );
+    }
+    // A schedule naming a wrong template is refused the same way.
+    let (s, answer) = api
+        .post("/api/scheduled-messages", &json!({"template": {"name": "reminder_001", "language": "hi"}, "recipients": ["15557770001"], "scheduled_time": soon()}))
+        .await;
+    assert_eq!(s, 422, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("takes 2 body parameters; 0 given"),
+        "{answer}"
+    );
+    // Nothing was queued or created.
+    let (s, _) = api.get("/api/contacts/15557770001").await;
+    assert_eq!(s, 404);
+    assert_eq!(stack.sandbox.stats().accepted, 0);
+
+    // The right one goes out.
+    let (s, answer) = api
+        .post(
+            "/api/send_message",
+            &body("reminder_000", "en_US", &["Ana", "Monday"]),
+        )
+        .await;
+    assert_eq!(s, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_meta_pauses_pauses_its_campaign_and_reapproval_resumes_it() {
+    // A real pace: 20 messages a second, so the pause lands mid-campaign.
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| s.sender.mps = 20).await;
+    let mut stack = stack;
+    stack.start_scheduler().await;
+    enforce(&stack, SandboxKnobs::default());
+    let api = stack.app.admin().await;
+    let (s, _) = api.post("/api/templates/sync", &json!({})).await;
+    assert_eq!(s, 200);
+    let tag = tagged(&api, "Checkups", 15552000000, 120).await;
+    let template = json!({"name": "visit_reminder", "language": "en_US", "components": [{"type": "body", "parameters": [
+        {"type": "text", "text": "{{name}}"}, {"type": "text", "text": "the clinic"}]}]});
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"template": template, "tag_ids": [tag], "scheduled_time": soon()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    eventually(LIMIT, "the campaign under way", || async {
+        (stack.sandbox.stats().accepted >= 20).then_some(())
+    })
+    .await;
+
+    // Meta pauses the template: its webhook pauses the campaign, with the reason.
+    sandbox_post(&stack, "/sandbox/templates/status", &json!({"name": "visit_reminder", "language": "en_US", "status": "PAUSED", "reason": "Low quality: patients blocked it"})).await;
+    let paused = eventually(LIMIT, "the campaign paused by the template", || async {
+        let (_, d) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+        (d["status"] == "paused").then_some(d)
+    })
+    .await;
+    let reason = paused["status_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("visit_reminder"), "{reason}");
+    // The catalog says so, and a new send naming it is refused before anything is queued.
+    let (_, catalog) = api.get("/api/templates?status=PAUSED").await;
+    assert_eq!(
+        catalog["templates"][0]["name"], "visit_reminder",
+        "{catalog}"
+    );
+    let (s, _) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "15552000001", "message": "hi", "template": template}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    // Nothing more goes out while it is paused (a send already in flight may finish).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = stack.sandbox.stats().accepted;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        stack.sandbox.stats().accepted,
+        held,
+        "sends went on while the template was paused"
+    );
+    assert!(held < 120, "the pause came after the campaign ended");
+    let (_, deliveries) = api
+        .get(&format!(
+            "/api/scheduled-messages/{id}/deliveries?limit=500"
+        ))
+        .await;
+    let failed = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "failed")
+        .count();
+    assert_eq!(failed, 0, "nobody fails because of a paused template");
+
+    // Meta approves it again: the campaign resumes and everyone gets it once.
+    sandbox_post(
+        &stack,
+        "/sandbox/templates/status",
+        &json!({"name": "visit_reminder", "language": "en_US", "status": "APPROVED"}),
+    )
+    .await;
+    eventually(LIMIT, "everyone reached after re-approval", || async {
+        (stack.sandbox.stats().accepted >= 120).then_some(())
+    })
+    .await;
+    let (_, detail) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+    assert_ne!(detail["status"], "paused", "{detail}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.accepted, 120);
+    assert!(stats.by_callback.values().all(|n| *n == 1), "a double send");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_costs_what_meta_priced_and_the_estimate_says_so_first_postgres() {
+    run_cost(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_costs_what_meta_priced_and_the_estimate_says_so_first_sqlite() {
+    run_cost(Backend::Sqlite).await;
+}
+
+async fn run_cost(backend: Backend) {
+    let mut stack = Stack::spawn(backend, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    enforce(&stack, SandboxKnobs::default());
+    let api = stack.app.admin().await;
+    let (s, _) = api.post("/api/templates/sync", &json!({})).await;
+    assert_eq!(s, 200);
+    // Three patients in India, two in the US.
+    let (s, body) = api.post("/api/tags", &json!({"name": "Offer"})).await;
+    assert_eq!(s, 201);
+    let tag = body["data"]["id"].as_i64().unwrap();
+    for phone in [
+        "919800000001",
+        "919800000002",
+        "919800000003",
+        "14155550101",
+        "14155550102",
+    ] {
+        let (s, b) = api
+            .post(
+                "/api/contacts",
+                &json!({"phone": phone, "name": "Pat", "tag_ids": [tag]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    // One of them opted out earlier: skipped, and the estimate says so.
+    let (s, b) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000009", "name": "Out", "tag_ids": [tag]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = api
+        .put("/api/contacts/919800000009", &json!({"opted_out": true}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+
+    let template = json!({"name": "health_checkup_offer", "language": "en_US", "components": [
+        {"type": "header", "parameters": [{"type": "text", "text": "Offer"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "{{name}}"}, {"type": "text", "text": "20%"}]}]});
+    let (s, estimate) = api
+        .post(
+            "/api/scheduled-messages/estimate",
+            &json!({"template": template, "tag_ids": [tag]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{estimate}");
+    let settings = &stack.settings.pricing;
+    let expected = 3.0 * settings.rate("91", "marketing") + 2.0 * settings.rate("1", "marketing");
+    assert_eq!(estimate["audience"], 5, "{estimate}");
+    assert_eq!(estimate["opted_out"], 1, "{estimate}");
+    assert_eq!(estimate["category"], "marketing", "{estimate}");
+    assert!(
+        (estimate["estimated_cost"].as_f64().unwrap() - expected).abs() < 1e-6,
+        "{estimate}"
+    );
+
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"template": template, "tag_ids": [tag], "scheduled_time": soon()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let run = eventually(LIMIT, "the run priced", || async {
+        let (_, d) = api.get(&format!("/api/scheduled-messages/{id}")).await;
+        let cost = d["occurrences"][0]["cost"].clone();
+        let priced = cost["by_category"].as_array().map_or(0, |c| {
+            c.iter()
+                .map(|x| x["messages"].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        });
+        (priced == 5).then_some(cost)
+    })
+    .await;
+    let marketing = &run["by_category"][0];
+    assert_eq!(marketing["category"], "marketing", "{run}");
+    assert_eq!(marketing["billable"], 5, "{run}");
+    assert!(
+        (run["estimated_total"].as_f64().unwrap() - expected).abs() < 1e-3,
+        "{run}"
+    );
+    assert_eq!(run["currency"], "USD");
+
+    // The account's limit: Meta lowers it to 250 a day, and a bigger audience is flagged.
+    sandbox_post(
+        &stack,
+        "/sandbox/number/quality",
+        &json!({"event": "FLAGGED", "messaging_limit": "TIER_250"}),
+    )
+    .await;
+    let number = eventually(LIMIT, "the limit recorded", || async {
+        let (_, numbers) = api.get("/api/numbers").await;
+        let n = numbers[0].clone();
+        (n["messaging_limit"] == "TIER_250").then_some(n)
+    })
+    .await;
+    assert_eq!(number["quality"], "YELLOW");
+    let many: Vec<String> = (0..300).map(|i| format!("9198000{i:05}")).collect();
+    let (s, estimate) = api
+        .post(
+            "/api/scheduled-messages/estimate",
+            &json!({"template": template, "recipients": many}),
+        )
+        .await;
+    assert_eq!(s, 200, "{estimate}");
+    assert_eq!(estimate["exceeds_limit"], true, "{estimate}");
+    assert!(
+        estimate["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("messaging limit of 250"),
+        "{estimate}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_photo_is_kept_checked_and_shown_to_staff_only() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    let api = stack.app.admin().await;
+    let photo: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let send_photo = |from: &'static str| {
+        let stack = &stack;
+        let photo = photo.clone();
+        async move {
+            sandbox_post(stack, "/sandbox/inbound", &json!({"from": from, "name": "Ana", "text": "my prescription",
+                "media": {"kind": "image", "mime_type": "image/jpeg",
+                          "data_base64": base64::engine::general_purpose::STANDARD.encode(&photo)}})).await;
+        }
+    };
+    send_photo("15553330001").await;
+    let message = eventually(LIMIT, "the photo in the chat", || async {
+        let (_, chat) = api.get("/api/messages/15553330001").await;
+        let m = chat[0].clone();
+        (m["message_type"] == "image").then_some(m)
+    })
+    .await;
+    assert_eq!(message["message_text"], "my prescription");
+    let url = message["media_url"].as_str().unwrap().to_string();
+    let file = eventually(LIMIT, "the file downloaded", || async {
+        let res = api.client.get(api.url(&url)).send().await.unwrap();
+        (res.status() == 200).then_some(res)
+    })
+    .await;
+    assert_eq!(file.headers()["content-type"], "image/jpeg");
+    assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(file.bytes().await.unwrap().to_vec(), photo);
+    // Nobody signed in gets it.
+    let res = reqwest::get(api.url(&url)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    // The chat page shows it inline.
+    let page = api
+        .client
+        .get(api.url("/chat/15553330001"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("src=\"{url}\"")),
+        "the chat page does not show the photo"
+    );
+
+    // A download that does not match the sha256 Meta announced is refused, never shown.
+    stack.sandbox.set_knobs(SandboxKnobs {
+        tamper_media: true,
+        status_delay_ms: 20,
+        ..SandboxKnobs::default()
+    });
+    send_photo("15553330002").await;
+    let (status, answer) = eventually(LIMIT, "the tampered file refused", || async {
+        let (_, chat) = api.get("/api/messages/15553330002").await;
+        let url = chat[0]["media_url"].as_str()?.to_string();
+        let (s, body) = api.get(&url).await;
+        (s != 409).then_some((s, body))
+    })
+    .await;
+    assert_eq!(status, 410, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the sha256"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_chat_sends_the_read_receipt_and_replying_shows_typing() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let api = stack.app.admin().await;
+    stack
+        .patient_writes("15554440001", "Ravi", "Is the clinic open?")
+        .await;
+    eventually(LIMIT, "the message in", || async {
+        let (_, chat) = api.get("/api/messages/15554440001").await;
+        (chat.as_array().is_some_and(|c| !c.is_empty())).then_some(())
+    })
+    .await;
+    let (s, body) = api.post("/api/messages/15554440001/read", &json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    eventually(LIMIT, "the read receipt at Meta", || async {
+        (stack.sandbox.stats().read_receipts == 1).then_some(())
+    })
+    .await;
+    let (s, body) = api
+        .post("/api/messages/15554440001/typing", &json!({}))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    eventually(LIMIT, "the typing indicator at Meta", || async {
+        (stack.sandbox.stats().typing_indicators == 1).then_some(())
+    })
+    .await;
+    // Reading again with nothing unread sends nothing more.
+    let (s, _) = api.post("/api/messages/15554440001/read", &json!({})).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.sandbox.stats().read_receipts, 2);
+}
