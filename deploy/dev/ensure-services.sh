@@ -65,6 +65,26 @@ ensure_rabbitmq() {
   command -v rabbitmqctl >/dev/null 2>&1 && wait_until 60 rabbitmqctl -q await_startup || true
 }
 
+# The S3 media store's test talks to moto's S3-compatible server (from PyPI, in a cached
+# virtualenv) at TEST_S3_URL, default 127.0.0.1:4566.
+S3_HOST=${S3_HOST:-127.0.0.1}
+S3_PORT=${S3_PORT:-4566}
+s3_answers() { port_open "$S3_HOST" "$S3_PORT"; }
+
+ensure_s3() {
+  if s3_answers; then return 0; fi
+  local venv=${XDG_CACHE_HOME:-$HOME/.cache}/heydoc/moto-venv
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    command -v python3 >/dev/null 2>&1 || die "python3 is missing: it runs moto, the S3-compatible server the media store's test uses"
+    say "installing moto (an S3-compatible test server) into $venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv"
+    "$venv/bin/pip" install -q "moto[server]==5.1.*" || die "pip could not install moto[server]"
+  fi
+  say "starting moto's S3 server at $S3_HOST:$S3_PORT"
+  setsid "$venv/bin/moto_server" -H "$S3_HOST" -p "$S3_PORT" >"${TMPDIR:-/tmp}/heydoc-moto.log" 2>&1 < /dev/null &
+  wait_until 60 s3_answers || die "moto did not start answering at $S3_HOST:$S3_PORT (see ${TMPDIR:-/tmp}/heydoc-moto.log)"
+}
+
 # The dashboard's browser tests drive Debian's headless Chromium through chromedriver
 # (CHROMIUM and CHROMEDRIVER override where they are).
 ensure_chromium() {
@@ -83,3 +103,5 @@ ensure_rabbitmq
 say "RabbitMQ answers at $AMQP_HOST:$AMQP_PORT"
 ensure_chromium
 say "Chromium and ChromeDriver are installed"
+ensure_s3
+say "an S3-compatible server answers at $S3_HOST:$S3_PORT"

@@ -378,13 +378,53 @@ async fn run_cost(backend: Backend) {
     );
 }
 
+/// The S3-compatible server `make test` starts (moto).
+fn s3_url() -> String {
+    std::env::var("TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_photo_is_kept_checked_and_shown_to_staff_only() {
     let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    inbound_photo(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_photo_is_kept_in_an_s3_bucket() {
+    let bucket = format!("heydoc-test-{}", uuid::Uuid::new_v4().simple());
+    let res = reqwest::Client::new()
+        .put(format!("{}/{bucket}", s3_url()))
+        .send()
+        .await
+        .expect("the S3-compatible server (moto) answers: run `make services`");
+    assert!(res.status().is_success(), "bucket: {}", res.status());
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |s| {
+        s.media.backend = heydoc_config::MediaBackend::S3;
+        s.media.s3_bucket.clone_from(&bucket);
+        s.media.s3_endpoint = s3_url();
+        s.media.s3_access_key_id = "test".into();
+        s.media.s3_secret_access_key = "test".to_string().into();
+    })
+    .await;
+    let message_id = inbound_photo(&stack).await;
+    // The file is in the bucket, under HeyDoc's own key.
+    let listing = reqwest::get(format!("{}/{bucket}?list-type=2", s3_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("/{message_id}</Key>")),
+        "not in the bucket: {listing}"
+    );
+}
+
+/// A patient sends a photo, then a tampered one; answers the first message's id.
+async fn inbound_photo(stack: &Stack) -> i64 {
     let api = stack.app.admin().await;
     let photo: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let send_photo = |from: &'static str| {
-        let stack = &stack;
         let photo = photo.clone();
         async move {
             sandbox_post(stack, "/sandbox/inbound", &json!({"from": from, "name": "Ana", "text": "my prescription",
@@ -393,7 +433,7 @@ async fn an_inbound_photo_is_kept_checked_and_shown_to_staff_only() {
         }
     };
     send_photo("15553330001").await;
-    let message = eventually(LIMIT, "the photo in the chat", || async {
+    let message: Value = eventually(LIMIT, "the photo in the chat", || async {
         let (_, chat) = api.get("/api/messages/15553330001").await;
         let m = chat[0].clone();
         (m["message_type"] == "image").then_some(m)
@@ -449,6 +489,7 @@ async fn an_inbound_photo_is_kept_checked_and_shown_to_staff_only() {
             .contains("does not match the sha256"),
         "{answer}"
     );
+    message["id"].as_i64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,8 +50,9 @@ pub struct AppState {
     pub setup_token: Option<Arc<SecretString>>,
     /// Meta's Graph API for what is not a send: templates, read receipts, media.
     pub graph: heydoc_whatsapp::GraphApi,
-    /// Where inbound media files are kept.
-    pub media: Arc<dyn crate::media::MediaStore>,
+    /// Where inbound media files are kept (`None`: the store could not be opened; the reason
+    /// is logged at start and media rows record it).
+    pub media: Option<crate::media::MediaStore>,
 }
 
 impl AppState {
@@ -74,8 +75,13 @@ impl AppState {
             &settings.whatsapp.api_version,
             std::time::Duration::from_secs(30),
         );
-        let media: Arc<dyn crate::media::MediaStore> =
-            Arc::new(crate::media::LocalDir::new(settings.media_dir()));
+        let media = match crate::media::MediaStore::from_settings(&settings) {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::error!(error = %e, "inbound media cannot be kept until this is fixed");
+                None
+            }
+        };
         Self {
             graph,
             media,

@@ -89,9 +89,25 @@ impl PricingSettings {
 /// Inbound media files: where they are kept, and the largest one downloaded.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MediaSettings {
+    pub backend: MediaBackend,
     /// Empty: `media` under `data_dir`.
     pub dir: String,
     pub max_bytes: u64,
+    pub s3_bucket: String,
+    /// Empty: AWS itself; an S3-compatible server's URL otherwise (MinIO, Ceph, moto).
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    /// Empty: the AWS_* environment (a role, a profile).
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: SecretString,
+}
+
+/// Where media files are kept.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaBackend {
+    Local,
+    S3,
 }
 
 impl Settings {

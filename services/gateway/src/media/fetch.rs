@@ -110,14 +110,20 @@ async fn download(state: &AppState, row: &MediaFile) -> Result<(String, i64), (S
             ));
         }
     }
+    let store = state.media.as_ref().ok_or_else(|| {
+        (
+            "no media store is configured (see the logs at start)".to_string(),
+            true,
+        )
+    })?;
     let at = message.timestamp;
     let key = format!("{}/{}", at.format("%Y/%m"), row.message_id);
-    state
-        .media
-        .put(&key, &bytes)
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    store
+        .put(&key, bytes)
         .await
         .map_err(|e| (format!("cannot keep the file: {e}"), true))?;
-    Ok((key, i64::try_from(bytes.len()).unwrap_or(i64::MAX)))
+    Ok((key, size))
 }
 
 /// Meta writes the sha256 in base64 (webhooks) or hex.

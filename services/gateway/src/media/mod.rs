@@ -1,58 +1,110 @@
-//! Inbound media: the storage interface files are kept through (a local directory by
-//! default), and the download that fetches each file from Meta at once, checks it against
-//! the sha256 Meta announced and keeps it.
+//! Inbound media: where files are kept (object_store: a local directory by default, or an
+//! S3-compatible bucket), and the download that fetches each file from Meta at once, checks it
+//! against the sha256 Meta announced and keeps it.
 
 mod fetch;
 
-use std::io;
-use std::path::PathBuf;
+use std::sync::Arc;
+
+use heydoc_config::{MediaBackend, Settings};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use secrecy::ExposeSecret;
 
 pub use fetch::{fetch, spawn_fetch, sweep};
 
 /// Where media files are kept. Keys are HeyDoc's own (`<yyyy>/<mm>/<message id>`), never a
 /// name a user gave.
-#[async_trait::async_trait]
-pub trait MediaStore: Send + Sync {
-    async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()>;
-    async fn get(&self, key: &str) -> io::Result<Vec<u8>>;
+#[derive(Clone)]
+pub struct MediaStore {
+    inner: Arc<dyn ObjectStore>,
+    /// `local:/var/lib/heydoc/media` or `s3://bucket`, for logs and errors.
+    pub location: String,
 }
 
-/// Files under one directory (created on first use), written whole then renamed into place.
-pub struct LocalDir {
-    root: PathBuf,
-}
-
-impl LocalDir {
-    pub fn new(root: PathBuf) -> Self {
-        Self { root }
+impl MediaStore {
+    /// The store the settings name. A local directory is created when missing.
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        match settings.media.backend {
+            MediaBackend::Local => {
+                let dir = settings.media_dir();
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("media directory {}: {e}", dir.display()))?;
+                let fs = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| format!("media directory {}: {e}", dir.display()))?;
+                Ok(Self {
+                    inner: Arc::new(fs),
+                    location: format!("local:{}", dir.display()),
+                })
+            }
+            MediaBackend::S3 => {
+                let m = &settings.media;
+                if m.s3_bucket.trim().is_empty() {
+                    return Err("media.backend is s3 but HEYDOC_MEDIA__S3_BUCKET is empty".into());
+                }
+                // AWS_* from the environment first (an instance role, a profile), then the
+                // settings where they are given.
+                let mut builder = AmazonS3Builder::from_env().with_bucket_name(m.s3_bucket.trim());
+                if !m.s3_region.trim().is_empty() {
+                    builder = builder.with_region(m.s3_region.trim());
+                }
+                if !m.s3_endpoint.trim().is_empty() {
+                    builder = builder
+                        .with_endpoint(m.s3_endpoint.trim())
+                        .with_allow_http(m.s3_endpoint.starts_with("http://"))
+                        .with_virtual_hosted_style_request(false);
+                }
+                if !m.s3_access_key_id.trim().is_empty() {
+                    builder = builder
+                        .with_access_key_id(m.s3_access_key_id.trim())
+                        .with_secret_access_key(m.s3_secret_access_key.expose_secret());
+                }
+                let s3 = builder
+                    .build()
+                    .map_err(|e| format!("S3 media store: {e}"))?;
+                Ok(Self {
+                    inner: Arc::new(s3),
+                    location: format!("s3://{}", m.s3_bucket.trim()),
+                })
+            }
+        }
     }
 
-    fn path(&self, key: &str) -> io::Result<PathBuf> {
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let path = Self::path(key)?;
+        self.inner
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", self.location))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        let path = Self::path(key)?;
+        let found = self
+            .inner
+            .get(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", self.location))?;
+        found
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("{}: {e}", self.location))
+    }
+
+    /// A key of ours as an object path; anything that could leave the store is refused.
+    fn path(key: &str) -> Result<Path, String> {
         if key.is_empty()
             || key
                 .split('/')
                 .any(|part| part.is_empty() || part == "." || part == "..")
         {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad media key"));
+            return Err(format!("bad media key {key:?}"));
         }
-        Ok(self.root.join(key))
-    }
-}
-
-#[async_trait::async_trait]
-impl MediaStore for LocalDir {
-    async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path(key)?;
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let partial = path.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::write(&partial, bytes).await?;
-        tokio::fs::rename(&partial, &path).await
-    }
-
-    async fn get(&self, key: &str) -> io::Result<Vec<u8>> {
-        tokio::fs::read(self.path(key)?).await
+        Path::parse(key).map_err(|e| format!("bad media key {key:?}: {e}"))
     }
 }
 
@@ -63,9 +115,12 @@ mod tests {
     #[tokio::test]
     async fn keeps_files_and_refuses_keys_that_leave_the_directory() {
         let dir = std::env::temp_dir().join(format!("heydoc-media-{}", uuid::Uuid::new_v4()));
-        let store = LocalDir::new(dir.clone());
-        store.put("2026/11/7", b"photo").await.unwrap();
+        let mut settings = Settings::defaults().unwrap();
+        settings.media.dir = dir.display().to_string();
+        let store = MediaStore::from_settings(&settings).unwrap();
+        store.put("2026/11/7", b"photo".to_vec()).await.unwrap();
         assert_eq!(store.get("2026/11/7").await.unwrap(), b"photo");
+        assert!(dir.join("2026/11/7").exists());
         for bad in ["../x", "a/../../x", "", "a//b", "/etc/passwd"] {
             assert!(store.get(bad).await.is_err(), "{bad}");
         }

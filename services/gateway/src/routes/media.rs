@@ -43,8 +43,11 @@ pub async fn get(
         }
     }
     let key = row.storage_key.clone().unwrap_or_default();
-    let bytes = state
+    let store = state
         .media
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("no media store is configured".into()))?;
+    let bytes = store
         .get(&key)
         .await
         .map_err(|e| ApiError::Internal(format!("the stored file cannot be read: {e}")))?;
