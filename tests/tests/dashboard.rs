@@ -4,6 +4,7 @@
 //! pause and resume), and a failed send with its reason. The screenshots in the README come
 //! from these runs (`target/screenshots/`).
 
+use base64::Engine;
 use chrono::{Duration as Span, Timelike, Utc};
 use heydoc_e2e::browser::Browser;
 use heydoc_e2e::stack::{BusKind, Stack};
@@ -732,6 +733,139 @@ async fn ten_events_with_the_tag_editor_open_cost_at_most_a_few_refreshes_on_a_p
         refreshes(&browser).await,
         after_burst,
         "the refreshes stopped"
+    );
+    browser.close().await;
+}
+
+/// A clinic manager picks an approved template from the catalog, fills one field per
+/// parameter while the preview shows what patients will read, sees the audience and what it
+/// will cost before scheduling, and afterwards what Meta charged for the run; a receptionist
+/// sees a patient's photo in the chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_picks_an_approved_template_and_sees_the_cost_before_starting() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    stack.sandbox.set_knobs(SandboxKnobs {
+        enforce_templates: true,
+        status_delay_ms: 20,
+        ..SandboxKnobs::default()
+    });
+    let admin = stack.app.admin().await;
+    let (status, synced) = admin.post("/api/templates/sync", &json!({})).await;
+    assert_eq!(status, 200, "{synced}");
+    let (_, tag) = admin
+        .post("/api/tags", &json!({"name": "Check-up offer"}))
+        .await;
+    let tag_id = tag["data"]["id"].as_i64().expect("tag id");
+    for (phone, name) in [
+        ("919800000031", "Anita"),
+        ("919800000032", "Vikram"),
+        ("919800000033", "Meera"),
+    ] {
+        let (status, body) = admin
+            .post(
+                "/api/contacts",
+                &json!({"phone": phone, "name": name, "tag_ids": [tag_id]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let browser = Browser::start(1200, 1000).await;
+    log_in(
+        &browser,
+        &stack.app.url(""),
+        "admin",
+        "correct-horse-battery",
+    )
+    .await;
+    browser.goto(&stack.app.url("/campaigns/new")).await;
+    browser.click("details[data-template-picker] summary").await;
+    set_value(&browser, "#template-pick", "health_checkup_offer|en_US").await;
+    // One field per parameter: the header's and the body's two.
+    browser.fill("#template-header-1", "Monsoon check-up").await;
+    browser.fill("#template-body-1", "{{name}}").await;
+    browser.fill("#template-body-2", "20%").await;
+    browser
+        .wait_for_text(
+            "[data-template-text]",
+            "Hi {{name}}, book a health check-up this month and get 20% off.",
+        )
+        .await;
+    browser
+        .click(&format!("input[name='tag_ids[]'][value='{tag_id}']"))
+        .await;
+    // The audience and the cost before saving: three patients in India, a marketing template.
+    let estimate = browser
+        .wait_for_text("#estimate-text", "Reaches 3 people")
+        .await;
+    assert!(
+        estimate.contains("marketing template: about 0.03 USD"),
+        "{estimate}"
+    );
+    // This minute (the API takes a first run up to a minute late), so it fires at once; late
+    // in a minute, the next one.
+    if Utc::now().second() > 40 {
+        let left = 61 - u64::from(Utc::now().second());
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+    }
+    let soon = Utc::now();
+    set_value(&browser, "#timezone", "UTC").await;
+    set_value(
+        &browser,
+        "#scheduled_time",
+        &soon.format("%Y-%m-%dT%H:%M").to_string(),
+    )
+    .await;
+    browser.screenshot("campaign-template").await;
+    browser.click("#campaign-form button[type=submit]").await;
+    browser.find("#campaign").await;
+    let (_, listed) = admin.get("/api/scheduled-messages").await;
+    let template = &listed[0]["template"];
+    assert_eq!(template["name"], "health_checkup_offer", "{listed}");
+    assert_eq!(template["components"][0]["type"], "header", "{listed}");
+    assert_eq!(
+        template["components"][1]["parameters"][1]["text"], "20%",
+        "{listed}"
+    );
+
+    // The run goes out and the page shows what Meta charges for it.
+    browser
+        .wait_for_text("li.occurrence p.cost", "3 marketing")
+        .await;
+    let params = stack.sandbox.stats().template_params;
+    assert_eq!(
+        params["919800000031"],
+        vec!["Monsoon check-up", "Anita", "20%"]
+    );
+
+    // A patient's photo shows in the chat.
+    let photo = base64::engine::general_purpose::STANDARD.encode(include_bytes!(
+        "../../services/gateway/src/ui/assets/icon.svg"
+    ));
+    let res = reqwest::Client::new()
+        .post(format!("{}/sandbox/inbound", stack.sandbox_url))
+        .json(&json!({"from": "919800000031", "name": "Anita", "text": "my prescription",
+                      "media": {"kind": "image", "mime_type": "image/svg+xml", "data_base64": photo}}))
+        .send()
+        .await
+        .expect("inbound photo");
+    assert!(res.status().is_success());
+    browser.goto(&stack.app.url("/chat/919800000031")).await;
+    browser.find("li.msg.in a.media img").await;
+    let mut loaded = serde_json::Value::Null;
+    for _ in 0..50 {
+        loaded = browser
+            .run("const i = document.querySelector('li.msg.in a.media img'); return !!i && i.complete && i.naturalWidth > 0;")
+            .await;
+        if loaded == serde_json::Value::Bool(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        loaded,
+        serde_json::Value::Bool(true),
+        "the photo did not load in the chat"
     );
     browser.close().await;
 }

@@ -66,6 +66,17 @@ pub async fn of_message(db: &impl ConnectionTrait, message_id: i64) -> Result<Op
         .await?)
 }
 
+/// The media rows of these messages (a chat page's).
+pub async fn of_messages(db: &impl ConnectionTrait, message_ids: &[i64]) -> Result<Vec<MediaFile>> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(media_file::Entity::find()
+        .filter(media_file::Column::MessageId.is_in(message_ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 pub async fn stored(
     db: &impl ConnectionTrait,
     id: i64,

@@ -89,6 +89,7 @@ fn audience(s: &ScheduledOut, all_tags: &[TagWithCount]) -> Markup {
 
 pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult {
     let all_tags = tags::list(&state).await?;
+    let catalog = crate::ui::templates::approved(&state, None).await?;
     let main = html! {
         h1 { "New campaign" }
         form #campaign-form.card data-campaign {
@@ -101,16 +102,7 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                     p.label-like #sample-who {}
                     p.bubble #sample-text {}
                 }
-                details.template {
-                    summary { "Send a template instead (works outside the 24-hour window)" }
-                    label for="template-name" { "Template name" }
-                    input #template-name name="template.name" placeholder="appointment_reminder";
-                    label for="template-language" { "Language code" }
-                    input #template-language name="template.language" value="en_US";
-                    label for="template-params" { "Body parameters, one per line" }
-                    textarea #template-params name="template.params" rows="2" placeholder="{{name}}" {}
-                    p.hint { "A parameter may use {{name}}, {{phone}} and {{attributes.KEY}}: each recipient gets their own." }
-                }
+                (crate::ui::templates::picker(&catalog, "Send a template instead (works outside the 24-hour window)", false))
             }
             fieldset {
                 legend { "Audience" }
@@ -164,6 +156,11 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                     label for="max_occurrences" { "Number of runs" }
                     input #max_occurrences name="max_occurrences" type="number" min="1" step="1";
                 }
+            }
+            section #estimate aria-live="polite" aria-label="Audience and cost" {
+                h2 { "Audience and cost" }
+                p.hint #estimate-text { "Choose who receives it to see how many people it reaches and what it will likely cost." }
+                ul #estimate-warnings {}
             }
             section #preview aria-live="polite" aria-label="Next runs" {
                 h2 { "Next runs" }
@@ -308,6 +305,16 @@ fn occurrence(o: &OccurrenceOut, zone: &str) -> Markup {
             }
             ul.counts {
                 @for (name, n) in parts { li data-count=(name) { span { (name) } " " strong { (n) } } }
+            }
+            @if !o.cost.by_category.is_empty() {
+                p.cost data-cost=(format!("{:.4}", o.cost.estimated_total)) {
+                    "Meta charges for "
+                    @for (i, c) in o.cost.by_category.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (c.billable) " " (c.category)
+                    }
+                    " message(s): about " strong { (format!("{:.2}", o.cost.estimated_total)) " " (o.cost.currency) }
+                }
             }
         }
     }

@@ -5,6 +5,8 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
+
+use crate::core::templates::TemplateOut;
 use serde::Deserialize;
 
 use crate::core::contacts::{self, ContactOut};
@@ -48,6 +50,20 @@ pub async fn page(
         .flatten();
     chat.reverse();
     let all_tags = tags::list(&state).await?;
+    let ids: Vec<i64> = chat
+        .iter()
+        .filter(|m| m.media_url.is_some())
+        .map(|m| m.id)
+        .collect();
+    let media: std::collections::HashMap<i64, heydoc_store::media::MediaFile> =
+        heydoc_store::media::of_messages(&state.db, &ids)
+            .await?
+            .into_iter()
+            .map(|f| (f.message_id, f))
+            .collect();
+    let catalog = crate::ui::templates::approved(&state, contact.last_number.clone())
+        .await
+        .unwrap_or_default();
     let title = if contact.name.is_empty() {
         contact.phone.clone()
     } else {
@@ -79,11 +95,11 @@ pub async fn page(
                 p.empty { "No messages yet." }
             }
             ol.messages {
-                @for m in &chat { (bubble(m)) }
+                @for m in &chat { (bubble(m, media.get(&m.id))) }
             }
             (window_note(window))
         }
-        (send_box(&contact, window.is_some()))
+        (send_box(&contact, window.is_some(), &catalog))
     };
     Ok(shell(&title, &user, Nav::Inbox, main))
 }
@@ -103,18 +119,28 @@ fn window_note(until: Option<DateTime<Utc>>) -> Markup {
     }
 }
 
-fn bubble(m: &MessageOut) -> Markup {
+fn bubble(m: &MessageOut, media: Option<&heydoc_store::media::MediaFile>) -> Markup {
     let incoming = m.direction == "incoming";
     let (symbol, words) = tick(&m.status);
     html! {
         li class={ "msg " (if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) {
-            @if let Some(url) = &m.media_url {
-                @if m.message_type == "image" || m.message_type == "sticker" {
-                    a.media href=(url) target="_blank" rel="noopener" {
-                        img src=(url) alt=(format!("{} sent by the contact", m.message_type)) loading="lazy" width="240";
+            @if let (Some(url), Some(file)) = (&m.media_url, media) {
+                @match file.state.as_str() {
+                    heydoc_store::media::STORED => {
+                        @if m.message_type == "image" || m.message_type == "sticker" {
+                            a.media href=(url) target="_blank" rel="noopener" {
+                                img src=(url) alt=(format!("{} sent by the contact", m.message_type)) loading="lazy" width="240";
+                            }
+                        } @else {
+                            p.media { a href=(url) download { "Download the " (m.message_type) @if let Some(f) = &file.filename { " (" (f) ")" } } }
+                        }
                     }
-                } @else {
-                    p.media { a href=(url) download { "Download the " (m.message_type) } }
+                    heydoc_store::media::PENDING => {
+                        p.media.pending { "Fetching the " (m.message_type) " from WhatsApp…" }
+                    }
+                    _ => {
+                        p.media.reason { "The " (m.message_type) " could not be kept: " (file.error.as_deref().unwrap_or("unknown reason")) }
+                    }
                 }
             }
             p.text {
@@ -142,19 +168,13 @@ fn bubble(m: &MessageOut) -> Markup {
     }
 }
 
-fn send_box(contact: &ContactOut, in_window: bool) -> Markup {
+fn send_box(contact: &ContactOut, in_window: bool, catalog: &[TemplateOut]) -> Markup {
     html! {
         form.send data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset aria-label="Send a message" {
             input type="hidden" name="phone_number" value=(contact.phone);
             label for="message" { "Message" }
             textarea #message name="message" rows="3" maxlength="4096" required {}
-            details.template open[!in_window] {
-                summary { "Template for outside the 24-hour window" }
-                label for="template-name" { "Template name" }
-                input #template-name name="template.name" placeholder="appointment_reminder";
-                label for="template-language" { "Language code" }
-                input #template-language name="template.language" value="en_US";
-            }
+            (crate::ui::templates::picker(catalog, "Template for outside the 24-hour window", !in_window))
             (form_error())
             button type="submit" { "Send" }
         }

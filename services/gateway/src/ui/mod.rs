@@ -16,6 +16,7 @@ pub mod live;
 pub mod page;
 pub mod tags;
 pub mod team;
+pub mod templates;
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;

@@ -57,7 +57,105 @@ function formBody(form) {
   for (const [key, value] of Object.entries(body)) {
     if (value && typeof value === "object" && !Array.isArray(value) && !value.name) delete body[key];
   }
+  const template = templateOf(form);
+  if (template) body.template = template;
   return body;
+}
+
+// ---- templates: picked from the catalog, a field per parameter ------------------------------
+
+// The template a form's picker names, with its components, or null.
+function templateOf(form) {
+  const pick = form.querySelector("select[data-template-pick]");
+  if (pick) {
+    const option = pick.selectedOptions[0];
+    if (!option || !option.value) return null;
+    const template = { name: option.dataset.name, language: option.dataset.language };
+    const components = [];
+    for (const kind of ["header", "body"]) {
+      const fields = [...form.querySelectorAll(`input[data-param-kind='${kind}']`)];
+      if (fields.length) {
+        components.push({ type: kind, parameters: fields.map((f) => ({ type: "text", text: f.value.trim() })) });
+      }
+    }
+    if (components.length) template.components = components;
+    return template;
+  }
+  const name = form.elements["template.name"];
+  if (!name || !name.value.trim()) return null;
+  const template = { name: name.value.trim(), language: form.elements["template.language"].value.trim() || "en_US" };
+  const lines = form.querySelector("textarea[data-template-lines]");
+  const params = lines ? lines.value.split("\n").map((p) => p.trim()).filter(Boolean) : [];
+  if (params.length) template.components = [{ type: "body", parameters: params.map((text) => ({ type: "text", text })) }];
+  return template;
+}
+
+// The body as the patient will read it: {{1}}, {{2}} ... replaced by what is typed so far.
+function showTemplatePreview(picker) {
+  const option = picker.querySelector("select[data-template-pick]").selectedOptions[0];
+  const box = picker.querySelector("[data-template-preview]");
+  if (!option || !option.value) { box.hidden = true; return; }
+  const values = [...picker.querySelectorAll("input[data-param-kind='body']")].map((f) => f.value.trim());
+  let index = 0;
+  const seen = new Map();
+  const text = option.dataset.body.replace(/\{\{\s*([^}]+?)\s*\}\}/g, (whole, name) => {
+    if (!seen.has(name)) seen.set(name, index++);
+    return values[seen.get(name)] || whole;
+  });
+  picker.querySelector("[data-template-text]").textContent = text;
+  box.hidden = false;
+}
+
+// One labelled field per header and body parameter of the picked template.
+function pickTemplate(picker) {
+  const option = picker.querySelector("select[data-template-pick]").selectedOptions[0];
+  const fields = picker.querySelector("[data-template-fields]");
+  fields.replaceChildren();
+  if (option && option.value) {
+    const add = (kind, n) => {
+      for (let i = 1; i <= n; i++) {
+        const id = `template-${kind}-${i}`;
+        const label = document.createElement("label");
+        label.htmlFor = id;
+        label.textContent = kind === "header" ? `Header parameter ${i}` : `Parameter {{${i}}}`;
+        const input = document.createElement("input");
+        input.id = id;
+        input.dataset.paramKind = kind;
+        input.required = true;
+        input.placeholder = i === 1 && kind === "body" ? "{{name}}" : "";
+        fields.append(label, input);
+      }
+    };
+    add("header", Number(option.dataset.header || 0));
+    add("body", Number(option.dataset.params || 0));
+  }
+  showTemplatePreview(picker);
+}
+
+function startTemplatePickers() {
+  for (const picker of document.querySelectorAll("[data-template-picker]")) {
+    const select = picker.querySelector("select[data-template-pick]");
+    if (!select) continue;
+    select.addEventListener("change", () => pickTemplate(picker));
+    picker.addEventListener("input", (event) => {
+      if (event.target.dataset.paramKind) showTemplatePreview(picker);
+    });
+    pickTemplate(picker);
+  }
+}
+
+// Someone writing in a chat: WhatsApp shows the patient that the business is typing (at most
+// every 20 s).
+function startTypingIndicator() {
+  const box = document.querySelector("form.send textarea[name=message]");
+  if (!box) return;
+  const phone = box.form.elements.phone_number.value;
+  let last = 0;
+  box.addEventListener("input", () => {
+    if (Date.now() - last < 20000 || !box.value.trim()) return;
+    last = Date.now();
+    api("POST", `/api/messages/${encodeURIComponent(phone)}/typing`, {}).catch(() => {});
+  });
 }
 
 // "/chat/{phone}" with values from the form's body or the API's answer.
@@ -423,13 +521,8 @@ function campaignBody(form) {
     recurrence: v("recurrence") === "cron" ? v("cron") : v("recurrence"),
   };
   if (v("message")) body.message = v("message");
-  if (v("template.name")) {
-    body.template = { name: v("template.name"), language: v("template.language") || "en_US" };
-    const params = form.elements["template.params"].value.split("\n").map((p) => p.trim()).filter(Boolean);
-    if (params.length) {
-      body.template.components = [{ type: "body", parameters: params.map((text) => ({ type: "text", text })) }];
-    }
-  }
+  const template = templateOf(form);
+  if (template) body.template = template;
   if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
   if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
   return body;
@@ -463,6 +556,46 @@ async function previewCampaign(form) {
     showSample(null);
     note.textContent = e.message;
     note.classList.add("form-error");
+  }
+}
+
+// How many people the audience reaches, who it skips, what it will likely cost, and whether it
+// fits the account's messaging limit.
+let estimateSeq = 0;
+async function estimateCampaign(form) {
+  const text = document.getElementById("estimate-text");
+  const warnings = document.getElementById("estimate-warnings");
+  if (!text) return;
+  const full = campaignBody(form);
+  const body = { recipients: full.recipients, tag_ids: full.tag_ids };
+  if (full.template) body.template = full.template;
+  const seq = ++estimateSeq;
+  if (!body.recipients.length && !body.tag_ids.length) {
+    text.textContent = "Choose who receives it to see how many people it reaches and what it will likely cost.";
+    text.classList.remove("form-error");
+    warnings.replaceChildren();
+    return;
+  }
+  try {
+    const e = await api("POST", "/api/scheduled-messages/estimate", body);
+    if (seq !== estimateSeq) return;
+    const people = `${e.audience} ${e.audience === 1 ? "person" : "people"}`;
+    const cost = e.category === "service"
+      ? "free text: no charge inside the 24-hour window (WhatsApp refuses it outside)"
+      : `${e.category} template: about ${e.estimated_cost.toFixed(2)} ${e.currency}`;
+    text.textContent = `Reaches ${people}; ${cost}.`;
+    text.classList.remove("form-error");
+    warnings.replaceChildren(...e.warnings.map((w) => {
+      const li = document.createElement("li");
+      li.textContent = w;
+      if (e.exceeds_limit) li.classList.add("form-error");
+      return li;
+    }));
+  } catch (err) {
+    if (seq !== estimateSeq) return;
+    text.textContent = err.message;
+    text.classList.add("form-error");
+    warnings.replaceChildren();
   }
 }
 
@@ -517,7 +650,10 @@ function startCampaignForm() {
   const changed = () => {
     sync();
     clearTimeout(timer);
-    timer = setTimeout(() => previewCampaign(form), 300);
+    timer = setTimeout(() => {
+      previewCampaign(form);
+      estimateCampaign(form);
+    }, 300);
   };
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
@@ -552,7 +688,9 @@ document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   scrollChat();
   startLive();
+  startTemplatePickers();
   startCampaignForm();
+  startTypingIndicator();
 });
 
 // ---- contact import ------------------------------------------------------------------------
