@@ -308,9 +308,11 @@ async fn run_cost(backend: Backend) {
         )
         .await;
     assert_eq!(s, 200, "{estimate}");
+    // US (+1) numbers get no marketing templates (Meta refuses them): skipped, and said so.
     let settings = &stack.settings.pricing;
-    let expected = 3.0 * settings.rate("91", "marketing") + 2.0 * settings.rate("1", "marketing");
-    assert_eq!(estimate["audience"], 5, "{estimate}");
+    let expected = 3.0 * settings.rate("91", "marketing");
+    assert_eq!(estimate["audience"], 3, "{estimate}");
+    assert_eq!(estimate["us_marketing_skipped"], 2, "{estimate}");
     assert_eq!(estimate["opted_out"], 1, "{estimate}");
     assert_eq!(estimate["category"], "marketing", "{estimate}");
     assert!(
@@ -334,17 +336,35 @@ async fn run_cost(backend: Backend) {
                 .map(|x| x["messages"].as_i64().unwrap_or(0))
                 .sum::<i64>()
         });
-        (priced == 5).then_some(cost)
+        (priced == 3).then_some(cost)
     })
     .await;
     let marketing = &run["by_category"][0];
     assert_eq!(marketing["category"], "marketing", "{run}");
-    assert_eq!(marketing["billable"], 5, "{run}");
+    assert_eq!(marketing["billable"], 3, "{run}");
     assert!(
         (run["estimated_total"].as_f64().unwrap() - expected).abs() < 1e-3,
         "{run}"
     );
     assert_eq!(run["currency"], "USD");
+    let (_, deliveries) = api
+        .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+        .await;
+    let us: Vec<&Value> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["phone"].as_str().unwrap().starts_with('1'))
+        .collect();
+    assert_eq!(us.len(), 2);
+    for d in us {
+        assert_eq!(d["status"], "skipped", "{d}");
+        assert!(
+            d["error_reason"].as_str().unwrap().contains("US (+1)"),
+            "{d}"
+        );
+    }
+    assert_eq!(stack.sandbox.stats().accepted, 3);
 
     // The account's limit: Meta lowers it to 250 a day, and a bigger audience is flagged.
     sandbox_post(
@@ -523,4 +543,112 @@ async fn opening_a_chat_sends_the_read_receipt_and_replying_shows_typing() {
     assert_eq!(s, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stack.sandbox.stats().read_receipts, 2);
+}
+
+/// A user who adopted a username writes without a phone number: they are a contact keyed by
+/// their business-scoped user id, get a reply (sent to `recipient`), STOP works, and the next
+/// campaign skips them; when they later show their phone too, the two become one contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    const ZOE: &str = "US.13491208655302741918";
+    let writes = |text: &'static str, from: &'static str| {
+        let stack = &stack;
+        async move {
+            sandbox_post(
+                stack,
+                "/sandbox/inbound",
+                &json!({"from": from, "user_id": ZOE, "username": "@zoe.k", "name": "Zoe", "text": text}),
+            )
+            .await;
+        }
+    };
+    writes("Hello, is there a slot today?", "").await;
+    let contact = eventually(LIMIT, "the contact", || async {
+        let (s, c) = api.get(&format!("/api/contacts/{ZOE}")).await;
+        (s == 200).then_some(c)
+    })
+    .await;
+    assert_eq!(
+        (
+            contact["name"].as_str(),
+            contact["user_id"].as_str(),
+            contact["username"].as_str()
+        ),
+        (Some("Zoe"), Some(ZOE), Some("@zoe.k")),
+        "{contact}"
+    );
+
+    // The reply goes to the user id.
+    let (s, sent) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": ZOE, "message": "Yes, at 4 pm."}),
+        )
+        .await;
+    assert_eq!(s, 200, "{sent}");
+    eventually(LIMIT, "the reply delivered", || async {
+        let (_, chat) = api.get(&format!("/api/messages/{ZOE}")).await;
+        (chat[0]["direction"] == "outgoing" && chat[0]["status"] == "read").then_some(())
+    })
+    .await;
+    assert_eq!(stack.sandbox.stats().texts[ZOE], "Yes, at 4 pm.");
+
+    // STOP from the user id opts them out, with the confirmation.
+    writes("STOP", "").await;
+    eventually(LIMIT, "the opt-out", || async {
+        let (_, c) = api.get(&format!("/api/contacts/{ZOE}")).await;
+        (c["opted_out"] == true).then_some(())
+    })
+    .await;
+    let stop_reply = stack.settings.optout.stop_reply.clone();
+    eventually(LIMIT, "the confirmation", || async {
+        (stack.sandbox.stats().texts.get(ZOE) == Some(&stop_reply)).then_some(())
+    })
+    .await;
+
+    // The next campaign to their tag skips them, with the reason.
+    let (_, tag) = api.post("/api/tags", &json!({"name": "Walk-ins"})).await;
+    let tag = tag["data"]["id"].as_i64().unwrap();
+    let (s, b) = api
+        .post(&format!("/api/contacts/{ZOE}/tags/{tag}"), &json!({}))
+        .await;
+    assert!(s == 200 || s == 201, "{b}");
+    let (s, created) = api
+        .post("/api/scheduled-messages", &json!({"message": "We are open on Sunday.", "tag_ids": [tag], "scheduled_time": soon()}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["data"]["id"].as_i64().unwrap();
+    let delivery = eventually(LIMIT, "the delivery", || async {
+        let (_, d) = api
+            .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+            .await;
+        d.as_array().and_then(|d| d.first().cloned())
+    })
+    .await;
+    assert_eq!(delivery["status"], "skipped", "{delivery}");
+    assert!(
+        delivery["error_reason"]
+            .as_str()
+            .unwrap()
+            .contains("opted out"),
+        "{delivery}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(stack.sandbox.stats().texts[ZOE], "We are open on Sunday.");
+
+    // Later they write with their phone too: one contact, with the whole conversation.
+    writes("My number, for the record", "14155559999").await;
+    let merged = eventually(LIMIT, "the contacts merged", || async {
+        let (s, c) = api.get("/api/contacts/14155559999").await;
+        (s == 200 && c["user_id"] == ZOE).then_some(c)
+    })
+    .await;
+    assert_eq!(merged["opted_out"], true, "the opt-out stays: {merged}");
+    let (s, _) = api.get(&format!("/api/contacts/{ZOE}")).await;
+    assert_eq!(s, 404, "the user-id contact was folded into the phone's");
+    let (_, chat) = api.get("/api/messages/14155559999?limit=50").await;
+    assert!(chat.as_array().unwrap().len() >= 5, "{chat}");
 }

@@ -12,6 +12,7 @@ fn of(ctx: &SchedulerContext) -> Fanout {
         chunk: ctx.settings.fanout_chunk,
         lease_secs: ctx.settings.fanout_lease_secs,
         business_number: ctx.business_number.clone(),
+        skip_us_marketing: ctx.settings.skip_us_marketing,
     }
 }
 

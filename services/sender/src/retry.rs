@@ -19,14 +19,15 @@ pub fn delay(
     let base = match class {
         ErrorClass::RetrySoon => unit.saturating_mul(1 << n),
         ErrorClass::BackOffNumber => unit.saturating_mul(2 << n),
-        // Meta's advice for the pair rate: 4^n seconds; the marketing limit: hours.
-        ErrorClass::BackOffRecipient if code == Some(131049) => Duration::from_secs(4 * 3600),
+        // Meta's advice for the pair rate: 4^n seconds; the per-user marketing limit: another
+        // day (with the jitter below: 16 to 24 hours from now, spread over the campaign).
+        ErrorClass::BackOffRecipient if code == Some(131049) => Duration::from_secs(32 * 3600),
         ErrorClass::BackOffRecipient => (unit / 2).saturating_mul(4u32.saturating_pow(n + 1)),
         ErrorClass::StopNumber | ErrorClass::TemplateProblem => Duration::from_secs(60),
         ErrorClass::NeverRetry { .. } | ErrorClass::OutcomeUnknown => Duration::ZERO,
     };
     let cap = if code == Some(131049) {
-        Duration::from_secs(6 * 3600)
+        Duration::from_secs(32 * 3600)
     } else {
         Duration::from_secs(3600)
     };
@@ -57,7 +58,7 @@ mod tests {
         assert_eq!(told, Duration::from_secs(30));
         assert!(
             delay(ErrorClass::BackOffRecipient, Some(131049), 1, None, unit)
-                >= Duration::from_secs(7200)
+                >= Duration::from_secs(16 * 3600)
         );
         assert!(delay(ErrorClass::RetrySoon, None, 40, None, unit) <= Duration::from_secs(3600));
     }

@@ -138,6 +138,8 @@ pub struct SchedulerSettings {
     pub claim_batch: u64,
     pub fanout_chunk: u64,
     pub fanout_lease_secs: i64,
+    /// Skip US (+1) recipients of marketing templates, which Meta refuses since 2025-04-01.
+    pub skip_us_marketing: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

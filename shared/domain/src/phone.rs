@@ -1,4 +1,7 @@
-//! Phone numbers as WhatsApp uses them: digits only, country code first, no `+`.
+//! Phone numbers as WhatsApp uses them: digits only, country code first, no `+`. Since 2026 a
+//! user who adopted a username may come without a phone number, known by a business-scoped
+//! user id (`US.13491208655302741918`: a country code, a dot, letters and digits); such an id is
+//! accepted wherever a phone is, and a send to it goes to WhatsApp's `recipient`.
 
 use crate::Invalid;
 
@@ -16,6 +19,9 @@ impl Phone {
     /// digits, spaces, `+`, `-`, `.` and parentheses is refused rather than silently dropped.
     pub fn parse(input: &str) -> Result<Self, Invalid> {
         let trimmed = input.trim();
+        if is_user_id(trimmed) {
+            return Ok(Self(trimmed.to_string()));
+        }
         let mut digits = String::with_capacity(trimmed.len());
         for (i, c) in trimmed.chars().enumerate() {
             match c {
@@ -46,9 +52,25 @@ impl Phone {
         &self.0
     }
 
+    /// A business-scoped user id rather than a phone number.
+    pub fn is_user_id(&self) -> bool {
+        is_user_id(&self.0)
+    }
+
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// `US.13491208655302741918`: two capital letters, a dot, then 1 to 128 letters and digits.
+pub fn is_user_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 4
+        && b.len() <= 131
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && b[2] == b'.'
+        && b[3..].iter().all(u8::is_ascii_alphanumeric)
 }
 
 impl std::fmt::Display for Phone {
@@ -71,6 +93,17 @@ mod tests {
             Phone::parse("919876543210").unwrap().as_str(),
             "919876543210"
         );
+    }
+
+    #[test]
+    fn takes_business_scoped_user_ids_as_they_are() {
+        let id = Phone::parse(" US.13491208655302741918 ").unwrap();
+        assert_eq!(id.as_str(), "US.13491208655302741918");
+        assert!(id.is_user_id());
+        assert!(!Phone::parse("14155550123").unwrap().is_user_id());
+        for bad in ["us.123", "U.123", "US.", "US.12 3", "USA.123", "US.12-3"] {
+            assert!(Phone::parse(bad).is_err(), "{bad} should be refused");
+        }
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// The business number (phone number id) the contact last wrote to: replies go from it.
     pub last_number: Option<String>,
+    /// WhatsApp's business-scoped user id (`US.1349...`), when WhatsApp gave one; a contact
+    /// known only by it has it as its `phone` too.
+    pub user_id: Option<String>,
+    /// The WhatsApp username the user chose, as last seen.
+    pub username: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

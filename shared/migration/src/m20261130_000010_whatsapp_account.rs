@@ -1,7 +1,8 @@
 //! The WhatsApp account as Meta runs it: a catalog of each business account's templates (what
 //! a send or a campaign may name), the campaign a paused template paused, what Meta charges
 //! for each message (from its status webhooks' `pricing`), each number's messaging limit and
-//! quality, and inbound media kept after Meta's short-lived link dies.
+//! quality, inbound media kept after Meta's short-lived link dies, and contacts known by a
+//! business-scoped user id (a username, no phone number).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -58,6 +59,13 @@ enum BusinessNumbers {
     Table,
     MessagingLimit,
     Quality,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Contacts {
+    Table,
+    UserId,
+    Username,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -157,6 +165,35 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        // A contact known only by a business-scoped user id has it as its phone: the columns
+        // that hold phones grow from 20/32 to 160 (SQLite does not enforce lengths).
+        if m.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+            m.get_connection()
+                .execute_unprepared(
+                    "ALTER TABLE contacts ALTER COLUMN phone TYPE varchar(160);
+                     ALTER TABLE messages ALTER COLUMN sender_phone TYPE varchar(160);
+                     ALTER TABLE messages ALTER COLUMN receiver_phone TYPE varchar(160);",
+                )
+                .await?;
+        }
+        for (column, len) in [(Contacts::UserId, 160), (Contacts::Username, 64)] {
+            m.alter_table(
+                Table::alter()
+                    .table(Contacts::Table)
+                    .add_column(string_len_null(column, len))
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("ux_contacts_user_id")
+                .table(Contacts::Table)
+                .col(Contacts::UserId)
+                .unique()
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(MediaFiles::Table)

@@ -16,7 +16,11 @@ use crate::{contacts, Result};
 #[derive(Debug, Clone)]
 pub struct Inbound {
     pub wamid: String,
+    /// The user's phone, or their business-scoped user id when WhatsApp gave no phone.
     pub from: Phone,
+    /// Their business-scoped user id and username, when WhatsApp gave them.
+    pub user_id: Option<String>,
+    pub username: Option<String>,
     pub profile_name: Option<String>,
     /// Our own business number, as the receiver.
     pub to: String,
@@ -36,8 +40,15 @@ pub async fn record_inbound(
     now: DateTime<Utc>,
 ) -> Result<Option<message::Model>> {
     let txn = db.begin().await?;
-    let contact =
-        contacts::find_or_create(&txn, &msg.from, msg.profile_name.as_deref(), now).await?;
+    let contact = contacts::resolve_inbound(
+        &txn,
+        &msg.from,
+        msg.user_id.as_deref(),
+        msg.username.as_deref(),
+        msg.profile_name.as_deref(),
+        now,
+    )
+    .await?;
     let row = message::ActiveModel {
         contact_id: Set(contact.id),
         message_id: Set(Some(msg.wamid.clone())),

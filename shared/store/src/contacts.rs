@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use heydoc_domain::Phone;
 use heydoc_entity::contact;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -277,6 +277,145 @@ pub async fn find_or_create(
     find_by_phone(db, phone.as_str()).await?.ok_or_else(|| {
         sea_orm::DbErr::RecordNotFound(format!("contact {phone} after insert")).into()
     })
+}
+
+/// The contact an inbound message is from. WhatsApp may name the user by phone, by their
+/// business-scoped user id, or both: a contact found by either is used (and learns the other),
+/// and when a user first known only by the id later shows their phone too, the two contacts
+/// become one (the id's messages and tags move to the phone's).
+pub async fn resolve_inbound(
+    db: &impl ConnectionTrait,
+    from: &Phone,
+    user_id: Option<&str>,
+    username: Option<&str>,
+    name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<contact::Model> {
+    let Some(user_id) = user_id.filter(|u| !u.is_empty()) else {
+        return find_or_create(db, from, name, now).await;
+    };
+    let by_id = contact::Entity::find()
+        .filter(contact::Column::UserId.eq(user_id))
+        .one(db)
+        .await?;
+    // The contact a phone names (when the message has one).
+    let by_phone = if from.is_user_id() {
+        None
+    } else {
+        Some(find_or_create(db, from, name, now).await?)
+    };
+    let contact = match (by_id, by_phone) {
+        (Some(known), None) => known,
+        (None, Some(phone)) => phone,
+        (None, None) => find_or_create(db, from, name, now).await?,
+        (Some(known), Some(phone)) if known.id == phone.id => phone,
+        (Some(known), Some(phone)) => {
+            merge(db, &known, &phone, now).await?;
+            phone
+        }
+    };
+    let mut update = contact::Entity::update_many()
+        .col_expr(contact::Column::UserId, Expr::value(user_id))
+        .filter(contact::Column::Id.eq(contact.id));
+    if let Some(u) = username.filter(|u| !u.is_empty()) {
+        let u: String = u.chars().take(64).collect();
+        update = update.col_expr(contact::Column::Username, Expr::value(u));
+    }
+    update.exec(db).await?;
+    Ok(contact::Model {
+        user_id: Some(user_id.to_string()),
+        username: username.map(str::to_string).or(contact.username),
+        ..contact
+    })
+}
+
+/// Folds contact `from` into `into`: its messages, tags and counters, and an opt-out or a
+/// suppression it had; then it is deleted.
+async fn merge(
+    db: &impl ConnectionTrait,
+    from: &contact::Model,
+    into: &contact::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use heydoc_entity::{contact_tag, message};
+    message::Entity::update_many()
+        .col_expr(message::Column::ContactId, Expr::value(into.id))
+        .filter(message::Column::ContactId.eq(from.id))
+        .exec(db)
+        .await?;
+    let tags = contact_tag::Entity::find()
+        .filter(contact_tag::Column::ContactId.eq(from.id))
+        .all(db)
+        .await?;
+    for t in tags {
+        contact_tag::Entity::insert(contact_tag::ActiveModel {
+            contact_id: Set(into.id),
+            tag_id: Set(t.tag_id),
+        })
+        .on_conflict(
+            OnConflict::columns([contact_tag::Column::ContactId, contact_tag::Column::TagId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(db)
+        .await?;
+    }
+    contact_tag::Entity::delete_many()
+        .filter(contact_tag::Column::ContactId.eq(from.id))
+        .exec(db)
+        .await?;
+    let newer = from.last_activity_at > into.last_activity_at;
+    let mut update = contact::Entity::update_many()
+        .col_expr(
+            contact::Column::MessageCount,
+            Expr::value(into.message_count + from.message_count),
+        )
+        .col_expr(
+            contact::Column::UnreadCount,
+            Expr::value(into.unread_count + from.unread_count),
+        )
+        .col_expr(
+            contact::Column::OptedOutAt,
+            Expr::value(into.opted_out_at.or(from.opted_out_at)),
+        )
+        .col_expr(
+            contact::Column::SuppressedReason,
+            Expr::value(
+                into.suppressed_reason
+                    .clone()
+                    .or(from.suppressed_reason.clone()),
+            ),
+        )
+        .col_expr(
+            contact::Column::LastInboundAt,
+            Expr::value(into.last_inbound_at.max(from.last_inbound_at)),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(into.id));
+    if newer {
+        update = update
+            .col_expr(
+                contact::Column::LastMessage,
+                Expr::value(from.last_message.clone()),
+            )
+            .col_expr(
+                contact::Column::LastMessageAt,
+                Expr::value(from.last_message_at),
+            )
+            .col_expr(
+                contact::Column::LastActivityAt,
+                Expr::value(from.last_activity_at),
+            );
+    }
+    update.exec(db).await?;
+    contact::Entity::delete_by_id(from.id).exec(db).await?;
+    tracing::info!(
+        from = from.id,
+        into = into.id,
+        "contacts of one WhatsApp user merged"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,6 +24,17 @@ pub enum Content {
     },
 }
 
+/// `US.13491208655302741918`: a business-scoped user id rather than a phone number.
+pub fn is_user_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 4
+        && b.len() <= 131
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && b[2] == b'.'
+        && b[3..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// One message to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -42,9 +53,14 @@ impl Outgoing {
         let mut body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": self.to,
             "biz_opaque_callback_data": self.callback_data,
         });
+        // A user known by a business-scoped user id (no phone) is addressed by `recipient`.
+        if is_user_id(&self.to) {
+            body["recipient"] = json!(self.to);
+        } else {
+            body["to"] = json!(self.to);
+        }
         match &self.content {
             Content::Text { body: text } => {
                 body["type"] = json!("text");

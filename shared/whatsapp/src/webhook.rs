@@ -141,7 +141,11 @@ impl ChangeValue {
             metadata: Some(metadata),
             contacts: vec![WaContact {
                 wa_id: from.into(),
-                profile: Some(Profile { name: name.into() }),
+                user_id: None,
+                profile: Some(Profile {
+                    name: name.into(),
+                    username: None,
+                }),
             }],
             messages: vec![serde_json::json!({
                 "from": from,
@@ -178,7 +182,11 @@ impl ChangeValue {
             metadata: Some(metadata),
             contacts: vec![WaContact {
                 wa_id: from.into(),
-                profile: Some(Profile { name: name.into() }),
+                user_id: None,
+                profile: Some(Profile {
+                    name: name.into(),
+                    username: None,
+                }),
             }],
             messages: vec![message],
             ..Self::default()
@@ -214,14 +222,27 @@ impl ChangeValue {
         }
     }
 
-    /// The profile name of the contact who sent `from`, or of the first one listed.
+    /// The profile name of the contact who sent `from` (a phone or a user id), or of the
+    /// first one listed.
     pub fn profile_name(&self, from: &str) -> Option<String> {
-        self.contacts
-            .iter()
-            .find(|c| c.wa_id == from)
-            .or(self.contacts.first())
+        self.sender(from)
             .and_then(|c| c.profile.as_ref())
             .map(|p| p.name.clone())
+    }
+
+    /// The username of the contact who sent `from`, when they have one.
+    pub fn username(&self, from: &str) -> Option<String> {
+        self.sender(from)
+            .and_then(|c| c.profile.as_ref())
+            .and_then(|p| p.username.clone())
+            .filter(|u| !u.is_empty())
+    }
+
+    fn sender(&self, from: &str) -> Option<&WaContact> {
+        self.contacts
+            .iter()
+            .find(|c| c.wa_id == from || c.user_id.as_deref() == Some(from))
+            .or(self.contacts.first())
     }
 }
 
@@ -244,8 +265,12 @@ impl Metadata {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WaContact {
-    #[serde(default)]
+    /// The user's phone; absent for a user known only by a username.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub wa_id: String,
+    /// The business-scoped user id (since 2026).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
 }
@@ -254,6 +279,8 @@ pub struct WaContact {
 pub struct Profile {
     #[serde(default)]
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -503,8 +530,11 @@ pub fn read_media(msg: &Value) -> Option<InboundMedia> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
     pub wamid: String,
-    /// The sender's WhatsApp id (digits) as Meta wrote it.
+    /// The sender's WhatsApp id (digits) as Meta wrote it, or their business-scoped user id
+    /// when Meta gave no phone.
     pub from: String,
+    /// The business-scoped user id (`from_user_id`), when Meta gave one.
+    pub user_id: Option<String>,
     /// `text`, `image`, `button`, ...
     pub kind: String,
     /// What the chat shows: the text, a caption, a button's title, an emoji, or `[kind]`.
@@ -521,7 +551,10 @@ pub fn read_message(msg: &Value) -> Option<InboundMessage> {
             .map(str::to_string)
     };
     let wamid = text_of(&["id"])?;
-    let from = text_of(&["from"])?;
+    let user_id = text_of(&["from_user_id"]).filter(|u| !u.is_empty());
+    let from = text_of(&["from"])
+        .filter(|f| !f.is_empty())
+        .or_else(|| user_id.clone())?;
     let kind = text_of(&["type"]).unwrap_or_else(|| "unknown".into());
     let timestamp = text_of(&["timestamp"])
         .and_then(|t| t.parse::<i64>().ok())
@@ -540,6 +573,7 @@ pub fn read_message(msg: &Value) -> Option<InboundMessage> {
     Some(InboundMessage {
         wamid,
         from,
+        user_id,
         kind,
         text,
         timestamp,

@@ -42,6 +42,11 @@ pub struct ContactOut {
     pub created_at: DateTime<Utc>,
     /// The business number (phone number id) the contact last wrote to: replies go from it.
     pub last_number: Option<String>,
+    /// WhatsApp's business-scoped user id, when WhatsApp gave one. A user known only by it (a
+    /// username, no phone) has it as `phone` too, and it works wherever a phone does.
+    pub user_id: Option<String>,
+    /// The WhatsApp username the user chose, as last seen.
+    pub username: Option<String>,
 }
 
 impl ContactOut {
@@ -63,6 +68,8 @@ impl ContactOut {
             attributes: c.attributes,
             created_at: c.created_at,
             last_number: c.last_number,
+            user_id: c.user_id,
+            username: c.username,
         }
     }
 }
@@ -84,7 +91,7 @@ pub struct ListParams {
 pub struct NewContact {
     #[schema(
         example = "14155550123",
-        pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"
+        pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"
     )]
     pub phone: String,
     #[serde(default)]

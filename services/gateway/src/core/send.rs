@@ -20,7 +20,7 @@ pub struct SendMessage {
     /// The recipient, country code first (`"14155550123"`; `+`, spaces and dashes are ignored).
     #[schema(
         example = "14155550123",
-        pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"
+        pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"
     )]
     pub phone_number: String,
     /// The text, at most 4096 characters.

@@ -247,6 +247,8 @@ fn to_inbound(msg: &serde_json::Value, value: &ChangeValue, business: &str) -> O
         return None;
     };
     Some(Inbound {
+        user_id: read.user_id.clone(),
+        username: value.username(&read.from),
         wamid: read.wamid,
         from,
         profile_name: value.profile_name(&read.from),

@@ -37,7 +37,7 @@ pub async fn list(
 /// One contact.
 #[utoipa::path(
     get, path = "/api/contacts/{phone}", operation_id = "getContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number, country code first", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number, country code first", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     responses((status = 200, body = ContactOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn get(
@@ -71,7 +71,7 @@ pub async fn create(
 /// Changes a contact's name, attributes, tags or opt-out.
 #[utoipa::path(
     put, path = "/api/contacts/{phone}", operation_id = "updateContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     request_body = ContactChanges,
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -91,7 +91,7 @@ pub async fn update(
 /// Deletes a contact with its chat history.
 #[utoipa::path(
     delete, path = "/api/contacts/{phone}", operation_id = "deleteContact", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     responses((status = 200, body = Ack), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn delete(
@@ -107,7 +107,7 @@ pub async fn delete(
 /// Replaces a contact's tags.
 #[utoipa::path(
     put, path = "/api/contacts/{phone}/tags", operation_id = "setContactTags", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     request_body = TagIds,
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -126,7 +126,7 @@ pub async fn set_tags(
 /// Puts one tag on a contact.
 #[utoipa::path(
     post, path = "/api/contacts/{phone}/tags/{tag_id}", operation_id = "addContactTag", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ("tag_id" = i32, Path, description = "tag id")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"), ("tag_id" = i32, Path, description = "tag id")),
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -143,7 +143,7 @@ pub async fn add_tag(
 /// Takes one tag off a contact.
 #[utoipa::path(
     delete, path = "/api/contacts/{phone}/tags/{tag_id}", operation_id = "removeContactTag", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ("tag_id" = i32, Path, description = "tag id")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"), ("tag_id" = i32, Path, description = "tag id")),
     responses(
         (status = 200, body = Envelope<ContactOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),

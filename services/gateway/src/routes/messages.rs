@@ -11,7 +11,7 @@ use crate::state::AppState;
 /// The conversation with one contact, newest first.
 #[utoipa::path(
     get, path = "/api/messages/{phone}", operation_id = "listMessages", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$"), ChatParams),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"), ChatParams),
     responses(
         (status = 200, body = Vec<MessageOut>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -28,7 +28,7 @@ pub async fn list(
 /// Marks the contact's incoming messages read and clears its unread count.
 #[utoipa::path(
     post, path = "/api/messages/{phone}/read", operation_id = "markMessagesRead", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     responses((status = 200, body = Envelope<ReadOut>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn mark_read(
@@ -43,7 +43,7 @@ pub async fn mark_read(
 /// 25 s or until the reply arrives), and marks their latest message read.
 #[utoipa::path(
     post, path = "/api/messages/{phone}/typing", operation_id = "showTyping", tag = "messages", security(("bearer" = []), ("cookie" = [])),
-    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*$")),
+    params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
     responses((status = 202, body = crate::routes::Ack), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
 )]
 pub async fn typing(

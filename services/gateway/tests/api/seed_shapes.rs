@@ -31,6 +31,8 @@ const CONTACT: &[(&str, &str)] = &[
     ("attributes", "object"),
     ("created_at", "datetime"),
     ("last_number", "string|null"),
+    ("user_id", "string|null"),
+    ("username", "string|null"),
 ];
 
 const SEED_MESSAGE: &[(&str, &str)] = &[

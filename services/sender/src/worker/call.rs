@@ -196,6 +196,22 @@ fn failed(
                 None,
             )
         }
+        // Meta's per-user marketing limit: not the contact's fault and not a failure; the
+        // message waits for another day and spends no attempt.
+        ErrorClass::BackOffRecipient if e.code == Some(131049) => {
+            let delay = retry::delay(ErrorClass::BackOffRecipient, e.code, 1, e.retry_after, unit);
+            result(
+                Outcome::Held {
+                    at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    code,
+                    reason: format!(
+                        "WhatsApp's marketing limit for this person (131049): tried again tomorrow ({})",
+                        e.message
+                    ),
+                },
+                None,
+            )
+        }
         class => {
             if row.attempts >= ctx.settings.max_attempts {
                 let reason = format!("gave up after {} attempts: {}", row.attempts, e.message);

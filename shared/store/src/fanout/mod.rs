@@ -37,6 +37,38 @@ pub struct Fanout {
     pub lease_secs: i64,
     /// The number campaign messages go from when their schedule names none.
     pub business_number: String,
+    /// Skip US (+1) recipients of marketing templates (Meta refuses them).
+    pub skip_us_marketing: bool,
+}
+
+/// Why a US recipient of a marketing template gets nothing.
+pub const US_MARKETING_PAUSED: &str =
+    "Meta does not deliver marketing templates to US (+1) numbers (paused since 2025-04-01)";
+
+/// Whether this campaign sends a marketing template (as the account's catalog says).
+async fn sends_marketing(
+    db: &impl ConnectionTrait,
+    ctx: &Fanout,
+    schedule: &schedule::Model,
+) -> Result<bool> {
+    let Some((name, language)) = crate::templates::template_of(schedule) else {
+        return Ok(false);
+    };
+    let number = schedule
+        .sender_number
+        .clone()
+        .unwrap_or_else(|| ctx.business_number.clone());
+    let Some(n) = crate::numbers::find(db, &number).await? else {
+        return Ok(false);
+    };
+    Ok(crate::templates::find(db, &n.waba_id, &name, &language)
+        .await?
+        .is_some_and(|t| t.category.eq_ignore_ascii_case("MARKETING")))
+}
+
+/// A US recipient: a +1 number, or a business-scoped user id from the US.
+fn in_us(phone: &str) -> bool {
+    phone.starts_with('1') || phone.starts_with("US.")
 }
 
 /// Takes one occurrence whose fan-out lease is free and expands it to the end (or until its
@@ -163,7 +195,19 @@ async fn chunk_of(
             .template
             .as_ref()
             .is_some_and(template::value_has_placeholders);
-    let rows = next_audience(&txn, &recipients, &tag_ids, cursor as i32, limit, personal).await?;
+    let mut rows =
+        next_audience(&txn, &recipients, &tag_ids, cursor as i32, limit, personal).await?;
+    if ctx.skip_us_marketing
+        && rows.iter().any(|r| r.skip.is_none() && in_us(&r.phone))
+        && sends_marketing(&txn, ctx, &schedule).await?
+    {
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.skip.is_none() && in_us(&r.phone))
+        {
+            r.skip = Some(US_MARKETING_PAUSED.to_string());
+        }
+    }
     if !rows.is_empty() {
         insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
     }

@@ -116,9 +116,16 @@ pub(super) async fn send_message(
         }
         return Json(json!({"success": true})).into_response();
     }
-    let to = body["to"].as_str().unwrap_or_default().to_string();
+    // A phone in `to`, or a business-scoped user id in `recipient`.
+    let to = body["to"]
+        .as_str()
+        .or(body["recipient"].as_str())
+        .unwrap_or_default()
+        .to_string();
     let kind = body["type"].as_str().unwrap_or("text").to_string();
-    if to.is_empty() || !to.bytes().all(|b| b.is_ascii_digit()) {
+    let usable = (!to.is_empty() && to.bytes().all(|b| b.is_ascii_digit()))
+        || crate::payload::is_user_id(&to);
+    if !usable {
         sandbox.count_error("100");
         return graph_error(
             StatusCode::BAD_REQUEST,
@@ -208,7 +215,14 @@ pub(super) async fn send_message(
 
 #[derive(Debug, Deserialize)]
 pub(super) struct InboundRequest {
+    /// The user's phone; may be empty for a user known only by `user_id`.
+    #[serde(default)]
     from: String,
+    /// The business-scoped user id (and username) of a user who adopted a username.
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
     #[serde(default)]
     name: Option<String>,
     /// The text; with `media`, its caption.
@@ -227,14 +241,36 @@ pub(super) async fn inject_inbound(
     State(sandbox): State<Sandbox>,
     Json(req): Json<InboundRequest>,
 ) -> Response {
-    if req.from.is_empty() || !req.from.bytes().all(|b| b.is_ascii_digit()) {
+    let user_id = req.user_id.clone().filter(|u| !u.is_empty());
+    if user_id
+        .as_deref()
+        .is_some_and(|u| !crate::payload::is_user_id(u))
+    {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "from must be digits"})),
+            Json(json!({"error": "user_id must look like US.13491208655302741918"})),
         )
             .into_response();
     }
-    lock(&sandbox.inner.inbound).insert(req.from.clone(), Instant::now());
+    let digits = !req.from.is_empty() && req.from.bytes().all(|b| b.is_ascii_digit());
+    let by_user_id = req.from.is_empty() && user_id.is_some();
+    if !(digits || by_user_id) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "from must be digits (or empty, with a user_id)"})),
+        )
+            .into_response();
+    }
+    // The window opens for whatever a reply will be addressed to.
+    for who in [
+        Some(req.from.clone()).filter(|f| !f.is_empty()),
+        user_id.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        lock(&sandbox.inner.inbound).insert(who, Instant::now());
+    }
     let wamid = format!("wamid.SBXIN{}", uuid::Uuid::new_v4().simple());
     let metadata = match &req.to {
         Some(number) => Metadata::new(number, number),
@@ -276,8 +312,36 @@ pub(super) async fn inject_inbound(
             Utc::now().timestamp(),
         ),
     };
+    let value = with_user_id(value, user_id.as_deref(), req.username.as_deref());
     sandbox.post_webhook(value).await;
     Json(json!({"wamid": wamid})).into_response()
+}
+
+/// Adds a username user's business-scoped id (and username) to an inbound change, as Meta's
+/// 2026 webhooks carry them; without a phone, `from` and `wa_id` are left out.
+fn with_user_id(
+    mut value: ChangeValue,
+    user_id: Option<&str>,
+    username: Option<&str>,
+) -> ChangeValue {
+    let Some(user_id) = user_id else {
+        return value;
+    };
+    for m in &mut value.messages {
+        m["from_user_id"] = json!(user_id);
+        if m["from"].as_str().is_some_and(str::is_empty) {
+            if let Some(obj) = m.as_object_mut() {
+                obj.remove("from");
+            }
+        }
+    }
+    for c in &mut value.contacts {
+        c.user_id = Some(user_id.to_string());
+        if let Some(p) = c.profile.as_mut() {
+            p.username = username.map(str::to_string);
+        }
+    }
+    value
 }
 
 pub(super) async fn stats(State(sandbox): State<Sandbox>) -> Json<SandboxStats> {

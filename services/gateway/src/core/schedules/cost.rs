@@ -102,6 +102,9 @@ pub struct EstimateOut {
     pub opted_out: i64,
     /// Left out: WhatsApp will not deliver to them.
     pub suppressed: i64,
+    /// Left out: US (+1) recipients of a marketing template, which Meta refuses
+    /// (`HEYDOC_SCHEDULER__SKIP_US_MARKETING`).
+    pub us_marketing_skipped: i64,
     /// The pricing category assumed: the template's in the catalog (`marketing` when the
     /// template is not in a synced catalog), `service` (free) for free text.
     pub category: String,
@@ -167,9 +170,29 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
         }
     };
     let pricing = &state.settings.pricing;
+    let skip_us = category == "marketing" && state.settings.scheduler.skip_us_marketing;
+    let us = |prefix: &str| prefix.starts_with('1') || prefix.starts_with("US.");
+    let us_marketing_skipped: i64 = if skip_us {
+        summary
+            .by_prefix
+            .iter()
+            .filter(|(p, _)| us(p))
+            .map(|(_, n)| n)
+            .sum()
+    } else {
+        0
+    };
+    let mut summary = summary;
+    summary.reachable -= us_marketing_skipped;
+    if us_marketing_skipped > 0 {
+        warnings.push(format!(
+            "{us_marketing_skipped} US (+1) recipients will be skipped: Meta does not deliver marketing templates to them"
+        ));
+    }
     let cost: f64 = summary
         .by_prefix
         .iter()
+        .filter(|(p, _)| !(skip_us && us(p)))
         .map(|(prefix, n)| *n as f64 * pricing.rate(prefix, &category))
         .sum();
     let number_id = from.unwrap_or(state.business_number());
@@ -199,6 +222,7 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
         audience: summary.reachable,
         opted_out: summary.opted_out,
         suppressed: summary.suppressed,
+        us_marketing_skipped,
         category,
         currency: pricing.currency.clone(),
         estimated_cost: round(cost),
