@@ -209,7 +209,7 @@ pub async fn detail(
                 (status_badge(&s.status))
             }
             @if let Some(why) = &s.status_reason {
-                p.flag.status-reason role="status" { "Paused by HeyDoc: " (why) ". Resume it once the template is approved again." }
+                p.flag.status-reason role="status" { "Paused by HeyDoc: " (why) ". It resumes by itself when Meta approves the template again; you can also resume it yourself." }
             }
             dl.facts {
                 @if let Some(from) = &s.from { dt { "Sends from" } dd { (from) } }

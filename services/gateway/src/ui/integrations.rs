@@ -33,6 +33,18 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
     Ok(shell("Integrations", &user, Nav::Integrations, main))
 }
 
+/// Meta's messaging limit in words: how many people a day outside a conversation.
+fn limit_words(tier: Option<&str>) -> String {
+    match tier {
+        None => "not reported".into(),
+        Some("TIER_UNLIMITED") => "unlimited".into(),
+        Some(t) => match t.strip_prefix("TIER_") {
+            Some(n) => format!("{} people", n.replace('K', ",000")),
+            None => t.to_string(),
+        },
+    }
+}
+
 fn numbers_section(numbers: &[NumberOut]) -> Markup {
     html! {
         section.card aria-labelledby="numbers-title" {
@@ -41,13 +53,15 @@ fn numbers_section(numbers: &[NumberOut]) -> Markup {
             div.scroll {
                 table.numbers {
                     caption.sr-only { "Business numbers" }
-                    thead { tr { th scope="col" { "Number" } th scope="col" { "Phone number id" } th scope="col" { "Rate" } th scope="col" { "State" } } }
+                    thead { tr { th scope="col" { "Number" } th scope="col" { "Phone number id" } th scope="col" { "Rate" } th scope="col" { "Daily limit" } th scope="col" { "Quality" } th scope="col" { "State" } } }
                     tbody {
                         @for n in numbers {
                             tr data-number=(n.phone_number_id) data-state=(n.state) {
                                 td { (n.display_number) @if n.is_default { " " span.chip { "default" } } }
                                 td { code { (n.phone_number_id) } }
                                 td { (n.mps) "/s" }
+                                td.limit { (limit_words(n.messaging_limit.as_deref())) }
+                                td.quality { (n.quality.as_deref().map(str::to_lowercase).unwrap_or_else(|| "not reported".into())) }
                                 td {
                                     (status_badge(&n.state))
                                     @if let Some(why) = &n.state_reason { " " span.reason { (why) } }
