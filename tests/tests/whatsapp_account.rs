@@ -616,16 +616,29 @@ async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
         .post(&format!("/api/contacts/{ZOE}/tags/{tag}"), &json!({}))
         .await;
     assert!(s == 200 || s == 201, "{b}");
+    // Their phone is already a contact with the same tag (the clinic typed it in): the run
+    // reaches both, and the merge below must keep one delivery per person.
+    let (s, b) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "14155559999", "name": "Zoe K.", "tag_ids": [tag]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
     let (s, created) = api
         .post("/api/scheduled-messages", &json!({"message": "We are open on Sunday.", "tag_ids": [tag], "scheduled_time": soon()}))
         .await;
     assert_eq!(s, 201, "{created}");
     let id = created["data"]["id"].as_i64().unwrap();
-    let delivery = eventually(LIMIT, "the delivery", || async {
+    let delivery = eventually(LIMIT, "the deliveries", || async {
         let (_, d) = api
             .get(&format!("/api/scheduled-messages/{id}/deliveries"))
             .await;
-        d.as_array().and_then(|d| d.first().cloned())
+        let d = d.as_array()?.clone();
+        if d.len() < 2 {
+            return None;
+        }
+        d.into_iter().find(|x| x["phone"] == ZOE)
     })
     .await;
     assert_eq!(delivery["status"], "skipped", "{delivery}");
@@ -636,7 +649,12 @@ async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
             .contains("opted out"),
         "{delivery}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(LIMIT, "the phone's delivery sent", || async {
+        let texts = stack.sandbox.stats().texts;
+        (texts.get("14155559999").map(String::as_str) == Some("We are open on Sunday."))
+            .then_some(())
+    })
+    .await;
     assert_ne!(stack.sandbox.stats().texts[ZOE], "We are open on Sunday.");
 
     // Later they write with their phone too: one contact, with the whole conversation.
@@ -647,6 +665,23 @@ async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
     })
     .await;
     assert_eq!(merged["opted_out"], true, "the opt-out stays: {merged}");
+    assert_eq!(
+        merged["name"], "Zoe K.",
+        "the phone's contact keeps its name"
+    );
+    let (_, deliveries) = api
+        .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+        .await;
+    let in_run = deliveries.as_array().unwrap();
+    assert_eq!(
+        in_run.len(),
+        1,
+        "one delivery per person in the run: {deliveries}"
+    );
+    assert!(
+        ["sent", "delivered", "read"].contains(&in_run[0]["status"].as_str().unwrap_or_default()),
+        "{deliveries}"
+    );
     let (s, _) = api.get(&format!("/api/contacts/{ZOE}")).await;
     assert_eq!(s, 404, "the user-id contact was folded into the phone's");
     let (_, chat) = api.get("/api/messages/14155559999?limit=50").await;

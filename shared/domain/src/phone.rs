@@ -62,6 +62,34 @@ impl Phone {
     }
 }
 
+/// Area codes of the North American Numbering Plan (+1) outside the United States and its
+/// territories: Canada and the Caribbean nations.
+const NANP_NOT_US: &[&str] = &[
+    // Canada
+    "204", "226", "236", "249", "250", "257", "263", "273", "289", "306", "343", "354", "365",
+    "367", "368", "382", "387", "403", "416", "418", "428", "431", "437", "438", "450", "460",
+    "468", "474", "506", "514", "519", "548", "579", "581", "584", "587", "600", "604", "613",
+    "622", "639", "647", "672", "683", "705", "709", "742", "753", "778", "780", "782", "807",
+    "819", "825", "851", "867", "873", "879", "902", "905", "942",
+    // The Caribbean and Bermuda
+    "242", "246", "264", "268", "284", "345", "441", "473", "649", "658", "664", "721", "758",
+    "767", "784", "809", "829", "849", "868", "869", "876",
+];
+
+/// A number in the United States (or its territories): +1 with a US area code, or a
+/// business-scoped user id from the US.
+pub fn is_us(phone: &str) -> bool {
+    if phone.starts_with("US.") {
+        return true;
+    }
+    match phone.strip_prefix('1') {
+        Some(rest) if rest.len() == 10 && rest.bytes().all(|b| b.is_ascii_digit()) => {
+            !NANP_NOT_US.contains(&&rest[..3])
+        }
+        _ => false,
+    }
+}
+
 /// `US.13491208655302741918`: two capital letters, a dot, then 1 to 128 letters and digits.
 pub fn is_user_id(s: &str) -> bool {
     let b = s.as_bytes();
@@ -93,6 +121,17 @@ mod tests {
             Phone::parse("919876543210").unwrap().as_str(),
             "919876543210"
         );
+    }
+
+    #[test]
+    fn tells_us_numbers_from_the_rest_of_north_america() {
+        assert!(is_us("14155550123"));
+        assert!(is_us("17875550123"), "Puerto Rico is in the US");
+        assert!(is_us("US.1349"));
+        assert!(!is_us("14165550123"), "Toronto");
+        assert!(!is_us("18765550123"), "Jamaica");
+        assert!(!is_us("919800000001"));
+        assert!(!is_us("1415555"), "too short for +1");
     }
 
     #[test]

@@ -54,6 +54,12 @@ enum Messages {
     Billable,
 }
 
+/// `messages.id`, for the media rows' foreign key.
+#[derive(DeriveIden, Clone, Copy)]
+enum MessagesId {
+    Id,
+}
+
 #[derive(DeriveIden, Clone, Copy)]
 enum BusinessNumbers {
     Table,
@@ -209,6 +215,13 @@ impl MigrationTrait for Migration {
                 .col(string_len_null(MediaFiles::Error, 512))
                 .col(timestamp_with_time_zone(MediaFiles::CreatedAt))
                 .col(timestamp_with_time_zone(MediaFiles::UpdatedAt))
+                // A message's file row goes with it (a deleted contact takes its messages).
+                .foreign_key(
+                    ForeignKey::create()
+                        .from(MediaFiles::Table, MediaFiles::MessageId)
+                        .to(Messages::Table, MessagesId::Id)
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
                 .to_owned(),
         )
         .await?;

@@ -294,8 +294,13 @@ pub async fn resolve_inbound(
     let Some(user_id) = user_id.filter(|u| !u.is_empty()) else {
         return find_or_create(db, from, name, now).await;
     };
+    // Known by the id: as its user_id, or as its phone (made before the id was seen as one).
     let by_id = contact::Entity::find()
-        .filter(contact::Column::UserId.eq(user_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(contact::Column::UserId.eq(user_id))
+                .add(contact::Column::Phone.eq(user_id)),
+        )
         .one(db)
         .await?;
     // The contact a phone names (when the message has one).
@@ -338,6 +343,28 @@ async fn merge(
     now: DateTime<Utc>,
 ) -> Result<()> {
     use heydoc_entity::{contact_tag, message};
+    // A campaign run that reached both (a delivery each) keeps one per person: the other's
+    // unsent one is skipped, and the rest leave the run (they stay in the chat).
+    let runs_of_into = sea_orm::sea_query::Query::select()
+        .column(message::Column::OccurrenceId)
+        .from(message::Entity)
+        .and_where(message::Column::ContactId.eq(into.id))
+        .and_where(message::Column::OccurrenceId.is_not_null())
+        .to_owned();
+    crate::deliveries::skip_unsent("the same person had another delivery in this run", now)
+        .filter(message::Column::ContactId.eq(from.id))
+        .filter(message::Column::OccurrenceId.in_subquery(runs_of_into.clone()))
+        .exec(db)
+        .await?;
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::OccurrenceId,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(message::Column::ContactId.eq(from.id))
+        .filter(message::Column::OccurrenceId.in_subquery(runs_of_into))
+        .exec(db)
+        .await?;
     message::Entity::update_many()
         .col_expr(message::Column::ContactId, Expr::value(into.id))
         .filter(message::Column::ContactId.eq(from.id))
@@ -366,15 +393,25 @@ async fn merge(
         .exec(db)
         .await?;
     let newer = from.last_activity_at > into.last_activity_at;
+    // The phone's contact's attributes win key by key; its name, unless it has none.
+    let mut attributes = from.attributes.clone();
+    if let (Some(merged), Some(own)) = (attributes.as_object_mut(), into.attributes.as_object()) {
+        for (k, v) in own {
+            merged.insert(k.clone(), v.clone());
+        }
+    } else {
+        attributes = into.attributes.clone();
+    }
     let mut update = contact::Entity::update_many()
         .col_expr(
             contact::Column::MessageCount,
-            Expr::value(into.message_count + from.message_count),
+            Expr::col(contact::Column::MessageCount).add(from.message_count),
         )
         .col_expr(
             contact::Column::UnreadCount,
-            Expr::value(into.unread_count + from.unread_count),
+            Expr::col(contact::Column::UnreadCount).add(from.unread_count),
         )
+        .col_expr(contact::Column::Attributes, Expr::value(attributes))
         .col_expr(
             contact::Column::OptedOutAt,
             Expr::value(into.opted_out_at.or(from.opted_out_at)),
@@ -393,6 +430,15 @@ async fn merge(
         )
         .col_expr(contact::Column::UpdatedAt, Expr::value(now))
         .filter(contact::Column::Id.eq(into.id));
+    if into.name.is_empty() && !from.name.is_empty() {
+        update = update.col_expr(contact::Column::Name, Expr::value(from.name.clone()));
+    }
+    if into.last_number.is_none() && from.last_number.is_some() {
+        update = update.col_expr(
+            contact::Column::LastNumber,
+            Expr::value(from.last_number.clone()),
+        );
+    }
     if newer {
         update = update
             .col_expr(
@@ -436,8 +482,9 @@ pub struct AudienceSummary {
     /// Left out: opted out of campaigns, or suppressed (WhatsApp will not deliver to them).
     pub opted_out: i64,
     pub suppressed: i64,
-    /// Reachable recipients by the first four digits of their number (for per-country rates).
-    pub by_prefix: Vec<(String, i64)>,
+    /// Reachable recipients by the first four digits of their number (for per-country rates):
+    /// `(prefix, recipients, of which in the US)`.
+    pub by_prefix: Vec<(String, i64, i64)>,
 }
 
 /// Counts the audience of `tag_ids` and `phones` as a fan-out would resolve it now.
@@ -448,21 +495,27 @@ pub async fn audience_summary(
 ) -> Result<AudienceSummary> {
     use std::collections::{BTreeMap, HashSet};
     let mut summary = AudienceSummary::default();
-    let mut prefixes: BTreeMap<String, i64> = BTreeMap::new();
+    let mut prefixes: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let count =
-        |c: &Contact, summary: &mut AudienceSummary, prefixes: &mut BTreeMap<String, i64>| {
-            if c.opted_out_at.is_some() {
-                summary.opted_out += 1;
-            } else if c.suppressed_reason.is_some() {
-                summary.suppressed += 1;
-            } else {
-                summary.reachable += 1;
-                *prefixes
-                    .entry(c.phone.chars().take(4).collect())
-                    .or_default() += 1;
-            }
-        };
+    fn add(phone: &str, prefixes: &mut BTreeMap<String, (i64, i64)>) {
+        let entry = prefixes.entry(phone.chars().take(4).collect()).or_default();
+        entry.0 += 1;
+        if heydoc_domain::phone::is_us(phone) {
+            entry.1 += 1;
+        }
+    }
+    let count = |c: &Contact,
+                 summary: &mut AudienceSummary,
+                 prefixes: &mut BTreeMap<String, (i64, i64)>| {
+        if c.opted_out_at.is_some() {
+            summary.opted_out += 1;
+        } else if c.suppressed_reason.is_some() {
+            summary.suppressed += 1;
+        } else {
+            summary.reachable += 1;
+            add(&c.phone, prefixes);
+        }
+    };
     if !tag_ids.is_empty() {
         let tagged = sea_orm::sea_query::Query::select()
             .column(heydoc_entity::contact_tag::Column::ContactId)
@@ -499,12 +552,15 @@ pub async fn audience_summary(
         let known: HashSet<&str> = found.iter().map(|c| c.phone.as_str()).collect();
         for phone in chunk.iter().filter(|p| !known.contains(p.as_str())) {
             summary.reachable += 1;
-            *prefixes.entry(phone.chars().take(4).collect()).or_default() += 1;
+            add(phone, &mut prefixes);
         }
         for c in &found {
             count(c, &mut summary, &mut prefixes);
         }
     }
-    summary.by_prefix = prefixes.into_iter().collect();
+    summary.by_prefix = prefixes
+        .into_iter()
+        .map(|(prefix, (n, us))| (prefix, n, us))
+        .collect();
     Ok(summary)
 }

@@ -89,10 +89,11 @@ pub async fn pause_campaign_of(
         .await?;
     if let Some(s) = schedule {
         if let Some((name, language)) = crate::templates::template_of(&s) {
+            let waba_id = crate::templates::account_of(db, &s).await?;
             heydoc_entity::scheduled_message::Entity::update_many()
                 .col_expr(
                     heydoc_entity::scheduled_message::Column::PausedTemplate,
-                    Expr::value(crate::templates::key(&name, &language)),
+                    Expr::value(crate::templates::key(&waba_id, &name, &language)),
                 )
                 .filter(heydoc_entity::scheduled_message::Column::Id.eq(s.id))
                 .exec(db)

@@ -32,9 +32,22 @@ pub struct CatalogEntry {
     pub body_params: i32,
 }
 
-/// `name|language`: how a campaign remembers the template that paused it.
-pub fn key(name: &str, language: &str) -> String {
-    format!("{name}|{language}")
+/// `waba|name|language`: how a campaign remembers the template (of its account) that paused
+/// it.
+pub fn key(waba_id: &str, name: &str, language: &str) -> String {
+    format!("{waba_id}|{name}|{language}")
+}
+
+/// The WhatsApp Business Account a campaign sends from: its number's, or the default
+/// number's (empty when nobody said).
+pub async fn account_of(db: &impl ConnectionTrait, s: &schedule::Model) -> Result<String> {
+    use heydoc_entity::business_number;
+    let mut q = business_number::Entity::find();
+    q = match &s.sender_number {
+        Some(n) => q.filter(business_number::Column::PhoneNumberId.eq(n.as_str())),
+        None => q.filter(business_number::Column::IsDefault.eq(true)),
+    };
+    Ok(q.one(db).await?.map(|n| n.waba_id).unwrap_or_default())
 }
 
 /// Makes the account's catalog exactly `entries` (one transaction); answers how many.
@@ -238,8 +251,10 @@ pub fn template_of(s: &schedule::Model) -> Option<(String, String)> {
 /// Pauses every running campaign that sends this template (from `numbers`, the account's
 /// numbers; a campaign without a number of its own sends from the default one, which counts
 /// when `includes_default`), saying why. Answers the ids paused.
+#[allow(clippy::too_many_arguments)]
 pub async fn pause_campaigns_using(
     db: &impl ConnectionTrait,
+    waba_id: &str,
     name: &str,
     language: &str,
     numbers: &[String],
@@ -273,7 +288,7 @@ pub async fn pause_campaigns_using(
             )
             .col_expr(
                 schedule::Column::PausedTemplate,
-                sea_orm::sea_query::Expr::value(key(name, language)),
+                sea_orm::sea_query::Expr::value(key(waba_id, name, language)),
             )
             .col_expr(
                 schedule::Column::UpdatedAt,
@@ -294,12 +309,13 @@ pub async fn pause_campaigns_using(
 /// now that Meta approved it again.
 pub async fn paused_by(
     db: &impl ConnectionTrait,
+    waba_id: &str,
     name: &str,
     language: &str,
 ) -> Result<Vec<schedule::Model>> {
     Ok(schedule::Entity::find()
         .filter(schedule::Column::Status.eq(ScheduleStatus::Paused.as_str()))
-        .filter(schedule::Column::PausedTemplate.eq(key(name, language)))
+        .filter(schedule::Column::PausedTemplate.eq(key(waba_id, name, language)))
         .all(db)
         .await?)
 }

@@ -19,6 +19,8 @@ const MAX_TEMPLATE_PAGES: usize = 200;
 #[derive(Clone)]
 pub struct GraphApi {
     http: reqwest::Client,
+    /// For media files: no limit on the whole transfer, only on silence between reads.
+    downloads: reqwest::Client,
     base_url: String,
     version: String,
 }
@@ -51,8 +53,16 @@ impl GraphApi {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_default();
+        let downloads = reqwest::Client::builder()
+            .read_timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            // The token goes with the request: never to a host Meta did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
         Self {
             http,
+            downloads,
             base_url: base_url.to_string(),
             version: version.to_string(),
         }
@@ -97,7 +107,8 @@ impl GraphApi {
             url = page
                 .paging
                 .and_then(|p| p.next)
-                .filter(|n| got > 0 && self.same_origin(n));
+                .filter(|n| got > 0 && self.same_origin(n))
+                .map(|n| without_token(&n));
         }
         Ok(all)
     }
@@ -151,8 +162,15 @@ impl GraphApi {
         token: &SecretString,
         max_bytes: u64,
     ) -> Result<Vec<u8>, SendError> {
+        if !self.media_host(url) {
+            return Err(SendError::new(
+                ErrorClass::NeverRetry { suppress: false },
+                Some(131053),
+                "the media URL is not on a WhatsApp host; the token is not sent there",
+            ));
+        }
         let mut response = self
-            .http
+            .downloads
             .get(url)
             .bearer_auth(token.expose_secret())
             .send()
@@ -192,6 +210,22 @@ impl GraphApi {
         answer(response).await
     }
 
+    /// Media URLs the token may go to: Meta's own (https on a Facebook or WhatsApp host), or
+    /// the configured base's origin (the sandbox).
+    fn media_host(&self, url: &str) -> bool {
+        if self.same_origin(url) {
+            return true;
+        }
+        reqwest::Url::parse(url).is_ok_and(|u| {
+            u.scheme() == "https"
+                && u.host_str().is_some_and(|h| {
+                    ["fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net"]
+                        .iter()
+                        .any(|d| h == *d || h.ends_with(&format!(".{d}")))
+                })
+        })
+    }
+
     /// `paging.next` is followed only to the host the client was configured with: the token
     /// rides along.
     fn same_origin(&self, url: &str) -> bool {
@@ -208,12 +242,54 @@ impl GraphApi {
     }
 }
 
+/// A transport error, without its URL (Meta's URLs may carry a token).
 fn transport(e: reqwest::Error) -> SendError {
     SendError::new(
         ErrorClass::RetrySoon,
         None,
-        format!("could not reach the Graph API: {e}"),
+        format!("could not reach the Graph API: {}", e.without_url()),
     )
+}
+
+/// A URL without an `access_token` query parameter (the bearer header carries the token).
+fn without_token(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "access_token")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    parsed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_ride_in_urls_or_to_strange_hosts() {
+        assert_eq!(
+            without_token("https://graph.facebook.com/v23.0/1/message_templates?limit=100&access_token=EAAx&after=QVFI"),
+            "https://graph.facebook.com/v23.0/1/message_templates?limit=100&after=QVFI"
+        );
+        let api = GraphApi::new("http://127.0.0.1:9000", "v23.0", Duration::from_secs(1));
+        assert!(api.media_host("http://127.0.0.1:9000/sandbox/media/1"));
+        assert!(api.media_host("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"));
+        assert!(
+            !api.media_host("http://lookaside.fbsbx.com/x"),
+            "not over plain HTTP"
+        );
+        assert!(!api.media_host("https://evil.example/fbsbx.com"));
+        assert!(!api.media_host("https://fbsbx.com.evil.example/x"));
+        assert!(!api.media_host("http://127.0.0.1:9001/x"));
+    }
 }
 
 /// The body of a success, or Meta's error classified as a send's would be.

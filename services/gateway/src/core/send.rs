@@ -70,9 +70,6 @@ pub async fn send_message(
     if let Some(from) = &body.from {
         crate::core::numbers::usable(state, from).await?;
     }
-    if let Some(t) = &body.template {
-        crate::core::templates::check(state, body.from.as_deref(), t).await?;
-    }
     let request_hash = hex::encode(Sha256::digest(format!(
         "{phone}\n{}\n{}\n{}",
         body.message,
@@ -84,6 +81,19 @@ pub async fn send_message(
         if let Some(previous) = find_by_key(state, key, &request_hash).await? {
             return Ok(Sent::Repeated(previous.into()));
         }
+    }
+    if let Some(t) = &body.template {
+        // Checked against the account of the number it will go from.
+        let number = match &body.from {
+            Some(from) => from.trim().to_string(),
+            None => match contacts::find_by_phone(&state.db, phone.as_str()).await? {
+                Some(c) => {
+                    heydoc_store::numbers::for_reply(&state.db, &c, state.business_number()).await?
+                }
+                None => state.business_number().to_string(),
+            },
+        };
+        crate::core::templates::check(state, Some(&number), t).await?;
     }
 
     let now = Utc::now();

@@ -32,6 +32,9 @@ pub struct TemplateOut {
     pub quality: Option<String>,
     /// Why Meta paused, disabled or rejected it.
     pub reason: Option<String>,
+    /// The header's kind when it has one: `TEXT`, or `IMAGE`, `VIDEO`, `DOCUMENT` (its one
+    /// parameter is then a media link), `LOCATION`.
+    pub header_format: Option<String>,
     /// Parameters a send must give the header and the body.
     pub header_params: i32,
     pub body_params: i32,
@@ -50,7 +53,15 @@ impl From<Template> for TemplateOut {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
+        let header_format =
+            heydoc_whatsapp::templates::component(&t.components, "HEADER").map(|h| {
+                h.get("format")
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("TEXT")
+                    .to_ascii_uppercase()
+            });
         Self {
+            header_format,
             name: t.name,
             language: t.language,
             category: t.category,
@@ -75,6 +86,14 @@ pub struct CatalogOut {
     /// The last sync's error, when it failed.
     pub last_error: Option<String>,
     pub templates: Vec<TemplateOut>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncParams {
+    /// The business number whose account's catalog to read (its phone number id); default:
+    /// the default number's.
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -264,6 +283,16 @@ pub async fn apply_status(
     waba_id: &str,
     update: &TemplateStatusUpdate,
 ) -> ApiResult<()> {
+    // Meta's events, as the template's status; the others (FLAGGED, IN_APPEAL, ...) leave a
+    // template that can still be sent as it is.
+    let status = match update.event.as_str() {
+        "APPROVED" | "REINSTATED" => APPROVED,
+        s @ ("PAUSED" | "DISABLED" | "REJECTED" | "PENDING_DELETION" | "PENDING") => s,
+        other => {
+            tracing::info!(waba_id, template = %update.name, event = other, "template event noted; its status is unchanged");
+            return Ok(());
+        }
+    };
     let now = Utc::now();
     let txn = heydoc_store::begin(&state.db).await?;
     let known = store::set_status(
@@ -271,7 +300,7 @@ pub async fn apply_status(
         waba_id,
         &update.name,
         &update.language,
-        &update.event,
+        status,
         update.reason.as_deref(),
         now,
     )
@@ -286,11 +315,11 @@ pub async fn apply_status(
     let ids: Vec<String> = numbers.into_iter().map(|n| n.phone_number_id).collect();
     let mut resumed = Vec::new();
     let mut paused = Vec::new();
-    match update.event.as_str() {
+    match status {
         "PAUSED" | "DISABLED" | "REJECTED" | "PENDING_DELETION" => {
             let why = format!(
                 "WhatsApp {} the template {} ({}){}",
-                match update.event.as_str() {
+                match status {
                     "PAUSED" => "paused",
                     "DISABLED" => "disabled",
                     "REJECTED" => "rejected",
@@ -306,6 +335,7 @@ pub async fn apply_status(
             );
             paused = store::pause_campaigns_using(
                 &txn,
+                waba_id,
                 &update.name,
                 &update.language,
                 &ids,
@@ -316,7 +346,7 @@ pub async fn apply_status(
             .await?;
         }
         APPROVED => {
-            for schedule in store::paused_by(&txn, &update.name, &update.language).await? {
+            for schedule in store::paused_by(&txn, waba_id, &update.name, &update.language).await? {
                 let existing = schedule.clone();
                 let id = schedule.id;
                 heydoc_store::schedules::set_status(
@@ -348,6 +378,15 @@ pub async fn apply_status(
         if let Some(wake) = &state.scheduler_wake {
             wake.notify_waiters();
         }
+    }
+    if !known && status == APPROVED {
+        // A template the catalog has not seen yet (created after the last sync): read the
+        // account again so sends may name it at once.
+        let state = state.clone();
+        let waba_id = waba_id.to_string();
+        tokio::spawn(async move {
+            let _ = sync_account(&state, &waba_id).await;
+        });
     }
     Ok(())
 }

@@ -285,6 +285,11 @@ async fn account_change(
     field: &str,
     value: &ChangeValue,
 ) -> ApiResult<()> {
+    // Account changes name their account; one that names none cannot be placed.
+    if waba_id.trim().is_empty() && field != "messages" {
+        tracing::warn!(field, "a webhook change without an account id was ignored");
+        return Ok(());
+    }
     match field {
         TemplateStatusUpdate::FIELD => {
             if let Some(update) = TemplateStatusUpdate::read(value) {

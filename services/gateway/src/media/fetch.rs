@@ -74,15 +74,25 @@ async fn download(state: &AppState, row: &MediaFile) -> Result<(String, i64), (S
         .await
         .map_err(|e| (e.to_string(), true))?
         .ok_or_else(|| ("the message is gone".to_string(), false))?;
-    // The file belongs to the number the user wrote to: its token fetches it.
-    let number = heydoc_store::numbers::all(&state.db)
+    // The file belongs to the number the user wrote to (the webhook's phone number id, kept
+    // as the contact's last number): its token fetches it.
+    let contact = heydoc_store::contacts::by_id(&state.db, message.contact_id)
         .await
-        .map_err(|e| (e.to_string(), true))?
-        .into_iter()
-        .find(|n| {
-            n.display_number == message.receiver_phone
-                || n.phone_number_id == message.receiver_phone
-        });
+        .map_err(|e| (e.to_string(), true))?;
+    let last = contact.as_ref().and_then(|c| c.last_number.clone());
+    let numbers = heydoc_store::numbers::all(&state.db)
+        .await
+        .map_err(|e| (e.to_string(), true))?;
+    let number = numbers
+        .iter()
+        .find(|n| last.as_deref() == Some(n.phone_number_id.as_str()))
+        .or_else(|| {
+            numbers.iter().find(|n| {
+                n.display_number == message.receiver_phone
+                    || n.phone_number_id == message.receiver_phone
+            })
+        })
+        .cloned();
     let token = state
         .token_for(number.as_ref())
         .ok_or_else(|| ("no access token to fetch media with".to_string(), false))?;

@@ -15,6 +15,16 @@ use secrecy::ExposeSecret;
 
 pub use fetch::{fetch, spawn_fetch, sweep};
 
+/// Why a stored file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Not in the store (deleted by hand, expired by a bucket's lifecycle rule).
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    Other(String),
+}
+
 /// Where media files are kept. Keys are HeyDoc's own (`<yyyy>/<mm>/<message id>`), never a
 /// name a user gave.
 #[derive(Clone)]
@@ -81,18 +91,16 @@ impl MediaStore {
             .map_err(|e| format!("{}: {e}", self.location))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
-        let path = Self::path(key)?;
-        let found = self
-            .inner
-            .get(&path)
-            .await
-            .map_err(|e| format!("{}: {e}", self.location))?;
-        found
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| format!("{}: {e}", self.location))
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = Self::path(key).map_err(StoreError::Other)?;
+        let failed = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => {
+                StoreError::Missing(format!("{}: {key}", self.location))
+            }
+            other => StoreError::Other(format!("{}: {other}", self.location)),
+        };
+        let found = self.inner.get(&path).await.map_err(failed)?;
+        found.bytes().await.map(|b| b.to_vec()).map_err(failed)
     }
 
     /// A key of ours as an object path; anything that could leave the store is refused.

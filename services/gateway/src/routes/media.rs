@@ -18,7 +18,8 @@ use crate::state::AppState;
         (status = 200, description = "the file", content_type = "application/octet-stream"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "still being downloaded from WhatsApp"),
-        (status = 410, body = ErrorBody, description = "it could not be kept (the reason is given)"),
+        (status = 410, body = ErrorBody, description = "it could not be kept, or is no longer in the store (the reason is given)"),
+        (status = 503, body = ErrorBody, description = "no media store is configured"),
     )
 )]
 pub async fn get(
@@ -47,10 +48,14 @@ pub async fn get(
         .media
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("no media store is configured".into()))?;
-    let bytes = store
-        .get(&key)
-        .await
-        .map_err(|e| ApiError::Internal(format!("the stored file cannot be read: {e}")))?;
+    let bytes = store.get(&key).await.map_err(|e| match e {
+        crate::media::StoreError::Missing(what) => {
+            ApiError::Gone(format!("the file is no longer in the media store ({what})"))
+        }
+        crate::media::StoreError::Other(what) => {
+            ApiError::Internal(format!("the stored file cannot be read: {what}"))
+        }
+    })?;
     let mime = HeaderValue::from_str(&row.mime_type)
         .ok()
         .filter(|_| row.mime_type.contains('/'))

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 
-use crate::core::templates::{self, CatalogOut, CatalogParams, SyncOut};
+use crate::core::templates::{self, CatalogOut, CatalogParams, SyncOut, SyncParams};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Query;
 use crate::state::AppState;
@@ -25,13 +25,13 @@ pub async fn list(
 /// template are checked against it from then on.
 #[utoipa::path(
     post, path = "/api/templates/sync", operation_id = "syncTemplates", tag = "templates", security(("bearer" = []), ("cookie" = [])),
-    params(CatalogParams),
+    params(SyncParams),
     responses((status = 200, body = SyncOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody))
 )]
 pub async fn sync(
     State(state): State<AppState>,
-    Query(params): Query<CatalogParams>,
+    Query(params): Query<SyncParams>,
 ) -> ApiResult<axum::Json<SyncOut>> {
     Ok(axum::Json(
         templates::sync(&state, params.from.as_deref()).await?,

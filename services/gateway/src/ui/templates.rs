@@ -43,6 +43,7 @@ pub fn picker(catalog: &[TemplateOut], summary: &str, open: bool) -> Markup {
                         option value={ (t.name) "|" (t.language) }
                             data-name=(t.name) data-language=(t.language)
                             data-body=(t.body_text) data-header=(t.header_params) data-params=(t.body_params)
+                            data-header-format=(t.header_format.as_deref().unwrap_or("TEXT"))
                             data-category=(t.category.to_lowercase()) {
                             (t.name) " (" (t.language) ", " (t.category.to_lowercase()) ")"
                         }

@@ -12,6 +12,10 @@ use super::content::{content, personalise, Known};
 use crate::pacing::Pacer;
 use crate::{retry, SenderContext};
 
+/// How long a message Meta's per-user marketing limit (131049) refuses is tried again, a day
+/// apart, before it fails with the reason.
+const MARKETING_LIMIT_DAYS: i64 = 7;
+
 pub(super) async fn send_one(
     ctx: &SenderContext,
     pacer: &Pacer,
@@ -198,6 +202,21 @@ fn failed(
         }
         // Meta's per-user marketing limit: not the contact's fault and not a failure; the
         // message waits for another day and spends no attempt.
+        ErrorClass::BackOffRecipient
+            if e.code == Some(131049)
+                && Utc::now() - row.timestamp > chrono::Duration::days(MARKETING_LIMIT_DAYS) =>
+        {
+            result(
+                Outcome::Failed {
+                    code,
+                    reason: format!(
+                        "WhatsApp's marketing limit for this person (131049) kept refusing it for {MARKETING_LIMIT_DAYS} days: {}",
+                        e.message
+                    ),
+                },
+                None,
+            )
+        }
         ErrorClass::BackOffRecipient if e.code == Some(131049) => {
             let delay = retry::delay(ErrorClass::BackOffRecipient, e.code, 1, e.retry_after, unit);
             result(

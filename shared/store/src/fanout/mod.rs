@@ -66,9 +66,9 @@ async fn sends_marketing(
         .is_some_and(|t| t.category.eq_ignore_ascii_case("MARKETING")))
 }
 
-/// A US recipient: a +1 number, or a business-scoped user id from the US.
+/// A US recipient (not Canada or the Caribbean, which share +1).
 fn in_us(phone: &str) -> bool {
-    phone.starts_with('1') || phone.starts_with("US.")
+    heydoc_domain::phone::is_us(phone)
 }
 
 /// Takes one occurrence whose fan-out lease is free and expands it to the end (or until its

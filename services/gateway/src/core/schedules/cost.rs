@@ -171,14 +171,8 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
     };
     let pricing = &state.settings.pricing;
     let skip_us = category == "marketing" && state.settings.scheduler.skip_us_marketing;
-    let us = |prefix: &str| prefix.starts_with('1') || prefix.starts_with("US.");
     let us_marketing_skipped: i64 = if skip_us {
-        summary
-            .by_prefix
-            .iter()
-            .filter(|(p, _)| us(p))
-            .map(|(_, n)| n)
-            .sum()
+        summary.by_prefix.iter().map(|(_, _, us)| us).sum()
     } else {
         0
     };
@@ -192,8 +186,10 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
     let cost: f64 = summary
         .by_prefix
         .iter()
-        .filter(|(p, _)| !(skip_us && us(p)))
-        .map(|(prefix, n)| *n as f64 * pricing.rate(prefix, &category))
+        .map(|(prefix, n, us)| {
+            let charged = if skip_us { n - us } else { *n };
+            charged as f64 * pricing.rate(prefix, &category)
+        })
         .sum();
     let number_id = from.unwrap_or(state.business_number());
     let number = heydoc_store::numbers::find(&state.db, number_id).await?;

@@ -75,7 +75,7 @@ function templateOf(form) {
     for (const kind of ["header", "body"]) {
       const fields = [...form.querySelectorAll(`input[data-param-kind='${kind}']`)];
       if (fields.length) {
-        components.push({ type: kind, parameters: fields.map((f) => ({ type: "text", text: f.value.trim() })) });
+        components.push({ type: kind, parameters: fields.map(templateParameter) });
       }
     }
     if (components.length) template.components = components;
@@ -88,6 +88,13 @@ function templateOf(form) {
   const params = lines ? lines.value.split("\n").map((p) => p.trim()).filter(Boolean) : [];
   if (params.length) template.components = [{ type: "body", parameters: params.map((text) => ({ type: "text", text })) }];
   return template;
+}
+
+// One parameter as Meta wants it: text, or a media header's link.
+function templateParameter(field) {
+  const format = (field.dataset.format || "TEXT").toLowerCase();
+  if (format === "text") return { type: "text", text: field.value.trim() };
+  return { type: format, [format]: { link: field.value.trim() } };
 }
 
 // The body as the patient will read it: {{1}}, {{2}} ... replaced by what is typed so far.
@@ -112,15 +119,23 @@ function pickTemplate(picker) {
   const fields = picker.querySelector("[data-template-fields]");
   fields.replaceChildren();
   if (option && option.value) {
+    const headerFormat = (option.dataset.headerFormat || "TEXT").toUpperCase();
     const add = (kind, n) => {
       for (let i = 1; i <= n; i++) {
         const id = `template-${kind}-${i}`;
+        const media = kind === "header" && headerFormat !== "TEXT";
         const label = document.createElement("label");
         label.htmlFor = id;
-        label.textContent = kind === "header" ? `Header parameter ${i}` : `Parameter {{${i}}}`;
+        label.textContent = media
+          ? `Header ${headerFormat.toLowerCase()}: its link (https://...)`
+          : kind === "header" ? `Header parameter ${i}` : `Parameter {{${i}}}`;
         const input = document.createElement("input");
         input.id = id;
         input.dataset.paramKind = kind;
+        if (media) {
+          input.type = "url";
+          input.dataset.format = headerFormat;
+        }
         input.required = true;
         input.placeholder = i === 1 && kind === "body" ? "{{name}}" : "";
         fields.append(label, input);
