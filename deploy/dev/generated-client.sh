@@ -35,6 +35,11 @@ curl -fsS "$base/openapi.json" -o "$workdir/openapi.json"
 cat >"$workdir/config.yaml" <<'YAML'
 content_type_overrides:
   text/csv: application/octet-stream
+  image/jpeg: application/octet-stream
+  image/png: application/octet-stream
+  application/pdf: application/octet-stream
+  video/mp4: application/octet-stream
+  audio/ogg: application/octet-stream
 post_hooks: []
 YAML
 (cd "$workdir" && "$venv/bin/openapi-python-client" generate --path openapi.json --meta none \

@@ -867,5 +867,21 @@ async fn a_manager_picks_an_approved_template_and_sees_the_cost_before_starting(
         serde_json::Value::Bool(true),
         "the photo did not load in the chat"
     );
+
+    // The receptionist answers with a file: uploaded to WhatsApp, then sent by its id.
+    let scan = std::env::temp_dir().join(format!("heydoc-scan-{}.png", std::process::id()));
+    std::fs::write(&scan, b"\x89PNG\r\n\x1a\n a scanned leaflet").expect("write the file");
+    browser.fill("#message", "Your diet chart").await;
+    browser
+        .find("#attach")
+        .await
+        .send_keys(&scan.display().to_string())
+        .await
+        .expect("choose the file");
+    browser.click("form.send button[type=submit]").await;
+    browser.wait_for_text("li.msg.out", "image attached").await;
+    let sent = stack.sandbox.stats();
+    assert_eq!(sent.uploads, 1, "the file went to WhatsApp once");
+    let _ = std::fs::remove_file(&scan);
     browser.close().await;
 }

@@ -687,3 +687,78 @@ async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
     let (_, chat) = api.get("/api/messages/14155559999?limit=50").await;
     assert!(chat.as_array().unwrap().len() >= 5, "{chat}");
 }
+
+/// A file staff attach is uploaded to WhatsApp once, for the number it goes from, and every
+/// send names it by Meta's id; what WhatsApp cannot send is refused before anything is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_uploaded_once_and_sent_by_its_id() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let api = stack.app.admin().await;
+    for (phone, name) in [("15556660001", "Ana"), ("15556660002", "Ravi")] {
+        stack
+            .patient_writes(phone, name, "Can you send the leaflet?")
+            .await;
+    }
+    let pdf = b"%PDF-1.4\n% a leaflet\n".repeat(200);
+    let upload = |content_type: &'static str, bytes: Vec<u8>| {
+        let api = &api;
+        async move {
+            let res = api
+                .client
+                .post(api.url("/api/media?filename=leaflet.pdf"))
+                .header("content-type", content_type)
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, refused) = upload("text/html", b"<script>".to_vec()).await;
+    assert_eq!(s, 415, "{refused}");
+    let (s, uploaded) = upload("application/pdf", pdf.clone()).await;
+    assert_eq!(s, 201, "{uploaded}");
+    let file = &uploaded["data"];
+    assert_eq!(
+        (file["kind"].as_str(), file["size"].as_u64()),
+        (Some("document"), Some(pdf.len() as u64))
+    );
+    let upload_id = file["id"].as_i64().unwrap();
+
+    for phone in ["15556660001", "15556660002"] {
+        let (s, sent) = api
+            .post("/api/send_message", &json!({"phone_number": phone, "message": "Our leaflet", "media": {"upload_id": upload_id}}))
+            .await;
+        assert_eq!(s, 200, "{sent}");
+        assert_eq!(sent["data"]["message_type"], "document", "{sent}");
+    }
+    let stats = eventually(LIMIT, "both files sent", || async {
+        let stats = stack.sandbox.stats();
+        (stats.media_sent.len() == 2).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats.uploads, 1, "uploaded once");
+    assert_eq!(
+        stats.media_sent["15556660001"],
+        file["media_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        stats.media_sent["15556660002"],
+        file["media_id"].as_str().unwrap()
+    );
+
+    // Naming an upload that does not exist, or a file and a template at once, is refused.
+    let (s, _) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "15556660001", "message": "x", "media": {"upload_id": 999}}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .post("/api/send_message", &json!({"phone_number": "15556660001", "message": "x", "media": {"upload_id": upload_id},
+               "template": {"name": "hello_world", "language": "en_US"}}))
+        .await;
+    assert_eq!(s, 422);
+}

@@ -32,7 +32,7 @@ pub use state::{AppState, Outbox};
 use auth::limiter::LoginLimiter;
 use routes::{
     api_keys, auth as auth_routes, contacts, event_endpoints, health, imports,
-    media as media_routes, messages, numbers, scheduled, send, tags, templates, webhooks,
+    media as media_routes, messages, numbers, scheduled, send, tags, templates, uploads, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -62,6 +62,10 @@ pub fn app(state: AppState) -> Router {
         .route("/templates", get(templates::list))
         .route("/templates/sync", post(templates::sync))
         .route("/media/{message_id}", get(media_routes::get))
+        .route(
+            "/media",
+            post(uploads::upload).layer(DefaultBodyLimit::max(core::uploads::MAX_UPLOAD_BYTES)),
+        )
         .route("/numbers/{phone_number_id}", put(numbers::update))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}", delete(api_keys::revoke))

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     api_keys, auth, contacts, event_endpoints, health, imports, media, messages, numbers,
-    scheduled, send, tags, templates, webhooks,
+    scheduled, send, tags, templates, uploads, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -22,7 +22,7 @@ use crate::routes::{
         auth::audit_log,
         api_keys::create, api_keys::list, api_keys::revoke,
         numbers::list, numbers::create, numbers::update,
-        templates::list, templates::sync, media::get,
+        templates::list, templates::sync, media::get, uploads::upload,
         event_endpoints::create, event_endpoints::list, event_endpoints::update, event_endpoints::delete, event_endpoints::deliveries,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
@@ -35,7 +35,7 @@ use crate::routes::{
         health::healthz, health::readyz,
         crate::ui::auth_pages::login, crate::ui::auth_pages::register,
     ),
-    components(schemas(crate::routes::imports::CsvFile)),
+    components(schemas(crate::routes::imports::CsvFile, crate::routes::uploads::FileBody)),
     modifiers(&Security, &Responses, &NoNul)
 )]
 pub struct ApiDoc;

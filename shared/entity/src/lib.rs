@@ -17,4 +17,5 @@ pub mod session;
 pub mod tag;
 pub mod template;
 pub mod template_catalog;
+pub mod upload;
 pub mod user;

@@ -68,6 +68,22 @@ enum BusinessNumbers {
 }
 
 #[derive(DeriveIden, Clone, Copy)]
+enum Uploads {
+    Table,
+    Id,
+    PhoneNumberId,
+    MetaMediaId,
+    Kind,
+    MimeType,
+    Filename,
+    Size,
+    Sha256,
+    StorageKey,
+    CreatedBy,
+    CreatedAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
 enum Contacts {
     Table,
     UserId,
@@ -225,6 +241,23 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
+        m.create_table(
+            Table::create()
+                .table(Uploads::Table)
+                .col(big_pk_auto(Uploads::Id))
+                .col(string_len(Uploads::PhoneNumberId, 64))
+                .col(string_len(Uploads::MetaMediaId, 128))
+                .col(string_len(Uploads::Kind, 16))
+                .col(string_len(Uploads::MimeType, 128))
+                .col(string_len_null(Uploads::Filename, 256))
+                .col(big_integer(Uploads::Size))
+                .col(string_len(Uploads::Sha256, 64))
+                .col(string_len(Uploads::StorageKey, 256))
+                .col(integer_null(Uploads::CreatedBy))
+                .col(timestamp_with_time_zone(Uploads::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
         m.create_index(
             Index::create()
                 .name("ux_media_files_message")
@@ -237,6 +270,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table(Uploads::Table).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(MediaFiles::Table).to_owned())
             .await?;
         m.drop_table(Table::drop().table(TemplateCatalogs::Table).to_owned())

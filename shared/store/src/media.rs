@@ -3,7 +3,7 @@
 //! pending (a gateway stopped mid-download) is taken again by the sweep.
 
 use chrono::{DateTime, Utc};
-use heydoc_entity::media_file;
+use heydoc_entity::{media_file, upload};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -151,4 +151,46 @@ pub async fn take(
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
+}
+
+pub use upload::Model as Upload;
+
+/// A file staff attached, as kept and as Meta knows it.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub phone_number_id: String,
+    pub meta_media_id: String,
+    pub kind: String,
+    pub mime_type: String,
+    pub filename: Option<String>,
+    pub size: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub created_by: Option<i32>,
+}
+
+pub async fn insert_upload(
+    db: &impl ConnectionTrait,
+    new: NewUpload,
+    now: DateTime<Utc>,
+) -> Result<Upload> {
+    Ok(upload::Entity::insert(upload::ActiveModel {
+        phone_number_id: Set(new.phone_number_id),
+        meta_media_id: Set(new.meta_media_id),
+        kind: Set(new.kind),
+        mime_type: Set(new.mime_type),
+        filename: Set(new.filename),
+        size: Set(new.size),
+        sha256: Set(new.sha256),
+        storage_key: Set(new.storage_key),
+        created_by: Set(new.created_by),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .exec_with_returning(db)
+    .await?)
+}
+
+pub async fn upload(db: &impl ConnectionTrait, id: i64) -> Result<Option<Upload>> {
+    Ok(upload::Entity::find_by_id(id).one(db).await?)
 }

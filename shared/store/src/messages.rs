@@ -92,6 +92,8 @@ pub async fn by_idempotency_key(db: &impl Conn, key: &str) -> Result<Option<Mess
 /// A text (and optional template payload) the API queues for one contact.
 #[derive(Debug)]
 pub struct ApiSend<'a> {
+    /// `text`, or the kind of file it sends (`image`, `document`, ...).
+    pub kind: &'a str,
     pub contact_id: i32,
     /// The business number it goes from.
     pub from: &'a str,
@@ -113,6 +115,7 @@ pub async fn queue_api_send(
     now: DateTime<Utc>,
 ) -> Result<Message> {
     let row = message::ActiveModel {
+        message_type: Set(send.kind.to_string()),
         payload: Set(send.payload),
         idempotency_key: Set(send.idempotency_key),
         request_hash: Set(Some(send.request_hash)),

@@ -139,6 +139,54 @@ impl GraphApi {
         answer(response).await.map(|_| ())
     }
 
+    /// Uploads a file for `phone_number_id` to send (`POST /{phone-number-id}/media`);
+    /// answers Meta's media id.
+    pub async fn upload_media(
+        &self,
+        phone_number_id: &str,
+        bytes: Vec<u8>,
+        mime_type: &str,
+        filename: &str,
+        token: &SecretString,
+    ) -> Result<String, SendError> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_string())
+            .mime_str(mime_type)
+            .map_err(|e| {
+                SendError::new(
+                    ErrorClass::NeverRetry { suppress: false },
+                    Some(131053),
+                    format!("the file's type {mime_type:?}: {}", e.without_url()),
+                )
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", mime_type.to_string())
+            .part("file", part);
+        let response = self
+            .downloads
+            .post(self.url(&format!("{phone_number_id}/media")))
+            .bearer_auth(token.expose_secret())
+            .multipart(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        let body = answer(response).await?;
+        #[derive(Deserialize)]
+        struct Uploaded {
+            id: String,
+        }
+        serde_json::from_slice::<Uploaded>(&body)
+            .map(|u| u.id)
+            .map_err(|e| {
+                SendError::new(
+                    ErrorClass::RetrySoon,
+                    None,
+                    format!("unreadable upload answer: {e}"),
+                )
+            })
+    }
+
     /// Where media `id` can be downloaded (for about five minutes) and what it should be.
     pub async fn media_info(
         &self,

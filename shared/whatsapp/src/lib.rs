@@ -13,7 +13,7 @@ pub mod webhook;
 pub use client::{Accepted, CloudApi, CloudApiConfig};
 pub use error::{ErrorClass, SendError};
 pub use graph::{GraphApi, MediaInfo};
-pub use payload::{Content, Outgoing};
+pub use payload::{Content, MediaSource, Outgoing};
 
 /// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.
 pub fn sign_webhook(app_secret: &[u8], body: &[u8]) -> String {

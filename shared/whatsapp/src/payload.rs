@@ -15,13 +15,22 @@ pub enum Content {
         language: String,
         components: Value,
     },
-    /// Media by link: `kind` is image, document, audio, video or sticker.
+    /// Media: `kind` is image, document, audio, video or sticker.
     Media {
         kind: String,
-        link: String,
+        source: MediaSource,
         caption: Option<String>,
         filename: Option<String>,
     },
+}
+
+/// Where Meta takes a media message's file from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaSource {
+    /// Uploaded to Meta before (`POST /{phone-number-id}/media`): sent by its id.
+    Id(String),
+    /// A public URL Meta fetches.
+    Link(String),
 }
 
 /// `US.13491208655302741918`: a business-scoped user id rather than a phone number.
@@ -80,12 +89,15 @@ impl Outgoing {
             }
             Content::Media {
                 kind,
-                link,
+                source,
                 caption,
                 filename,
             } => {
                 body["type"] = json!(kind);
-                let mut media = json!({ "link": link });
+                let mut media = match source {
+                    MediaSource::Id(id) => json!({ "id": id }),
+                    MediaSource::Link(link) => json!({ "link": link }),
+                };
                 if let Some(c) = caption {
                     media["caption"] = json!(c);
                 }

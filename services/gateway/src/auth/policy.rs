@@ -19,7 +19,7 @@ pub fn api(method: &Method, path: &str) -> Permission {
         "/contacts/{phone}" if *method != Method::DELETE => Inbox,
         "/contacts/{phone}" => Audience,
         "/tags" | "/numbers" | "/templates" if read => Inbox,
-        "/media/{message_id}" => Inbox,
+        "/media/{message_id}" | "/media" => Inbox,
         "/templates/sync" => Campaigns,
         "/tags" | "/tags/{id}" | "/contacts/import" | "/contacts/export" | "/imports/{id}" => {
             Audience

@@ -13,5 +13,6 @@ pub mod schedules;
 pub mod send;
 pub mod tags;
 pub mod templates;
+pub mod uploads;
 pub mod users;
 pub mod webhooks;

@@ -35,6 +35,10 @@ pub struct SendMessage {
     #[serde(default)]
     #[schema(example = "106540352242922")]
     pub from: Option<String>,
+    /// A file to send (from `POST /api/media`, uploaded for the number it goes from); the
+    /// `message` is its caption (images, video, documents) and what the chat shows.
+    #[serde(default)]
+    pub media: Option<crate::core::uploads::MediaSpec>,
 }
 
 /// What a send did: queued the message, or found the one queued with the same key.
@@ -67,14 +71,23 @@ pub async fn send_message(
         }
         None => None,
     };
+    if body.template.is_some() && body.media.is_some() {
+        return Err(ApiError::validation(
+            "give a template or a file (media), not both",
+        ));
+    }
     if let Some(from) = &body.from {
         crate::core::numbers::usable(state, from).await?;
     }
     let request_hash = hex::encode(Sha256::digest(format!(
-        "{phone}\n{}\n{}\n{}",
+        "{phone}\n{}\n{}\n{}\n{}",
         body.message,
         payload.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-        body.from.as_deref().unwrap_or_default()
+        body.from.as_deref().unwrap_or_default(),
+        body.media
+            .as_ref()
+            .map(|m| m.upload_id.to_string())
+            .unwrap_or_default()
     )));
 
     if let Some(key) = &key {
@@ -82,8 +95,10 @@ pub async fn send_message(
             return Ok(Sent::Repeated(previous.into()));
         }
     }
-    if let Some(t) = &body.template {
-        // Checked against the account of the number it will go from.
+    let mut kind = "text".to_string();
+    let mut payload = payload;
+    if body.template.is_some() || body.media.is_some() {
+        // Checked against the account (or the uploads) of the number it will go from.
         let number = match &body.from {
             Some(from) => from.trim().to_string(),
             None => match contacts::find_by_phone(&state.db, phone.as_str()).await? {
@@ -93,7 +108,15 @@ pub async fn send_message(
                 None => state.business_number().to_string(),
             },
         };
-        crate::core::templates::check(state, Some(&number), t).await?;
+        if let Some(t) = &body.template {
+            crate::core::templates::check(state, Some(&number), t).await?;
+        }
+        if let Some(m) = &body.media {
+            let (k, p) =
+                crate::core::uploads::payload_for(state, m, &number, &body.message).await?;
+            kind = k;
+            payload = Some(p);
+        }
     }
 
     let now = Utc::now();
@@ -119,6 +142,7 @@ pub async fn send_message(
         .transpose()
         .map_err(|e| ApiError::validation(format!("template: {e}")))?;
     let send = ApiSend {
+        kind: &kind,
         contact_id: contact.id,
         from: &number,
         to: phone.as_str(),

@@ -13,6 +13,7 @@ pub mod scheduled;
 pub mod send;
 pub mod tags;
 pub mod templates;
+pub mod uploads;
 pub mod webhooks;
 
 use serde::Serialize;

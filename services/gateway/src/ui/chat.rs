@@ -143,6 +143,9 @@ fn bubble(m: &MessageOut, media: Option<&heydoc_store::media::MediaFile>) -> Mar
                     }
                 }
             }
+            @if !incoming && !matches!(m.message_type.as_str(), "text" | "template") {
+                p.media.attached { "📎 " (m.message_type) " attached" }
+            }
             p.text {
                 span.sr-only { (if incoming { "They wrote: " } else { "You wrote: " }) }
                 (m.message_text)
@@ -170,10 +173,14 @@ fn bubble(m: &MessageOut, media: Option<&heydoc_store::media::MediaFile>) -> Mar
 
 fn send_box(contact: &ContactOut, in_window: bool, catalog: &[TemplateOut]) -> Markup {
     html! {
-        form.send data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset aria-label="Send a message" {
+        form.send data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset
+            data-upload-from=[contact.last_number.as_deref()] aria-label="Send a message" {
             input type="hidden" name="phone_number" value=(contact.phone);
             label for="message" { "Message" }
-            textarea #message name="message" rows="3" maxlength="4096" required {}
+            textarea #message name="message" rows="3" maxlength="4096" {}
+            label for="attach" { "Attach a file (optional)" }
+            input #attach type="file" data-attach
+                accept="image/jpeg,image/png,image/webp,video/mp4,video/3gpp,audio/aac,audio/amr,audio/mpeg,audio/mp4,audio/ogg,application/pdf,text/plain,.doc,.docx,.xls,.xlsx,.ppt,.pptx";
             (crate::ui::templates::picker(catalog, "Template for outside the 24-hour window", !in_window))
             (form_error())
             button type="submit" { "Send" }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use heydoc_config::WindowPolicy;
 use heydoc_store::deliveries::Outcome;
 use heydoc_store::messages::Message;
-use heydoc_whatsapp::Content;
+use heydoc_whatsapp::{Content, MediaSource};
 
 use crate::SenderContext;
 
@@ -138,26 +138,34 @@ pub(super) fn content(
                 reason: "template message without a template name and language".into(),
             }),
         kind @ ("image" | "document" | "audio" | "video" | "sticker") => {
-            let p = row.payload.as_ref();
-            let link = p.and_then(|p| p.get("link")).and_then(|v| v.as_str());
-            match link {
-                Some(link) => Ok(Content::Media {
-                    kind: kind.to_string(),
-                    link: link.to_string(),
-                    caption: p
-                        .and_then(|p| p.get("caption"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
-                    filename: p
-                        .and_then(|p| p.get("filename"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
-                }),
-                None => Err(Outcome::Failed {
-                    code: None,
-                    reason: format!("{kind} message without a link"),
-                }),
+            if in_window == Some(false) && policy == WindowPolicy::Skip {
+                return Err(Outcome::Skipped {
+                    reason: "outside WhatsApp's 24-hour window: a file cannot be sent there".into(),
+                });
             }
+            let p = row.payload.as_ref();
+            let text = |key: &str| {
+                p.and_then(|p| p.get("media").unwrap_or(p).get(key))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            // Uploaded to Meta once and sent by its id, or a public link.
+            let source = match (text("id"), text("link")) {
+                (Some(id), _) => MediaSource::Id(id),
+                (None, Some(link)) => MediaSource::Link(link),
+                (None, None) => {
+                    return Err(Outcome::Failed {
+                        code: None,
+                        reason: format!("{kind} message without a file"),
+                    })
+                }
+            };
+            Ok(Content::Media {
+                kind: kind.to_string(),
+                source,
+                caption: text("caption"),
+                filename: text("filename"),
+            })
         }
         other => Err(Outcome::Failed {
             code: None,
@@ -220,12 +228,12 @@ pub(super) fn personalise(content: Content, known: &Known) -> Result<Content, Ou
         },
         Content::Media {
             kind,
-            link,
+            source,
             caption,
             filename,
         } => Content::Media {
             kind,
-            link,
+            source,
             caption: caption
                 .map(|c| heydoc_domain::template::fill_text(&c, &fields))
                 .transpose()

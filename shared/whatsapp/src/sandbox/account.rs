@@ -3,7 +3,7 @@
 //! minutes) and needs the bearer token; a knob serves bytes that do not match the announced
 //! sha256; the number's quality and messaging limit change with Meta's webhooks.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -175,4 +175,73 @@ pub(super) async fn number_quality(
         ))
         .await;
     StatusCode::NO_CONTENT
+}
+
+/// `POST /{version}/{phone-number-id}/media`: the business uploads a file to send (multipart:
+/// `messaging_product`, `type`, `file`); answers its media id.
+pub(super) async fn upload_media(
+    State(sandbox): State<Sandbox>,
+    Path((_version, _number)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Response {
+    if !bearer(&headers) {
+        return error_for_code(190);
+    }
+    let (mut file, mut kind, mut product) = (None, None, None);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => match field.name().unwrap_or_default() {
+                "file" => {
+                    let declared = field.content_type().map(str::to_string);
+                    match field.bytes().await {
+                        Ok(bytes) => file = Some((bytes.to_vec(), declared)),
+                        Err(_) => break,
+                    }
+                }
+                "type" => kind = field.text().await.ok(),
+                "messaging_product" => product = field.text().await.ok(),
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(_) => {
+                return graph_error(
+                    StatusCode::BAD_REQUEST,
+                    100,
+                    "Invalid parameter",
+                    "the body is not multipart/form-data",
+                )
+            }
+        }
+    }
+    let (Some((bytes, declared)), Some("whatsapp")) = (file, product.as_deref()) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter",
+            "messaging_product=whatsapp and a file are required",
+        );
+    };
+    let mime_type = kind
+        .or(declared)
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+    let id = format!("{}", 20_000_000_000_000u64 + rand::random::<u32>() as u64);
+    lock(&sandbox.inner.media).insert(
+        id.clone(),
+        StoredMedia {
+            bytes,
+            mime_type,
+            sha256,
+        },
+    );
+    lock(&sandbox.inner.stats).stats.uploads += 1;
+    Json(json!({ "id": id })).into_response()
+}
+
+impl Sandbox {
+    /// Whether a media id is one the sandbox holds (uploaded, or sent by a user).
+    pub(super) fn has_media(&self, id: &str) -> bool {
+        lock(&self.inner.media).contains_key(id)
+    }
 }

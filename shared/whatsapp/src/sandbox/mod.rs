@@ -118,6 +118,10 @@ pub struct SandboxStats {
     pub webhooks_failed: u64,
     /// The text parameters of the last template each recipient was sent.
     pub template_params: BTreeMap<String, Vec<String>>,
+    /// Files the business uploaded (`POST /{phone-number-id}/media`).
+    pub uploads: u64,
+    /// The media id of the last file each recipient was sent.
+    pub media_sent: BTreeMap<String, String>,
     /// Read receipts taken (`status: read`), and of those the ones with a typing indicator.
     pub read_receipts: u64,
     pub typing_indicators: u64,
@@ -195,6 +199,10 @@ impl Sandbox {
             .route("/sandbox/templates/quality", post(catalog::set_quality))
             .route("/sandbox/number/quality", post(account::number_quality))
             .route("/{version}/{media_id}", get(account::media_info))
+            .route(
+                "/{version}/{phone_number_id}/media",
+                post(account::upload_media),
+            )
             .route("/sandbox/media/{id}", get(account::download_media))
             .with_state(self.clone())
     }

@@ -48,6 +48,7 @@ pub(super) fn error_for_code(code: i64) -> Response {
         132000 => graph_error(StatusCode::BAD_REQUEST, code, "Number of parameters does not match the expected number of params", "The number of variable parameter values included in the request did not match the number of variable parameters defined in the template."),
         132001 => graph_error(StatusCode::BAD_REQUEST, code, "Template name does not exist in the translation", "The template does not exist in the specified language or the template has not been approved."),
         132015 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Paused", "Template is paused due to low quality so it cannot be sent in a template message."),
+        131053 => graph_error(StatusCode::BAD_REQUEST, code, "Media upload error", "Unable to upload the media used in the message."),
         132016 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Disabled", "Template has been paused too many times due to low quality and is now permanently disabled."),
         100 => graph_error(StatusCode::BAD_REQUEST, code, "Invalid parameter", "Parameter value is not valid"),
         c @ 500..=599 => (StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "upstream failure").into_response(),
@@ -168,6 +169,14 @@ pub(super) async fn send_message(
         sandbox.count_error("131047");
         return error_for_code(131047);
     }
+    // A file sent by id must be one uploaded first.
+    let media_id = body[kind.as_str()]["id"].as_str().map(str::to_string);
+    if let Some(id) = &media_id {
+        if !sandbox.has_media(id) {
+            sandbox.count_error("131053");
+            return error_for_code(131053);
+        }
+    }
     let mut category = None;
     if kind == "template" {
         match sandbox.check_template(&body["template"], knobs.enforce_templates) {
@@ -186,6 +195,12 @@ pub(super) async fn send_message(
             .stats
             .texts
             .insert(to.clone(), text.to_string());
+    }
+    if let Some(id) = media_id {
+        lock(&sandbox.inner.stats)
+            .stats
+            .media_sent
+            .insert(to.clone(), id);
     }
     if kind == "template" {
         let params: Vec<String> = body["template"]["components"]

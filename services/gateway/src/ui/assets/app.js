@@ -173,6 +173,26 @@ function startTypingIndicator() {
   });
 }
 
+// A file chosen in a form is uploaded to WhatsApp first (once, for the number the message goes
+// from); the send then names it, with the text as its caption (or the file's name).
+async function attachFile(form, body) {
+  const input = form.querySelector("input[type=file][data-attach]");
+  const file = input && input.files[0];
+  if (!file) return;
+  let url = `/api/media?filename=${encodeURIComponent(file.name)}`;
+  if (form.dataset.uploadFrom) url += `&from=${encodeURIComponent(form.dataset.uploadFrom)}`;
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": file.type || "application/octet-stream", Accept: "application/json" },
+    body: file,
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
+  body.media = { upload_id: answer.data.id };
+  if (!body.message) body.message = file.name;
+}
+
 // "/chat/{phone}" with values from the form's body or the API's answer.
 function fill(template, ...sources) {
   return template.replace(/\{(\w+)\}/g, (_, key) => {
@@ -212,6 +232,7 @@ async function submitApiForm(form) {
   if (button) button.disabled = true;
   showError(form, "");
   try {
+    await attachFile(form, body);
     const answer = await api(method, url, method === "DELETE" ? undefined : body);
     const data = (answer && answer.data) || answer || {};
     if (form.hasAttribute("data-reset")) form.reset();
