@@ -317,29 +317,6 @@ fn without_token(url: &str) -> String {
     parsed.to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_never_ride_in_urls_or_to_strange_hosts() {
-        assert_eq!(
-            without_token("https://graph.facebook.com/v23.0/1/message_templates?limit=100&access_token=EAAx&after=QVFI"),
-            "https://graph.facebook.com/v23.0/1/message_templates?limit=100&after=QVFI"
-        );
-        let api = GraphApi::new("http://127.0.0.1:9000", "v23.0", Duration::from_secs(1));
-        assert!(api.media_host("http://127.0.0.1:9000/sandbox/media/1"));
-        assert!(api.media_host("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"));
-        assert!(
-            !api.media_host("http://lookaside.fbsbx.com/x"),
-            "not over plain HTTP"
-        );
-        assert!(!api.media_host("https://evil.example/fbsbx.com"));
-        assert!(!api.media_host("https://fbsbx.com.evil.example/x"));
-        assert!(!api.media_host("http://127.0.0.1:9001/x"));
-    }
-}
-
 /// The body of a success, or Meta's error classified as a send's would be.
 async fn answer(response: reqwest::Response) -> Result<Vec<u8>, SendError> {
     let status = response.status();
@@ -364,4 +341,27 @@ async fn answer(response: reqwest::Response) -> Result<Vec<u8>, SendError> {
             format!("HTTP {status} from the Graph API"),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_ride_in_urls_or_to_strange_hosts() {
+        assert_eq!(
+            without_token("https://graph.facebook.com/v23.0/1/message_templates?limit=100&access_token=EAAx&after=QVFI"),
+            "https://graph.facebook.com/v23.0/1/message_templates?limit=100&after=QVFI"
+        );
+        let api = GraphApi::new("http://127.0.0.1:9000", "v23.0", Duration::from_secs(1));
+        assert!(api.media_host("http://127.0.0.1:9000/sandbox/media/1"));
+        assert!(api.media_host("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"));
+        assert!(
+            !api.media_host("http://lookaside.fbsbx.com/x"),
+            "not over plain HTTP"
+        );
+        assert!(!api.media_host("https://evil.example/fbsbx.com"));
+        assert!(!api.media_host("https://fbsbx.com.evil.example/x"));
+        assert!(!api.media_host("http://127.0.0.1:9001/x"));
+    }
 }

@@ -33,16 +33,7 @@ pub enum MediaSource {
     Link(String),
 }
 
-/// `US.13491208655302741918`: a business-scoped user id rather than a phone number.
-pub fn is_user_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 4
-        && b.len() <= 131
-        && b[0].is_ascii_uppercase()
-        && b[1].is_ascii_uppercase()
-        && b[2] == b'.'
-        && b[3..].iter().all(u8::is_ascii_alphanumeric)
-}
+pub use heydoc_domain::phone::is_user_id;
 
 /// One message to send.
 #[derive(Debug, Clone)]

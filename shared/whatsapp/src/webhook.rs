@@ -139,14 +139,7 @@ impl ChangeValue {
         Self {
             messaging_product: "whatsapp".into(),
             metadata: Some(metadata),
-            contacts: vec![WaContact {
-                wa_id: from.into(),
-                user_id: None,
-                profile: Some(Profile {
-                    name: name.into(),
-                    username: None,
-                }),
-            }],
+            contacts: vec![WaContact::of(from, name)],
             messages: vec![serde_json::json!({
                 "from": from,
                 "id": wamid,
@@ -180,14 +173,7 @@ impl ChangeValue {
         Self {
             messaging_product: "whatsapp".into(),
             metadata: Some(metadata),
-            contacts: vec![WaContact {
-                wa_id: from.into(),
-                user_id: None,
-                profile: Some(Profile {
-                    name: name.into(),
-                    username: None,
-                }),
-            }],
+            contacts: vec![WaContact::of(from, name)],
             messages: vec![message],
             ..Self::default()
         }
@@ -273,6 +259,20 @@ pub struct WaContact {
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+}
+
+impl WaContact {
+    /// The sender of an inbound message, by phone, with their profile name.
+    pub fn of(wa_id: &str, name: &str) -> Self {
+        Self {
+            wa_id: wa_id.into(),
+            user_id: None,
+            profile: Some(Profile {
+                name: name.into(),
+                username: None,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
