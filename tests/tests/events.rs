@@ -178,7 +178,17 @@ async fn down_then_up(backend: Backend) {
                 .entry(data["phone"].as_str().unwrap().to_string())
                 .or_default()
                 .push(data["text"].as_str().unwrap().to_string()),
-            "message.status" => statuses.push(data["status"].as_str().unwrap().to_string()),
+            "message.status" => {
+                let status = data["status"].as_str().unwrap().to_string();
+                // What WhatsApp reports (delivered, read) carries what it charges: a reply
+                // inside the window is a free service message.
+                if status != "sent" {
+                    assert_eq!(data["pricing"]["category"], "service", "{data}");
+                    assert_eq!(data["pricing"]["billable"], false, "{data}");
+                    assert_eq!(data["pricing"]["estimated_cost"], 0.0, "{data}");
+                }
+                statuses.push(status)
+            }
             other => panic!("unexpected event {other}"),
         }
     }

@@ -180,6 +180,8 @@ pub async fn emit_send_results(
                     status,
                     error_code: code,
                     error_reason: reason,
+                    occurrence_id: None,
+                    pricing: None,
                 },
             )))
         })

@@ -39,6 +39,25 @@ pub struct MessageStatusChanged {
     pub status: &'static str,
     pub error_code: Option<i32>,
     pub error_reason: Option<String>,
+    /// The campaign run it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurrence_id: Option<i64>,
+    /// What Meta says it charges for the message (from a status webhook), with the estimate
+    /// at the configured rates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<EventPricing>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventPricing {
+    /// `marketing`, `utility`, `authentication`, `service`, ...
+    pub category: String,
+    /// `regular` (charged) or a free kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub billable: bool,
+    pub estimated_cost: f64,
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

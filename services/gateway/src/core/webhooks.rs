@@ -131,6 +131,21 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
                     status: update.status.as_str(),
                     error_code: update.error_code,
                     error_reason: update.error_reason.clone(),
+                    occurrence_id: m.occurrence_id,
+                    pricing: update.pricing.as_ref().map(|(category, kind, billable)| {
+                        let pricing = &state.settings.pricing;
+                        heydoc_store::outbound::EventPricing {
+                            category: category.clone(),
+                            kind: kind.clone(),
+                            billable: *billable,
+                            estimated_cost: if *billable {
+                                pricing.rate(&m.receiver_phone, category)
+                            } else {
+                                0.0
+                            },
+                            currency: pricing.currency.clone(),
+                        }
+                    }),
                 };
                 events::emit(&txn, OutboundEvent::MessageStatus(event), now).await?;
             }
