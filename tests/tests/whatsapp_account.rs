@@ -762,3 +762,69 @@ async fn a_file_is_uploaded_once_and_sent_by_its_id() {
         .await;
     assert_eq!(s, 422);
 }
+
+/// A campaign larger than the account's limit is spread over days: each run sends its daily
+/// share at once, and the rest wait (as retries that spent nothing) for the days after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_spread_over_days_sends_its_daily_share_and_the_rest_waits() {
+    let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    stack.start_scheduler().await;
+    let api = stack.app.admin().await;
+    let tag = tagged(&api, "Spread", 15557000000, 5).await;
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "Flu shots this week.", "tag_ids": [tag], "scheduled_time": soon(), "daily_limit": 2}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["data"]["daily_limit"], 2);
+    let id = created["data"]["id"].as_i64().unwrap();
+    let deliveries = eventually(LIMIT, "today's share sent", || async {
+        let (_, d) = api
+            .get(&format!("/api/scheduled-messages/{id}/deliveries"))
+            .await;
+        let d = d.as_array()?.clone();
+        let sent = d
+            .iter()
+            .filter(|x| {
+                ["sent", "delivered", "read"].contains(&x["status"].as_str().unwrap_or_default())
+            })
+            .count();
+        (d.len() == 5 && sent == 2).then_some(d)
+    })
+    .await;
+    let waiting: Vec<&Value> = deliveries
+        .iter()
+        .filter(|d| d["status"] == "retrying")
+        .collect();
+    assert_eq!(waiting.len(), 3, "{deliveries:?}");
+    let reasons: Vec<&str> = waiting
+        .iter()
+        .map(|d| d["error_reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| r.contains("on day 2")).count(),
+        2,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| r.contains("on day 3")).count(),
+        1,
+        "{reasons:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack.sandbox.stats().accepted,
+        2,
+        "only today's share went out"
+    );
+    // Bad input: a limit below one.
+    let (s, answer) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "x", "tag_ids": [tag], "scheduled_time": soon(), "daily_limit": 0}),
+        )
+        .await;
+    assert_eq!(s, 422, "{answer}");
+}

@@ -34,6 +34,9 @@ pub struct Model {
     /// `name|language` of the template whose pause (by Meta) paused this campaign: its
     /// re-approval resumes it.
     pub paused_template: Option<String>,
+    /// At most this many deliveries of a run go out per day; the rest wait for the next days
+    /// (a campaign larger than the account's messaging limit).
+    pub daily_limit: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -44,6 +44,7 @@ enum TemplateCatalogs {
 enum ScheduledMessages {
     Table,
     PausedTemplate,
+    DailyLimit,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -155,6 +156,13 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(ScheduledMessages::Table)
                 .add_column(string_len_null(ScheduledMessages::PausedTemplate, 600))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(ScheduledMessages::Table)
+                .add_column(integer_null(ScheduledMessages::DailyLimit))
                 .to_owned(),
         )
         .await?;

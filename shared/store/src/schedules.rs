@@ -27,6 +27,8 @@ pub struct NewSchedule {
     pub end_time: Option<DateTime<Utc>>,
     pub max_occurrences: Option<i32>,
     pub sender_number: Option<String>,
+    /// Deliveries of a run sent per day at most (the rest wait for the next days).
+    pub daily_limit: Option<i32>,
     pub first_run: DateTime<Utc>,
     pub created_by: String,
     /// The creating request's `traceparent`: each occurrence's trace links back to it.
@@ -47,6 +49,7 @@ pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Res
         occurrence_count: Set(0),
         status: Set(ScheduleStatus::Pending.as_str().into()),
         sender_number: Set(new.sender_number),
+        daily_limit: Set(new.daily_limit),
         next_run_at: Set(Some(new.first_run)),
         created_by: Set(new.created_by),
         created_at: Set(now),

@@ -142,6 +142,9 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                     label for="cron" { "Cron expression: minute hour day-of-month month day-of-week" }
                     input #cron name="cron" placeholder="0 9 * * 1-5" autocomplete="off";
                 }
+                label for="daily_limit" { "At most this many people a day (optional)" }
+                input #daily_limit name="daily_limit" type="number" min="1" step="1" aria-describedby="daily-limit-hint";
+                p.hint #daily-limit-hint { "For an audience larger than your WhatsApp messaging limit: each run sends this many a day and the rest on the days after." }
                 label for="end" { "Ends" }
                 select #end name="end" {
                     option value="never" { "Never" }

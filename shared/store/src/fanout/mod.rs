@@ -209,7 +209,11 @@ async fn chunk_of(
         }
     }
     if !rows.is_empty() {
-        insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, now).await?;
+        let spread = write::Spread {
+            first: i64::from(occ.planned),
+            start: occ.fire_at,
+        };
+        insert_deliveries(&txn, ctx, &schedule, occurrence_id, &rows, spread, now).await?;
     }
     span.record("heydoc.deliveries", rows.len());
     let last = rows.last().map(|r| i64::from(r.id)).unwrap_or(cursor);

@@ -11,12 +11,30 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::Result;
 
+/// Where a chunk stands in its run: the deliveries made before it, and when the run began
+/// (a campaign spread over days sends `daily_limit` a day from then).
+pub(super) struct Spread {
+    pub(super) first: i64,
+    pub(super) start: DateTime<Utc>,
+}
+
+impl Spread {
+    /// The day (0: the run's) the `i`-th delivery of the chunk goes out on.
+    fn day(&self, i: usize, daily_limit: Option<i32>) -> i64 {
+        match daily_limit {
+            Some(n) if n > 0 => (self.first + i as i64) / i64::from(n),
+            _ => 0,
+        }
+    }
+}
+
 pub(super) async fn insert_deliveries(
     txn: &impl ConnectionTrait,
     ctx: &Fanout,
     schedule: &schedule::Model,
     occurrence_id: i64,
     rows: &[Recipient],
+    spread: Spread,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let template = schedule.template.clone();
@@ -47,28 +65,40 @@ pub(super) async fn insert_deliveries(
             .as_ref()
             .is_some_and(heydoc_domain::template::value_has_placeholders);
     // Small enough chunks of rows per statement to stay under the bind-parameter limits.
-    for part in rows.chunks(500) {
+    for (part_no, part) in rows.chunks(500).enumerate() {
         // Each recipient's own text (and template parameters) when the message names contact
         // fields; a recipient lacking a value without a fallback is skipped, saying which.
         let outgoing: Vec<Delivery> = part
             .iter()
             .map(|r| personalise(r, &text, payload.as_ref(), personal))
             .collect();
-        let models = part
-            .iter()
-            .zip(&outgoing)
-            .map(|(r, d)| message::ActiveModel {
+        let models = part.iter().zip(&outgoing).enumerate().map(|(i, (r, d))| {
+            // Spread over days: a delivery past the day's share waits, as a retry that has
+            // spent nothing, for its day.
+            let day = spread.day(part_no * 500 + i, schedule.daily_limit);
+            let (status, reason, due) = match (&d.skip, day) {
+                (Some(why), _) => (MessageStatus::Skipped, Some(why.clone()), None),
+                (None, 0) => (MessageStatus::Queued, None, None),
+                (None, day) => (
+                    MessageStatus::Retrying,
+                    Some(format!(
+                        "spread over days: {} a day, this one on day {}",
+                        schedule.daily_limit.unwrap_or_default(),
+                        day + 1
+                    )),
+                    Some(spread.start + chrono::Duration::days(day)),
+                ),
+            };
+            message::ActiveModel {
                 message_type: Set(message_type.into()),
                 payload: Set(d.payload.clone()),
-                status: Set(if d.skip.is_some() {
-                    MessageStatus::Skipped.as_str().into()
-                } else {
-                    MessageStatus::Queued.as_str().into()
-                }),
-                last_error_reason: Set(d.skip.clone()),
+                status: Set(status.as_str().into()),
+                last_error_reason: Set(reason),
+                next_attempt_at: Set(due),
                 occurrence_id: Set(Some(occurrence_id)),
                 ..crate::chat::queued_text(r.id, &number, &r.phone, &d.text, "occurrence", now)
-            });
+            }
+        });
         message::Entity::insert_many(models)
             .on_conflict(
                 OnConflict::columns([message::Column::OccurrenceId, message::Column::ContactId])

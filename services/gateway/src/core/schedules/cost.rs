@@ -198,7 +198,7 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
     let exceeds_limit = category != "service" && limit.is_some_and(|l| summary.reachable > l);
     if exceeds_limit {
         warnings.push(format!(
-            "{} recipients is more than the account's messaging limit of {} people a day: Meta refuses the rest; split the audience over several days",
+            "{} recipients is more than the account's messaging limit of {} people a day: Meta refuses the rest; spread the campaign over days (daily_limit)",
             summary.reachable,
             limit.unwrap_or_default()
         ));

@@ -157,6 +157,7 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         end_time: plan.timing.end_time,
         max_occurrences: plan.timing.max_occurrences,
         sender_number: from,
+        daily_limit: plan.daily_limit,
         first_run,
         created_by: me.username.clone(),
         trace_context: heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current()),
@@ -220,6 +221,7 @@ pub async fn update_status(
 
 /// A create request that passed every check.
 struct Plan {
+    daily_limit: Option<i32>,
     message: Option<String>,
     template: Option<serde_json::Value>,
     audience: Audience,
@@ -256,7 +258,16 @@ impl Plan {
         }
         let audience = Audience::check(&body.recipients, body.tag_ids.clone())?;
         let timing = Timing::check(body.timing(), now)?;
+        if body
+            .daily_limit
+            .is_some_and(|n| !(1..=10_000_000).contains(&n))
+        {
+            return Err(ApiError::validation(
+                "daily_limit must be between 1 and 10000000 deliveries a day",
+            ));
+        }
         Ok(Self {
+            daily_limit: body.daily_limit,
             message,
             template,
             audience,

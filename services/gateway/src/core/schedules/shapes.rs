@@ -57,6 +57,11 @@ pub struct NewSchedule {
     /// default: the default number.
     #[serde(default)]
     pub from: Option<String>,
+    /// Spread each run over days: at most this many deliveries go out per day, the rest the
+    /// days after (for an audience larger than the account's messaging limit).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000000)]
+    pub daily_limit: Option<i32>,
 }
 
 /// A scheduled message as the seed shows it, plus HeyDoc's additions.
@@ -88,6 +93,9 @@ pub struct ScheduledOut {
     /// The business number it sends from, when not the default one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// At most this many deliveries of a run per day, when spread over days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_limit: Option<i32>,
 }
 
 impl From<Schedule> for ScheduledOut {
@@ -110,6 +118,7 @@ impl From<Schedule> for ScheduledOut {
             created_at: s.created_at,
             status_reason: s.status_reason,
             from: s.sender_number,
+            daily_limit: s.daily_limit,
         }
     }
 }

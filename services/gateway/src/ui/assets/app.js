@@ -559,6 +559,7 @@ function campaignBody(form) {
   if (v("message")) body.message = v("message");
   const template = templateOf(form);
   if (template) body.template = template;
+  if (v("daily_limit")) body.daily_limit = Number(v("daily_limit"));
   if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
   if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
   return body;
