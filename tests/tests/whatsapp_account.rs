@@ -748,6 +748,43 @@ async fn a_file_is_uploaded_once_and_sent_by_its_id() {
         file["media_id"].as_str().unwrap()
     );
 
+    // A campaign carries the same file to a tag: every recipient gets it by id, no new upload.
+    let mut stack = stack;
+    stack.start_scheduler().await;
+    let (_, tag) = api.post("/api/tags", &json!({"name": "Leaflet"})).await;
+    let tag = tag["data"]["id"].as_i64().unwrap();
+    for phone in ["15556660001", "15556660002"] {
+        let (s, b) = api
+            .post(&format!("/api/contacts/{phone}/tags/{tag}"), &json!({}))
+            .await;
+        assert!(s == 200 || s == 201, "{b}");
+    }
+    let (s, created) = api
+        .post(
+            "/api/scheduled-messages",
+            &json!({"message": "This month's leaflet", "tag_ids": [tag],
+               "scheduled_time": soon(), "media": {"upload_id": upload_id}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["data"]["media"]["kind"], "document", "{created}");
+    let campaign = created["data"]["id"].as_i64().unwrap();
+    eventually(LIMIT, "the campaign's files sent", || async {
+        let (_, d) = api
+            .get(&format!("/api/scheduled-messages/{campaign}/deliveries"))
+            .await;
+        let d = d.as_array()?.clone();
+        (d.len() == 2
+            && d.iter().all(|x| {
+                ["sent", "delivered", "read"].contains(&x["status"].as_str().unwrap_or_default())
+            }))
+        .then_some(())
+    })
+    .await;
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.uploads, 1, "still uploaded once");
+    assert_eq!(stats.accepted, 4);
+
     // Naming an upload that does not exist, or a file and a template at once, is refused.
     let (s, _) = api
         .post(

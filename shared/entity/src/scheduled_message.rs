@@ -37,6 +37,8 @@ pub struct Model {
     /// At most this many deliveries of a run go out per day; the rest wait for the next days
     /// (a campaign larger than the account's messaging limit).
     pub daily_limit: Option<i32>,
+    /// A file every delivery sends (`kind`, Meta's media `id`, `caption`, `filename`).
+    pub media: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

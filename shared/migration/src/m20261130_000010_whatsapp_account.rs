@@ -45,6 +45,7 @@ enum ScheduledMessages {
     Table,
     PausedTemplate,
     DailyLimit,
+    Media,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -163,6 +164,13 @@ impl MigrationTrait for Migration {
             Table::alter()
                 .table(ScheduledMessages::Table)
                 .add_column(integer_null(ScheduledMessages::DailyLimit))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(ScheduledMessages::Table)
+                .add_column(json_null(ScheduledMessages::Media))
                 .to_owned(),
         )
         .await?;

@@ -29,6 +29,8 @@ pub struct NewSchedule {
     pub sender_number: Option<String>,
     /// Deliveries of a run sent per day at most (the rest wait for the next days).
     pub daily_limit: Option<i32>,
+    /// A file every delivery sends (from an upload for the campaign's number).
+    pub media: Option<serde_json::Value>,
     pub first_run: DateTime<Utc>,
     pub created_by: String,
     /// The creating request's `traceparent`: each occurrence's trace links back to it.
@@ -50,6 +52,7 @@ pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Res
         status: Set(ScheduleStatus::Pending.as_str().into()),
         sender_number: Set(new.sender_number),
         daily_limit: Set(new.daily_limit),
+        media: Set(new.media),
         next_run_at: Set(Some(new.first_run)),
         created_by: Set(new.created_by),
         created_at: Set(now),

@@ -196,7 +196,8 @@ pub async fn payload_for(
             up.phone_number_id
         )));
     }
-    let mut media = serde_json::json!({"id": up.meta_media_id, "upload_id": up.id});
+    let mut media =
+        serde_json::json!({"id": up.meta_media_id, "upload_id": up.id, "kind": up.kind});
     if !caption.is_empty() && matches!(up.kind.as_str(), "image" | "video" | "document") {
         media["caption"] = serde_json::json!(caption);
     }

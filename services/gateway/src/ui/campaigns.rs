@@ -102,6 +102,9 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                     p.label-like #sample-who {}
                     p.bubble #sample-text {}
                 }
+                label for="attach" { "Attach a file (optional; the text is its caption)" }
+                input #attach type="file" data-attach
+                    accept="image/jpeg,image/png,video/mp4,video/3gpp,audio/aac,audio/amr,audio/mpeg,audio/mp4,audio/ogg,application/pdf,text/plain,.doc,.docx,.xls,.xlsx,.ppt,.pptx";
                 (crate::ui::templates::picker(&catalog, "Send a template instead (works outside the 24-hour window)", false))
             }
             fieldset {

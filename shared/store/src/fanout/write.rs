@@ -38,7 +38,25 @@ pub(super) async fn insert_deliveries(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let template = schedule.template.clone();
+    let media_kind = schedule
+        .media
+        .as_ref()
+        .and_then(|m| m.get("kind"))
+        .and_then(|k| k.as_str())
+        .map(str::to_string);
     let (message_type, text, payload) = match (&schedule.message, template) {
+        // A file, with the text as its caption (and what the chat shows).
+        _ if media_kind.is_some() => (
+            media_kind.as_deref().unwrap_or("document"),
+            schedule
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("[{}]", media_kind.as_deref().unwrap_or("file"))),
+            schedule
+                .media
+                .clone()
+                .map(|m| serde_json::json!({ "media": m })),
+        ),
         (Some(text), Some(t)) => (
             "text",
             text.clone(),

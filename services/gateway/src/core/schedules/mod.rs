@@ -143,6 +143,23 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         t.check_name()?;
         crate::core::templates::check(state, from.as_deref(), t).await?;
     }
+    let media = match &body.media {
+        None => None,
+        Some(_) if body.template.is_some() => {
+            return Err(ApiError::validation(
+                "give a template or a file (media), not both",
+            ))
+        }
+        Some(spec) => {
+            let number = from
+                .clone()
+                .unwrap_or_else(|| state.business_number().to_string());
+            let caption = body.message.clone().unwrap_or_default();
+            let (_, payload) =
+                crate::core::uploads::payload_for(state, spec, &number, &caption).await?;
+            payload.get("media").cloned()
+        }
+    };
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.audience.tag_ids).await?;
     let first_run = plan.timing.first_run;
@@ -158,6 +175,7 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         max_occurrences: plan.timing.max_occurrences,
         sender_number: from,
         daily_limit: plan.daily_limit,
+        media,
         first_run,
         created_by: me.username.clone(),
         trace_context: heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current()),
@@ -253,7 +271,7 @@ impl Plan {
             }
             None => None,
         };
-        if message.is_none() && template.is_none() {
+        if message.is_none() && template.is_none() && body.media.is_none() {
             return Err(ApiError::validation("give a message, a template, or both"));
         }
         let audience = Audience::check(&body.recipients, body.tag_ids.clone())?;

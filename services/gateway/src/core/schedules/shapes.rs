@@ -62,6 +62,10 @@ pub struct NewSchedule {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000000)]
     pub daily_limit: Option<i32>,
+    /// A file every recipient gets (from `POST /api/media`, uploaded for the campaign's
+    /// number); `message` is its caption.
+    #[serde(default)]
+    pub media: Option<crate::core::uploads::MediaSpec>,
 }
 
 /// A scheduled message as the seed shows it, plus HeyDoc's additions.
@@ -96,6 +100,10 @@ pub struct ScheduledOut {
     /// At most this many deliveries of a run per day, when spread over days.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_limit: Option<i32>,
+    /// The file every recipient gets: its `kind`, `upload_id` and Meta's media `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub media: Option<serde_json::Value>,
 }
 
 impl From<Schedule> for ScheduledOut {
@@ -119,6 +127,7 @@ impl From<Schedule> for ScheduledOut {
             status_reason: s.status_reason,
             from: s.sender_number,
             daily_limit: s.daily_limit,
+            media: s.media,
         }
     }
 }

@@ -654,7 +654,9 @@ async function submitCampaign(form) {
   button.disabled = true;
   showError(form, "");
   try {
-    const answer = await api("POST", "/api/scheduled-messages", campaignBody(form));
+    const body = campaignBody(form);
+    await attachFile(form, body);
+    const answer = await api("POST", "/api/scheduled-messages", body);
     location.assign(`/campaigns/${answer.data.id}`);
   } catch (e) {
     showError(form, e.message);
