@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use heydoc_domain::ScheduleStatus;
 use heydoc_entity::{scheduled_message as schedule, template, template_catalog};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     TransactionTrait,
@@ -158,9 +158,7 @@ pub async fn find(
     language: &str,
 ) -> Result<Option<Template>> {
     Ok(template::Entity::find()
-        .filter(template::Column::WabaId.eq(waba_id))
-        .filter(template::Column::Name.eq(name))
-        .filter(template::Column::Language.eq(language))
+        .filter(one(waba_id, name, language))
         .one(db)
         .await?)
 }
@@ -193,21 +191,13 @@ pub async fn set_status(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let result = template::Entity::update_many()
-        .col_expr(
-            template::Column::Status,
-            sea_orm::sea_query::Expr::value(cut(status, 32)),
-        )
+        .col_expr(template::Column::Status, Expr::value(cut(status, 32)))
         .col_expr(
             template::Column::Reason,
-            sea_orm::sea_query::Expr::value(reason.map(|r| cut(r, 500))),
+            Expr::value(reason.map(|r| cut(r, 500))),
         )
-        .col_expr(
-            template::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(template::Column::WabaId.eq(waba_id))
-        .filter(template::Column::Name.eq(name))
-        .filter(template::Column::Language.eq(language))
+        .col_expr(template::Column::UpdatedAt, Expr::value(now))
+        .filter(one(waba_id, name, language))
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
@@ -223,20 +213,20 @@ pub async fn set_quality(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let result = template::Entity::update_many()
-        .col_expr(
-            template::Column::Quality,
-            sea_orm::sea_query::Expr::value(cut(quality, 16)),
-        )
-        .col_expr(
-            template::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(template::Column::WabaId.eq(waba_id))
-        .filter(template::Column::Name.eq(name))
-        .filter(template::Column::Language.eq(language))
+        .col_expr(template::Column::Quality, Expr::value(cut(quality, 16)))
+        .col_expr(template::Column::UpdatedAt, Expr::value(now))
+        .filter(one(waba_id, name, language))
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
+}
+
+/// The template `name` in `language` of the account `waba_id`.
+fn one(waba_id: &str, name: &str, language: &str) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(template::Column::WabaId.eq(waba_id))
+        .add(template::Column::Name.eq(name))
+        .add(template::Column::Language.eq(language))
 }
 
 /// The name and language a schedule's stored template names.
@@ -280,20 +270,14 @@ pub async fn pause_campaigns_using(
         let result = schedule::Entity::update_many()
             .col_expr(
                 schedule::Column::Status,
-                sea_orm::sea_query::Expr::value(ScheduleStatus::Paused.as_str()),
+                Expr::value(ScheduleStatus::Paused.as_str()),
             )
-            .col_expr(
-                schedule::Column::StatusReason,
-                sea_orm::sea_query::Expr::value(reason.clone()),
-            )
+            .col_expr(schedule::Column::StatusReason, Expr::value(reason.clone()))
             .col_expr(
                 schedule::Column::PausedTemplate,
-                sea_orm::sea_query::Expr::value(key(waba_id, name, language)),
+                Expr::value(key(waba_id, name, language)),
             )
-            .col_expr(
-                schedule::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
+            .col_expr(schedule::Column::UpdatedAt, Expr::value(now))
             .filter(schedule::Column::Id.eq(s.id))
             .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()))
             .exec(db)
