@@ -31,7 +31,7 @@ pub use state::{AppState, Outbox};
 
 use auth::limiter::LoginLimiter;
 use routes::{
-    api_keys, auth as auth_routes, contacts, event_endpoints, health, imports,
+    api_keys, auth as auth_routes, contacts, conversations, event_endpoints, health, imports,
     media as media_routes, messages, numbers, scheduled, send, tags, templates, uploads, webhooks,
 };
 
@@ -96,6 +96,25 @@ pub fn app(state: AppState) -> Router {
             "/contacts/{phone}/tags/{tag_id}",
             post(contacts::add_tag).delete(contacts::remove_tag),
         )
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/counts", get(conversations::counts))
+        .route("/conversations/assignees", get(conversations::assignees))
+        .route(
+            "/conversations/{phone}",
+            axum::routing::patch(conversations::change),
+        )
+        .route(
+            "/contacts/{phone}/notes",
+            get(conversations::notes).post(conversations::add_note),
+        )
+        .route(
+            "/canned-replies",
+            get(conversations::canned_replies).post(conversations::add_canned_reply),
+        )
+        .route(
+            "/canned-replies/{id}",
+            delete(conversations::delete_canned_reply),
+        )
         .route("/tags", get(tags::list).post(tags::create))
         .route("/tags/{id}", put(tags::update).delete(tags::delete))
         .route("/messages/{phone}", get(messages::list))
@@ -107,6 +126,10 @@ pub fn app(state: AppState) -> Router {
             get(scheduled::list).post(scheduled::create),
         )
         .route("/scheduled-messages/pending", get(scheduled::pending))
+        .route(
+            "/scheduled-messages/{id}/deliveries.csv",
+            get(scheduled::deliveries_csv),
+        )
         .route("/scheduled-messages/preview", post(scheduled::preview))
         .route("/scheduled-messages/estimate", post(scheduled::estimate))
         .route(

@@ -4,8 +4,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    api_keys, auth, contacts, event_endpoints, health, imports, media, messages, numbers,
-    scheduled, send, tags, templates, uploads, webhooks,
+    api_keys, auth, contacts, conversations, event_endpoints, health, imports, media, messages,
+    numbers, scheduled, send, tags, templates, uploads, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -26,10 +26,13 @@ use crate::routes::{
         event_endpoints::create, event_endpoints::list, event_endpoints::update, event_endpoints::delete, event_endpoints::deliveries,
         contacts::list, contacts::get, contacts::create, contacts::update, contacts::delete,
         contacts::set_tags, contacts::add_tag, contacts::remove_tag,
+        conversations::list, conversations::counts, conversations::assignees, conversations::change,
+        conversations::notes, conversations::add_note,
+        conversations::canned_replies, conversations::add_canned_reply, conversations::delete_canned_reply,
         imports::upload, imports::get, imports::export,
         tags::list, tags::create, tags::update, tags::delete,
         messages::list, messages::mark_read, messages::typing, send::send_message,
-        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::estimate, scheduled::delete, scheduled::update_status, scheduled::deliveries_of,
+        scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::estimate, scheduled::delete, scheduled::update_status, scheduled::deliveries_of, scheduled::deliveries_csv,
         crate::ui::live::events,
         webhooks::verify, webhooks::receive,
         health::healthz, health::readyz,

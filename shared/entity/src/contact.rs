@@ -32,6 +32,16 @@ pub struct Model {
     pub user_id: Option<String>,
     /// The WhatsApp username the user chose, as last seen.
     pub username: Option<String>,
+    /// The conversation's state for the team: `open`, `pending` or `resolved` (an inbound
+    /// message reopens it).
+    pub conversation_status: String,
+    /// The last conversation message is inbound and nobody has answered it.
+    pub awaiting_reply: bool,
+    /// The last inbound message or reply from a person; null while the contact only received
+    /// campaigns or was imported. The inbox's order.
+    pub conversation_at: Option<DateTimeUtc>,
+    /// The colleague the conversation is assigned to.
+    pub assignee_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

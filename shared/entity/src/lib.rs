@@ -3,8 +3,10 @@
 pub mod api_key;
 pub mod audit_entry;
 pub mod business_number;
+pub mod canned_reply;
 pub mod contact;
 pub mod contact_tag;
+pub mod conversation_note;
 pub mod event_delivery;
 pub mod event_endpoint;
 pub mod import;

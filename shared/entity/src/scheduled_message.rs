@@ -39,6 +39,9 @@ pub struct Model {
     pub daily_limit: Option<i32>,
     /// A file every delivery sends (`kind`, Meta's media `id`, `caption`, `filename`).
     pub media: Option<Json>,
+    /// What the team calls the campaign ("Monday reminders"); null for campaigns made before
+    /// names (the message's start stands in).
+    pub name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

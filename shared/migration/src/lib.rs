@@ -13,6 +13,7 @@ mod m20261130_000007_business_numbers;
 mod m20261130_000008_staff;
 mod m20261130_000009_contact_search;
 mod m20261130_000010_whatsapp_account;
+mod m20261130_000011_team_inbox;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_staff::Migration),
             Box::new(m20261130_000009_contact_search::Migration),
             Box::new(m20261130_000010_whatsapp_account::Migration),
+            Box::new(m20261130_000011_team_inbox::Migration),
         ]
     }
 }

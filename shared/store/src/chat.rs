@@ -83,6 +83,7 @@ pub async fn record_inbound(
         }
     };
     bump_counters(&txn, contact.id, &msg.text, msg.timestamp, true).await?;
+    crate::conversations::inbound(&txn, contact.id, msg.timestamp).await?;
     if let Some(number) = msg.number.as_deref().filter(|n| !n.is_empty()) {
         contact::Entity::update_many()
             .col_expr(contact::Column::LastNumber, Expr::value(number))

@@ -22,23 +22,49 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn query(&self) -> sea_orm::Select<contact::Entity> {
+    /// Contacts whose phone or name matches `q`.
+    pub(crate) fn query(&self) -> sea_orm::Select<contact::Entity> {
+        self.build(false)
+    }
+
+    /// As `query`, and contacts with a message whose text contains `q` (the inbox's search).
+    pub(crate) fn query_with_text(&self) -> sea_orm::Select<contact::Entity> {
+        self.build(true)
+    }
+
+    fn build(&self, with_text: bool) -> sea_orm::Select<contact::Entity> {
         use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
         use sea_orm::Condition;
         let mut query = contact::Entity::find();
         if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
-            query = query.filter(
-                Condition::any()
-                    .add(
-                        Expr::col(contact::Column::Phone)
-                            .like(LikeExpr::new(&pattern).escape('\\')),
-                    )
-                    .add(
-                        Expr::expr(Func::lower(Expr::col(contact::Column::Name)))
-                            .like(LikeExpr::new(&pattern).escape('\\')),
+            let like = || LikeExpr::new(&pattern).escape('\\');
+            let mut any = Condition::any()
+                .add(Expr::col(contact::Column::Phone).like(like()))
+                .add(Expr::expr(Func::lower(Expr::col(contact::Column::Name))).like(like()));
+            // A phone as people write it: "+91 98000-00002" finds 919800000002.
+            if let Some(digits) = phone_digits(q) {
+                any = any.add(
+                    Expr::col(contact::Column::Phone)
+                        .like(LikeExpr::new(format!("%{digits}%")).escape('\\')),
+                );
+            }
+            if with_text {
+                use heydoc_entity::message;
+                any = any.add(
+                    contact::Column::Id.in_subquery(
+                        Query::select()
+                            .column(message::Column::ContactId)
+                            .from(message::Entity)
+                            .and_where(
+                                Expr::expr(Func::lower(Expr::col(message::Column::MessageText)))
+                                    .like(like()),
+                            )
+                            .to_owned(),
                     ),
-            );
+                );
+            }
+            query = query.filter(any);
         }
         if let Some(tag_id) = self.tag {
             query = query.filter(
@@ -53,6 +79,16 @@ impl Filter {
         }
         query
     }
+}
+
+/// The digits of a search that is a phone number written with `+`, spaces, dashes, dots or
+/// parentheses; `None` for anything else (or a plain run of digits, which matches as it is).
+fn phone_digits(q: &str) -> Option<String> {
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let only_phone_chars = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'));
+    (only_phone_chars && !digits.is_empty() && digits != q).then_some(digits)
 }
 
 fn escape_like(s: &str) -> String {
@@ -392,6 +428,14 @@ async fn merge(
         .filter(contact_tag::Column::ContactId.eq(from.id))
         .exec(db)
         .await?;
+    heydoc_entity::conversation_note::Entity::update_many()
+        .col_expr(
+            heydoc_entity::conversation_note::Column::ContactId,
+            Expr::value(into.id),
+        )
+        .filter(heydoc_entity::conversation_note::Column::ContactId.eq(from.id))
+        .exec(db)
+        .await?;
     let newer = from.last_activity_at > into.last_activity_at;
     // The phone's contact's attributes win key by key; its name, unless it has none.
     let mut attributes = from.attributes.clone();
@@ -429,6 +473,18 @@ async fn merge(
             Expr::value(into.last_inbound_at.max(from.last_inbound_at)),
         )
         .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            contact::Column::ConversationAt,
+            Expr::value(into.conversation_at.max(from.conversation_at)),
+        )
+        .col_expr(
+            contact::Column::AwaitingReply,
+            Expr::value(into.awaiting_reply || from.awaiting_reply),
+        )
+        .col_expr(
+            contact::Column::AssigneeId,
+            Expr::value(into.assignee_id.or(from.assignee_id)),
+        )
         .filter(contact::Column::Id.eq(into.id));
     if into.name.is_empty() && !from.name.is_empty() {
         update = update.col_expr(contact::Column::Name, Expr::value(from.name.clone()));
@@ -467,6 +523,22 @@ async fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_written_as_people_do_searches_by_its_digits() {
+        assert_eq!(
+            phone_digits("+91 98000 00002").as_deref(),
+            Some("919800000002")
+        );
+        assert_eq!(
+            phone_digits("(415) 555-0123").as_deref(),
+            Some("4155550123")
+        );
+        assert_eq!(phone_digits("4155"), None);
+        assert_eq!(phone_digits("Ana"), None);
+        assert_eq!(phone_digits("Ana 2"), None);
+        assert_eq!(phone_digits("+ -"), None);
+    }
 
     #[test]
     fn like_patterns_are_escaped() {

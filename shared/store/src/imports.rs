@@ -103,12 +103,21 @@ pub async fn finish(
     Ok(())
 }
 
+/// A row an import refused: its line, why, and what it said.
+#[derive(Debug, Clone)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub reason: String,
+    /// The row's cells joined by commas.
+    pub content: String,
+}
+
 /// What one batch did, added to the import's counts.
 #[derive(Debug)]
 pub struct Progress<'a> {
     pub counts: BatchCounts,
-    /// The rejected lines to keep (`(line, reason)`); `rejected` counts all of them.
-    pub kept_rejects: &'a [(u64, String)],
+    /// The rejected lines to keep; `rejected` counts all of them.
+    pub kept_rejects: &'a [RejectedRow],
     pub rejected: u64,
     pub lines: u64,
     pub bytes_done: u64,
@@ -123,10 +132,11 @@ pub async fn record_progress(
     let keep: Vec<import_reject::ActiveModel> = p
         .kept_rejects
         .iter()
-        .map(|(line, reason)| import_reject::ActiveModel {
+        .map(|r| import_reject::ActiveModel {
             import_id: Set(id),
-            line: Set(*line as i64),
-            reason: Set(reason.chars().take(500).collect()),
+            line: Set(r.line as i64),
+            reason: Set(r.reason.chars().take(500).collect()),
+            content: Set(Some(r.content.chars().take(500).collect())),
             ..Default::default()
         })
         .collect();

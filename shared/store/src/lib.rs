@@ -8,6 +8,7 @@ pub mod connect;
 pub mod consent;
 pub mod contact_import;
 pub mod contacts;
+pub mod conversations;
 pub mod deliveries;
 pub mod endpoints;
 pub mod error;

@@ -34,6 +34,8 @@ pub enum LiveKind {
     Message,
     /// A message's delivery status changed.
     Status,
+    /// A conversation's status, assignee or notes changed.
+    Conversation,
     /// Someone's access changed (logout, disabled, deleted, new password): replicas forget
     /// the sessions they trusted. Not for dashboards.
     Access,
@@ -44,6 +46,7 @@ impl LiveKind {
         match self {
             LiveKind::Message => "message",
             LiveKind::Status => "status",
+            LiveKind::Conversation => "conversation",
             LiveKind::Access => "access",
         }
     }

@@ -128,5 +128,7 @@ pub async fn queue_api_send(
         .await
         .map_err(|e| StoreError::unique_or_db(e, "this Idempotency-Key was used meanwhile"))?;
     chat::bump_counters(db, send.contact_id, send.text, now, false).await?;
+    // A send through the API is the business answering (campaigns are not).
+    crate::conversations::replied(db, send.contact_id, now).await?;
     Ok(inserted)
 }

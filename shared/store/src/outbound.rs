@@ -14,6 +14,8 @@ pub enum OutboundEvent {
     MessageStatus(MessageStatusChanged),
     /// `campaign.occurrence.completed`: a run's fan-out is complete.
     OccurrenceCompleted(OccurrenceCompleted),
+    /// `conversation.updated`: a colleague changed a conversation's status or assignee.
+    ConversationUpdated(ConversationUpdated),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,12 +70,33 @@ pub struct OccurrenceCompleted {
     pub deliveries: i32,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationUpdated {
+    pub contact_id: i32,
+    pub phone: String,
+    /// `open`, `pending` or `resolved`.
+    pub status: String,
+    pub assignee_id: Option<i32>,
+    /// The assignee's username.
+    pub assignee: Option<String>,
+    pub needs_reply: bool,
+    /// Who made the change.
+    pub changed_by: String,
+    pub changed_at: DateTime<Utc>,
+}
+
 pub const MESSAGE_RECEIVED: &str = "message.received";
 pub const MESSAGE_STATUS: &str = "message.status";
 pub const OCCURRENCE_COMPLETED: &str = "campaign.occurrence.completed";
+pub const CONVERSATION_UPDATED: &str = "conversation.updated";
 
 /// Every event type an endpoint may ask for.
-pub const EVENT_TYPES: [&str; 3] = [MESSAGE_RECEIVED, MESSAGE_STATUS, OCCURRENCE_COMPLETED];
+pub const EVENT_TYPES: [&str; 4] = [
+    MESSAGE_RECEIVED,
+    MESSAGE_STATUS,
+    OCCURRENCE_COMPLETED,
+    CONVERSATION_UPDATED,
+];
 
 impl OutboundEvent {
     pub fn event_type(&self) -> &'static str {
@@ -81,6 +104,7 @@ impl OutboundEvent {
             OutboundEvent::MessageReceived(_) => MESSAGE_RECEIVED,
             OutboundEvent::MessageStatus(_) => MESSAGE_STATUS,
             OutboundEvent::OccurrenceCompleted(_) => OCCURRENCE_COMPLETED,
+            OutboundEvent::ConversationUpdated(_) => CONVERSATION_UPDATED,
         }
     }
 
@@ -90,6 +114,7 @@ impl OutboundEvent {
             OutboundEvent::MessageReceived(e) => contact_key(e.contact_id),
             OutboundEvent::MessageStatus(e) => contact_key(e.contact_id),
             OutboundEvent::OccurrenceCompleted(e) => format!("schedule:{}", e.schedule_id),
+            OutboundEvent::ConversationUpdated(e) => contact_key(e.contact_id),
         }
     }
 
@@ -98,6 +123,7 @@ impl OutboundEvent {
             OutboundEvent::MessageReceived(e) => serde_json::to_value(e),
             OutboundEvent::MessageStatus(e) => serde_json::to_value(e),
             OutboundEvent::OccurrenceCompleted(e) => serde_json::to_value(e),
+            OutboundEvent::ConversationUpdated(e) => serde_json::to_value(e),
         };
         // Plain structs of strings and numbers always serialise.
         data.unwrap_or_default()

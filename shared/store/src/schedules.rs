@@ -16,6 +16,8 @@ pub use schedule::Model as Schedule;
 /// A schedule that passed every check, ready to be saved.
 #[derive(Debug)]
 pub struct NewSchedule {
+    /// What the team calls it.
+    pub name: Option<String>,
     pub message: Option<String>,
     pub template: Option<serde_json::Value>,
     pub recipients: Vec<String>,
@@ -39,6 +41,7 @@ pub struct NewSchedule {
 
 pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Result<Schedule> {
     let row = schedule::ActiveModel {
+        name: Set(new.name),
         message: Set(new.message),
         template: Set(new.template),
         recipients: Set(serde_json::json!(new.recipients)),

@@ -16,6 +16,13 @@ pub fn api(method: &Method, path: &str) -> Permission {
         "/contacts" | "/contacts/{phone}/tags" | "/contacts/{phone}/tags/{tag_id}" => Inbox,
         "/messages/{phone}" | "/messages/{phone}/read" | "/messages/{phone}/typing" => Inbox,
         "/send_message" => Inbox,
+        "/conversations"
+        | "/conversations/counts"
+        | "/conversations/assignees"
+        | "/conversations/{phone}"
+        | "/contacts/{phone}/notes"
+        | "/canned-replies"
+        | "/canned-replies/{id}" => Inbox,
         "/contacts/{phone}" if *method != Method::DELETE => Inbox,
         "/contacts/{phone}" => Audience,
         "/tags" | "/numbers" | "/templates" if read => Inbox,
@@ -33,7 +40,7 @@ pub fn api(method: &Method, path: &str) -> Permission {
 pub fn page(path: &str) -> Permission {
     use Permission::*;
     match path {
-        "/" | "/inbox" | "/chat/{phone}" | "/account" | "/assets/{name}" => Inbox,
+        "/" | "/inbox" | "/chat/{phone}" | "/replies" | "/account" | "/assets/{name}" => Inbox,
         "/contacts/import" | "/tags" => Audience,
         p if p.starts_with("/campaigns") => Campaigns,
         _ => Admin,

@@ -47,6 +47,35 @@ pub struct ContactOut {
     pub user_id: Option<String>,
     /// The WhatsApp username the user chose, as last seen.
     pub username: Option<String>,
+    /// The conversation as the team works it.
+    pub conversation: ConversationState,
+}
+
+/// A contact's conversation: its status, who has it, and whether it waits for a reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationState {
+    /// `open`, `pending` (waiting on the contact or on something else) or `resolved`. An
+    /// inbound message reopens a conversation.
+    #[schema(value_type = ConversationStatus)]
+    pub status: String,
+    /// The colleague it is assigned to (see `GET /api/conversations/assignees`).
+    pub assignee_id: Option<i32>,
+    /// The last conversation message is the contact's and nobody has answered it (campaign
+    /// sends and imports do not count).
+    pub needs_reply: bool,
+    /// The last inbound message or reply; null while the contact only received campaigns or
+    /// was imported.
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// A conversation's status.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the document's enum; handlers read the strings and say what is wrong
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Resolved,
 }
 
 impl ContactOut {
@@ -70,6 +99,12 @@ impl ContactOut {
             last_number: c.last_number,
             user_id: c.user_id,
             username: c.username,
+            conversation: ConversationState {
+                status: c.conversation_status,
+                assignee_id: c.assignee_id,
+                needs_reply: c.awaiting_reply,
+                last_at: c.conversation_at,
+            },
         }
     }
 }
@@ -297,7 +332,7 @@ pub async fn find(db: &impl Conn, phone: &str) -> ApiResult<Contact> {
     Ok(store::get(db, &phone).await?)
 }
 
-async fn with_tags(db: &impl Conn, c: Contact) -> ApiResult<ContactOut> {
+pub(crate) async fn with_tags(db: &impl Conn, c: Contact) -> ApiResult<ContactOut> {
     let tags = tags_of(db, &[c.id])
         .await?
         .remove(&c.id)
@@ -335,12 +370,12 @@ fn dedup(mut ids: Vec<i32>) -> Vec<i32> {
     ids
 }
 
-fn encode_cursor(at: DateTime<Utc>, id: i32) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: i32) -> String {
     let raw = format!("{}|{id}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, i32)> {
+pub(crate) fn decode_cursor(cursor: &str) -> ApiResult<(DateTime<Utc>, i32)> {
     let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)

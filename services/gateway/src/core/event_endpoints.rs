@@ -43,6 +43,8 @@ pub enum EventTypeName {
     MessageStatus,
     #[schema(rename = "campaign.occurrence.completed")]
     CampaignOccurrenceCompleted,
+    #[schema(rename = "conversation.updated")]
+    ConversationUpdated,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -28,6 +28,8 @@ pub struct RejectOut {
     /// The line in the file (the header is line 1).
     pub line: i64,
     pub reason: String,
+    /// The row as the file had it (its cells joined by commas, at most 500 characters).
+    pub content: Option<String>,
 }
 
 /// An import and how far it got.
@@ -60,6 +62,7 @@ async fn import_out(state: &AppState, row: Import) -> ApiResult<ImportOut> {
         .map(|r| RejectOut {
             line: r.line,
             reason: r.reason,
+            content: r.content,
         })
         .collect();
     let stalled = row.status == ImportState::Running.as_str()

@@ -36,6 +36,11 @@ pub struct MessageOut {
     /// Where the file of an incoming image, document, audio, video or sticker is served
     /// (`GET /api/media/{id}`).
     pub media_url: Option<String>,
+    /// For a template message: the template sent and its parameters (`name`, `language`,
+    /// `components`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub template: Option<serde_json::Value>,
 }
 
 impl From<Message> for MessageOut {
@@ -43,8 +48,13 @@ impl From<Message> for MessageOut {
         let media_url = (m.direction == heydoc_domain::Direction::Incoming.as_str()
             && heydoc_whatsapp::webhook::MEDIA_KINDS.contains(&m.message_type.as_str()))
         .then(|| format!("/api/media/{}", m.id));
+        let template = (m.message_type == "template")
+            .then(|| m.payload.clone())
+            .flatten()
+            .filter(|p| p.get("name").is_some());
         Self {
             media_url,
+            template,
             id: m.id,
             message_id: m.message_id.unwrap_or_default(),
             sender_phone: m.sender_phone,

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod contacts;
+pub mod conversations;
 pub mod event_endpoints;
 pub mod imports;
 pub mod messages;

@@ -23,11 +23,14 @@ pub struct SendMessage {
         pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$"
     )]
     pub phone_number: String,
-    /// The text, at most 4096 characters.
-    #[schema(example = "Hello from the bot!", min_length = 1, max_length = 4096)]
+    /// The text, at most 4096 characters. Leave it out (or empty) with a `template` to send
+    /// the template itself: the chat then records what the template says, with its parameters.
+    #[serde(default)]
+    #[schema(example = "Hello from the bot!", max_length = 4096)]
     pub message: String,
-    /// An approved template to send instead when the contact is outside WhatsApp's 24-hour
-    /// window (free text would be refused there).
+    /// With a `message`: an approved template to send instead when the contact is outside
+    /// WhatsApp's 24-hour window (free text would be refused there). Without one: the template
+    /// to send.
     #[serde(default)]
     pub template: Option<TemplateSpec>,
     /// The business number to send from (its phone number id, see `GET /api/numbers`).
@@ -57,14 +60,28 @@ pub async fn send_message(
     body: SendMessage,
 ) -> ApiResult<Sent> {
     let phone = Phone::parse(&body.phone_number)?;
-    validate::message_text("message", &body.message)?;
-    template::check_text(&body.message)
-        .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+    // A template alone is a template send; otherwise the text is the message.
+    let template_only = body.template.is_some() && body.message.trim().is_empty();
+    if !template_only {
+        if body.message.trim().is_empty() {
+            return Err(ApiError::validation(
+                "message: write the message, or choose a template to send",
+            ));
+        }
+        validate::message_text("message", &body.message)?;
+        template::check_text(&body.message)
+            .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+    }
     let key = key?;
     let payload = match &body.template {
         Some(t) => {
             t.check_name()?;
-            let payload = serde_json::json!({ "fallback_template": t });
+            let payload = if template_only {
+                serde_json::to_value(t)
+                    .map_err(|e| ApiError::Internal(format!("template spec: {e}")))?
+            } else {
+                serde_json::json!({ "fallback_template": t })
+            };
             template::check(&payload)
                 .map_err(|e| ApiError::validation(format!("template: {e}")))?;
             Some(payload)
@@ -95,8 +112,9 @@ pub async fn send_message(
             return Ok(Sent::Repeated(previous.into()));
         }
     }
-    let mut kind = "text".to_string();
+    let mut kind = if template_only { "template" } else { "text" }.to_string();
     let mut payload = payload;
+    let mut catalog_entry = None;
     if body.template.is_some() || body.media.is_some() {
         // Checked against the account (or the uploads) of the number it will go from.
         let number = match &body.from {
@@ -109,7 +127,7 @@ pub async fn send_message(
             },
         };
         if let Some(t) = &body.template {
-            crate::core::templates::check(state, Some(&number), t).await?;
+            catalog_entry = crate::core::templates::check(state, Some(&number), t).await?;
         }
         if let Some(m) = &body.media {
             let (k, p) =
@@ -134,13 +152,22 @@ pub async fn send_message(
         phone: &contact.phone,
         attributes: &contact.attributes,
     };
-    let text = template::fill_text(&body.message, &fields)
-        .map_err(|e| ApiError::validation(format!("message: {e}")))?;
-    validate::message_text("message", &text)?;
     let payload = payload
         .map(|p| template::fill(&p, &fields))
         .transpose()
         .map_err(|e| ApiError::validation(format!("template: {e}")))?;
+    let text = if template_only {
+        template_text(
+            body.template.as_ref(),
+            catalog_entry.as_ref(),
+            payload.as_ref(),
+        )
+    } else {
+        let text = template::fill_text(&body.message, &fields)
+            .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+        validate::message_text("message", &text)?;
+        text
+    };
     let send = ApiSend {
         kind: &kind,
         contact_id: contact.id,
@@ -173,6 +200,28 @@ pub async fn send_message(
         .publish(heydoc_store::live::LiveKind::Message, contact.id);
     tracing::info!(message_id = inserted.id, "message queued");
     Ok(Sent::Queued(inserted.into()))
+}
+
+/// What the chat records for a template send: the template's text with the (personalised)
+/// parameters, or its name when the account's catalog is not synced yet.
+fn template_text(
+    spec: Option<&TemplateSpec>,
+    entry: Option<&heydoc_store::templates::Template>,
+    filled: Option<&serde_json::Value>,
+) -> String {
+    let name = spec.map(|t| t.name.trim()).unwrap_or_default();
+    let filled: Option<TemplateSpec> = filled.and_then(|p| serde_json::from_value(p.clone()).ok());
+    match (entry, filled.as_ref().or(spec)) {
+        (Some(entry), Some(spec)) => {
+            let text = crate::core::templates::rendered(entry, spec);
+            if text.trim().is_empty() {
+                format!("[template {name}]")
+            } else {
+                text
+            }
+        }
+        _ => format!("[template {name}]"),
+    }
 }
 
 /// The message first sent with this key; 422 when the key was used for a different request.

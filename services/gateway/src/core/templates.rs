@@ -226,13 +226,17 @@ pub async fn sync_all(state: &AppState) {
 /// A send or campaign from `number` naming `spec`: refused (422) when the account's synced
 /// catalog does not have it approved in that language with that many parameters. An account
 /// never synced is not checked (Meta's answer still pauses a campaign whose template fails).
-pub async fn check(state: &AppState, number: Option<&str>, spec: &TemplateSpec) -> ApiResult<()> {
+pub async fn check(
+    state: &AppState,
+    number: Option<&str>,
+    spec: &TemplateSpec,
+) -> ApiResult<Option<Template>> {
     let waba_id = waba_of(state, number).await?;
     let synced = store::catalog(&state.db, &waba_id)
         .await?
         .is_some_and(|c| c.synced_at.is_some());
     if !synced {
-        return Ok(());
+        return Ok(None);
     }
     let name = spec.name.trim();
     let language = spec.language.trim();
@@ -273,7 +277,53 @@ pub async fn check(state: &AppState, number: Option<&str>, spec: &TemplateSpec) 
             )));
         }
     }
-    Ok(())
+    Ok(Some(found))
+}
+
+/// What the patient reads of a template send: the body with the send's parameters in place
+/// of its variables (`{{1}}` is the first), and the header's text above it. The chat records
+/// this as the message.
+pub fn rendered(template: &Template, spec: &TemplateSpec) -> String {
+    let fill = |kind: &str, text: &str| -> String {
+        let given: Vec<String> = spec
+            .components
+            .as_ref()
+            .and_then(|c| heydoc_whatsapp::templates::component(c, kind))
+            .and_then(|c| c.get("parameters"))
+            .and_then(|p| p.as_array())
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        p.get("text")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = text.to_string();
+        for (i, value) in given.iter().enumerate() {
+            out = out.replace(&format!("{{{{{}}}}}", i + 1), value);
+        }
+        out
+    };
+    let text_of = |kind: &str| {
+        heydoc_whatsapp::templates::component(&template.components, kind)
+            .and_then(|c| c.get("text"))
+            .and_then(|t| t.as_str())
+            .map(|t| fill(kind, t))
+    };
+    let mut parts = Vec::new();
+    if let Some(header) = text_of("HEADER") {
+        parts.push(header);
+    }
+    parts.push(text_of("BODY").unwrap_or_default());
+    if let Some(footer) = text_of("FOOTER") {
+        parts.push(footer);
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join("\n")
 }
 
 /// Meta's `message_template_status_update`: the catalog changes; a pause or a disable pauses

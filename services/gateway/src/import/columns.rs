@@ -156,6 +156,12 @@ impl Columns {
     }
 }
 
+/// A row as the file had it, its cells joined by commas (for a rejected row's report).
+pub fn row_text(record: &csv::StringRecord) -> String {
+    let text = record.iter().collect::<Vec<_>>().join(",");
+    text.chars().take(500).collect()
+}
+
 /// What the export guarded against spreadsheet formulas (`'=...`) reads back as written.
 fn unguard(field: &str) -> &str {
     match field.strip_prefix('\'') {

@@ -26,7 +26,8 @@ pub fn needs_guard(cell: &str) -> bool {
         || cell.starts_with(FORMULA_STARTS)
 }
 
-fn guard(cell: String) -> String {
+/// `cell`, with a leading `'` when a spreadsheet would run it as a formula.
+pub fn guard_cell(cell: String) -> String {
     if needs_guard(&cell) {
         format!("'{cell}")
     } else {
@@ -86,7 +87,7 @@ pub async fn export_page(
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default(),
             ]
-            .map(guard),
+            .map(guard_cell),
         )?);
     }
     Ok((Bytes::from(out), next))
@@ -119,10 +120,13 @@ mod tests {
             "\u{ff1d}1+1",
             "\tx",
         ] {
-            assert!(guard(hostile.to_string()).starts_with('\''), "{hostile:?}");
+            assert!(
+                guard_cell(hostile.to_string()).starts_with('\''),
+                "{hostile:?}"
+            );
         }
         for plain in ["Ana", "14155550123", "a=b", "x-ray", "e-mail@x"] {
-            assert_eq!(guard(plain.to_string()), plain);
+            assert_eq!(guard_cell(plain.to_string()), plain);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 use heydoc_store::contact_import::{apply_batch, ImportRow};
-use heydoc_store::imports::{self as store, Progress};
+use heydoc_store::imports::{self as store, Progress, RejectedRow};
 use heydoc_store::tags::MAX_TAGS;
 use heydoc_store::Db;
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ pub const KEPT_REJECTS: i64 = 10_000;
 enum Batch {
     Rows {
         rows: Vec<ImportRow>,
-        rejects: Vec<(u64, String)>,
+        rejects: Vec<RejectedRow>,
         lines: u64,
         bytes_done: u64,
     },
@@ -99,7 +99,7 @@ async fn record_batch(
     db: &Db,
     id: i32,
     rows: Vec<ImportRow>,
-    rejects: Vec<(u64, String)>,
+    rejects: Vec<RejectedRow>,
     lines: u64,
     bytes_done: u64,
     kept: &mut i64,
@@ -136,8 +136,8 @@ async fn record_batch(
 async fn within_tag_limit(
     db: &Db,
     rows: Vec<ImportRow>,
-    mut rejects: Vec<(u64, String)>,
-) -> Result<(Vec<ImportRow>, Vec<(u64, String)>), heydoc_store::StoreError> {
+    mut rejects: Vec<RejectedRow>,
+) -> Result<(Vec<ImportRow>, Vec<RejectedRow>), heydoc_store::StoreError> {
     let mut names: Vec<String> = rows
         .iter()
         .flat_map(|r| r.tags.iter().map(|t| t.to_lowercase()))
@@ -160,12 +160,13 @@ async fn within_tag_limit(
             .all(|t| !unknown.contains(&t) || allowed.contains(&t))
     });
     for row in over {
-        rejects.push((
-            row.line,
-            format!("tags: HeyDoc holds at most {MAX_TAGS} tags; use existing ones or delete some first"),
-        ));
+        rejects.push(RejectedRow {
+            line: row.line,
+            reason: format!("tags: HeyDoc holds at most {MAX_TAGS} tags; use existing ones or delete some first"),
+            content: row.phone.as_str().to_string(),
+        });
     }
-    rejects.sort_by_key(|(line, _)| *line);
+    rejects.sort_by_key(|r| r.line);
     Ok((kept, rejects))
 }
 
@@ -207,7 +208,11 @@ fn read(path: &std::path::Path, columns: &Columns, tx: &mpsc::Sender<Batch>) {
             let line = record.position().map_or(0, csv::Position::line);
             match columns.row(line, &record) {
                 Ok(row) => rows.push(row),
-                Err(reason) => rejects.push((line, reason)),
+                Err(reason) => rejects.push(RejectedRow {
+                    line,
+                    reason,
+                    content: crate::import::columns::row_text(&record),
+                }),
             }
         }
         if rows.len() + rejects.len() >= BATCH || !more {

@@ -171,7 +171,11 @@ pub async fn export(
             )))
         }
     };
-    let header_line = csv_line(EXPORT_HEADER.iter().map(|s| (*s).to_string()))?;
+    // A UTF-8 byte order mark first: Excel reads the file as UTF-8 only with it (names in
+    // Hindi or Arabic are garbled otherwise); the import skips it.
+    let mut header_line = b"\xEF\xBB\xBF".to_vec();
+    header_line.extend_from_slice(&csv_line(EXPORT_HEADER.iter().map(|s| (*s).to_string()))?);
+    let header_line = axum::body::Bytes::from(header_line);
     let pages = futures_util::stream::unfold(Some(0i32), move |after| {
         let state = state.clone();
         let q = params.q.clone();

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod contacts;
+pub mod conversations;
 pub mod event_endpoints;
 pub mod health;
 pub mod imports;

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod consent;
 mod contacts;
+mod conversations;
 mod dashboard;
 mod imports;
 mod scheduled;

@@ -66,7 +66,7 @@ pub async fn get(state: &AppState, id: i32) -> ApiResult<ScheduledDetail> {
         by_occurrence.entry(occ).or_default().add(&status, n);
     }
     let mut costs = cost::of_runs(state, &ids).await?;
-    let occurrences = recent
+    let occurrences: Vec<OccurrenceOut> = recent
         .into_iter()
         .map(|o| OccurrenceOut {
             counts: by_occurrence.remove(&o.id).unwrap_or_default(),
@@ -80,8 +80,16 @@ pub async fn get(state: &AppState, id: i32) -> ApiResult<ScheduledDetail> {
             planned: o.planned,
         })
         .collect();
+    let mut schedule: ScheduledOut = schedule.into();
+    // A run still sending (or fanning out) makes a live campaign "running".
+    let sending = occurrences
+        .iter()
+        .any(|o: &OccurrenceOut| o.counts.queued > 0 || o.state == "fanning_out");
+    if sending && schedule.state != "cancelled" && schedule.state != "paused" {
+        schedule.state = "running".into();
+    }
     Ok(ScheduledDetail {
-        schedule: schedule.into(),
+        schedule,
         occurrences,
     })
 }
@@ -115,11 +123,18 @@ pub async fn deliveries_of(
         page_size(params.limit, 100, 500),
     )
     .await?;
+    let ids: Vec<i32> = rows.iter().map(|m| m.contact_id).collect();
+    let names: HashMap<i32, String> = heydoc_store::contacts::by_ids(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
     Ok(rows
         .into_iter()
         .map(|m| DeliveryOut {
             id: m.id,
             occurrence_id: m.occurrence_id.unwrap_or_default(),
+            name: names.get(&m.contact_id).cloned().unwrap_or_default(),
             phone: m.receiver_phone,
             status: m.status,
             error_code: m.last_error_code,
@@ -160,10 +175,20 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
             payload.get("media").cloned()
         }
     };
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    if name.as_ref().is_some_and(|n| n.chars().count() > 120) {
+        return Err(ApiError::validation("name: at most 120 characters"));
+    }
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.audience.tag_ids).await?;
     let first_run = plan.timing.first_run;
     let new = store::NewSchedule {
+        name,
         message: plan.message,
         template: plan.template,
         recipients: plan.audience.recipients,

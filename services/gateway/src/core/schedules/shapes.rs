@@ -1,6 +1,7 @@
 //! What the schedules API takes and returns.
 
 use chrono::{DateTime, Utc};
+use heydoc_domain::ScheduleStatus;
 use heydoc_store::schedules::Schedule;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -24,6 +25,11 @@ pub struct TemplateSpec {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSchedule {
+    /// What the team calls it ("Monday reminders"), at most 120 characters. Default: the
+    /// message's start.
+    #[serde(default)]
+    #[schema(max_length = 120, example = "Monday reminders")]
+    pub name: Option<String>,
     /// The text, at most 4096 characters. Required unless `template` is given.
     #[serde(default)]
     pub message: Option<String>,
@@ -72,6 +78,12 @@ pub struct NewSchedule {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduledOut {
     pub id: i32,
+    /// Its name; the message's start (or the template's name) when it was given none.
+    pub name: String,
+    /// Where it stands, in plain words: `scheduled` (a run is ahead), `paused`, `finished`
+    /// (no run ahead) or `cancelled`. The detail adds `running` while a run is sending.
+    #[schema(value_type = CampaignState)]
+    pub state: String,
     /// The text; empty for a template-only schedule.
     pub message: String,
     pub recipients: Vec<String>,
@@ -106,9 +118,64 @@ pub struct ScheduledOut {
     pub media: Option<serde_json::Value>,
 }
 
+/// A campaign's state, as the dashboard says it.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // the document's enum; the server writes the strings
+pub enum CampaignState {
+    Scheduled,
+    Running,
+    Paused,
+    Finished,
+    Cancelled,
+}
+
+/// The name a campaign shows: its own, else the start of its message or its template's name.
+fn name_of(s: &Schedule) -> String {
+    if let Some(name) = s.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        return name.to_string();
+    }
+    let message = s.message.as_deref().unwrap_or_default().trim();
+    if !message.is_empty() {
+        let first_line = message.lines().next().unwrap_or_default();
+        let mut short: String = first_line.chars().take(60).collect();
+        if short.chars().count() < message.chars().count() {
+            short.push('…');
+        }
+        return short;
+    }
+    match s
+        .template
+        .as_ref()
+        .and_then(|t| t.get("name"))
+        .and_then(|n| n.as_str())
+    {
+        Some(name) => format!("Template {name}"),
+        None => format!("Campaign {}", s.id),
+    }
+}
+
+/// `scheduled`, `paused`, `finished` or `cancelled` from the row alone.
+fn state_of(s: &Schedule) -> &'static str {
+    match ScheduleStatus::parse(&s.status) {
+        Some(ScheduleStatus::Paused) => "paused",
+        Some(ScheduleStatus::Cancelled) => "cancelled",
+        Some(ScheduleStatus::Sent) => "finished",
+        Some(ScheduleStatus::Pending) | None => {
+            if s.next_run_at.is_some() {
+                "scheduled"
+            } else {
+                "finished"
+            }
+        }
+    }
+}
+
 impl From<Schedule> for ScheduledOut {
     fn from(s: Schedule) -> Self {
         Self {
+            name: name_of(&s),
+            state: state_of(&s).into(),
             id: s.id,
             message: s.message.unwrap_or_default(),
             recipients: serde_json::from_value(s.recipients).unwrap_or_default(),
@@ -283,6 +350,8 @@ pub struct DeliveryOut {
     pub id: i64,
     pub occurrence_id: i64,
     pub phone: String,
+    /// The contact's name (empty when it has none).
+    pub name: String,
     pub status: String,
     pub error_code: Option<i32>,
     pub error_reason: Option<String>,
