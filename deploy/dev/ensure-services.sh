@@ -97,6 +97,22 @@ ensure_chromium() {
   [ -x "$driver" ] && [ -x "$browser" ] || die "apt-get did not install $browser and $driver"
 }
 
+# The accessibility audit injects axe-core (npm, pinned in tests/axe/package-lock.json) into
+# the pages the browser tests open.
+ensure_axe() {
+  local dir; dir="$(cd "$(dirname "$0")/../../tests/axe" && pwd)"
+  if [ -f "$dir/node_modules/axe-core/axe.min.js" ]; then return 0; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    can_apt || die "npm is missing: install Node.js and npm (the accessibility audit installs axe-core with it)"
+    say "installing Node.js and npm with apt-get"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null
+  fi
+  say "installing axe-core into tests/axe"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || die "npm ci in tests/axe failed: the accessibility audit needs axe-core from the npm registry"
+}
+
 ensure_postgres
 say "PostgreSQL answers at $PG_HOST:$PG_PORT"
 ensure_rabbitmq
@@ -105,3 +121,5 @@ ensure_chromium
 say "Chromium and ChromeDriver are installed"
 ensure_s3
 say "an S3-compatible server answers at $S3_HOST:$S3_PORT"
+ensure_axe
+say "axe-core is installed for the accessibility audit"

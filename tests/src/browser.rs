@@ -164,8 +164,21 @@ impl Browser {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Clicks `css`; when a live refresh replaced the element between finding and clicking it,
+    /// finds it again (as a person would click again).
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e:?}"),
+            }
+        }
+        panic!("click {css}: the element kept being replaced");
     }
 
     /// Waits for the page's path to become `path`.
@@ -270,6 +283,54 @@ impl Browser {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The page's serious and critical accessibility violations, as axe-core (npm, installed
+    /// into `tests/axe` by `make test`) finds them in this Chromium: `rule: help (where)`.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("axe/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is missing at {} ({e}): run `make services` (npm ci in tests/axe)",
+                path.display()
+            )
+        });
+        self.client
+            .execute(&format!("{source}\n;return typeof axe;"), vec![])
+            .await
+            .expect("inject axe-core");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then((r) => done(
+                     r.violations
+                         .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                         .map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')})`)
+                 ), (e) => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        found
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How much wider than the window the page is (0: no sideways scrolling).
+    pub async fn overflow_x(&self) -> i64 {
+        self.run(
+            "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth",
+        )
+        .await
+        .as_i64()
+        .unwrap_or(i64::MAX)
     }
 
     /// Fails the test when any page logged an error to the console.

@@ -53,7 +53,7 @@ async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica()
     let replica = stack.spawn_gateway_replica().await;
     let browser = Browser::start(1200, 900).await;
     register(&browser, &replica.url(""), "reception").await;
-    browser.find("#inbox .empty").await;
+    browser.find("#conversations .empty").await;
     browser.find("body[data-live=connected]").await;
     browser.run("window.heydocNotReloaded = true").await;
 
@@ -63,13 +63,13 @@ async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica()
 
     let row = browser
         .wait_for_text(
-            "li.contact[data-phone='14155550101']",
+            "li.conv[data-phone='14155550101']",
             "can I book for Tuesday",
         )
         .await;
     assert!(row.contains("Asha Rao"), "{row}");
     browser
-        .find("li.contact[data-phone='14155550101'][data-unread='1'] .badge")
+        .find("li.conv[data-phone='14155550101'][data-unread='1'] .badge")
         .await;
     assert_eq!(
         browser
@@ -84,7 +84,7 @@ async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica()
         .patient_writes("14155550101", "Asha Rao", "Morning if possible")
         .await;
     browser
-        .find("li.contact[data-phone='14155550101'][data-unread='2'] .badge")
+        .find("li.conv[data-phone='14155550101'][data-unread='2'] .badge")
         .await;
     browser.close().await;
     replica.stop().await;
@@ -104,10 +104,10 @@ async fn a_reply_from_the_chat_shows_its_ticks_up_to_read() {
         .patient_writes("14155550102", "Ravi", "Is the clinic open on Saturday?")
         .await;
     browser
-        .wait_for_text("li.contact[data-phone='14155550102']", "open on Saturday")
+        .wait_for_text("li.conv[data-phone='14155550102']", "open on Saturday")
         .await;
     browser
-        .click("li.contact[data-phone='14155550102'] a.open")
+        .click("li.conv[data-phone='14155550102'] a.open")
         .await;
     browser.wait_for_path("/chat/14155550102").await;
     browser.find("#window[data-window=open]").await;
@@ -116,7 +116,7 @@ async fn a_reply_from_the_chat_shows_its_ticks_up_to_read() {
         .await;
 
     browser.fill("#message", "Yes, 9 to 1. See you!").await;
-    browser.click("form.send button[type=submit]").await;
+    browser.click("#reply-form button[type=submit]").await;
     // Queued, then sent, delivered and read as the sandbox's webhooks arrive.
     browser.find("li.msg.out .tick").await;
     browser
@@ -127,9 +127,10 @@ async fn a_reply_from_the_chat_shows_its_ticks_up_to_read() {
         .await;
     browser.screenshot("chat").await;
 
-    // Opening the chat marked the patient's message read.
-    browser.goto(&stack.app.url("/inbox")).await;
-    let row = browser.find("li.contact[data-phone='14155550102']").await;
+    // Opening the chat marked the patient's message read (and the reply answered it: it left
+    // "needs reply").
+    browser.goto(&stack.app.url("/inbox?view=all")).await;
+    let row = browser.find("li.conv[data-phone='14155550102']").await;
     assert_eq!(
         row.attr("data-unread").await.expect("attr"),
         Some("0".into())
@@ -180,21 +181,18 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
             &json!({"phone": "919800000004", "name": "Kabir"}),
         )
         .await;
-    browser.goto(&stack.app.url("/inbox")).await;
+    // Tagging from the contact panel: one click on the tag.
+    browser.goto(&stack.app.url("/inbox?view=contacts")).await;
     browser
-        .click("li.contact[data-phone='919800000004'] details.tagger summary")
+        .click("li.conv[data-phone='919800000004'] a.open")
         .await;
+    browser.wait_for_path("/chat/919800000004").await;
     browser
-        .click(&format!(
-            "li.contact[data-phone='919800000004'] input[value='{tag_id}']"
-        ))
-        .await;
-    browser
-        .click("li.contact[data-phone='919800000004'] details.tagger button[type=submit]")
+        .click("#contact-panel button.tag-toggle[aria-pressed=false]")
         .await;
     browser
         .wait_for_text(
-            "li.contact[data-phone='919800000004'] .chip",
+            "#contact-panel button.tag-toggle[aria-pressed=true]",
             "Diabetes follow-up",
         )
         .await;
@@ -226,11 +224,12 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
         &first.format("%Y-%m-%dT%H:%M").to_string(),
     )
     .await;
-    // The next five runs, before saving: today's and the four days after, at the same time.
+    // The next five runs, before saving: today's and the four days after, at the same time,
+    // with their weekdays, in the campaign's zone.
     let fifth = browser
-        .wait_for_text("#next-runs li:nth-child(5)", "IST")
+        .wait_for_text("#next-runs li:nth-child(5)", "GMT+5:30")
         .await;
-    let expected_fifth = (first + Span::days(4)).format("%Y-%m-%d %H:%M").to_string();
+    let expected_fifth = (first + Span::days(4)).format("%a, %b %-d, %Y").to_string();
     assert!(
         fifth.contains(&expected_fifth),
         "{fifth} vs {expected_fifth}"
@@ -281,10 +280,7 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
         .await;
     browser.goto(&stack.app.url("/inbox")).await;
     browser
-        .wait_for_text(
-            "li.contact[data-phone='919800000002']",
-            "I will come fasting",
-        )
+        .wait_for_text("li.conv[data-phone='919800000002']", "I will come fasting")
         .await;
     browser.screenshot("inbox").await;
     browser.close().await;
@@ -301,7 +297,9 @@ async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
         "phone,name,tags,city\n919800000011,Asha,Antenatal,Pune\nnot-a-phone,Bad,,\n919800000012,Ravi,Antenatal;VIP,\n",
     )
     .expect("csv");
-    browser.click(".heading a[href='/contacts/import']").await;
+    browser
+        .click("#conversations a[href='/contacts/import']")
+        .await;
     browser.wait_for_path("/contacts/import").await;
     browser
         .find("#import-file")
@@ -331,9 +329,9 @@ async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
         "the progress bar is full"
     );
     let _ = std::fs::remove_file(&csv);
-    browser.goto(&stack.app.url("/inbox")).await;
+    browser.goto(&stack.app.url("/inbox?view=contacts")).await;
     browser
-        .wait_for_text("li.contact[data-phone='919800000012'] .meta", "VIP")
+        .wait_for_text("li.conv[data-phone='919800000012'] .sub", "VIP")
         .await;
     browser.close().await;
 }
@@ -354,7 +352,15 @@ async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
     browser
         .click("form[aria-label='New API key'] button[type=submit]")
         .await;
-    let key = browser.wait_for_text("#secret-output", "hdk_").await;
+    let key = browser
+        .wait_for_text("#secret-list li:first-child .secret-value", "hdk_")
+        .await;
+    browser
+        .wait_for_text(
+            "#secret-list li:first-child .secret-label",
+            "API key CRM sync (read)",
+        )
+        .await;
     browser.wait_for_text("table.keys tbody", "CRM sync").await;
     // The key works, read-only, until it is revoked from the page.
     let client = reqwest::Client::new();
@@ -372,8 +378,9 @@ async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
         }
     };
     assert_eq!(get(key.clone()).await, 200);
-    browser.run("window.confirm = () => true").await;
+    // Revoking asks first, next to the button.
     browser.click("table.keys button.danger").await;
+    browser.click("table.keys .confirm-box button.danger").await;
     browser.wait_for_text("table.keys tbody", "revoked").await;
     assert_eq!(get(key).await, 401);
 
@@ -386,7 +393,17 @@ async fn an_admin_makes_and_revokes_keys_and_manages_event_endpoints() {
     browser
         .click("form[aria-label='New endpoint'] button[type=submit]")
         .await;
-    browser.wait_for_text("#secret-output", "whsec_").await;
+    browser
+        .wait_for_text("#secret-list li:first-child .secret-value", "whsec_")
+        .await;
+    // Both secrets stay listed, each with its label and a copy button.
+    browser
+        .wait_for_text(
+            "#secret-list li:nth-child(2) .secret-label",
+            "API key CRM sync",
+        )
+        .await;
+    browser.find("#secret-list li:first-child button").await;
     browser
         .wait_for_text("ul.endpoints", "message.received")
         .await;
@@ -428,17 +445,19 @@ async fn an_admin_lets_a_leaver_go_in_one_click_and_sees_what_they_did() {
     leaver.click("form button[type=submit]").await;
     leaver.wait_for_path("/inbox").await;
     let nav = leaver
-        .run("return [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))")
+        .run("return [...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))")
         .await;
     assert_eq!(nav, json!(["/inbox"]), "an agent sees the inbox only");
     leaver.goto(&format!("{base}/campaigns")).await;
     leaver.wait_for_text("main", "cannot do this").await;
     leaver.expect_console_error("403");
 
-    // One click (and the confirmation).
-    admin.run("window.confirm = () => true").await;
+    // One click (and the confirmation beside it).
     admin
         .click("table.team form:has(input[name=disabled][value=true]) button")
+        .await;
+    admin
+        .click("table.team form:has(input[name=disabled][value=true]) .confirm-box button.danger")
         .await;
     admin
         .wait_for_text("table.team tr[data-state=disabled]", "leaver")
@@ -475,16 +494,38 @@ async fn a_failed_send_shows_its_reason_in_the_chat() {
     browser.fill("#new-name", "Unreachable").await;
     browser.click("details.new-chat button[type=submit]").await;
     browser.wait_for_path("/chat/14155550199").await;
-    // Nobody wrote in: the window is closed, and the template fields are offered.
+    // Nobody wrote in: the window is closed, free text is not offered, a template is.
     browser.find("#window[data-window=closed]").await;
     browser.find("details.template[open]").await;
-
-    browser.fill("#message", "Your results are ready.").await;
-    browser.click("form.send button[type=submit]").await;
-    let failed = browser
-        .wait_for_text("li.msg.out[data-status=failed] .reason", "131026")
+    browser
+        .wait_for_text("#reply-form .window-block", "more than 24 hours ago")
         .await;
-    assert!(failed.starts_with("failed: "), "{failed}");
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#reply-form textarea[name=message]') === null")
+            .await,
+        json!(true),
+        "no free text box outside the window"
+    );
+    browser.fill("#template-name", "results_ready").await;
+    browser.click("#reply-form button[type=submit]").await;
+    // The history records the template, and its failure in plain words.
+    browser
+        .wait_for_text(
+            "li.msg.out[data-type=template] .template-label",
+            "results_ready",
+        )
+        .await;
+    let failed = browser
+        .wait_for_text(
+            "li.msg.out[data-status=failed] .reason",
+            "cannot receive WhatsApp messages",
+        )
+        .await;
+    assert!(!failed.contains("131026"), "{failed}");
+    browser
+        .find("li.msg.out[data-status=failed] [data-action=use-template]")
+        .await;
     browser.close().await;
 }
 
@@ -527,10 +568,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
         .patient_writes("14155550111", "Leela", "Can I change my appointment?")
         .await;
     browser
-        .wait_for_text(
-            "li.contact[data-phone='14155550111']",
-            "change my appointment",
-        )
+        .wait_for_text("li.conv[data-phone='14155550111']", "change my appointment")
         .await;
 
     // Inbox -> chat -> inbox ... as a receptionist goes: by links, by the back button (which
@@ -539,7 +577,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
         match i % 4 {
             0 | 2 => {
                 browser
-                    .click("li.contact[data-phone='14155550111'] a.open")
+                    .click("li.conv[data-phone='14155550111'] a.open")
                     .await;
                 browser.wait_for_path("/chat/14155550111").await;
             }
@@ -599,7 +637,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
         .patient_writes("14155550112", "Farid", "Is parking available?")
         .await;
     browser
-        .wait_for_text("li.contact[data-phone='14155550112']", "parking")
+        .wait_for_text("li.conv[data-phone='14155550112']", "parking")
         .await;
     assert_eq!(open_streams(&stack), 1, "two tabs, one stream");
     // The leading tab closes: the other one takes the lead and opens the stream.
@@ -623,7 +661,7 @@ async fn twenty_page_switches_keep_one_event_stream_and_every_fetch_answers_at_o
         .patient_writes("14155550113", "Gita", "Thank you doctor")
         .await;
     browser
-        .wait_for_text("li.contact[data-phone='14155550113']", "Thank you doctor")
+        .wait_for_text("li.conv[data-phone='14155550113']", "Thank you doctor")
         .await;
     assert_eq!(open_streams(&stack), 1);
     browser.close().await;
@@ -668,14 +706,12 @@ async fn ten_events_with_the_tag_editor_open_cost_at_most_a_few_refreshes_on_a_p
     browser.goto(&stack.app.url("/inbox")).await;
     browser.find("body[data-live=connected]").await;
     browser
-        .wait_for_text("li.contact[data-phone='14155550121']", "Hello")
+        .wait_for_text("li.conv[data-phone='14155550121']", "Hello")
         .await;
     count_refreshes(&browser).await;
 
     // The tag editor open: ten events change nothing on screen and start no refresh loop.
-    browser
-        .click("li.contact[data-phone='14155550121'] details.tagger summary")
-        .await;
+    browser.click("details.new-chat summary").await;
     for i in 0..10 {
         stack
             .patient_writes(
@@ -691,16 +727,12 @@ async fn ten_events_with_the_tag_editor_open_cost_at_most_a_few_refreshes_on_a_p
         while_open <= 2,
         "{while_open} refreshes with the editor open"
     );
-    browser
-        .find("li.contact[data-phone='14155550121'] details.tagger[open]")
-        .await;
+    browser.find("details.new-chat[open]").await;
 
     // Closed (the keyboard stays on its toggle): the inbox catches up once, then stays quiet.
+    browser.click("details.new-chat summary").await;
     browser
-        .click("li.contact[data-phone='14155550121'] details.tagger summary")
-        .await;
-    browser
-        .wait_for_text("li.contact[data-phone='14155550139']", "message 9")
+        .wait_for_text("li.conv[data-phone='14155550139']", "message 9")
         .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let caught_up = refreshes(&browser).await;
@@ -719,7 +751,7 @@ async fn ten_events_with_the_tag_editor_open_cost_at_most_a_few_refreshes_on_a_p
             .await;
     }
     browser
-        .wait_for_text("li.contact[data-phone='14155550121']", "again 9")
+        .wait_for_text("li.conv[data-phone='14155550121']", "again 9")
         .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let after_burst = refreshes(&browser).await;
@@ -878,7 +910,7 @@ async fn a_manager_picks_an_approved_template_and_sees_the_cost_before_starting(
         .send_keys(&scan.display().to_string())
         .await
         .expect("choose the file");
-    browser.click("form.send button[type=submit]").await;
+    browser.click("#reply-form button[type=submit]").await;
     browser.wait_for_text("li.msg.out", "image attached").await;
     let sent = stack.sandbox.stats();
     assert_eq!(sent.uploads, 1, "the file went to WhatsApp once");

@@ -185,7 +185,7 @@ pub async fn assignees(state: &AppState) -> ApiResult<Vec<Assignee>> {
             username: u.username,
         })
         .collect();
-    out.sort_by(|a, b| a.username.to_lowercase().cmp(&b.username.to_lowercase()));
+    out.sort_by_key(|a| a.username.to_lowercase());
     Ok(out)
 }
 

@@ -8,8 +8,17 @@ const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
 const ICON: &str = include_str!("assets/icon.svg");
 
-/// Bumped with the crate version so browsers fetch new assets after an upgrade.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Changes with the assets' content, so browsers fetch new ones after any upgrade (they keep
+/// them an hour otherwise).
+pub static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(CSS)
+        .chain_update(JS)
+        .chain_update(ICON)
+        .finalize();
+    hex::encode(&digest[..6])
+});
 
 pub async fn serve(Path(name): Path<String>) -> Response {
     let (body, kind) = match name.as_str() {

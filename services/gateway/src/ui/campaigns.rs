@@ -9,7 +9,7 @@ use crate::core::schedules::{self as scheduled, DeliveryParams, OccurrenceOut, S
 use crate::core::tags::{self, TagWithCount};
 use crate::extract::{Path, Query};
 use crate::state::AppState;
-use crate::ui::format::{clip, query, status_badge, tag_chip, time, time_in};
+use crate::ui::format::{phone_shown, plain_error, query, status_badge, tag_chip, time, time_in};
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
@@ -34,15 +34,21 @@ pub async fn list(
             div.scroll {
                 table.campaigns {
                     caption.sr-only { "Scheduled messages and campaigns" }
-                    thead { tr { th scope="col" { "Message" } th scope="col" { "Audience" } th scope="col" { "Repeats" } th scope="col" { "Status" } th scope="col" { "Next run" } } }
+                    thead { tr { th scope="col" { "Campaign" } th scope="col" { "Audience" } th scope="col" { "Repeats" } th scope="col" { "State" } th scope="col" { "Next run" } } }
                     tbody {
                         @for s in &schedules {
-                            tr data-id=(s.id) {
-                                td { a href={ "/campaigns/" (s.id) } { (title_of(s)) } }
-                                td { (audience(s, &all_tags)) }
-                                td { (repeats(s)) }
-                                td { (status_badge(&s.status)) }
-                                td { @if let Some(at) = s.next_run_at { (time_in(at, &s.timezone)) } @else { "—" } }
+                            tr data-id=(s.id) data-state=(s.state) {
+                                td data-label="Campaign" { a href={ "/campaigns/" (s.id) } { (s.name) } }
+                                td data-label="Audience" { (audience(s, &all_tags)) }
+                                td data-label="Repeats" { (repeats(s)) }
+                                td data-label="State" { (state_badge(&s.state)) }
+                                td data-label="Next run" {
+                                    @match (s.state.as_str(), s.next_run_at) {
+                                        ("scheduled" | "running", Some(at)) => { (time_in(at, &s.timezone)) }
+                                        ("paused", _) => { "when resumed" }
+                                        _ => { "—" }
+                                    }
+                                }
                             }
                         }
                     }
@@ -56,18 +62,20 @@ pub async fn list(
     Ok(shell("Campaigns", &user, Nav::Campaigns, main))
 }
 
-fn title_of(s: &ScheduledOut) -> String {
-    match (&s.template, s.message.is_empty()) {
-        (Some(t), true) => format!("Template {}", t.name),
-        _ => clip(&s.message, 80),
-    }
+/// A campaign's state as a badge, in the words the team uses.
+fn state_badge(state: &str) -> Markup {
+    html! { span class={ "status state-" (state) } { (state) } }
 }
 
 fn repeats(s: &ScheduledOut) -> String {
     let every = match s.recurrence.as_deref() {
         None | Some("none") => return "once".into(),
-        Some(r @ ("daily" | "weekly" | "monthly")) => r.to_string(),
-        Some(cron) => format!("cron {cron}"),
+        Some("daily") => "every day".to_string(),
+        Some("weekly") => format!("every {}", s.scheduled_time.format("%A")),
+        Some("monthly") => format!("every month on day {}", s.scheduled_time.format("%-d")),
+        Some(cron) => {
+            crate::ui::format::cron_in_words(cron).unwrap_or_else(|| format!("cron {cron}"))
+        }
     };
     format!("{every} ({})", s.timezone)
 }
@@ -92,11 +100,15 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
     let catalog = crate::ui::templates::approved(&state, None).await?;
     let main = html! {
         h1 { "New campaign" }
-        form #campaign-form.card data-campaign {
+        form #campaign-form.card data-campaign novalidate {
+            label for="name" { "Name" }
+            input #name name="name" maxlength="120" placeholder="Weekday appointment reminders" aria-describedby="error-name";
+            p.field-error #error-name hidden {}
             fieldset {
                 legend { "Message" }
                 label for="message" { "Text" }
-                textarea #message name="message" rows="4" maxlength="4096" aria-describedby="message-hint" {}
+                textarea #message name="message" rows="4" maxlength="4096" aria-describedby="message-hint error-message" {}
+                p.field-error #error-message hidden {}
                 p.hint #message-hint { "Personalise with {{name}}, {{phone}} or {{attributes.KEY}}; give a fallback for contacts without one: {{name|there}}. Without a fallback, a contact without that value is skipped." }
                 div #sample hidden aria-live="polite" {
                     p.label-like #sample-who {}
@@ -106,8 +118,9 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                 input #attach type="file" data-attach
                     accept="image/jpeg,image/png,video/mp4,video/3gpp,audio/aac,audio/amr,audio/mpeg,audio/mp4,audio/ogg,application/pdf,text/plain,.doc,.docx,.xls,.xlsx,.ppt,.pptx";
                 (crate::ui::templates::picker(&catalog, "Send a template instead (works outside the 24-hour window)", false))
+                p.field-error #error-template hidden {}
             }
-            fieldset {
+            fieldset #audience-fields aria-describedby="error-audience" {
                 legend { "Audience" }
                 label for="recipients" { "Phone numbers (one per line or comma-separated)" }
                 textarea #recipients name="recipients" rows="3" inputmode="tel" {}
@@ -123,44 +136,64 @@ pub async fn new(State(state): State<AppState>, PageUser(user): PageUser) -> Pag
                         }
                     }
                 }
+                p.field-error #error-audience hidden {}
             }
             fieldset {
                 legend { "When" }
-                label for="scheduled_time" { "First run (local time in the time zone below)" }
-                input #scheduled_time name="scheduled_time" type="datetime-local" required;
+                label for="scheduled_time" { "First run (date and time in the time zone below)" }
+                input #scheduled_time name="scheduled_time" type="datetime-local" required aria-describedby="error-scheduled_time";
+                p.field-error #error-scheduled_time hidden {}
                 label for="timezone" { "Time zone" }
-                input #timezone name="timezone" list="zones" value="UTC" required autocomplete="off";
+                input #timezone name="timezone" list="zones" value="UTC" required autocomplete="off" aria-describedby="error-timezone";
                 datalist #zones {
                     @for tz in chrono_tz::TZ_VARIANTS { option value=(tz.name()) {} }
                 }
+                p.field-error #error-timezone hidden {}
                 label for="recurrence" { "Repeats" }
                 select #recurrence name="recurrence" {
                     option value="none" { "Once" }
                     option value="daily" { "Every day" }
-                    option value="weekly" { "Every week" }
-                    option value="monthly" { "Every month" }
-                    option value="cron" { "Custom (cron)" }
+                    option value="weekdays" { "Every weekday (Monday to Friday)" }
+                    option value="weekly" { "Every week, on the days below" }
+                    option value="monthly" { "Every month, on the day below" }
+                    option value="cron" { "Custom (cron, for experts)" }
+                }
+                fieldset #weekday-field.days hidden {
+                    legend { "On" }
+                    @for (value, day) in [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (0, "Sun")] {
+                        label.check.day { input type="checkbox" name="weekday" value=(value); " " (day) }
+                    }
+                }
+                div #monthday-field hidden {
+                    label for="monthday" { "Day of the month" }
+                    input #monthday name="monthday" type="number" min="1" max="31" step="1" aria-describedby="monthday-hint";
+                    p.hint #monthday-hint { "Months without this day (29, 30 or 31) are skipped." }
                 }
                 div #cron-field hidden {
                     label for="cron" { "Cron expression: minute hour day-of-month month day-of-week" }
                     input #cron name="cron" placeholder="0 9 * * 1-5" autocomplete="off";
                 }
+                p.field-error #error-recurrence hidden {}
                 label for="daily_limit" { "At most this many people a day (optional)" }
                 input #daily_limit name="daily_limit" type="number" min="1" step="1" aria-describedby="daily-limit-hint";
                 p.hint #daily-limit-hint { "For an audience larger than your WhatsApp messaging limit: each run sends this many a day and the rest on the days after." }
-                label for="end" { "Ends" }
-                select #end name="end" {
-                    option value="never" { "Never" }
-                    option value="time" { "At a date" }
-                    option value="count" { "After a number of runs" }
-                }
-                div #end-time-field hidden {
-                    label for="end_time" { "Last run no later than (local time)" }
-                    input #end_time name="end_time" type="datetime-local";
-                }
-                div #max-field hidden {
-                    label for="max_occurrences" { "Number of runs" }
-                    input #max_occurrences name="max_occurrences" type="number" min="1" step="1";
+                p.field-error #error-daily_limit hidden {}
+                div #ends-field hidden {
+                    label for="end" { "Ends" }
+                    select #end name="end" {
+                        option value="never" { "Never" }
+                        option value="time" { "At a date" }
+                        option value="count" { "After a number of runs" }
+                    }
+                    div #end-time-field hidden {
+                        label for="end_time" { "Last run no later than" }
+                        input #end_time name="end_time" type="datetime-local";
+                    }
+                    div #max-field hidden {
+                        label for="max_occurrences" { "Number of runs" }
+                        input #max_occurrences name="max_occurrences" type="number" min="1" step="1";
+                    }
+                    p.field-error #error-end hidden {}
                 }
             }
             section #estimate aria-live="polite" aria-label="Audience and cost" {
@@ -209,10 +242,10 @@ pub async fn detail(
         .flatten();
     let status_url = format!("/api/scheduled-messages/{}/status", s.id);
     let main = html! {
-        section #campaign data-live="campaign" data-status=(s.status) aria-label="Campaign" {
+        section #campaign data-live="campaign" data-status=(s.status) data-state=(s.state) aria-label="Campaign" {
             div.heading {
-                h1 { (title_of(s)) }
-                (status_badge(&s.status))
+                h1 { (s.name) }
+                (state_badge(&s.state))
             }
             @if let Some(why) = &s.status_reason {
                 p.flag.status-reason role="status" { "Paused by HeyDoc: " (why) ". It resumes by itself when Meta approves the template again; you can also resume it yourself." }
@@ -222,16 +255,32 @@ pub async fn detail(
                 dt { "Audience" } dd { (audience(s, &all_tags)) }
                 dt { "Repeats" } dd { (repeats(s)) }
                 dt { "First run" } dd { (time_in(s.scheduled_time, &s.timezone)) }
-                dt { "Next run" } dd #next-run { @if let Some(at) = s.next_run_at { (time_in(at, &s.timezone)) } @else { "none" } }
-                @if let Some(end) = s.end_time { dt { "Ends" } dd { (time_in(end, &s.timezone)) } }
+                @match (s.state.as_str(), s.next_run_at) {
+                    ("scheduled" | "running", Some(at)) => { dt { "Next run" } dd #next-run { (time_in(at, &s.timezone)) } }
+                    ("paused", _) => { dt { "Next run" } dd #next-run { "none while paused" } }
+                    _ => {}
+                }
+                @if s.recurrence.as_deref().is_some_and(|r| r != "none") {
+                    dt { "Ends" }
+                    dd {
+                        @match (s.end_time, s.max_occurrences) {
+                            (Some(end), _) => { "no later than " (time_in(end, &s.timezone)) }
+                            (None, Some(n)) => { "after " (n) " runs" }
+                            (None, None) => { "never" }
+                        }
+                    }
+                }
                 @if let Some(n) = s.max_occurrences { dt { "Runs" } dd { (s.occurrence_count) " of " (n) } }
                 dt { "Created by" } dd { (s.created_by) " on " (time(s.created_at)) }
             }
-            @if !s.message.is_empty() { blockquote.text { (s.message) } }
+            @if !s.message.is_empty() {
+                p.label-like { "The message" }
+                blockquote.text { (s.message) }
+            }
             @if let Some(t) = &s.template { p { "Template " strong { (t.name) } " (" (t.language) ")" } }
             div.actions {
-                @match s.status.as_str() {
-                    "pending" => {
+                @match s.state.as_str() {
+                    "scheduled" | "running" => {
                         (status_button(&status_url, "paused", "Pause"))
                         (status_button(&status_url, "cancelled", "Cancel"))
                     }
@@ -248,21 +297,37 @@ pub async fn detail(
             } @else {
                 ul.occurrences { @for o in &detail.occurrences { (occurrence(o, &s.timezone)) } }
             }
-            h2 { "Recipients" }
+            div.heading {
+                h2 { "Recipients" }
+                @if !deliveries.is_empty() {
+                    a.button.small href={ "/api/scheduled-messages/" (s.id) "/deliveries.csv" } download { "Download results (CSV)" }
+                }
+            }
             @if deliveries.is_empty() {
                 p.empty { "No deliveries yet." }
             } @else {
                 div.scroll {
                     table.deliveries {
                         caption.sr-only { "Per-recipient results, newest first" }
-                        thead { tr { th scope="col" { "Phone" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Updated" } } }
+                        thead { tr { th scope="col" { "Recipient" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Updated" } } }
                         tbody {
                             @for d in &deliveries {
                                 tr data-phone=(d.phone) data-status=(d.status) {
-                                    td { a href={ "/chat/" (d.phone) } { (d.phone) } }
-                                    td { (status_badge(&d.status)) }
-                                    td { @if let Some(r) = &d.error_reason { (r) @if let Some(c) = d.error_code { " (" (c) ")" } } }
-                                    td { (time(d.updated_at)) }
+                                    td data-label="Recipient" {
+                                        a href={ "/chat/" (d.phone) } {
+                                            @if d.name.is_empty() { (phone_shown(&d.phone)) } @else { (d.name) " " span.phone { (phone_shown(&d.phone)) } }
+                                        }
+                                    }
+                                    td data-label="Status" { (status_badge(&d.status)) }
+                                    td data-label="Reason" {
+                                        @if let Some(r) = &d.error_reason {
+                                            @match plain_error(d.error_code) {
+                                                Some(plain) => { (plain) }
+                                                None => { (r) }
+                                            }
+                                        }
+                                    }
+                                    td data-label="Updated" { (time(d.updated_at)) }
                                 }
                             }
                         }
@@ -281,7 +346,9 @@ pub async fn detail(
 fn status_button(url: &str, status: &str, label: &str) -> Markup {
     html! {
         form.inline data-api=(url) data-method="PUT" data-then="refresh"
-            data-confirm=[(status == "cancelled").then_some("Cancel this campaign for good?")] {
+            data-confirm=[(status == "cancelled").then_some("Cancel this campaign for good? Nobody else gets it.")]
+            data-confirm-yes=[(status == "cancelled").then_some("Yes, cancel it")]
+            data-confirm-no=[(status == "cancelled").then_some("Keep it")] {
             input type="hidden" name="status" value=(status);
             button type="submit" class={ "action-" (status) } { (label) }
         }

@@ -30,19 +30,14 @@ pub fn tag_chip(name: &str, color: &str) -> Markup {
     }
 }
 
-/// Black or white, whichever reads better on `#rrggbb`.
+/// Near-black or white, whichever has more contrast on `#rrggbb` (white when the color is
+/// not one).
 pub fn ink_on(color: &str) -> &'static str {
-    let hex = color.trim_start_matches('#');
-    let channel = |i: usize| {
-        hex.get(i..i + 2)
-            .and_then(|c| u8::from_str_radix(c, 16).ok())
-            .map_or(0.5, |v| f64::from(v) / 255.0)
-    };
-    let luminance = 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
-    if luminance > 0.55 {
-        "#111"
-    } else {
-        "#fff"
+    let dark = crate::ui::contrast::ratio("#111111", color);
+    let light = crate::ui::contrast::ratio("#ffffff", color);
+    match (dark, light) {
+        (Some(d), Some(l)) if d > l => "#111",
+        _ => "#fff",
     }
 }
 
@@ -58,6 +53,63 @@ pub fn tick(status: &str) -> (&'static str, &'static str) {
         "skipped" => ("⊘", "skipped"),
         "unknown" => ("?", "outcome unknown"),
         _ => ("", "received"),
+    }
+}
+
+/// A phone as people read it: `+` and the digits (a business-scoped user id as it is).
+pub fn phone_shown(phone: &str) -> String {
+    if phone.bytes().all(|b| b.is_ascii_digit()) {
+        format!("+{phone}")
+    } else {
+        phone.to_string()
+    }
+}
+
+/// What a WhatsApp error means for the person reading the chat, in plain words, when the code
+/// is one people meet; `None` keeps Meta's own reason.
+pub fn plain_error(code: Option<i32>) -> Option<&'static str> {
+    Some(match code? {
+        131047 | 470 => "Not delivered: more than 24 hours have passed since this person last wrote, so WhatsApp accepts only an approved template. Send it as a template.",
+        131026 => "Not delivered: this number cannot receive WhatsApp messages (no WhatsApp, an old app, or the person has not accepted the latest terms).",
+        131049 => "Held back by WhatsApp to keep people from getting too many marketing messages; HeyDoc tries again on another day.",
+        131050 => "Not delivered: this person has stopped marketing messages from businesses.",
+        131056 => "Too many messages to this person in a short time; it is tried again shortly.",
+        131042 => "Not delivered: there is a problem with the WhatsApp account's payment method.",
+        131053 => "The file could not be sent: WhatsApp could not read it.",
+        132000 | 132001 | 132015 | 132016 => "The template cannot be sent as it is: WhatsApp does not have it approved in this language, or it was paused.",
+        _ => return None,
+    })
+}
+
+/// A cron expression the campaign form writes, in words: weekdays (`0 9 * * 1-5`), days of the
+/// week (`30 8 * * 1,3`) or a day of the month (`0 9 15 * *`). `None` for anything else.
+pub fn cron_in_words(cron: &str) -> Option<String> {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let parts: Vec<&str> = cron.split_whitespace().collect();
+    let [minute, hour, day, month, weekday] = parts.as_slice() else {
+        return None;
+    };
+    let minute: u32 = minute.parse().ok().filter(|m| *m < 60)?;
+    let hour: u32 = hour.parse().ok().filter(|h| *h < 24)?;
+    let at = format!("at {hour:02}:{minute:02}");
+    if *month != "*" {
+        return None;
+    }
+    match (*day, *weekday) {
+        ("*", "1-5") => Some(format!("every weekday {at}")),
+        ("*", "*") => Some(format!("every day {at}")),
+        ("*", list) => {
+            let names: Option<Vec<&str>> = list
+                .split(',')
+                .map(|d| d.parse::<usize>().ok().map(|d| d % 7).map(|d| DAYS[d]))
+                .collect();
+            Some(format!("every {} {at}", names?.join(", ")))
+        }
+        (day, "*") => {
+            let day: u32 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+            Some(format!("every month on day {day} {at}"))
+        }
+        _ => None,
     }
 }
 
@@ -92,11 +144,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_crons_the_form_writes_read_as_words() {
+        assert_eq!(
+            cron_in_words("0 9 * * 1-5").as_deref(),
+            Some("every weekday at 09:00")
+        );
+        assert_eq!(
+            cron_in_words("30 8 * * 1,3").as_deref(),
+            Some("every Mon, Wed at 08:30")
+        );
+        assert_eq!(
+            cron_in_words("0 9 15 * *").as_deref(),
+            Some("every month on day 15 at 09:00")
+        );
+        assert_eq!(
+            cron_in_words("0 9 * * 0").as_deref(),
+            Some("every Sun at 09:00")
+        );
+        assert_eq!(cron_in_words("*/5 * * * *"), None);
+        assert_eq!(cron_in_words("0 9 1 1 *"), None);
+    }
+
+    #[test]
     fn ink_stays_readable() {
         assert_eq!(ink_on("#ffffff"), "#111");
         assert_eq!(ink_on("#ffeb3b"), "#111");
         assert_eq!(ink_on("#1a237e"), "#fff");
-        assert_eq!(ink_on("#ff4444"), "#fff");
+        assert_eq!(ink_on("#ff4444"), "#111");
+        assert_eq!(ink_on("#0e7a6e"), "#fff");
         assert_eq!(ink_on("garbage"), "#fff");
     }
 

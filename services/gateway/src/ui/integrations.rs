@@ -20,9 +20,9 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
     let numbers = numbers::list(&state, &user).await?;
     let main = html! {
         h1 { "Integrations" }
-        div #secret-box.card hidden role="alert" {
-            p { strong { "Copy this now: it is not shown again." } }
-            pre #secret-output {}
+        div #secret-box.card hidden role="status" {
+            p { strong { "Copy these now: they are not shown again." } }
+            ul #secret-list.secrets {}
         }
         section #integrations data-live="integrations" {
             (numbers_section(&numbers))
@@ -80,7 +80,7 @@ fn keys_section(keys: &[KeyOut]) -> Markup {
         section.card aria-labelledby="keys-title" {
             h2 #keys-title { "API keys" }
             p.hint { "Machine clients send " code { "Authorization: Bearer <key>" } ". A read key can only read." }
-            form.row data-api="/api/api-keys" data-method="POST" data-then="secret:key" aria-label="New API key" {
+            form.row data-api="/api/api-keys" data-method="POST" data-then="secret:key" data-secret-label="API key {name} ({scope})" aria-label="New API key" {
                 div {
                     label for="key-name" { "Name" }
                     input #key-name name="name" required maxlength="100" placeholder="CRM sync";
@@ -137,7 +137,7 @@ fn endpoints_section(endpoints: &[EndpointOut]) -> Markup {
                 "Each event is POSTed as JSON with " code { "X-HeyDoc-Signature: t=…,v1=…" }
                 " (HMAC-SHA256 of " code { "t.body" } " with the endpoint's secret), retried until it is accepted."
             }
-            form data-api="/api/event-endpoints" data-method="POST" data-then="secret:secret" aria-label="New endpoint" {
+            form data-api="/api/event-endpoints" data-method="POST" data-then="secret:secret" data-secret-label="Signing secret for {url}" aria-label="New endpoint" {
                 label for="endpoint-url" { "URL" }
                 input #endpoint-url name="url" type="url" required placeholder="https://crm.example.com/heydoc";
                 fieldset {

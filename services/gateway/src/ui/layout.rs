@@ -36,9 +36,9 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · HeyDoc" }
-            link rel="icon" href={ "/assets/icon.svg?v=" (VERSION) };
-            link rel="stylesheet" href={ "/assets/app.css?v=" (VERSION) };
-            script src={ "/assets/app.js?v=" (VERSION) } defer {}
+            link rel="icon" href={ "/assets/icon.svg?v=" (*VERSION) };
+            link rel="stylesheet" href={ "/assets/app.css?v=" (*VERSION) };
+            script src={ "/assets/app.js?v=" (*VERSION) } defer {}
         }
     }
 }
@@ -52,7 +52,7 @@ pub fn shell(title: &str, user: &AuthUser, current: Nav, main: Markup) -> Html<S
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
-                    a.brand href="/inbox" { img src={ "/assets/icon.svg?v=" (VERSION) } alt="" width="24" height="24"; " HeyDoc" }
+                    a.brand href="/inbox" { img src={ "/assets/icon.svg?v=" (*VERSION) } alt="" width="24" height="24"; " HeyDoc" }
                     nav aria-label="Main" {
                         ul {
                             @for (nav, href, label) in Nav::ALL {

@@ -8,12 +8,14 @@ pub mod auth_pages;
 pub mod campaigns;
 pub mod chat;
 pub mod contacts_io;
+pub mod contrast;
 pub mod format;
 pub mod inbox;
 pub mod integrations;
 pub mod layout;
 pub mod live;
 pub mod page;
+pub mod replies;
 pub mod tags;
 pub mod team;
 pub mod templates;
@@ -32,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(page::home))
         .route("/inbox", get(inbox::page))
         .route("/chat/{phone}", get(chat::page))
+        .route("/replies", get(replies::page))
         .route("/contacts/import", get(contacts_io::page))
         .route("/campaigns", get(campaigns::list))
         .route("/campaigns/new", get(campaigns::new))

@@ -46,6 +46,14 @@ function formBody(form) {
       continue;
     }
     if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
+    if (el.dataset.type === "nullable-int") {
+      body[el.name] = el.value === "" ? null : Number(el.value);
+      continue;
+    }
+    if (el.dataset.type === "attributes") {
+      body[el.name] = attributeLines(el.value);
+      continue;
+    }
     const exact = el.type === "password" || el.tagName === "TEXTAREA";
     const value = exact ? el.value : el.value.trim();
     if (value.trim() === "") continue;
@@ -60,6 +68,22 @@ function formBody(form) {
   const template = templateOf(form);
   if (template) body.template = template;
   return body;
+}
+
+// "name: value" lines as an object (a value that reads as JSON, such as 42 or true, is one).
+function attributeLines(text) {
+  const out = {};
+  for (const line of text.split("\n")) {
+    const at = line.indexOf(":");
+    if (at < 1) continue;
+    const key = line.slice(0, at).trim();
+    const raw = line.slice(at + 1).trim();
+    if (!key) continue;
+    let value = raw;
+    if (/^(-?\d+(\.\d+)?|true|false)$/.test(raw)) value = JSON.parse(raw);
+    out[key] = value;
+  }
+  return out;
 }
 
 // ---- templates: picked from the catalog, a field per parameter ------------------------------
@@ -222,8 +246,45 @@ function toast(message) {
   toast.timer = setTimeout(() => el.classList.remove("show"), 3000);
 }
 
+// A question asked next to the button instead of the browser's OK/Cancel box: the form is
+// sent when "Yes" is pressed.
+function askFirst(form) {
+  if (form.dataset.confirmed === "yes") {
+    delete form.dataset.confirmed;
+    return false;
+  }
+  if (form.querySelector(".confirm-box")) return true;
+  const box = document.createElement("span");
+  box.className = "confirm-box";
+  box.setAttribute("role", "alertdialog");
+  box.setAttribute("aria-label", form.dataset.confirm);
+  const question = document.createElement("span");
+  question.textContent = form.dataset.confirm + " ";
+  const yes = document.createElement("button");
+  yes.type = "button";
+  yes.className = "danger small";
+  yes.textContent = form.dataset.confirmYes || "Yes";
+  const no = document.createElement("button");
+  no.type = "button";
+  no.className = "secondary small";
+  no.textContent = form.dataset.confirmNo || "No";
+  yes.addEventListener("click", () => {
+    box.remove();
+    form.dataset.confirmed = "yes";
+    form.requestSubmit();
+  });
+  no.addEventListener("click", () => {
+    box.remove();
+    form.querySelector("button[type=submit]")?.focus();
+  });
+  box.append(question, yes, " ", no);
+  form.append(box);
+  no.focus();
+  return true;
+}
+
 async function submitApiForm(form) {
-  if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+  if (form.dataset.confirm && askFirst(form)) return;
   const method = form.dataset.method || "POST";
   const body = formBody(form);
   const url = fill(form.dataset.api, body);
@@ -240,11 +301,20 @@ async function submitApiForm(form) {
       location.reload();
     } else if (then === "refresh") {
       form.closest("details")?.removeAttribute("open");
+      const box = form.querySelector("textarea[data-enter-sends]");
       await refreshLive(true);
+      // Sending from the keyboard keeps the keyboard in the box, ready for the next message;
+      // a control that went away (its button is gone) leaves it in the chat's message box.
+      if (box && box.id) document.getElementById(box.id)?.focus();
+      else if (!document.activeElement || document.activeElement === document.body) {
+        document.getElementById("message")?.focus();
+      }
     } else if (then.startsWith("secret:")) {
-      // A key or signing secret, shown once; the list below refreshes.
+      // A key or signing secret, shown once, labelled, with a copy button; every secret made
+      // on this page stays listed until the page is left.
       const box = document.getElementById("secret-box");
-      document.getElementById("secret-output").textContent = data[then.slice("secret:".length)] || "";
+      showSecret(fill(form.dataset.secretLabel || "Secret", body).replace(/%20/g, " "),
+        data[then.slice("secret:".length)] || "");
       box.hidden = false;
       form.reset();
       await refreshLive(true);
@@ -266,6 +336,38 @@ async function submitApiForm(form) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+function showSecret(label, secret) {
+  const list = document.getElementById("secret-list");
+  if (!list) return;
+  const item = document.createElement("li");
+  const name = document.createElement("p");
+  name.className = "secret-label";
+  name.textContent = decodeURIComponent(label);
+  const value = document.createElement("code");
+  value.className = "secret-value";
+  value.textContent = secret;
+  const copy = document.createElement("button");
+  copy.type = "button";
+  copy.className = "small";
+  copy.textContent = "Copy";
+  copy.setAttribute("aria-label", `Copy ${name.textContent}`);
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(secret);
+      copy.textContent = "Copied";
+    } catch (_) {
+      // No clipboard (plain HTTP): select it for Ctrl+C.
+      const range = document.createRange();
+      range.selectNodeContents(value);
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+      copy.textContent = "Selected: press Ctrl+C";
+    }
+  });
+  item.append(name, value, " ", copy);
+  list.prepend(item);
 }
 
 // A path on this site, or the inbox: never another origin.
@@ -293,6 +395,121 @@ document.addEventListener("click", async (event) => {
     try { await api("POST", "/logout"); } catch (_) { /* already logged out */ }
     location.assign("/login");
   }
+  if (event.target.closest("[data-action=notify]")) {
+    const button = event.target.closest("[data-action=notify]");
+    const answer = await Notification.requestPermission();
+    button.hidden = answer !== "default";
+    toast(answer === "granted" ? "You will be notified of new messages." : "Notifications are off.");
+  }
+  if (event.target.closest("[data-action=use-template]")) {
+    showTab("reply-form");
+    const picker = document.querySelector("#reply-form details[data-template-picker]");
+    if (picker) {
+      picker.open = true;
+      (picker.querySelector("select, input") || picker).focus();
+    }
+  }
+  const tab = event.target.closest("[data-tab]");
+  if (tab) showTab(tab.dataset.tab);
+});
+
+// The composer's two boxes: a reply to the contact, or a note only the team sees.
+function showTab(id) {
+  for (const tab of document.querySelectorAll("[data-tab]")) {
+    const on = tab.dataset.tab === id;
+    tab.setAttribute("aria-selected", on ? "true" : "false");
+    const panel = document.getElementById(tab.dataset.tab);
+    if (panel) panel.hidden = !on;
+  }
+  document.getElementById(id)?.querySelector("textarea")?.focus();
+}
+
+// A select marked data-autosubmit sends its form when it changes (the tag filter, the
+// assignee): one click, no separate button.
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-autosubmit]");
+  if (select && select.form) select.form.requestSubmit();
+});
+
+// ---- the message box: Enter sends, "/" offers canned replies --------------------------------
+
+function cannedMatches(text) {
+  const match = /^\/([\w-]*)$/.exec(text.trim());
+  if (!match) return [];
+  const start = match[1].toLowerCase();
+  return [...document.querySelectorAll("#canned li")]
+    .filter((li) => li.dataset.shortcut.startsWith(start))
+    .slice(0, 8);
+}
+
+function showCanned(box) {
+  const list = document.getElementById("canned-suggestions");
+  if (!list) return;
+  const found = cannedMatches(box.value);
+  list.replaceChildren(...found.map((li, i) => {
+    const option = document.createElement("li");
+    option.id = `canned-${i}`;
+    option.setAttribute("role", "option");
+    option.setAttribute("aria-selected", i === 0 ? "true" : "false");
+    option.dataset.body = li.dataset.body;
+    const key = document.createElement("strong");
+    key.textContent = `/${li.dataset.shortcut} `;
+    option.append(key, li.dataset.body.length > 80 ? li.dataset.body.slice(0, 80) + "…" : li.dataset.body);
+    return option;
+  }));
+  list.hidden = !found.length;
+  if (found.length) box.setAttribute("aria-activedescendant", "canned-0");
+  else box.removeAttribute("aria-activedescendant");
+}
+
+function pickCanned(box, option) {
+  box.value = option.dataset.body;
+  document.getElementById("canned-suggestions").hidden = true;
+  box.removeAttribute("aria-activedescendant");
+  box.focus();
+}
+
+document.addEventListener("input", (event) => {
+  if (event.target.matches("textarea[data-canned]")) showCanned(event.target);
+});
+
+document.addEventListener("keydown", (event) => {
+  const box = event.target;
+  if (!box.matches || !box.matches("textarea[data-enter-sends]")) return;
+  const list = document.getElementById("canned-suggestions");
+  const open = box.matches("[data-canned]") && list && !list.hidden;
+  if (open) {
+    const options = [...list.children];
+    const current = options.findIndex((o) => o.getAttribute("aria-selected") === "true");
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      const next = (current + (event.key === "ArrowDown" ? 1 : options.length - 1)) % options.length;
+      options.forEach((o, i) => o.setAttribute("aria-selected", i === next ? "true" : "false"));
+      box.setAttribute("aria-activedescendant", options[next].id);
+      return;
+    }
+    if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
+      event.preventDefault();
+      pickCanned(box, options[Math.max(current, 0)]);
+      return;
+    }
+    if (event.key === "Escape") {
+      list.hidden = true;
+      return;
+    }
+  }
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && box.value.trim()) {
+    event.preventDefault();
+    box.form.requestSubmit();
+  }
+});
+
+document.addEventListener("mousedown", (event) => {
+  const option = event.target.closest("#canned-suggestions li");
+  if (!option) return;
+  event.preventDefault();
+  const box = document.querySelector("textarea[data-canned]");
+  if (box) pickCanned(box, option);
 });
 
 // ---- times ---------------------------------------------------------------------------------
@@ -315,6 +532,8 @@ function localTimes(root) {
 // done with it (`deferred`), however many events came meanwhile.
 // The page is asked for again with a header saying whether anyone is looking: a chat
 // refreshed in a background tab is not marked read.
+// Each live region's markup as the server sent it.
+const served = new WeakMap();
 let refreshing = null;
 let refreshAgain = false;
 let forceAgain = false;
@@ -354,7 +573,14 @@ async function refreshLive(force) {
           continue;
         }
         const fresh = next.getElementById(region.id);
+        // Unchanged: left alone, so that nothing under the pointer or the keyboard moves. The
+        // server's markup is compared (times are rewritten in the browser's zone here); a
+        // region with a data-live-key is unchanged while its key is, whatever the script did
+        // to it (a template's parameter fields).
+        if (fresh && served.get(region) === fresh.outerHTML) continue;
+        if (fresh && region.dataset.liveKey && fresh.dataset.liveKey === region.dataset.liveKey) continue;
         if (fresh) {
+          served.set(fresh, fresh.outerHTML);
           const focus = focusKey(region);
           region.replaceWith(fresh);
           localTimes(fresh);
@@ -362,6 +588,7 @@ async function refreshLive(force) {
           if (focus) restoreFocus(fresh, focus);
         }
       }
+      showUnread(next.title);
     } catch (e) {
       console.warn("refresh failed; trying again", e);
       setTimeout(() => refreshLive(), 3000);
@@ -409,6 +636,9 @@ function restoreFocus(region, key) {
     const row = [...region.querySelectorAll("[data-phone]")].find((r) => r.dataset.phone === key.phone);
     target = row && (row.querySelector("details summary") || row.querySelector("a"));
   }
+  // The control used went away (an "Assign to me" that is done): in a chat, the keyboard goes
+  // back to the message box.
+  if (!target) target = document.getElementById("message");
   if (!target) {
     region.tabIndex = -1;
     target = region;
@@ -416,9 +646,24 @@ function restoreFocus(region, key) {
   target.focus();
 }
 
+// The tab's title carries the unread count ("(3) Inbox"); a rise notifies when the person
+// allowed it and is looking elsewhere.
+let unreadSeen = null;
+function showUnread(title) {
+  if (title) document.title = title;
+  const list = document.getElementById("conversations");
+  if (!list) return;
+  const now = Number(list.dataset.unreadTotal || 0);
+  if (unreadSeen !== null && now > unreadSeen && "Notification" in window
+      && Notification.permission === "granted" && document.hidden) {
+    new Notification("New WhatsApp message", { body: `${now} conversation${now === 1 ? "" : "s"} unread`, tag: "heydoc-unread" });
+  }
+  unreadSeen = now;
+}
+
 function scrollChat() {
   const chat = document.getElementById("chat");
-  if (chat) chat.lastElementChild?.scrollIntoView({ block: "end" });
+  if (chat) chat.scrollTop = chat.scrollHeight;
 }
 
 // At most one refresh per `delay` however fast events come (a debounce would starve while a
@@ -442,7 +687,7 @@ function refreshSoon(delay) {
 function connectStream(deliver) {
   const open = (forward) => {
     const source = new EventSource("/api/events");
-    for (const type of ["message", "status"]) {
+    for (const type of ["message", "status", "conversation"]) {
       source.addEventListener(type, (event) => forward(type, event.data));
     }
     source.addEventListener("error", () => forward("lost", null));
@@ -500,8 +745,8 @@ function startLive() {
     const chat = document.getElementById("chat");
     if (chat) {
       const id = Number(chat.dataset.contactId);
-      if (!change.all && !(change.contact_ids || []).includes(id)) return;
-      if (type === "message" && document.visibilityState === "visible") {
+      const here = change.all || (change.contact_ids || []).includes(id);
+      if (here && type === "message" && document.visibilityState === "visible") {
         markChatRead(chat).then(() => refreshSoon(0));
         return;
       }
@@ -547,6 +792,26 @@ function startLive() {
 
 // ---- the campaign form ---------------------------------------------------------------------
 
+// The form's "Repeats" as the API's recurrence: weekdays and days of the month become a cron
+// expression at the first run's time of day.
+function recurrenceOf(form) {
+  const v = (name) => form.elements[name].value.trim();
+  const kind = v("recurrence");
+  const [, hh = "9", mm = "0"] = /T(\d{2}):(\d{2})/.exec(v("scheduled_time")) || [];
+  const at = `${Number(mm)} ${Number(hh)}`;
+  if (kind === "weekdays") return `${at} * * 1-5`;
+  if (kind === "weekly") {
+    const days = [...form.querySelectorAll("input[name=weekday]:checked")].map((el) => el.value);
+    return days.length ? `${at} * * ${days.join(",")}` : "weekly";
+  }
+  if (kind === "monthly") {
+    const day = Number(v("monthday"));
+    return day >= 1 && day <= 31 ? `${at} ${day} * *` : "monthly";
+  }
+  if (kind === "cron") return v("cron");
+  return kind;
+}
+
 function campaignBody(form) {
   const v = (name) => form.elements[name].value.trim();
   const body = {
@@ -554,15 +819,61 @@ function campaignBody(form) {
     tag_ids: [...form.querySelectorAll("input[name='tag_ids[]']:checked")].map((el) => Number(el.value)),
     scheduled_time: v("scheduled_time"),
     timezone: v("timezone") || "UTC",
-    recurrence: v("recurrence") === "cron" ? v("cron") : v("recurrence"),
+    recurrence: recurrenceOf(form),
   };
+  if (v("name")) body.name = v("name");
   if (v("message")) body.message = v("message");
   const template = templateOf(form);
   if (template) body.template = template;
   if (v("daily_limit")) body.daily_limit = Number(v("daily_limit"));
-  if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
-  if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
+  if (body.recurrence !== "none") {
+    if (v("end") === "time" && v("end_time")) body.end_time = v("end_time");
+    if (v("end") === "count" && v("max_occurrences")) body.max_occurrences = Number(v("max_occurrences"));
+  }
   return body;
+}
+
+// The API's error, in the form's words, next to the field it is about. Returns whether it
+// found the field (otherwise the form's own error line says it).
+const FIELD_ERRORS = [
+  [/recipients.*tag_ids|tag_ids.*recipients|no recipients|audience/i, "audience", () => "Choose who receives it: type phone numbers, or tick at least one tag."],
+  [/^recipients|phone/i, "audience", (m) => `One of the phone numbers is not valid: ${m.replace(/^[^:]*:\s*/, "")}. Write each with its country code, such as +91 98000 00002.`],
+  [/tag/i, "audience", () => "One of the ticked tags no longer exists. Reload the page and choose again."],
+  [/in the past|past/i, "scheduled_time", () => "The first run is in the past. Pick a time later than now."],
+  [/scheduled_time/i, "scheduled_time", () => "Pick the date and time of the first run."],
+  [/timezone|time zone/i, "timezone", () => "Pick a time zone from the list, such as Asia/Kolkata or Europe/London."],
+  [/cron|recurrence/i, "recurrence", (m) => `That repeat pattern is not one HeyDoc understands (${m.replace(/^[^:]*:\s*/, "")}). Pick days above, or check the cron expression: minute hour day month weekday.`],
+  [/end_time|max_occurrences/i, "end", () => "The end must come after the first run, and the number of runs must be at least 1."],
+  [/daily_limit/i, "daily_limit", () => "The daily limit must be a whole number of people, 1 or more."],
+  [/^name/i, "name", () => "The name can be at most 120 characters."],
+  [/template/i, "template", (m) => `The template cannot be used: ${m.replace(/^[^:]*:\s*/, "")}`],
+  [/message|give a message/i, "message", (m) => /empty|give a message/i.test(m)
+    ? "Write the message, or pick a template to send."
+    : `The message cannot be sent as it is: ${m.replace(/^[^:]*:\s*/, "")}`],
+];
+
+function clearFieldErrors(form) {
+  for (const el of form.querySelectorAll(".field-error")) { el.hidden = true; el.textContent = ""; }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+function showFieldError(form, message) {
+  for (const [pattern, field, words] of FIELD_ERRORS) {
+    if (!pattern.test(message)) continue;
+    const line = document.getElementById(`error-${field}`);
+    if (!line) continue;
+    line.textContent = words(message);
+    line.hidden = false;
+    const input = form.elements[field];
+    if (input && input.setAttribute) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } else {
+      line.scrollIntoView({ block: "center" });
+    }
+    return true;
+  }
+  return false;
 }
 
 // Only the answer to the latest question is shown, whatever order answers come back in.
@@ -576,23 +887,44 @@ async function previewCampaign(form) {
   try {
     const answer = await api("POST", "/api/scheduled-messages/preview", body);
     if (seq !== previewSeq) return;
-    list.replaceChildren(...answer.next_runs_local.map((text, i) => {
+    const inZone = runFormat(answer.timezone);
+    list.replaceChildren(...answer.next_runs.map((at, i) => {
       const li = document.createElement("li");
       const time = document.createElement("time");
-      time.dateTime = answer.next_runs[i];
-      time.textContent = text;
+      time.dateTime = at;
+      time.dataset.fixed = "";
+      time.textContent = inZone ? inZone.format(new Date(at)) : answer.next_runs_local[i];
       li.append(time);
       return li;
     }));
     note.textContent = answer.next_runs.length < 5 ? "These are all its runs." : `The next five runs, in ${answer.timezone}.`;
     note.classList.remove("form-error");
+    clearFieldErrors(form);
     showSample(answer.sample);
   } catch (e) {
     if (seq !== previewSeq) return;
     list.replaceChildren();
     showSample(null);
-    note.textContent = e.message;
-    note.classList.add("form-error");
+    clearFieldErrors(form);
+    if (showFieldError(form, e.message)) {
+      note.textContent = "Fix the field marked above to see the runs.";
+      note.classList.remove("form-error");
+    } else {
+      note.textContent = e.message;
+      note.classList.add("form-error");
+    }
+  }
+}
+
+// Runs as people read them, with the weekday: "Mon, 7 Dec 2026, 09:00" in the campaign's zone.
+function runFormat(zone) {
+  try {
+    return new Intl.DateTimeFormat(undefined, {
+      weekday: "short", day: "numeric", month: "short", year: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZone: zone, timeZoneName: "short",
+    });
+  } catch (_) {
+    return null;
   }
 }
 
@@ -656,10 +988,11 @@ async function submitCampaign(form) {
   try {
     const body = campaignBody(form);
     await attachFile(form, body);
+    clearFieldErrors(form);
     const answer = await api("POST", "/api/scheduled-messages", body);
     location.assign(`/campaigns/${answer.data.id}`);
   } catch (e) {
-    showError(form, e.message);
+    if (!showFieldError(form, e.message)) showError(form, e.message);
   } finally {
     button.disabled = false;
   }
@@ -681,9 +1014,23 @@ function startCampaignForm() {
     form.elements.scheduled_time.value = localInputValue(soon);
   }
   const sync = () => {
-    document.getElementById("cron-field").hidden = form.elements.recurrence.value !== "cron";
+    const repeats = form.elements.recurrence.value;
+    document.getElementById("cron-field").hidden = repeats !== "cron";
+    document.getElementById("weekday-field").hidden = repeats !== "weekly";
+    document.getElementById("monthday-field").hidden = repeats !== "monthly";
+    document.getElementById("ends-field").hidden = repeats === "none";
     document.getElementById("end-time-field").hidden = form.elements.end.value !== "time";
     document.getElementById("max-field").hidden = form.elements.end.value !== "count";
+    // The first run's weekday and day are the defaults.
+    const first = form.elements.scheduled_time.value;
+    if (repeats === "weekly" && first && !form.querySelector("input[name=weekday]:checked")) {
+      const day = new Date(first).getDay();
+      const box = form.querySelector(`input[name=weekday][value='${day}']`);
+      if (box) box.checked = true;
+    }
+    if (repeats === "monthly" && first && !form.elements.monthday.value) {
+      form.elements.monthday.value = new Date(first).getDate();
+    }
   };
   let timer = null;
   const changed = () => {
@@ -720,12 +1067,16 @@ async function markChatRead(chat) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  for (const region of document.querySelectorAll("[data-live]")) served.set(region, region.outerHTML);
   const chat = document.getElementById("chat");
   if (chat && Number(chat.dataset.unread) > 0 && document.visibilityState === "visible") {
     markChatRead(chat).then(() => refreshLive(true));
   }
   localTimes(document);
   scrollChat();
+  showUnread(null);
+  const notify = document.querySelector("[data-action=notify]");
+  if (notify && "Notification" in window && Notification.permission === "default") notify.hidden = false;
   startLive();
   startTemplatePickers();
   startCampaignForm();

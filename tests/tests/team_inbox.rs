@@ -1,0 +1,450 @@
+//! The team inbox as receptionists use it, in headless Chromium: two colleagues on two gateway
+//! replicas share one number's conversations (assignment and replies seen by the other at once),
+//! Enter sends and the keyboard stays in the box, canned replies and private notes, a patient
+//! outside the 24-hour window answered with a template; the same at phone size, one pane at a
+//! time; and every page with no sideways scrolling at 360 px and no serious axe-core violation.
+
+use heydoc_e2e::browser::Browser;
+use heydoc_e2e::stack::{BusKind, Stack};
+use heydoc_testkit::{json, Backend};
+
+const PASSWORD: &str = "a-long-password";
+
+async fn log_in(browser: &Browser, base: &str, username: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path("/inbox").await;
+    browser.find("body[data-live=connected]").await;
+}
+
+async fn active_id(browser: &Browser) -> String {
+    browser
+        .run("return document.activeElement && document.activeElement.id")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn press_enter(browser: &Browser, css: &str) {
+    browser
+        .find(css)
+        .await
+        .send_keys("\u{E007}")
+        .await
+        .expect("press Enter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receptionists_on_two_replicas_share_the_inbox_without_answering_twice() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    let replica = stack.spawn_gateway_replica().await;
+    let admin = stack.app.admin().await;
+    for name in ["anna", "bela"] {
+        let (s, body) = admin
+            .post(
+                "/api/users",
+                &json!({"username": name, "password": PASSWORD, "role": "agent"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    admin
+        .post(
+            "/api/canned-replies",
+            &json!({"shortcut": "hours", "body": "We are open 9:00 to 18:00, Monday to Saturday."}),
+        )
+        .await;
+    let anna = Browser::start(1280, 900).await;
+    let bela = Browser::start(1280, 900).await;
+    log_in(&anna, &stack.app.url(""), "anna").await;
+    log_in(&bela, &replica.url(""), "bela").await;
+
+    // A campaign recipient and an imported contact are no conversation; a patient who writes is.
+    admin
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000050", "name": "Imported"}),
+        )
+        .await;
+    stack
+        .patient_writes("919800000051", "Leela", "Hello?? Anyone there? It's urgent")
+        .await;
+    for browser in [&anna, &bela] {
+        browser
+            .wait_for_text("li.conv[data-phone='919800000051']", "It's urgent")
+            .await;
+        browser
+            .wait_for_text("nav.views a[data-view=needs_reply] .count", "1")
+            .await;
+        let title = browser.run("return document.title").await;
+        assert!(
+            title.as_str().unwrap_or_default().starts_with("(1) "),
+            "the tab's title counts the unread: {title}"
+        );
+    }
+    assert_eq!(
+        bela.run("return document.querySelector(\"li.conv[data-phone='919800000050']\") === null")
+            .await,
+        json!(true),
+        "an imported contact is not a conversation"
+    );
+
+    // Anna takes it: Bela's list on the other replica shows it at once, without a reload.
+    bela.run("window.heydocNotReloaded = true").await;
+    anna.click("li.conv[data-phone='919800000051'] a.open")
+        .await;
+    anna.wait_for_path("/chat/919800000051").await;
+    anna.click("button[data-conversation=take]").await;
+    anna.wait_for_text("#chat-head", "Status: open").await;
+    anna.find("#chat-head[data-assignee]:not([data-assignee=''])")
+        .await;
+    bela.wait_for_text("li.conv[data-phone='919800000051'] .assignee", "anna")
+        .await;
+    bela.wait_for_text("nav.views a[data-view=unassigned] .count", "0")
+        .await;
+    assert_eq!(
+        bela.run("return window.heydocNotReloaded === true").await,
+        json!(true)
+    );
+
+    // Anna answers from the keyboard: a canned reply picked with Enter, sent with Enter; the
+    // keyboard stays in the box.
+    assert_eq!(active_id(&anna).await, "message", "the box has the focus");
+    anna.fill("#message", "/ho").await;
+    anna.wait_for_text("#canned-suggestions", "/hours").await;
+    press_enter(&anna, "#message").await;
+    let picked = anna
+        .run("return document.getElementById('message').value")
+        .await;
+    assert_eq!(
+        picked,
+        json!("We are open 9:00 to 18:00, Monday to Saturday.")
+    );
+    press_enter(&anna, "#message").await;
+    anna.wait_for_text("li.msg.out", "We are open 9:00 to 18:00")
+        .await;
+    assert_eq!(
+        active_id(&anna).await,
+        "message",
+        "focus kept after sending"
+    );
+    // Shift+Enter is a new line, not a send.
+    anna.find("#message")
+        .await
+        .send_keys("Line one\u{E008}\u{E007}\u{E008}Line two")
+        .await
+        .expect("type");
+    let typed = anna
+        .run("return document.getElementById('message').value")
+        .await;
+    assert_eq!(typed, json!("Line one\nLine two"));
+    anna.run("document.getElementById('message').value = ''")
+        .await;
+
+    // Answered: it leaves "needs reply" everywhere; Bela sees the reply in her list.
+    bela.wait_for_text("nav.views a[data-view=needs_reply] .count", "0")
+        .await;
+    bela.goto(&replica.url("/inbox?view=all")).await;
+    bela.wait_for_text(
+        "li.conv[data-phone='919800000051'] .preview",
+        "You: We are open",
+    )
+    .await;
+
+    // A private note: Bela sees it in the chat, the patient never gets it.
+    anna.click("#tab-note").await;
+    assert_eq!(active_id(&anna).await, "note-body");
+    anna.fill("#note-body", "Called her back, wants Tuesday 10:00")
+        .await;
+    press_enter(&anna, "#note-body").await;
+    anna.wait_for_text("li.note", "wants Tuesday 10:00").await;
+    bela.click("li.conv[data-phone='919800000051'] a.open")
+        .await;
+    bela.wait_for_path("/chat/919800000051").await;
+    bela.wait_for_text("li.note", "Private note by anna").await;
+    let sent = stack.sandbox.stats().accepted;
+    assert_eq!(sent, 1, "the note did not go to WhatsApp");
+
+    // Bela, looking at the same chat, sees Anna resolve it; the patient writes again and it
+    // is open and waiting again, still Anna's.
+    anna.click("button[data-conversation=resolve]").await;
+    bela.wait_for_text("#chat-head", "Status: resolved").await;
+    stack
+        .patient_writes("919800000051", "Leela", "Sorry, can it be Wednesday?")
+        .await;
+    bela.wait_for_text("#chat-head", "Status: open").await;
+    bela.wait_for_text("li.msg.in", "can it be Wednesday").await;
+    anna.goto(&stack.app.url("/inbox?view=mine")).await;
+    anna.wait_for_text("li.conv[data-phone='919800000051']", "Wednesday")
+        .await;
+
+    // Search by the phone as people write it, and by what was said.
+    anna.fill("#q", "+91 98000-00051").await;
+    press_enter(&anna, "#q").await;
+    anna.wait_for_text("li.conv[data-phone='919800000051']", "Leela")
+        .await;
+    anna.goto(&stack.app.url("/inbox?view=all&q=tuesday")).await;
+    anna.wait_for_text("#conversations .empty", "Nothing matches")
+        .await;
+    anna.goto(&stack.app.url("/inbox?view=all&q=wednesday"))
+        .await;
+    anna.find("li.conv[data-phone='919800000051']").await;
+    anna.screenshot("team-inbox").await;
+    bela.screenshot("team-inbox-colleague").await;
+
+    // Every endpoint that asked for it heard the assignment and the resolve.
+    let updates = heydoc_testkit::sql::scalar(
+        &stack.app.state.db,
+        "SELECT COUNT(*) FROM contacts WHERE assignee_id IS NOT NULL",
+    )
+    .await;
+    assert_eq!(updates, 1);
+    anna.close().await;
+    bela.close().await;
+    replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_a_template_goes_without_free_text_and_the_chat_records_it() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let admin = stack.app.admin().await;
+    let (s, synced) = admin.post("/api/templates/sync", &json!({})).await;
+    assert_eq!(s, 200, "{synced}");
+    admin
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000061", "name": "Ravi"}),
+        )
+        .await;
+    let browser = Browser::start(1280, 900).await;
+    browser.goto(&stack.app.url("/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", "correct-horse-battery").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path("/inbox").await;
+    browser.goto(&stack.app.url("/chat/919800000061")).await;
+    browser
+        .wait_for_text(
+            "#reply-form .window-block",
+            "Free text cannot reach this person",
+        )
+        .await;
+    // The catalog's approved templates, with one field per parameter and the text as the
+    // patient will read it.
+    let options = browser
+        .run("return [...document.querySelectorAll('#template-pick option')].map(o => o.value)")
+        .await;
+    let first = options
+        .as_array()
+        .and_then(|o| {
+            o.iter()
+                .filter_map(|v| v.as_str())
+                .find(|v| v.starts_with("appointment_reminder|"))
+        })
+        .expect("appointment_reminder in the catalog")
+        .to_string();
+    browser
+        .run(&format!(
+            "const s = document.getElementById('template-pick'); s.value = {first:?};
+             s.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        ))
+        .await;
+    let fields = browser
+        .run("return document.querySelectorAll('#reply-form [data-template-fields] input').length")
+        .await
+        .as_i64()
+        .unwrap_or(0);
+    for i in 1..=fields {
+        browser
+            .fill(&format!("#template-body-{i}"), &format!("value {i}"))
+            .await;
+    }
+    browser.click("#reply-form button[type=submit]").await;
+    let recorded = browser
+        .wait_for_text("li.msg.out[data-type=template]", "appointment_reminder")
+        .await;
+    assert!(
+        recorded.contains("value 1"),
+        "the parameters are in the history: {recorded}"
+    );
+    let (_, history) = admin.get("/api/messages/919800000061").await;
+    assert_eq!(history[0]["message_type"], "template", "{history}");
+    assert_eq!(history[0]["template"]["name"], "appointment_reminder");
+    browser.close().await;
+}
+
+/// Every page at 360 px: no sideways scrolling, and no serious or critical axe-core violation
+/// at phone and desktop sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_and_passes_an_accessibility_audit() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let admin = stack.app.admin().await;
+    let (_, tag) = admin
+        .post(
+            "/api/tags",
+            &json!({"name": "Antenatal", "color": "#f4c20d"}),
+        )
+        .await;
+    let tag_id = tag["data"]["id"].as_i64().expect("tag");
+    stack
+        .patient_writes(
+            "919800000071",
+            "Asha Rao",
+            "Can I come at 10? My phone is +91 98000 00071",
+        )
+        .await;
+    admin
+        .put(
+            "/api/contacts/919800000071",
+            &json!({"tag_ids": [tag_id], "attributes": {"doctor": "Dr. Rao"}}),
+        )
+        .await;
+    admin
+        .post(
+            "/api/scheduled-messages",
+            &json!({"name": "Weekday reminders", "message": "Reminder: your visit tomorrow",
+                    "tag_ids": [tag_id], "scheduled_time": "2031-01-06T09:00",
+                    "timezone": "Asia/Kolkata", "recurrence": "0 9 * * 1-5"}),
+        )
+        .await;
+    let (_, campaigns) = admin.get("/api/scheduled-messages").await;
+    let campaign = campaigns[0]["id"].as_i64().expect("campaign");
+    let pages = [
+        "/inbox".to_string(),
+        "/inbox?view=contacts".to_string(),
+        "/chat/919800000071".to_string(),
+        "/campaigns".to_string(),
+        "/campaigns/new".to_string(),
+        format!("/campaigns/{campaign}"),
+        "/tags".to_string(),
+        "/replies".to_string(),
+        "/contacts/import".to_string(),
+        "/integrations".to_string(),
+        "/team".to_string(),
+        "/audit".to_string(),
+        "/account".to_string(),
+    ];
+    for (width, height) in [(360, 740), (1280, 900)] {
+        let browser = Browser::start(width, height).await;
+        if width == 360 {
+            // The audit finds what it should: an image without a text alternative.
+            browser
+                .goto("data:text/html,<!doctype html><html lang=en><title>t</title><main><img src=x.png></main></html>")
+                .await;
+            let found = browser.accessibility_violations().await;
+            assert!(
+                found.iter().any(|v| v.starts_with("image-alt")),
+                "axe-core did not run: {found:?}"
+            );
+        }
+        browser.goto(&stack.app.url("/login")).await;
+        // The login page is a page too.
+        let violations = browser.accessibility_violations().await;
+        assert!(
+            violations.is_empty(),
+            "/login at {width} px:\n{}",
+            violations.join("\n")
+        );
+        browser.fill("#username", "admin").await;
+        browser.fill("#password", "correct-horse-battery").await;
+        browser.click("form button[type=submit]").await;
+        browser.wait_for_path("/inbox").await;
+        for page in &pages {
+            browser.goto(&stack.app.url(page)).await;
+            browser.find("main").await;
+            if width == 360 {
+                let wider = browser.overflow_x().await;
+                assert!(wider <= 0, "{page} is {wider} px wider than a 360 px phone");
+                // Touch targets: every visible button and navigation link is 44 px high.
+                let small = browser
+                    .run(
+                        "return [...document.querySelectorAll('main button, header a, header button, nav.views a, a.button, a.back')]
+                           .filter((el) => el.offsetParent !== null)
+                           .filter((el) => el.getBoundingClientRect().height < 43.5)
+                           .map((el) => (el.textContent || el.getAttribute('aria-label') || el.tagName).trim().slice(0, 40))",
+                    )
+                    .await;
+                assert_eq!(small, json!([]), "{page}: targets under 44 px");
+            }
+            let violations = browser.accessibility_violations().await;
+            assert!(
+                violations.is_empty(),
+                "{page} at {width} px:\n{}",
+                violations.join("\n")
+            );
+        }
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_list_and_the_chat_take_turns_and_the_box_stays_in_view() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    stack.app.admin().await;
+    for i in 0..12 {
+        stack
+            .patient_writes(
+                &format!("9198000001{i:02}"),
+                &format!("Patient {i}"),
+                "Hello",
+            )
+            .await;
+    }
+    stack
+        .patient_writes("919800000190", "Ana", "Is the doctor in today?")
+        .await;
+    let browser = Browser::start(390, 844).await;
+    browser.goto(&stack.app.url("/login")).await;
+    browser.fill("#username", "admin").await;
+    browser.fill("#password", "correct-horse-battery").await;
+    browser.click("form button[type=submit]").await;
+    browser.wait_for_path("/inbox").await;
+    // Rows are compact: at least seven conversations fit on the first screen.
+    let visible = browser
+        .run(
+            "return [...document.querySelectorAll('li.conv')].filter((li) => li.getBoundingClientRect().bottom <= window.innerHeight).length",
+        )
+        .await
+        .as_i64()
+        .unwrap_or(0);
+    assert!(
+        visible >= 5,
+        "{visible} conversations on a phone's first screen"
+    );
+    browser.screenshot("phone-inbox").await;
+
+    browser
+        .click("li.conv[data-phone='919800000190'] a.open")
+        .await;
+    browser.wait_for_path("/chat/919800000190").await;
+    // One pane: the list is hidden, a back button leads to it, and the message box and its
+    // Send button are on screen without scrolling.
+    assert_eq!(
+        browser
+            .run("return document.getElementById('conversations').offsetParent === null")
+            .await,
+        json!(true),
+        "the list is hidden beside a chat on a phone"
+    );
+    browser.find("a.back").await;
+    let in_view = browser
+        .run(
+            "const b = document.querySelector('#reply-form button[type=submit]').getBoundingClientRect();
+             const m = document.getElementById('message').getBoundingClientRect();
+             return b.bottom <= window.innerHeight && m.top >= 0 && m.bottom <= window.innerHeight;",
+        )
+        .await;
+    assert_eq!(in_view, json!(true), "the box and Send are in view");
+    browser.fill("#message", "Yes, until 1 pm").await;
+    press_enter(&browser, "#message").await;
+    browser.wait_for_text("li.msg.out", "until 1 pm").await;
+    browser.screenshot("phone-chat").await;
+    browser.click("a.back").await;
+    browser.wait_for_path("/inbox").await;
+    browser.find("li.conv").await;
+    assert!(browser.overflow_x().await <= 0, "the list fits the phone");
+    browser.close().await;
+}
