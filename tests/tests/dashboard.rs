@@ -289,8 +289,22 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
     let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let admin = stack.app.admin().await;
+    admin
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000012", "name": "Ravi K"}),
+        )
+        .await;
     let browser = Browser::start(1000, 900).await;
-    register(&browser, &stack.app.url(""), "office").await;
+    log_in(
+        &browser,
+        &stack.app.url(""),
+        "admin",
+        "correct-horse-battery",
+    )
+    .await;
+    browser.goto(&stack.app.url("/inbox")).await;
     let csv = std::env::temp_dir().join(format!("heydoc-import-{}.csv", std::process::id()));
     std::fs::write(
         &csv,
@@ -307,12 +321,43 @@ async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
         .send_keys(&csv.display().to_string())
         .await
         .expect("choose the file");
+    // Checked first: what each row will do, before anything changes.
+    browser.click("#import-form button[type=submit]").await;
+    browser
+        .wait_for_text(
+            "#preview-summary",
+            "3 rows: 1 new, 1 changed, 0 unchanged, 1 refused",
+        )
+        .await;
+    browser
+        .wait_for_text(
+            "#import-preview tr[data-action=update]",
+            "name: \"Ravi K\" → \"Ravi\"",
+        )
+        .await;
+    browser
+        .wait_for_text(
+            "#import-preview tr[data-action=reject]",
+            "not-a-phone,Bad,,",
+        )
+        .await;
+    assert_eq!(
+        admin.get("/api/contacts/919800000012").await.1["name"],
+        "Ravi K",
+        "the check changed nothing"
+    );
+    browser
+        .wait_for_text("#import-button", "Import 2 rows")
+        .await;
     browser.click("#import-form button[type=submit]").await;
     browser
         .wait_for_text("#import-status", "Done: 3 rows read")
         .await;
     browser
-        .wait_for_text("#import-result [data-count=created]", "2")
+        .wait_for_text("#import-result [data-count=created]", "1")
+        .await;
+    browser
+        .wait_for_text("#import-result [data-count=updated]", "1")
         .await;
     browser
         .wait_for_text("#import-result [data-count=rejected]", "1")
@@ -321,6 +366,10 @@ async fn a_spreadsheet_imports_with_progress_and_its_rejected_rows() {
         .wait_for_text("#import-rejects tbody tr", "phone")
         .await;
     assert!(reject.starts_with('3'), "line 3 is the bad one: {reject}");
+    assert!(
+        reject.contains("not-a-phone,Bad"),
+        "the row's content: {reject}"
+    );
     assert_eq!(
         browser
             .run("return document.getElementById('import-progress').value === 1")

@@ -83,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/import", post(imports::upload))
+        .route("/contacts/import/preview", post(imports::preview))
         .route("/contacts/export", get(imports::export))
         .route("/imports/{id}", get(imports::get))
         .route(

@@ -29,7 +29,7 @@ use crate::routes::{
         conversations::list, conversations::counts, conversations::assignees, conversations::change,
         conversations::notes, conversations::add_note,
         conversations::canned_replies, conversations::add_canned_reply, conversations::delete_canned_reply,
-        imports::upload, imports::get, imports::export,
+        imports::upload, imports::preview, imports::get, imports::export,
         tags::list, tags::create, tags::update, tags::delete,
         messages::list, messages::mark_read, messages::typing, send::send_message,
         scheduled::list, scheduled::pending, scheduled::get, scheduled::create, scheduled::preview, scheduled::estimate, scheduled::delete, scheduled::update_status, scheduled::deliveries_of, scheduled::deliveries_csv,
@@ -38,7 +38,11 @@ use crate::routes::{
         health::healthz, health::readyz,
         crate::ui::auth_pages::login, crate::ui::auth_pages::register,
     ),
-    components(schemas(crate::routes::imports::CsvFile, crate::routes::uploads::FileBody)),
+    components(schemas(
+        crate::routes::imports::CsvFile, crate::routes::uploads::FileBody,
+        crate::core::conversations::ConversationView, crate::core::contacts::ConversationStatus,
+        crate::core::schedules::CampaignState,
+    )),
     modifiers(&Security, &Responses, &NoNul)
 )]
 pub struct ApiDoc;

@@ -188,6 +188,59 @@ pub async fn apply_batch(
     Ok(counts)
 }
 
+/// What importing a row would do, found without writing anything (the import's preview).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowEffect {
+    Create,
+    /// What would change, in words: `name: "Ana" → "Ana Maria"`, `tag + VIP`, `city: "Pune"`.
+    Update(Vec<String>),
+    Unchanged,
+}
+
+/// The effect of each row (in order) on the contacts as they are now. Rows for one phone are
+/// judged each on its own, as if it were the only one.
+pub async fn preview(db: &impl ConnectionTrait, rows: &[ImportRow]) -> Result<Vec<RowEffect>> {
+    let phones: Vec<String> = rows.iter().map(|r| r.phone.as_str().to_string()).collect();
+    let existing = contacts_by_phone(db, phones).await?;
+    let ids: Vec<i32> = existing.values().map(|c| c.id).collect();
+    let tags = crate::tags::of_contacts(db, &ids).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let Some(c) = existing.get(row.phone.as_str()) else {
+                return RowEffect::Create;
+            };
+            let mut changes = Vec::new();
+            if let Some(name) = row.name.as_deref().filter(|n| *n != c.name) {
+                changes.push(format!("name: {:?} → {name:?}", c.name));
+            }
+            let has: HashSet<String> = tags
+                .get(&c.id)
+                .map(|ts| ts.iter().map(|t| t.name.to_lowercase()).collect())
+                .unwrap_or_default();
+            for t in &row.tags {
+                if !has.contains(&t.to_lowercase()) {
+                    changes.push(format!("tag + {t}"));
+                }
+            }
+            for (key, value) in &row.attributes {
+                if c.attributes.get(key) != Some(value) {
+                    let shown = match value {
+                        Value::String(s) => format!("{s:?}"),
+                        other => other.to_string(),
+                    };
+                    changes.push(format!("{key}: {shown}"));
+                }
+            }
+            if changes.is_empty() {
+                RowEffect::Unchanged
+            } else {
+                RowEffect::Update(changes)
+            }
+        })
+        .collect())
+}
+
 async fn contacts_by_phone(
     txn: &impl ConnectionTrait,
     phones: Vec<String>,

@@ -28,9 +28,12 @@ pub fn api(method: &Method, path: &str) -> Permission {
         "/tags" | "/numbers" | "/templates" if read => Inbox,
         "/media/{message_id}" | "/media" => Inbox,
         "/templates/sync" => Campaigns,
-        "/tags" | "/tags/{id}" | "/contacts/import" | "/contacts/export" | "/imports/{id}" => {
-            Audience
-        }
+        "/tags"
+        | "/tags/{id}"
+        | "/contacts/import"
+        | "/contacts/import/preview"
+        | "/contacts/export"
+        | "/imports/{id}" => Audience,
         p if p.starts_with("/scheduled-messages") => Campaigns,
         _ => Admin,
     }

@@ -31,8 +31,7 @@ pub struct ConversationParams {
     pub q: Option<String>,
     /// Only contacts carrying this tag id.
     pub tag: Option<i32>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
+    /// Page size, 1 to 200 (default 50; other values are brought within).
     pub limit: Option<i64>,
     /// The `X-Next-Cursor` header of the previous page.
     pub cursor: Option<String>,

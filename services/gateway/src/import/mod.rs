@@ -6,6 +6,7 @@
 pub mod columns;
 pub mod export;
 pub mod job;
+pub mod preview;
 pub mod spool;
 
 pub use columns::Columns;

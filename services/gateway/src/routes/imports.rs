@@ -17,6 +17,7 @@ use crate::core::imports::{self, ImportOut};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Path, Query};
 use crate::import::export::{csv_line, export_page, EXPORT_HEADER};
+use crate::import::preview::ImportPreview;
 use crate::import::spool::{spool, SPOOL_PREFIX};
 use crate::import::Columns;
 use crate::routes::Envelope;
@@ -48,43 +49,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    // Not text/plain: a plain HTML form on another site could send that with the cookie.
-    let csv_like = [
-        "text/csv",
-        "application/csv",
-        "application/vnd.ms-excel",
-        "application/octet-stream",
-    ];
-    if !csv_like.iter().any(|k| kind.starts_with(k)) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "send the CSV as the body with Content-Type: text/csv or application/octet-stream (got {:?})",
-            kind
-        )));
-    }
-    let path = std::env::temp_dir().join(format!(
-        "{SPOOL_PREFIX}{}.csv",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let spooled = spool(body, &path).await;
-    let (size, header) = match spooled {
-        Ok(ok) => ok,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e);
-        }
-    };
-    let columns = match Columns::from_header(&header) {
-        Ok(c) => c,
-        Err(reason) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(ApiError::validation(reason));
-        }
-    };
+    let (path, size, columns) = spooled_csv(&headers, body).await?;
     let (out, finished) = imports::start(&state, &me, path, size, columns).await?;
     let detail = serde_json::json!({"bytes": size});
     audit::record(
@@ -109,6 +74,77 @@ pub async fn upload(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// The upload as a spooled file with its size and checked header; the file is removed when
+/// anything is wrong with it.
+async fn spooled_csv(
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<(std::path::PathBuf, usize, Columns)> {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // Not text/plain: a plain HTML form on another site could send that with the cookie.
+    let csv_like = [
+        "text/csv",
+        "application/csv",
+        "application/vnd.ms-excel",
+        "application/octet-stream",
+    ];
+    if !csv_like.iter().any(|k| kind.starts_with(k)) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send the CSV as the body with Content-Type: text/csv or application/octet-stream (got {:?})",
+            kind
+        )));
+    }
+    let path = std::env::temp_dir().join(format!(
+        "{SPOOL_PREFIX}{}.csv",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let (size, header) = match spool(body, &path).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+    };
+    match Columns::from_header(&header) {
+        Ok(columns) => Ok((path, size, columns)),
+        Err(reason) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            Err(ApiError::validation(reason))
+        }
+    }
+}
+
+/// What importing a CSV would do, before importing it: its first 1,000 rows read as the
+/// import reads them, counted as created, updated (with what changes), unchanged and rejected
+/// (with why and what the row said), and the first of them listed. Nothing is written.
+#[utoipa::path(
+    post, path = "/api/contacts/import/preview", operation_id = "previewContactImport", tag = "contacts", security(("bearer" = []), ("cookie" = [])),
+    request_body(description = "CSV with a header row (UTF-8), as for the import",
+        content((CsvFile = "text/csv"))),
+    responses(
+        (status = 200, description = "What the import would do with the first rows", body = ImportPreview),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "The role may not import", body = ErrorBody),
+        (status = 413, description = "The file is too large", body = ErrorBody),
+        (status = 415, description = "Not a CSV body", body = ErrorBody),
+        (status = 422, description = "The header has no phone column, or is not CSV", body = ErrorBody),
+    )
+)]
+pub async fn preview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<axum::Json<ImportPreview>> {
+    let (path, _, columns) = spooled_csv(&headers, body).await?;
+    let result = crate::import::preview::preview(&state, path.clone(), columns).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    Ok(axum::Json(result?))
 }
 
 /// An import's progress, counts and first rejected rows.

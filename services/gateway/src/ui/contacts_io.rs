@@ -20,13 +20,26 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
                 code { "name" } ", " code { "tags" } " (separated by " code { ";" } "; new tags are created) "
                 "and any other column, which becomes a custom attribute of that name. Contacts are "
                 "matched by phone: names and attributes are updated, tags are added, nothing is removed. "
-                "Importing the same file twice changes nothing."
+                "Importing the same file twice changes nothing. The file is checked first: you see "
+                "what its first rows will do before anything changes."
             }
             form #import-form data-import {
                 label for="import-file" { "CSV file" }
                 input #import-file name="file" type="file" accept=".csv,text/csv" required;
                 (form_error())
-                button type="submit" { "Import" }
+                section #import-preview hidden aria-labelledby="preview-title" {
+                    h3 #preview-title { "Before importing" }
+                    p #preview-summary role="status" {}
+                    div.scroll {
+                        table.preview {
+                            caption.sr-only { "The file's first rows and what each will do" }
+                            thead { tr { th scope="col" { "Line" } th scope="col" { "Contact" } th scope="col" { "Will" } th scope="col" { "Details" } } }
+                            tbody {}
+                        }
+                    }
+                }
+                button type="submit" #import-button { "Check the file" }
+                button.secondary type="button" #import-cancel hidden { "Choose another file" }
             }
             div #import-result hidden {
                 label for="import-progress" { "Progress" }
@@ -43,7 +56,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser) -> Pa
                     div.scroll {
                         table {
                             caption.sr-only { "Rows the import refused, by line" }
-                            thead { tr { th scope="col" { "Line" } th scope="col" { "Why" } } }
+                            thead { tr { th scope="col" { "Line" } th scope="col" { "Row" } th scope="col" { "Why" } } }
                             tbody {}
                         }
                     }

@@ -1104,7 +1104,7 @@ function showImport(result) {
   rejects.hidden = !result.rejects.length;
   rejects.querySelector("tbody").replaceChildren(...result.rejects.map((r) => {
     const tr = document.createElement("tr");
-    for (const text of [r.line, r.reason]) {
+    for (const text of [r.line, r.content || "", r.reason]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -1113,12 +1113,63 @@ function showImport(result) {
   }));
 }
 
+// The file's first rows and what each will do, before anything is imported.
+function showPreview(p) {
+  const section = document.getElementById("import-preview");
+  section.hidden = false;
+  const more = p.more ? ` (the first ${p.rows_read} rows; the rest are checked as they are imported)` : "";
+  document.getElementById("preview-summary").textContent =
+    `${p.rows_read} rows${more}: ${p.created} new, ${p.updated} changed, ${p.unchanged} unchanged, ${p.rejected} refused.`;
+  const words = { create: "be added", update: "change", unchanged: "stay as it is", reject: "be refused" };
+  section.querySelector("tbody").replaceChildren(...p.rows.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.action = r.action;
+    const who = r.action === "reject" ? r.content : [r.name, r.phone && `+${r.phone}`].filter(Boolean).join(" ");
+    const details = r.action === "reject" ? r.reason : r.changes.join("; ");
+    [String(r.line), who, words[r.action] || r.action, details].forEach((text, i) => {
+      const td = document.createElement("td");
+      td.dataset.label = ["Line", "Contact", "Will", "Details"][i];
+      td.textContent = text;
+      tr.append(td);
+    });
+    return tr;
+  }));
+}
+
+function resetImport(form) {
+  delete form.dataset.checked;
+  document.getElementById("import-preview").hidden = true;
+  document.getElementById("import-button").textContent = "Check the file";
+  document.getElementById("import-cancel").hidden = true;
+}
+
 async function submitImport(form) {
   const file = form.elements.file.files[0];
   if (!file) return;
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   showError(form, "");
+  if (!form.dataset.checked) {
+    try {
+      const response = await fetch("/api/contacts/import/preview", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "text/csv", Accept: "application/json" },
+        body: file,
+      });
+      const answer = await response.json().catch(() => null);
+      if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
+      showPreview(answer);
+      form.dataset.checked = "yes";
+      button.textContent = answer.more ? "Import the whole file" : `Import ${answer.rows_read - answer.rejected} rows`;
+      document.getElementById("import-cancel").hidden = false;
+    } catch (e) {
+      showError(form, e.message);
+    } finally {
+      button.disabled = false;
+    }
+    return;
+  }
   try {
     const response = await fetch("/api/contacts/import", {
       method: "POST",
@@ -1135,12 +1186,28 @@ async function submitImport(form) {
       result = await api("GET", `/api/imports/${result.id}`);
       showImport(result);
     }
+    // Imported: another file is checked first again.
+    delete form.dataset.checked;
+    button.textContent = "Check the file";
+    document.getElementById("import-cancel").hidden = true;
   } catch (e) {
     showError(form, e.message);
   } finally {
     button.disabled = false;
   }
 }
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches("#import-file")) resetImport(event.target.form);
+});
+document.addEventListener("click", (event) => {
+  if (event.target.matches("#import-cancel")) {
+    const form = event.target.form;
+    form.reset();
+    resetImport(form);
+    form.elements.file.focus();
+  }
+});
 
 document.addEventListener("submit", (event) => {
   if (event.target.matches("form[data-import]")) {
