@@ -94,10 +94,14 @@ impl MigrationTrait for Migration {
              REFERENCES users (id) ON DELETE SET NULL",
         )
         .await?;
-        // Existing chats: a contact who wrote has a conversation, unanswered while unread.
+        // Existing chats: a contact who wrote has a conversation, waiting for a reply when
+        // their message is the last one that was not a campaign's.
         db.execute_unprepared(
             "UPDATE contacts SET conversation_at = last_inbound_at, \
-             awaiting_reply = (unread_count > 0) WHERE last_inbound_at IS NOT NULL",
+             awaiting_reply = COALESCE((SELECT m.direction = 'incoming' FROM messages m \
+                 WHERE m.contact_id = contacts.id AND m.origin <> 'occurrence' \
+                 ORDER BY m.id DESC LIMIT 1), false) \
+             WHERE last_inbound_at IS NOT NULL",
         )
         .await?;
         // The inbox's order: unread first, then the newest conversation.
@@ -174,6 +178,8 @@ impl MigrationTrait for Migration {
         message_text_index(m).await
     }
 
+    /// On SQLite the contacts' `assignee_id` (a reference) cannot be dropped in place: this
+    /// undoes the migration on PostgreSQL only, as the embedded database is never rolled back.
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(CannedReplies::Table).to_owned())
             .await?;

@@ -19,20 +19,61 @@ pub use contact::Model as Contact;
 pub struct Filter {
     pub q: Option<String>,
     pub tag: Option<i32>,
+    /// Contacts that match whatever their name and phone (those whose messages contain `q`).
+    pub said_by: Option<Vec<i32>>,
 }
+
+/// At most this many contacts are found by what they said (the first page of a search needs
+/// 50; a word in every chat should not read them all).
+const MAX_SAID_BY: u64 = 2000;
 
 impl Filter {
     /// Contacts whose phone or name matches `q`.
     pub(crate) fn query(&self) -> sea_orm::Select<contact::Entity> {
-        self.build(false)
+        self.build()
     }
 
-    /// As `query`, and contacts with a message whose text contains `q` (the inbox's search).
-    pub(crate) fn query_with_text(&self) -> sea_orm::Select<contact::Entity> {
-        self.build(true)
+    /// The contacts (at most `MAX_SAID_BY`) with a message whose text contains `q`, when `q`
+    /// is long enough to search text for (three characters: trigram indexes need them, and a
+    /// shorter text would match nearly every message). One query of its own, so that
+    /// PostgreSQL answers it from the trigram index on message text.
+    pub async fn said_by(&self, db: &impl Conn) -> Result<Vec<i32>> {
+        use heydoc_entity::message;
+        use sea_orm::sea_query::{Func, LikeExpr};
+        let Some(q) = self
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| q.chars().count() >= 3)
+        else {
+            return Ok(Vec::new());
+        };
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        Ok(message::Entity::find()
+            .select_only()
+            .column(message::Column::ContactId)
+            .distinct()
+            .filter(
+                Expr::expr(Func::lower(Expr::col(message::Column::MessageText)))
+                    .like(LikeExpr::new(&pattern).escape('\\')),
+            )
+            .limit(MAX_SAID_BY)
+            .into_tuple()
+            .all(db)
+            .await?)
     }
 
-    fn build(&self, with_text: bool) -> sea_orm::Select<contact::Entity> {
+    /// As `query`, and the contacts in `said_by` (those whose messages contain `q`: the
+    /// inbox's search, found first with `said_by`).
+    pub(crate) fn query_with_text(&self, said_by: &[i32]) -> sea_orm::Select<contact::Entity> {
+        Filter {
+            said_by: Some(said_by.to_vec()),
+            ..self.clone()
+        }
+        .build()
+    }
+
+    fn build(&self) -> sea_orm::Select<contact::Entity> {
         use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
         use sea_orm::Condition;
         let mut query = contact::Entity::find();
@@ -49,20 +90,8 @@ impl Filter {
                         .like(LikeExpr::new(format!("%{digits}%")).escape('\\')),
                 );
             }
-            if with_text {
-                use heydoc_entity::message;
-                any = any.add(
-                    contact::Column::Id.in_subquery(
-                        Query::select()
-                            .column(message::Column::ContactId)
-                            .from(message::Entity)
-                            .and_where(
-                                Expr::expr(Func::lower(Expr::col(message::Column::MessageText)))
-                                    .like(like()),
-                            )
-                            .to_owned(),
-                    ),
-                );
+            if let Some(ids) = &self.said_by {
+                any = any.add(contact::Column::Id.is_in(ids.iter().copied()));
             }
             query = query.filter(any);
         }

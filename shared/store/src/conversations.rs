@@ -40,6 +40,47 @@ pub async fn replied(db: &impl ConnectionTrait, contact_id: i32, at: DateTime<Ut
     move_forward(db, contact_id, at).await
 }
 
+/// Replies that failed (these outgoing messages): their conversations wait for a reply again,
+/// since the contact got nothing. Campaign deliveries are not replies and change nothing.
+pub async fn replies_failed(db: &impl ConnectionTrait, message_ids: &[i64]) -> Result<()> {
+    use heydoc_entity::message;
+    use sea_orm::sea_query::Query;
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    contact::Entity::update_many()
+        .col_expr(contact::Column::AwaitingReply, Expr::value(true))
+        .filter(
+            contact::Column::Id.in_subquery(
+                Query::select()
+                    .column(message::Column::ContactId)
+                    .from(message::Entity)
+                    .and_where(message::Column::Id.is_in(message_ids.iter().copied()))
+                    .and_where(message::Column::Origin.eq("api"))
+                    .to_owned(),
+            ),
+        )
+        .filter(contact::Column::ConversationAt.is_not_null())
+        .filter(contact::Column::LastInboundAt.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A colleague left (disabled or deleted): the conversations they had are nobody's, so they
+/// show as unassigned instead of vanishing from every view.
+pub async fn unassign_all_of(db: &impl ConnectionTrait, user_id: i32) -> Result<u64> {
+    Ok(contact::Entity::update_many()
+        .col_expr(
+            contact::Column::AssigneeId,
+            Expr::value(Option::<i32>::None),
+        )
+        .filter(contact::Column::AssigneeId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// The conversation's time only moves forward (a late webhook never moves it back).
 async fn move_forward(db: &impl ConnectionTrait, contact_id: i32, at: DateTime<Utc>) -> Result<()> {
     contact::Entity::update_many()
@@ -85,8 +126,9 @@ pub async fn page(
     after: Option<Position>,
     limit: u64,
 ) -> Result<Vec<Contact>> {
+    let said_by = filter.said_by(db).await?;
     let mut query = filter
-        .query_with_text()
+        .query_with_text(&said_by)
         .filter(contact::Column::ConversationAt.is_not_null());
     query = match view {
         View::All => query.filter(contact::Column::ConversationStatus.ne(RESOLVED)),
@@ -145,30 +187,34 @@ pub struct Counts {
     pub unread: u64,
 }
 
+/// One pass over the unresolved conversations.
 pub async fn counts(db: &impl Conn, user: i32) -> Result<Counts> {
-    use sea_orm::PaginatorTrait;
-    let active = || {
-        contact::Entity::find()
-            .filter(contact::Column::ConversationAt.is_not_null())
-            .filter(contact::Column::ConversationStatus.ne(RESOLVED))
+    use sea_orm::{DatabaseBackend, Statement};
+    let backend = db.get_database_backend();
+    let (param, truth) = match backend {
+        DatabaseBackend::Postgres => ("$1", "awaiting_reply"),
+        _ => ("?", "awaiting_reply = 1"),
+    };
+    let sql = format!(
+        "SELECT COALESCE(SUM(CASE WHEN {truth} THEN 1 ELSE 0 END), 0), \
+                COALESCE(SUM(CASE WHEN assignee_id = {param} THEN 1 ELSE 0 END), 0), \
+                COALESCE(SUM(CASE WHEN assignee_id IS NULL THEN 1 ELSE 0 END), 0), \
+                COALESCE(SUM(CASE WHEN unread_count > 0 THEN 1 ELSE 0 END), 0) \
+         FROM contacts WHERE conversation_at IS NOT NULL AND conversation_status <> '{RESOLVED}'"
+    );
+    let row = db
+        .query_one(Statement::from_sql_and_values(backend, sql, [user.into()]))
+        .await?;
+    let get = |i: usize| -> u64 {
+        row.as_ref()
+            .and_then(|r| r.try_get_by_index::<i64>(i).ok())
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     };
     Ok(Counts {
-        needs_reply: active()
-            .filter(contact::Column::AwaitingReply.eq(true))
-            .count(db)
-            .await?,
-        mine: active()
-            .filter(contact::Column::AssigneeId.eq(user))
-            .count(db)
-            .await?,
-        unassigned: active()
-            .filter(contact::Column::AssigneeId.is_null())
-            .count(db)
-            .await?,
-        unread: active()
-            .filter(contact::Column::UnreadCount.gt(0))
-            .count(db)
-            .await?,
+        needs_reply: get(0),
+        mine: get(1),
+        unassigned: get(2),
+        unread: get(3),
     })
 }
 
@@ -220,12 +266,15 @@ pub async fn notes(
     if let Some(since) = since {
         query = query.filter(conversation_note::Column::CreatedAt.gte(since));
     }
-    Ok(query
-        .order_by_asc(conversation_note::Column::CreatedAt)
-        .order_by_asc(conversation_note::Column::Id)
+    // The newest 500, shown oldest first.
+    let mut notes = query
+        .order_by_desc(conversation_note::Column::CreatedAt)
+        .order_by_desc(conversation_note::Column::Id)
         .limit(500)
         .all(db)
-        .await?)
+        .await?;
+    notes.reverse();
+    Ok(notes)
 }
 
 pub async fn add_note(

@@ -92,12 +92,16 @@ pub async fn find(db: &impl Conn, id: i32) -> Result<User> {
 }
 
 /// Disables (`Some(now)`) or enables (`None`) an account.
+/// Disables (`Some`) or enables a user; a disabled user's conversations become unassigned.
 pub async fn set_disabled(db: &impl Conn, id: i32, at: Option<DateTime<Utc>>) -> Result<()> {
     user::Entity::update_many()
         .col_expr(user::Column::DisabledAt, Expr::value(at))
         .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;
+    if at.is_some() {
+        crate::conversations::unassign_all_of(db, id).await?;
+    }
     Ok(())
 }
 
@@ -126,6 +130,7 @@ pub async fn mark_deleted(db: &impl Conn, id: i32, now: DateTime<Utc>) -> Result
         .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;
+    crate::conversations::unassign_all_of(db, id).await?;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Gateway benchmark (`make bench`): PostgreSQL with 10,000 contacts and 1,000,000 messages;
-//! requests/s and p50/p99 for `GET /api/contacts?limit=50` and `GET /api/messages/{phone}?limit=20`
-//! at 64 connections, next to a trivial axum handler in the same process (the framework
-//! ceiling). Prints figures; asserts nothing.
+//! requests/s and p50/p99 for `GET /api/contacts?limit=50`, `GET /api/messages/{phone}?limit=20`
+//! and the team inbox's conversation list in each of its views (all, mine, unassigned, needs
+//! reply, by tag, searching a name and searching message text) at 64 connections, next to a
+//! trivial axum handler in the same process (the framework ceiling). Prints figures and the
+//! ratio to the ceiling; asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,19 @@ async fn main() -> anyhow::Result<()> {
     let api = app.admin().await;
     let token = api_token(&app).await;
     drop(api);
+    // The team's work on top: a fifth of the conversations are the admin's, a quarter wait
+    // for a reply, some are pending.
+    app.db
+        .conn
+        .execute_unprepared(
+            "UPDATE contacts SET conversation_at = last_message_at,
+                    awaiting_reply = (id % 4 = 0),
+                    assignee_id = CASE WHEN id % 5 = 0 THEN (SELECT min(id) FROM users) END,
+                    conversation_status = CASE WHEN id % 11 = 0 THEN 'pending' ELSE 'open' END;
+             ANALYZE contacts",
+        )
+        .await
+        .context("the conversations")?;
 
     let ceiling_addr = spawn_trivial_axum().await?;
     let ceiling = run_get(
@@ -66,14 +81,43 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
 
+    let views = [
+        ("all", "/api/conversations?limit=50"),
+        ("mine", "/api/conversations?view=mine&limit=50"),
+        ("unassigned", "/api/conversations?view=unassigned&limit=50"),
+        (
+            "needs reply",
+            "/api/conversations?view=needs_reply&limit=50",
+        ),
+        ("by tag", "/api/conversations?tag=1&limit=50"),
+        ("name search", "/api/conversations?q=Contact%20123&limit=50"),
+        (
+            "text search",
+            "/api/conversations?q=number%20999999&limit=50",
+        ),
+        ("view counts", "/api/conversations/counts"),
+    ];
+    let mut conversation_reports = Vec::new();
+    for (name, path) in views {
+        let report = run_get(&app.url(path), Some(&token), CONNECTIONS, warmup, duration).await;
+        conversation_reports.push((name, path, report));
+    }
+
     println!("\n{CONNECTIONS} connections, {seconds} s each, client and server on this machine:");
     println!("{}", ceiling.line("trivial axum handler (ceiling)"));
     println!("{}", messages.line("GET /api/messages/{phone}?limit=20"));
     println!("{}", contacts.line("GET /api/contacts?limit=50"));
+    for (_, path, report) in &conversation_reports {
+        println!("{}", report.line(&format!("GET {path}")));
+    }
     println!();
     report_ratio("messages", &messages, &ceiling);
     report_ratio("contacts", &contacts, &ceiling);
-    println!("targets: p99 under 20 ms; messages at least 1/3 of the ceiling's requests/s");
+    for (name, _, report) in &conversation_reports {
+        report_ratio(&format!("conversations, {name}"), report, &ceiling);
+    }
+    println!("targets: p99 under 20 ms; messages at least 1/3 of the ceiling's requests/s;");
+    println!("         the conversation list and its views at least 10,000 requests/s");
     app.stop().await;
     Ok(())
 }

@@ -21,8 +21,8 @@ pub fn api(method: &Method, path: &str) -> Permission {
         | "/conversations/assignees"
         | "/conversations/{phone}"
         | "/contacts/{phone}/notes"
-        | "/canned-replies"
-        | "/canned-replies/{id}" => Inbox,
+        | "/canned-replies" => Inbox,
+        "/canned-replies/{id}" => Audience,
         "/contacts/{phone}" if *method != Method::DELETE => Inbox,
         "/contacts/{phone}" => Audience,
         "/tags" | "/numbers" | "/templates" if read => Inbox,

@@ -180,6 +180,7 @@ pub async fn list(
     let filter = Filter {
         q: params.q,
         tag: params.tag,
+        said_by: None,
     };
     let mut rows = store::inbox_page(&state.db, &filter, after, limit + 1).await?;
     let mut next = None;

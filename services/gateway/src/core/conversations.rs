@@ -94,6 +94,7 @@ pub async fn list(
     let filter = Filter {
         q: params.q,
         tag: params.tag,
+        said_by: None,
     };
     let mut rows = store::page(
         &state.db,

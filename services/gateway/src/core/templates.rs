@@ -284,8 +284,10 @@ pub async fn check(
 /// of its variables (`{{1}}` is the first), and the header's text above it. The chat records
 /// this as the message.
 pub fn rendered(template: &Template, spec: &TemplateSpec) -> String {
+    // One pass over the text: `{{1}}` is the first parameter, `{{name}}` the one with that
+    // `parameter_name`; a value is never read again for variables.
     let fill = |kind: &str, text: &str| -> String {
-        let given: Vec<String> = spec
+        let given: Vec<(String, Option<String>)> = spec
             .components
             .as_ref()
             .and_then(|c| heydoc_whatsapp::templates::component(c, kind))
@@ -294,18 +296,35 @@ pub fn rendered(template: &Template, spec: &TemplateSpec) -> String {
             .map(|ps| {
                 ps.iter()
                     .map(|p| {
-                        p.get("text")
-                            .and_then(|t| t.as_str())
-                            .unwrap_or_default()
-                            .to_string()
+                        let text = p.get("text").and_then(|t| t.as_str()).unwrap_or_default();
+                        let name = p.get("parameter_name").and_then(|n| n.as_str());
+                        (text.to_string(), name.map(str::to_string))
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let mut out = text.to_string();
-        for (i, value) in given.iter().enumerate() {
-            out = out.replace(&format!("{{{{{}}}}}", i + 1), value);
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start + 2..].find("}}") else {
+                break;
+            };
+            out.push_str(&rest[..start]);
+            let key = rest[start + 2..start + 2 + len].trim();
+            let value = match key.parse::<usize>() {
+                Ok(n) if n >= 1 => given.get(n - 1).map(|(t, _)| t.as_str()),
+                _ => given
+                    .iter()
+                    .find(|(_, name)| name.as_deref() == Some(key))
+                    .map(|(t, _)| t.as_str()),
+            };
+            match value {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&rest[start..start + 2 + len + 2]),
+            }
+            rest = &rest[start + 2 + len + 2..];
         }
+        out.push_str(rest);
         out
     };
     let text_of = |kind: &str| {
@@ -456,4 +475,57 @@ pub async fn apply_quality(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(components: serde_json::Value) -> Template {
+        Template {
+            id: 1,
+            waba_id: "waba".into(),
+            meta_id: None,
+            name: "visit".into(),
+            language: "en_US".into(),
+            category: "UTILITY".into(),
+            status: APPROVED.into(),
+            quality: None,
+            reason: None,
+            components,
+            header_params: 0,
+            body_params: 2,
+            synced_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn spec(parameters: serde_json::Value) -> TemplateSpec {
+        serde_json::from_value(json!({"name": "visit", "language": "en_US",
+            "components": [{"type": "body", "parameters": parameters}]}))
+        .expect("spec")
+    }
+
+    #[test]
+    fn the_history_shows_what_the_patient_reads() {
+        let t = template(json!([
+            {"type": "HEADER", "format": "TEXT", "text": "Clinic"},
+            {"type": "BODY", "text": "Hi {{1}}, see you {{2}}. {{3}} stays."},
+        ]));
+        let text = rendered(
+            &t,
+            &spec(
+                json!([{"type": "text", "text": "Ana {{2}}"}, {"type": "text", "text": "Monday"}]),
+            ),
+        );
+        // A value is not read again for variables; a variable without a value stays.
+        assert_eq!(text, "Clinic\nHi Ana {{2}}, see you Monday. {{3}} stays.");
+        let named = template(json!([{"type": "BODY", "text": "Hello {{first_name}}"}]));
+        let text = rendered(
+            &named,
+            &spec(json!([{"type": "text", "parameter_name": "first_name", "text": "Ravi"}])),
+        );
+        assert_eq!(text, "Hello Ravi");
+    }
 }

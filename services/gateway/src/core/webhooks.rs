@@ -123,6 +123,9 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             };
             if let Some(m) = &message {
                 failure_consequences(&txn, m, &update, now).await?;
+                if update.status == heydoc_domain::MessageStatus::Failed {
+                    heydoc_store::conversations::replies_failed(&txn, &[m.id]).await?;
+                }
                 let event = MessageStatusChanged {
                     message_id: m.id,
                     wamid: m.message_id.clone(),

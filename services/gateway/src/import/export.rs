@@ -56,6 +56,7 @@ pub async fn export_page(
     let filter = Filter {
         q: q.map(str::to_string),
         tag,
+        said_by: None,
     };
     let rows = heydoc_store::contacts::by_id_after(&state.db, &filter, after, EXPORT_PAGE).await?;
     let ids: Vec<i32> = rows.iter().map(|c| c.id).collect();

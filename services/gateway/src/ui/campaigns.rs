@@ -274,7 +274,7 @@ pub async fn detail(
                 dt { "Created by" } dd { (s.created_by) " on " (time(s.created_at)) }
             }
             @if !s.message.is_empty() {
-                p.label-like { "The message" }
+                p.label-like { "The message (placeholders are filled for each recipient)" }
                 blockquote.text { (s.message) }
             }
             @if let Some(t) = &s.template { p { "Template " strong { (t.name) } " (" (t.language) ")" } }

@@ -180,7 +180,7 @@ fn chat_head(
             div.controls {
                 form.assign data-api=(api) data-method="PATCH" data-then="refresh" {
                     label for="assignee" { "Assigned to" }
-                    select #assignee name="assignee_id" data-type="nullable-int" data-autosubmit {
+                    select #assignee name="assignee_id" data-type="nullable-int" {
                         option value="" selected[assignee.is_none()] { "Nobody" }
                         @for a in team {
                             option value=(a.id) selected[assignee == Some(a.id)] {
@@ -188,6 +188,7 @@ fn chat_head(
                             }
                         }
                     }
+                    button.small type="submit" data-conversation="assign" { "Assign" }
                     (form_error())
                 }
                 @if assignee != Some(me.user_id) {
@@ -340,9 +341,10 @@ fn composer(
                 @if in_window {
                     label for="message" { "Message" }
                     textarea #message name="message" rows="2" maxlength="4096" data-enter-sends data-canned
+                        aria-controls="canned-suggestions"
                         aria-describedby="message-keys" autofocus {}
                     p.hint #message-keys { "Enter sends, Shift+Enter starts a new line. Type / for a canned reply." }
-                    ul #canned-suggestions.canned role="listbox" aria-label="Canned replies" hidden {}
+                    ul #canned-suggestions.canned role="listbox" aria-label="Canned replies" aria-live="polite" hidden {}
                     details.attach {
                         summary { "Attach a file" }
                         label for="attach" { "File (the message is its caption)" }

@@ -147,7 +147,7 @@ pub async fn list_pane(
             (views(view, &counts, params))
             form.filters method="get" action="/inbox" role="search" {
                 input type="hidden" name="view" value=(view);
-                label for="q" { "Search name, phone or message" }
+                label for="q" { (if view == "contacts" { "Search name or phone" } else { "Search name, phone or message" }) }
                 div.search-row {
                     input #q name="q" type="search" value=(search) placeholder="Ana, +91 98000 00002, appointment";
                     button type="submit" { "Search" }

@@ -3,7 +3,7 @@
 //! phone and message-text search, template sends recorded as the template, and bad input.
 
 use heydoc_store::chat::{bump_many, Preview};
-use heydoc_testkit::fixtures::inbound_text;
+use heydoc_testkit::fixtures::{inbound_text, status};
 use heydoc_testkit::{json, on_both_backends, sql, Backend, TestApp};
 
 async fn writes(app: &TestApp, phone: &str, name: &str, text: &str, at: i64) {
@@ -196,6 +196,44 @@ async fn views_order_and_assignment(backend: Backend) {
     // The assignees: everyone active.
     let (_, team) = api.get("/api/conversations/assignees").await;
     assert_eq!(team, json!([{"id": my_id, "username": "admin"}]));
+
+    // The reply to Ravi fails at WhatsApp: his conversation waits for a reply again.
+    let reply_id = sent["data"]["id"].as_i64().unwrap();
+    let res = app
+        .post_webhook(&status(
+            "wamid.reply.ravi",
+            "failed",
+            "919800000002",
+            Some(reply_id),
+            now,
+        ))
+        .await;
+    assert!(res.status().is_success());
+    let (_, ravi) = api.get("/api/contacts/919800000002").await;
+    assert_eq!(ravi["conversation"]["needs_reply"], true, "{ravi}");
+
+    // A colleague who leaves: their conversations become unassigned, not lost.
+    let (s, bea) = api
+        .post(
+            "/api/users",
+            &json!({"username": "bea", "password": "a-long-password", "role": "agent"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{bea}");
+    let bea_id = bea["data"]["id"].as_i64().unwrap();
+    api.patch(
+        "/api/conversations/919800000001",
+        &json!({"assignee_id": bea_id}),
+    )
+    .await;
+    let (s, _) = api
+        .patch(&format!("/api/users/{bea_id}"), &json!({"disabled": true}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, asha) = api.get("/api/contacts/919800000001").await;
+    assert!(asha["conversation"]["assignee_id"].is_null(), "{asha}");
+    let (_, unassigned) = api.get("/api/conversations?view=unassigned").await;
+    assert!(phones(&unassigned).contains(&"919800000001".to_string()));
     app.stop().await;
 }
 

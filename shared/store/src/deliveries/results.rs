@@ -158,6 +158,12 @@ pub async fn record(
     }
     let changed: std::collections::HashSet<i64> = changed.into_iter().collect();
     crate::events::emit_send_results(&txn, results, &changed, now).await?;
+    let failed: Vec<i64> = results
+        .iter()
+        .filter(|r| changed.contains(&r.id) && matches!(r.outcome, Outcome::Failed { .. }))
+        .map(|r| r.id)
+        .collect();
+    crate::conversations::replies_failed(&txn, &failed).await?;
     for r in results {
         if let Some(reason) = &r.suppress {
             crate::failures::suppress_contact(&txn, r.contact_id, reason, now).await?;

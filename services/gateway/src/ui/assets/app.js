@@ -171,6 +171,14 @@ function pickTemplate(picker) {
   showTemplatePreview(picker);
 }
 
+// A form reset (after a send) puts its picker back to "None": its parameter fields go too.
+document.addEventListener("reset", (event) => {
+  const pickers = event.target.querySelectorAll("[data-template-picker]");
+  setTimeout(() => pickers.forEach((picker) => {
+    if (picker.querySelector("select[data-template-pick]")) pickTemplate(picker);
+  }), 0);
+});
+
 function startTemplatePickers() {
   for (const picker of document.querySelectorAll("[data-template-picker]")) {
     const select = picker.querySelector("select[data-template-pick]");
@@ -284,7 +292,10 @@ function askFirst(form) {
 }
 
 async function submitApiForm(form) {
+  // One send at a time per form: a quick second Enter does not send the message twice.
+  if (form.dataset.sending) return;
   if (form.dataset.confirm && askFirst(form)) return;
+  form.dataset.sending = "yes";
   const method = form.dataset.method || "POST";
   const body = formBody(form);
   const url = fill(form.dataset.api, body);
@@ -334,6 +345,7 @@ async function submitApiForm(form) {
     }
     showError(form, e.message);
   } finally {
+    delete form.dataset.sending;
     if (button) button.disabled = false;
   }
 }
@@ -462,10 +474,14 @@ function showCanned(box) {
   else box.removeAttribute("aria-activedescendant");
 }
 
-function pickCanned(box, option) {
-  box.value = option.dataset.body;
+function closeCanned(box) {
   document.getElementById("canned-suggestions").hidden = true;
   box.removeAttribute("aria-activedescendant");
+}
+
+function pickCanned(box, option) {
+  box.value = option.dataset.body;
+  closeCanned(box);
   box.focus();
 }
 
@@ -488,13 +504,13 @@ document.addEventListener("keydown", (event) => {
       box.setAttribute("aria-activedescendant", options[next].id);
       return;
     }
-    if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       pickCanned(box, options[Math.max(current, 0)]);
       return;
     }
     if (event.key === "Escape") {
-      list.hidden = true;
+      closeCanned(box);
       return;
     }
   }
@@ -540,7 +556,8 @@ let forceAgain = false;
 let deferred = false;
 
 function busy(region) {
-  if (region.querySelector("details[open]")) return true;
+  // An open disclosure, or a question asked beside a button, stays until it is answered.
+  if (region.querySelector("details[open], .confirm-box")) return true;
   const active = document.activeElement;
   return Boolean(active && region.contains(active) && active.matches("input, textarea, select"));
 }
