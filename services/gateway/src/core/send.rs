@@ -65,7 +65,7 @@ pub async fn send_message(
     if !template_only {
         if body.message.trim().is_empty() {
             return Err(ApiError::validation(
-                "message: write the message, or choose a template to send",
+                "message must not be empty: write the message, or choose a template to send",
             ));
         }
         validate::message_text("message", &body.message)?;

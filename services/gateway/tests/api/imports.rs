@@ -165,7 +165,8 @@ async fn import_counts_rejects_and_reimports_change_nothing(backend: Backend) {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("phone,name,tags,attributes,opted_out,suppressed_reason,last_message_at")
+        Some("\u{feff}phone,name,tags,attributes,opted_out,suppressed_reason,last_message_at"),
+        "a byte order mark first, for spreadsheets"
     );
     let body: Vec<&str> = lines.collect();
     assert_eq!(body.len(), 2, "{csv}");

@@ -33,6 +33,7 @@ const CONTACT: &[(&str, &str)] = &[
     ("last_number", "string|null"),
     ("user_id", "string|null"),
     ("username", "string|null"),
+    ("conversation", "object"),
 ];
 
 const SEED_MESSAGE: &[(&str, &str)] = &[
@@ -73,6 +74,8 @@ const SCHEDULED: &[(&str, &str)] = &[
     ("next_run_at", "datetime|null"),
     ("template", "object|null"),
     ("created_at", "datetime"),
+    ("name", "string"),
+    ("state", "string"),
 ];
 
 async fn contacts_and_messages(backend: Backend) {
