@@ -213,16 +213,22 @@ async function attachFile(form, body) {
   if (!file) return;
   let url = `/api/media?filename=${encodeURIComponent(file.name)}`;
   if (form.dataset.uploadFrom) url += `&from=${encodeURIComponent(form.dataset.uploadFrom)}`;
+  const answer = await postFile(url, file, file.type || "application/octet-stream");
+  body.media = { upload_id: answer.data.id };
+  if (!body.message) body.message = file.name;
+}
+
+// A file as the body of a POST; the API's JSON answer, or its error message thrown.
+async function postFile(url, file, type) {
   const response = await fetch(url, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": file.type || "application/octet-stream", Accept: "application/json" },
+    headers: { "Content-Type": type, Accept: "application/json" },
     body: file,
   });
   const answer = await response.json().catch(() => null);
   if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
-  body.media = { upload_id: answer.data.id };
-  if (!body.message) body.message = file.name;
+  return answer;
 }
 
 // "/chat/{phone}" with values from the form's body or the API's answer.
@@ -1168,14 +1174,7 @@ async function submitImport(form) {
   showError(form, "");
   if (!form.dataset.checked) {
     try {
-      const response = await fetch("/api/contacts/import/preview", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "text/csv", Accept: "application/json" },
-        body: file,
-      });
-      const answer = await response.json().catch(() => null);
-      if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
+      const answer = await postFile("/api/contacts/import/preview", file, "text/csv");
       showPreview(answer);
       form.dataset.checked = "yes";
       button.textContent = answer.more ? "Import the whole file" : `Import ${answer.rows_read - answer.rejected} rows`;
@@ -1188,14 +1187,7 @@ async function submitImport(form) {
     return;
   }
   try {
-    const response = await fetch("/api/contacts/import", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "text/csv", Accept: "application/json" },
-      body: file,
-    });
-    const answer = await response.json().catch(() => null);
-    if (!response.ok) throw new Error((answer && answer.message) || `${response.status} ${response.statusText}`);
+    const answer = await postFile("/api/contacts/import", file, "text/csv");
     let result = answer.data;
     showImport(result);
     while (result.status === "running") {
