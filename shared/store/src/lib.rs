@@ -2,6 +2,7 @@
 //! migrating, and the writes more than one service makes to the chat log and contacts.
 
 pub mod api_keys;
+pub mod audience;
 pub mod audit;
 pub mod chat;
 pub mod connect;

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use chrono::Utc;
 use heydoc_store::contact_import::{apply_batch, ImportRow};
 use heydoc_store::imports::{self as store, Progress, RejectedRow};
-use heydoc_store::tags::MAX_TAGS;
 use heydoc_store::Db;
 use tokio::sync::mpsc;
 
-use crate::import::Columns;
+use crate::import::{tag_room, Columns};
 
 /// Rows per transaction.
 pub const BATCH: usize = 1000;
@@ -132,37 +131,22 @@ async fn record_batch(
     store::record_progress(db, id, progress, Utc::now()).await
 }
 
-/// Rows that would create tags beyond `MAX_TAGS` become rejects, with the reason.
+/// Rows that would create tags beyond the limit become rejects, with the reason.
 async fn within_tag_limit(
     db: &Db,
     rows: Vec<ImportRow>,
     mut rejects: Vec<RejectedRow>,
 ) -> Result<(Vec<ImportRow>, Vec<RejectedRow>), heydoc_store::StoreError> {
-    let mut names: Vec<String> = rows
-        .iter()
-        .flat_map(|r| r.tags.iter().map(|t| t.to_lowercase()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let unknown = heydoc_store::tags::unknown_names(db, &names).await?;
-    if unknown.is_empty() {
+    let over = tag_room::lines_over(db, &rows).await?;
+    if over.is_empty() {
         return Ok((rows, rejects));
     }
-    let room = MAX_TAGS.saturating_sub(heydoc_store::tags::count(db).await?);
-    let allowed: std::collections::HashSet<&String> = unknown
-        .iter()
-        .take(usize::try_from(room).unwrap_or(usize::MAX))
-        .collect();
-    let (kept, over): (Vec<ImportRow>, Vec<ImportRow>) = rows.into_iter().partition(|r| {
-        r.tags
-            .iter()
-            .map(|t| t.to_lowercase())
-            .all(|t| !unknown.contains(&t) || allowed.contains(&t))
-    });
-    for row in over {
+    let (kept, refused): (Vec<ImportRow>, Vec<ImportRow>) =
+        rows.into_iter().partition(|r| !over.contains(&r.line));
+    for row in refused {
         rejects.push(RejectedRow {
             line: row.line,
-            reason: format!("tags: HeyDoc holds at most {MAX_TAGS} tags; use existing ones or delete some first"),
+            reason: tag_room::reason(),
             content: row.phone.as_str().to_string(),
         });
     }

@@ -8,5 +8,6 @@ pub mod export;
 pub mod job;
 pub mod preview;
 pub mod spool;
+pub mod tag_room;
 
 pub use columns::Columns;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use heydoc_store::contact_import::{self, RowEffect};
 
 use crate::error::{ApiError, ApiResult};
-use crate::import::Columns;
+use crate::import::{tag_room, Columns};
 use crate::state::AppState;
 
 /// Rows a preview reads (and counts).
@@ -64,6 +64,16 @@ pub async fn preview(
         .iter()
         .filter_map(|(_, row)| row.as_ref().ok().cloned())
         .collect();
+    // Refused as the import would refuse them: rows whose new tags pass the limit.
+    let over = tag_room::lines_over(&state.db, &valid).await?;
+    let valid: Vec<contact_import::ImportRow> = valid
+        .into_iter()
+        .filter(|r| !over.contains(&r.line))
+        .collect();
+    let parsed = parsed.into_iter().map(|(content, row)| match row {
+        Ok(row) if over.contains(&row.line) => (content, Err((row.line, tag_room::reason()))),
+        other => (content, other),
+    });
     let mut effects = contact_import::preview(&state.db, &valid)
         .await?
         .into_iter();
@@ -78,7 +88,7 @@ pub async fn preview(
         rows: Vec::new(),
     };
     let mut rejects_after = 0;
-    for (i, (content, row)) in parsed.into_iter().enumerate() {
+    for (i, (content, row)) in parsed.enumerate() {
         let listed = match row {
             Ok(row) => {
                 let effect = effects.next().unwrap_or(RowEffect::Unchanged);

@@ -404,3 +404,89 @@ async fn rows_beyond_the_limits_are_rejected_with_the_reason() {
         "{result}"
     );
 }
+
+async fn preview(api: &Api, csv: &str) -> Value {
+    let res = api
+        .client
+        .post(api.url("/api/contacts/import/preview"))
+        .header(header::CONTENT_TYPE, "text/csv")
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+/// The preview says what each row would do (add, change and what, leave alone, refuse and
+/// why, with what the row said), refuses what the import would refuse (tags beyond the limit
+/// included), and writes nothing.
+async fn a_preview_says_what_the_import_would_do_and_writes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let (s, _) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000001", "name": "Asha"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = api
+        .post(
+            "/api/contacts",
+            &json!({"phone": "919800000002", "name": "Ravi"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    // Room for two more tags only.
+    heydoc_testkit::sql::execute(
+        &app.db.conn,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 998)
+         INSERT INTO tags (name, color, created_at) SELECT 'old' || i, '#888888', CURRENT_TIMESTAMP FROM n",
+    )
+    .await;
+    let csv = "phone,name,tags\n\
+               919800000001,Asha Devi,\n\
+               919800000002,Ravi,\n\
+               919800000003,Meera,new1;new2\n\
+               not-a-phone,Nobody,\n\
+               919800000004,Kiran,zzz\n";
+    let out = preview(&api, csv).await;
+    assert_eq!(out["rows_read"], 5, "{out}");
+    assert_eq!(
+        (
+            &out["created"],
+            &out["updated"],
+            &out["unchanged"],
+            &out["rejected"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(2)),
+        "{out}"
+    );
+    let rows = out["rows"].as_array().unwrap();
+    let row = |line: i64| rows.iter().find(|r| r["line"] == line).unwrap();
+    assert_eq!(row(2)["action"], "update");
+    assert!(
+        row(2)["changes"][0].as_str().unwrap().contains("Asha Devi"),
+        "{out}"
+    );
+    assert_eq!(row(3)["action"], "unchanged");
+    assert_eq!(row(4)["action"], "create");
+    assert_eq!(row(5)["action"], "reject");
+    assert_eq!(row(5)["content"], "not-a-phone,Nobody,");
+    assert_eq!(row(6)["action"], "reject", "a third new tag: {out}");
+    assert!(
+        row(6)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 tags"),
+        "{out}"
+    );
+    // Nothing written: the name and the tag count are as they were.
+    let (_, asha) = api.get("/api/contacts/919800000001").await;
+    assert_eq!(asha["name"], "Asha", "{asha}");
+    let (_, tags) = api.get("/api/tags").await;
+    assert_eq!(tags.as_array().unwrap().len(), 998);
+}
+
+on_both_backends!(a_preview_says_what_the_import_would_do_and_writes_nothing);

@@ -367,3 +367,73 @@ async fn schedule_lists_are_paged(backend: Backend) {
 }
 
 on_both_backends!(schedule_lists_are_paged);
+
+/// The estimate counts each recipient once, whether tagged, listed or both: opted-out and
+/// suppressed contacts apart, numbers that are not contacts yet reachable, and the US apart
+/// from Canada for a marketing template.
+async fn an_estimate_counts_each_recipient_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let (_, tag) = api.post("/api/tags", &json!({"name": "Check-up"})).await;
+    let tag = tag["data"]["id"].as_i64().unwrap();
+    // Tagged: two in the US, one in Toronto, two in India, one of them opted out, one suppressed.
+    for (phone, opted_out) in [
+        ("14155550101", false),
+        ("12125550102", false),
+        ("14165550103", false),
+        ("919800000104", false),
+        ("919800000105", true),
+        ("919800000106", false),
+    ] {
+        let body = json!({"phone": phone, "tag_ids": [tag]});
+        let (s, created) = api.post("/api/contacts", &body).await;
+        assert_eq!(s, 201, "{created}");
+        if opted_out {
+            let path = format!("/api/contacts/{phone}");
+            let (s, body) = api.put(&path, &json!({"opted_out": true})).await;
+            assert_eq!(s, 200, "{body}");
+        }
+    }
+    heydoc_testkit::sql::execute(
+        &app.db.conn,
+        "UPDATE contacts SET suppressed_reason = 'not on WhatsApp' WHERE phone = '919800000106'",
+    )
+    .await;
+    // Listed too: a tagged contact again, a contact without the tag, and a new number.
+    let (s, _) = api
+        .post("/api/contacts", &json!({"phone": "919800000107"}))
+        .await;
+    assert_eq!(s, 201);
+    let recipients = json!(["14155550101", "919800000107", "447700900108"]);
+
+    let estimate = |body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let (s, out) = api.post("/api/scheduled-messages/estimate", &body).await;
+            assert_eq!(s, 200, "{out}");
+            out
+        }
+    };
+    let free = estimate(json!({"tag_ids": [tag], "recipients": recipients})).await;
+    assert_eq!(free["audience"], 6, "{free}");
+    assert_eq!(free["opted_out"], 1, "{free}");
+    assert_eq!(free["suppressed"], 1, "{free}");
+    assert_eq!(free["category"], "service", "{free}");
+    assert_eq!(free["us_marketing_skipped"], 0, "{free}");
+
+    let template = json!({"name": "checkup_reminder", "language": "en"});
+    let marketing =
+        estimate(json!({"tag_ids": [tag], "recipients": recipients, "template": template})).await;
+    assert_eq!(
+        marketing["us_marketing_skipped"], 2,
+        "New York and San Francisco, not Toronto: {marketing}"
+    );
+    assert_eq!(marketing["audience"], 4, "{marketing}");
+
+    let tag_only = estimate(json!({"tag_ids": [tag]})).await;
+    assert_eq!(tag_only["audience"], 4, "{tag_only}");
+    let listed_only = estimate(json!({"recipients": recipients})).await;
+    assert_eq!(listed_only["audience"], 3, "{listed_only}");
+}
+
+on_both_backends!(an_estimate_counts_each_recipient_once);

@@ -143,12 +143,8 @@ pub async fn estimate(state: &AppState, body: EstimateRequest) -> ApiResult<Esti
     if let Some(f) = from {
         crate::core::numbers::usable(state, f).await?;
     }
-    let summary = heydoc_store::contacts::audience_summary(
-        &state.db,
-        &audience.tag_ids,
-        &audience.recipients,
-    )
-    .await?;
+    let summary =
+        heydoc_store::audience::summary(&state.db, &audience.tag_ids, &audience.recipients).await?;
     let mut warnings = Vec::new();
     let category = match &body.template {
         None => "service".to_string(),
