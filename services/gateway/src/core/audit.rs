@@ -35,6 +35,7 @@ pub mod action {
     pub const CAMPAIGN_STATUS: &str = "campaign.status";
     pub const CAMPAIGN_DELETE: &str = "campaign.delete";
     pub const TAG_DELETE: &str = "tag.delete";
+    pub const CANNED_REPLY_DELETE: &str = "canned_reply.delete";
 }
 
 /// Records what `me` did. An audit write that fails is logged and does not undo the action

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::core::contacts::{self, decode_cursor, encode_cursor, tags_of, ContactOut};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::page_size;
@@ -404,6 +405,17 @@ pub async fn add_canned_reply(
     )
 }
 
-pub async fn delete_canned_reply(state: &AppState, id: i32) -> ApiResult<()> {
-    Ok(store::delete_canned_reply(&state.db, id).await?)
+/// Deletes a canned reply for the whole team; the audit log keeps who deleted which and what
+/// it said.
+pub async fn delete_canned_reply(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<()> {
+    let gone = store::delete_canned_reply(&state.db, id).await?;
+    audit::record(
+        state,
+        me,
+        audit::action::CANNED_REPLY_DELETE,
+        format!("/{}", gone.shortcut),
+        Some(serde_json::json!({"id": gone.id, "body": gone.body})),
+    )
+    .await;
+    Ok(())
 }

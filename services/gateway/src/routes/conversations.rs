@@ -201,8 +201,9 @@ pub async fn add_canned_reply(
 )]
 pub async fn delete_canned_reply(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::Json<Ack>> {
-    conversations::delete_canned_reply(&state, id).await?;
+    conversations::delete_canned_reply(&state, &me, id).await?;
     Ok(axum::Json(Ack::new("Canned reply deleted")))
 }

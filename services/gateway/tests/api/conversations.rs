@@ -355,6 +355,17 @@ async fn pages_search_notes_and_canned_replies(backend: Backend) {
         api.delete(&format!("/api/canned-replies/{id}")).await.0,
         404
     );
+    // The audit log keeps who deleted which reply, and what it said.
+    let (_, log) = api.get("/api/audit").await;
+    let deleted: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "canned_reply.delete")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{log}");
+    assert_eq!(deleted[0]["target"], "/hours");
+    assert_eq!(deleted[0]["detail"]["body"], "We are open 9:00-18:00.");
     app.stop().await;
 }
 
