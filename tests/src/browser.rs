@@ -164,6 +164,18 @@ impl Browser {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Sets a field the way typing would, for inputs whose typed format depends on the locale
+    /// (`datetime-local`) and for selects: the value, then `input` and `change` events.
+    pub async fn set_value(&self, css: &str, value: &str) {
+        self.find(css).await;
+        self.run(&format!(
+            "const el = document.querySelector({css:?}); el.value = {value:?};
+             el.dispatchEvent(new Event('input', {{bubbles: true}}));
+             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
+        ))
+        .await;
+    }
+
     /// Clicks `css`; when a live refresh replaced the element between finding and clicking it,
     /// finds it again (as a person would click again).
     pub async fn click(&self, css: &str) {

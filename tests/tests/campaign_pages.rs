@@ -7,16 +7,6 @@ use heydoc_e2e::browser::Browser;
 use heydoc_e2e::stack::{BusKind, Stack};
 use heydoc_testkit::{json, Backend};
 
-async fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser
-        .run(&format!(
-            "const el = document.querySelector({css:?}); el.value = {value:?};
-             el.dispatchEvent(new Event('input', {{bubbles: true}}));
-             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_sets_up_a_weekday_reminder_in_plain_words() {
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
@@ -83,16 +73,20 @@ async fn a_manager_sets_up_a_weekday_reminder_in_plain_words() {
         .await;
 
     // A first run in the past: said next to the field, without an ISO timestamp.
-    set_value(&browser, "#timezone", "Asia/Kolkata").await;
-    set_value(&browser, "#scheduled_time", "2020-01-06T09:00").await;
+    browser.set_value("#timezone", "Asia/Kolkata").await;
+    browser
+        .set_value("#scheduled_time", "2020-01-06T09:00")
+        .await;
     let past = browser
         .wait_for_text("#error-scheduled_time", "in the past")
         .await;
     assert!(!past.contains("2020-01-06T"), "{past}");
 
     // Every weekday at 09:00: the runs show their weekdays, Monday to Friday only.
-    set_value(&browser, "#scheduled_time", "2031-01-06T09:00").await;
-    set_value(&browser, "#recurrence", "weekdays").await;
+    browser
+        .set_value("#scheduled_time", "2031-01-06T09:00")
+        .await;
+    browser.set_value("#recurrence", "weekdays").await;
     browser.find("#ends-field:not([hidden])").await;
     browser
         .wait_for_text("#next-runs li:nth-child(5)", "Fri")
@@ -107,19 +101,19 @@ async fn a_manager_sets_up_a_weekday_reminder_in_plain_words() {
         assert!(run.contains("09:00"), "{run}");
     }
     // A wrong day of the month: a plain sentence next to Repeats.
-    set_value(&browser, "#recurrence", "cron").await;
-    set_value(&browser, "#cron", "0 9 * * funday").await;
+    browser.set_value("#recurrence", "cron").await;
+    browser.set_value("#cron", "0 9 * * funday").await;
     browser
         .wait_for_text("#error-recurrence", "repeat pattern")
         .await;
     // Once: no end to choose.
-    set_value(&browser, "#recurrence", "none").await;
+    browser.set_value("#recurrence", "none").await;
     browser.find("#ends-field[hidden]").await;
     // Weekly on chosen days.
-    set_value(&browser, "#recurrence", "weekly").await;
+    browser.set_value("#recurrence", "weekly").await;
     browser.click("input[name=weekday][value='3']").await;
     browser.wait_for_text("#next-runs", "Wed").await;
-    set_value(&browser, "#recurrence", "weekdays").await;
+    browser.set_value("#recurrence", "weekdays").await;
     browser
         .wait_for_text("#next-runs li:nth-child(2)", "Tue")
         .await;

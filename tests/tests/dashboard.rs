@@ -34,18 +34,6 @@ async fn log_in(browser: &Browser, base: &str, username: &str, password: &str) {
     browser.wait_for_path("/campaigns").await;
 }
 
-/// Sets a field the way typing would, for inputs whose typed format depends on the locale
-/// (`datetime-local`) and for selects.
-async fn set_value(browser: &Browser, css: &str, value: &str) {
-    browser
-        .run(&format!(
-            "const el = document.querySelector({css:?}); el.value = {value:?};
-             el.dispatchEvent(new Event('input', {{bubbles: true}}));
-             el.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ))
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_message_appears_live_in_an_inbox_served_by_another_replica() {
     let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
@@ -216,14 +204,14 @@ async fn a_daily_campaign_for_a_tag_shows_its_next_runs_results_and_pauses() {
     browser
         .click(&format!("input[name='tag_ids[]'][value='{tag_id}']"))
         .await;
-    set_value(&browser, "#timezone", "Asia/Kolkata").await;
-    set_value(&browser, "#recurrence", "daily").await;
-    set_value(
-        &browser,
-        "#scheduled_time",
-        &first.format("%Y-%m-%dT%H:%M").to_string(),
-    )
-    .await;
+    browser.set_value("#timezone", "Asia/Kolkata").await;
+    browser.set_value("#recurrence", "daily").await;
+    browser
+        .set_value(
+            "#scheduled_time",
+            &first.format("%Y-%m-%dT%H:%M").to_string(),
+        )
+        .await;
     // The next five runs, before saving: today's and the four days after, at the same time,
     // with their weekdays, in the campaign's zone.
     let fifth = browser
@@ -479,7 +467,7 @@ async fn an_admin_lets_a_leaver_go_in_one_click_and_sees_what_they_did() {
     admin.wait_for_path("/team").await;
     admin.fill("#new-username", "leaver").await;
     admin.fill("#new-password", PASSWORD).await;
-    set_value(&admin, "#new-role", "agent").await;
+    admin.set_value("#new-role", "agent").await;
     admin
         .click("form[aria-label='New account'] button[type=submit]")
         .await;
@@ -861,7 +849,9 @@ async fn a_manager_picks_an_approved_template_and_sees_the_cost_before_starting(
     .await;
     browser.goto(&stack.app.url("/campaigns/new")).await;
     browser.click("details[data-template-picker] summary").await;
-    set_value(&browser, "#template-pick", "health_checkup_offer|en_US").await;
+    browser
+        .set_value("#template-pick", "health_checkup_offer|en_US")
+        .await;
     // One field per parameter: the header's and the body's two.
     browser.fill("#template-header-1", "Monsoon check-up").await;
     browser.fill("#template-body-1", "{{name}}").await;
@@ -890,13 +880,13 @@ async fn a_manager_picks_an_approved_template_and_sees_the_cost_before_starting(
         tokio::time::sleep(std::time::Duration::from_secs(left)).await;
     }
     let soon = Utc::now();
-    set_value(&browser, "#timezone", "UTC").await;
-    set_value(
-        &browser,
-        "#scheduled_time",
-        &soon.format("%Y-%m-%dT%H:%M").to_string(),
-    )
-    .await;
+    browser.set_value("#timezone", "UTC").await;
+    browser
+        .set_value(
+            "#scheduled_time",
+            &soon.format("%Y-%m-%dT%H:%M").to_string(),
+        )
+        .await;
     browser.screenshot("campaign-template").await;
     browser.click("#campaign-form button[type=submit]").await;
     browser.find("#campaign").await;
