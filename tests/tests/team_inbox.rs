@@ -1,6 +1,7 @@
 //! The team inbox as receptionists use it, in headless Chromium: two colleagues on two gateway
 //! replicas share one number's conversations (assignment and replies seen by the other at once),
-//! Enter sends and the keyboard stays in the box, canned replies and private notes, a patient
+//! who is writing a reply shown to the colleague with the same chat open, Enter sends and the
+//! keyboard stays in the box, canned replies and private notes, a patient
 //! outside the 24-hour window answered with a template; the same at phone size, one pane at a
 //! time; and every page with no sideways scrolling at 360 px and no serious axe-core violation.
 
@@ -177,6 +178,24 @@ async fn two_receptionists_on_two_replicas_share_the_inbox_without_answering_twi
         .await;
     bela.wait_for_text("#chat-head", "Status: open").await;
     bela.wait_for_text("li.msg.in", "can it be Wednesday").await;
+
+    // Anna starts answering: Bela, with the same chat open on the other replica, sees who is
+    // writing (so she does not answer too); it goes when Anna's reply arrives.
+    anna.goto(&stack.app.url("/chat/919800000051")).await;
+    anna.find("body[data-live=connected]").await;
+    anna.fill("#message", "Wednesday at 10:00 is free").await;
+    bela.wait_for_text("#replying", "anna is writing a reply")
+        .await;
+    assert_eq!(
+        anna.run("return document.getElementById('replying').hidden")
+            .await,
+        json!(true),
+        "nobody is told about themselves"
+    );
+    press_enter(&anna, "#message").await;
+    bela.wait_for_text("li.msg.out", "Wednesday at 10:00 is free")
+        .await;
+    bela.find("#replying[hidden]").await;
     anna.goto(&stack.app.url("/inbox?view=mine")).await;
     anna.wait_for_text("li.conv[data-phone='919800000051']", "Wednesday")
         .await;

@@ -36,6 +36,9 @@ pub enum LiveKind {
     Status,
     /// A conversation's status, assignee or notes changed.
     Conversation,
+    /// A colleague (`by`) is writing a reply in this chat: colleagues with it open see who,
+    /// so that two people do not answer the same patient. Not coalesced, never stored.
+    Replying,
     /// Someone's access changed (logout, disabled, deleted, new password): replicas forget
     /// the sessions they trusted. Not for dashboards.
     Access,
@@ -47,6 +50,7 @@ impl LiveKind {
             LiveKind::Message => "message",
             LiveKind::Status => "status",
             LiveKind::Conversation => "conversation",
+            LiveKind::Replying => "replying",
             LiveKind::Access => "access",
         }
     }
@@ -61,6 +65,9 @@ pub struct LiveEvent {
     /// Too many contacts changed to list: reload everything.
     #[serde(default)]
     pub all: bool,
+    /// Who (a user id), for `replying`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<i32>,
 }
 
 impl LiveEvent {
@@ -69,6 +76,7 @@ impl LiveEvent {
             kind,
             contact_ids: Vec::new(),
             all: true,
+            by: None,
         }
     }
 
@@ -170,6 +178,7 @@ fn events_of(batch: BTreeSet<(LiveKind, i32)>) -> Vec<LiveEvent> {
                 kind,
                 contact_ids: vec![id],
                 all: false,
+                by: None,
             }),
         }
     }
@@ -208,6 +217,23 @@ async fn emit(
 pub async fn notify_access_changed(db: &DatabaseConnection) -> crate::Result<()> {
     let local = (db.get_database_backend() != DatabaseBackend::Postgres).then(|| local(db));
     emit(db, local.as_ref(), &LiveEvent::everything(LiveKind::Access)).await
+}
+
+/// Tells every dashboard at once (not coalesced) that `user_id` is writing a reply to
+/// `contact_id`.
+pub async fn notify_replying(
+    db: &DatabaseConnection,
+    contact_id: i32,
+    user_id: i32,
+) -> crate::Result<()> {
+    let local = (db.get_database_backend() != DatabaseBackend::Postgres).then(|| local(db));
+    let event = LiveEvent {
+        kind: LiveKind::Replying,
+        contact_ids: vec![contact_id],
+        all: false,
+        by: Some(user_id),
+    };
+    emit(db, local.as_ref(), &event).await
 }
 
 /// What a gateway hands each dashboard connection: a receiver of every live event, from every
@@ -320,12 +346,14 @@ mod tests {
                 LiveEvent {
                     kind: LiveKind::Message,
                     contact_ids: vec![7],
-                    all: false
+                    all: false,
+                    by: None,
                 },
                 LiveEvent {
                     kind: LiveKind::Status,
                     contact_ids: vec![1, 3],
-                    all: false
+                    all: false,
+                    by: None,
                 },
             ]
         );
@@ -350,6 +378,7 @@ mod tests {
             kind: LiveKind::Message,
             contact_ids: vec![1],
             all: false,
+            by: None,
         };
         assert!(one.concerns(1) && !one.concerns(2));
     }

@@ -6,6 +6,7 @@ use heydoc_store::messages::{self as store, Message};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::AuthUser;
 use crate::core::contacts::find as find_contact;
 use crate::error::ApiResult;
 use crate::routes::page_size;
@@ -117,10 +118,14 @@ pub async fn mark_read(state: &AppState, phone: &str) -> ApiResult<ReadOut> {
 }
 
 /// Someone is writing a reply: WhatsApp shows the patient that the business is typing (and
-/// their latest message as read).
-pub async fn typing(state: &AppState, phone: &str) -> ApiResult<()> {
+/// their latest message as read), and colleagues with the chat open see who is writing. The
+/// colleagues' notice is a hint: failing to send it fails nothing.
+pub async fn typing(state: &AppState, me: &AuthUser, phone: &str) -> ApiResult<()> {
     let contact = find_contact(&state.db, phone).await?;
     tell_whatsapp(state, &contact, true);
+    if let Err(e) = heydoc_store::live::notify_replying(&state.db, contact.id, me.user_id).await {
+        tracing::debug!(error = %e, "could not tell colleagues who is replying");
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! A contact's chat: the messages, newest first, and marking them read.
 
 use axum::extract::State;
+use axum::Extension;
 
+use crate::auth::AuthUser;
 use crate::core::messages::{self, ChatParams, MessageOut, ReadOut};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Path, Query};
@@ -40,7 +42,8 @@ pub async fn mark_read(
 }
 
 /// Shows the patient that the business is typing a reply (WhatsApp's typing indicator, up to
-/// 25 s or until the reply arrives), and marks their latest message read.
+/// 25 s or until the reply arrives), and marks their latest message read. Colleagues with the
+/// chat open are told who is writing (a `replying` event on `/api/events`).
 #[utoipa::path(
     post, path = "/api/messages/{phone}/typing", operation_id = "showTyping", tag = "messages", security(("bearer" = []), ("cookie" = [])),
     params(("phone" = String, Path, description = "the contact's phone number", pattern = r"^(?:\s*\+?[ .()-]*[1-9](?:[ .()-]*[0-9]){5,19}[ .()-]*\s*|[A-Z]{2}\.[A-Za-z0-9]{1,128})$")),
@@ -48,9 +51,10 @@ pub async fn mark_read(
 )]
 pub async fn typing(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(phone): Path<String>,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<crate::routes::Ack>)> {
-    messages::typing(&state, &phone).await?;
+    messages::typing(&state, &me, &phone).await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         axum::Json(crate::routes::Ack::new("Typing indicator sent")),

@@ -104,7 +104,7 @@ pub async fn page(
             (list.markup)
             section.pane-chat aria-label={ "Conversation with " (title) } {
                 (chat_head(&contact, &title, &team, &user, &keep))
-                section #chat data-live="chat" data-contact-id=(contact.id) data-phone=(contact.phone) data-unread=(contact.unread_count) aria-label="Messages" {
+                section #chat data-live="chat" data-contact-id=(contact.id) data-phone=(contact.phone) data-unread=(contact.unread_count) data-me=(user.user_id) aria-label="Messages" {
                     @if let Some(before) = older {
                         p.pager { a href={ "/chat/" (contact.phone) (query(&[("before", Some(before.to_string())), ("view", params.view.clone()), ("q", params.q.clone()), ("tag", params.tag.clone())])) } { "Older messages" } }
                     }
@@ -331,6 +331,9 @@ fn composer(
     html! {
         div #composer.composer data-live="composer" data-window=(if in_window { "open" } else { "closed" })
             data-live-key=(format!("{in_window}:{}:{}", catalog.len(), canned.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(","))) {
+            // Who else is writing a reply here right now (filled by the page's script from
+            // `replying` events), so that two people do not answer the same patient.
+            p #replying.replying role="status" hidden {}
             div.composer-tabs role="tablist" aria-label="Write" {
                 button #tab-reply type="button" role="tab" aria-selected="true" aria-controls="reply-form" data-tab="reply-form" { "Reply" }
                 button #tab-note type="button" role="tab" aria-selected="false" aria-controls="note-form" data-tab="note-form" { "Private note" }

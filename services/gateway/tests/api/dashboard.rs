@@ -205,13 +205,37 @@ async fn events_stream_chat_changes(backend: Backend) {
     assert_eq!(res.status(), 200);
     let (_, contact) = app.authed(&token).get("/api/contacts/14155550124").await;
     let id = contact["id"].as_i64().unwrap();
-    // (On SQLite the channel is process-wide: other tests' events may pass by too.)
+    let event = next_event(&mut stream, "message", id).await;
+    assert_eq!(event["kind"], "message");
+    assert_eq!(event["all"], false);
+
+    // Someone starts writing a reply: everyone with the dashboard open hears who, and where.
+    let (_, me) = app.authed(&token).get("/api/me").await;
+    let res = client
+        .post(app.url("/api/messages/14155550124/typing"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let replying = next_event(&mut stream, "replying", id).await;
+    assert_eq!(replying["by"], me["id"], "{replying} {me}");
+    assert_eq!(replying["contact_ids"], json!([id]));
+}
+
+/// The next event of `kind` about contact `id` on an open `/api/events` stream (on SQLite the
+/// channel is process-wide: other tests' events may pass by too).
+async fn next_event(
+    stream: &mut heydoc_testkit::reqwest::Response,
+    kind: &str,
+    id: i64,
+) -> serde_json::Value {
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let event = loop {
+    loop {
         let found = seen
             .split("\n\n")
-            .filter(|block| block.contains("event: message"))
+            .filter(|block| block.contains(&format!("event: {kind}\n")))
             .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data: ")))
             .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
             .find(|e| {
@@ -220,19 +244,17 @@ async fn events_stream_chat_changes(backend: Backend) {
                     .is_some_and(|ids| ids.contains(&json!(id)))
             });
         if let Some(event) = found {
-            break event;
+            return event;
         }
         let chunk = tokio::time::timeout_at(deadline, stream.chunk())
             .await
             .unwrap_or_else(|_| {
-                panic!("no message event for contact {id} within 10 s; got {seen:?}")
+                panic!("no {kind} event for contact {id} within 10 s; got {seen:?}")
             })
             .unwrap()
             .expect("stream open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
-    };
-    assert_eq!(event["kind"], "message");
-    assert_eq!(event["all"], false);
+    }
 }
 
 on_both_backends!(

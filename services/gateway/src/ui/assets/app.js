@@ -710,7 +710,7 @@ function refreshSoon(delay) {
 function connectStream(deliver) {
   const open = (forward) => {
     const source = new EventSource("/api/events");
-    for (const type of ["message", "status", "conversation"]) {
+    for (const type of ["message", "status", "conversation", "replying"]) {
       source.addEventListener(type, (event) => forward(type, event.data));
     }
     source.addEventListener("error", () => forward("lost", null));
@@ -760,15 +760,50 @@ function connectStream(deliver) {
   };
 }
 
+// A colleague writing a reply in the open chat: "anna is writing a reply…" above the box, for
+// as long as WhatsApp's own typing indicator lasts (25 s; the page re-sends it every 20 s while
+// someone writes), or until a new message arrives in the chat (most likely their reply).
+const REPLYING_FOR_MS = 25000;
+let replyingTimer = null;
+
+function showReplying(change) {
+  const chat = document.getElementById("chat");
+  const line = document.getElementById("replying");
+  if (!chat || !line || change.by == null) return;
+  if (!(change.contact_ids || []).includes(Number(chat.dataset.contactId))) return;
+  if (String(change.by) === chat.dataset.me) return;
+  const option = document.querySelector(`#assignee option[value="${Number(change.by)}"]`);
+  const who = option ? option.textContent.replace(/ \(me\)$/, "").trim() : "A colleague";
+  line.textContent = `${who} is writing a reply…`;
+  line.hidden = false;
+  clearTimeout(replyingTimer);
+  replyingTimer = setTimeout(hideReplying, REPLYING_FOR_MS);
+}
+
+function hideReplying() {
+  clearTimeout(replyingTimer);
+  const line = document.getElementById("replying");
+  if (line) {
+    line.hidden = true;
+    line.textContent = "";
+  }
+}
+
 function startLive() {
   if (!document.querySelector("[data-live]")) return;
   const onEvent = (type, data) => {
     let change;
     try { change = JSON.parse(data); } catch (_) { change = { all: true }; }
+    // Not a change to re-read: only who is writing where.
+    if (type === "replying") {
+      showReplying(change);
+      return;
+    }
     const chat = document.getElementById("chat");
     if (chat) {
       const id = Number(chat.dataset.contactId);
       const here = change.all || (change.contact_ids || []).includes(id);
+      if (here && type === "message") hideReplying();
       if (here && type === "message" && document.visibilityState === "visible") {
         markChatRead(chat).then(() => refreshSoon(0));
         return;
