@@ -406,7 +406,8 @@ fn s3_url() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_photo_is_kept_checked_and_shown_to_staff_only() {
     let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
-    inbound_photo(&stack).await;
+    let message_id = inbound_photo(&stack).await;
+    deleting_the_contact_removes_the_file(&stack, message_id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +438,58 @@ async fn an_inbound_photo_is_kept_in_an_s3_bucket() {
     assert!(
         listing.contains(&format!("/{message_id}</Key>")),
         "not in the bucket: {listing}"
+    );
+    deleting_the_contact_removes_the_file(&stack, message_id).await;
+    let listing = reqwest::get(format!("{}/{bucket}?list-type=2", s3_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !listing.contains(&format!("/{message_id}</Key>")),
+        "still in the bucket: {listing}"
+    );
+}
+
+/// Deleting the patient takes their file out of the media store too, at the next media sweep
+/// (run here at once).
+async fn deleting_the_contact_removes_the_file(stack: &Stack, message_id: i64) {
+    let state = &stack.app.state;
+    let media = state.media.clone().expect("a media store");
+    let row = heydoc_store::media::of_message(&state.db, message_id)
+        .await
+        .unwrap()
+        .expect("the media row");
+    let key = row.storage_key.expect("kept");
+    assert!(media.get(&key).await.is_ok());
+    let api = stack.app.admin().await;
+    let (s, body) = api.delete("/api/contacts/15553330001").await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        heydoc_testkit::sql::scalar(&state.db, "SELECT COUNT(*) FROM media_removals").await,
+        1,
+        "the deletion listed the file"
+    );
+    heydoc_gateway::media::remove_deleted(state).await;
+    assert!(
+        matches!(
+            media.get(&key).await,
+            Err(heydoc_gateway::media::StoreError::Missing(_))
+        ),
+        "the file left the store"
+    );
+    assert_eq!(
+        heydoc_testkit::sql::scalar(&state.db, "SELECT COUNT(*) FROM media_removals").await,
+        0,
+        "and its removal is done"
+    );
+    // The other patient's chat and media row are untouched.
+    let (s, _) = api.get("/api/contacts/15553330002").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        heydoc_testkit::sql::scalar(&state.db, "SELECT COUNT(*) FROM media_files").await,
+        1
     );
 }
 

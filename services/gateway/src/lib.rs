@@ -275,7 +275,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// The WhatsApp account's upkeep on every replica: media files a download left pending are
-/// fetched again, and every `template_sync_secs` each account's template catalog is read
+/// fetched again, deleted contacts' files leave the media store, and every `template_sync_secs` each account's template catalog is read
 /// from Meta (the first time shortly after start).
 async fn account_upkeep(state: AppState) {
     let every = state.settings.whatsapp.template_sync_secs;
@@ -284,7 +284,10 @@ async fn account_upkeep(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => media::sweep(&state).await,
+            _ = tick.tick() => {
+                media::sweep(&state).await;
+                media::remove_deleted(&state).await;
+            }
             _ = tokio::time::sleep_until(next_sync), if every > 0 => {
                 core::templates::sync_all(&state).await;
                 next_sync = tokio::time::Instant::now() + std::time::Duration::from_secs(every);

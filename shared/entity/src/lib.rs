@@ -12,6 +12,7 @@ pub mod event_endpoint;
 pub mod import;
 pub mod import_reject;
 pub mod media_file;
+pub mod media_removal;
 pub mod message;
 pub mod occurrence;
 pub mod scheduled_message;

@@ -14,6 +14,7 @@ mod m20261130_000008_staff;
 mod m20261130_000009_contact_search;
 mod m20261130_000010_whatsapp_account;
 mod m20261130_000011_team_inbox;
+mod m20261130_000012_media_removals;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_contact_search::Migration),
             Box::new(m20261130_000010_whatsapp_account::Migration),
             Box::new(m20261130_000011_team_inbox::Migration),
+            Box::new(m20261130_000012_media_removals::Migration),
         ]
     }
 }

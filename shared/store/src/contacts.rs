@@ -234,8 +234,10 @@ pub async fn update(
     Ok(contact::Entity::update(model).exec(db).await?)
 }
 
-/// Deletes a contact with its chat history.
-pub async fn delete(db: &impl Conn, id: i32) -> Result<()> {
+/// Deletes a contact with its chat history; its stored files are listed for removal from the
+/// media store. Call in a transaction, so that the list and the deletion go together.
+pub async fn delete(db: &impl Conn, id: i32, now: DateTime<Utc>) -> Result<()> {
+    crate::media::remove_files_of_contact(db, id, now).await?;
     contact::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Inbound media files: a row per media message, written with the message (`pending`), then
 //! `stored` once the file is downloaded and checked, or `failed` with the reason. A row left
-//! pending (a gateway stopped mid-download) is taken again by the sweep.
+//! pending (a gateway stopped mid-download) is taken again by the sweep. A deleted contact's
+//! files are listed in `media_removals` until the sweep has removed them from the store.
 
 use chrono::{DateTime, Utc};
-use heydoc_entity::{media_file, upload};
-use sea_orm::sea_query::Expr;
+use heydoc_entity::{media_file, media_removal, message, upload};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -77,14 +78,16 @@ pub async fn of_messages(db: &impl ConnectionTrait, message_ids: &[i64]) -> Resu
         .await?)
 }
 
+/// Records the file kept under `key`. `false` when the row is gone: its contact was deleted
+/// while the file downloaded, and the caller removes the file it just kept.
 pub async fn stored(
     db: &impl ConnectionTrait,
     id: i64,
     key: &str,
     size: i64,
     now: DateTime<Utc>,
-) -> Result<()> {
-    media_file::Entity::update_many()
+) -> Result<bool> {
+    let result = media_file::Entity::update_many()
         .col_expr(media_file::Column::State, Expr::value(STORED))
         .col_expr(media_file::Column::StorageKey, Expr::value(key))
         .col_expr(media_file::Column::Size, Expr::value(size))
@@ -96,7 +99,7 @@ pub async fn stored(
         .filter(media_file::Column::Id.eq(id))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(result.rows_affected > 0)
 }
 
 /// A failure: final (`failed`), or noted on a row left pending for the sweep.
@@ -193,4 +196,57 @@ pub async fn insert_upload(
 
 pub async fn upload(db: &impl ConnectionTrait, id: i64) -> Result<Option<Upload>> {
     Ok(upload::Entity::find_by_id(id).one(db).await?)
+}
+
+pub use media_removal::Model as MediaRemoval;
+
+/// Lists the stored files of `contact_id`'s messages for removal from the media store. Called
+/// in the transaction that deletes the contact (whose media rows then cascade away), so that
+/// the list holds exactly the files nobody can reach any more.
+pub async fn remove_files_of_contact(
+    db: &impl ConnectionTrait,
+    contact_id: i32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let files = Query::select()
+        .column(media_file::Column::StorageKey)
+        .expr(Expr::value(now))
+        .from(media_file::Entity)
+        .and_where(media_file::Column::StorageKey.is_not_null())
+        .and_where(
+            media_file::Column::MessageId.in_subquery(
+                Query::select()
+                    .column(message::Column::Id)
+                    .from(message::Entity)
+                    .and_where(message::Column::ContactId.eq(contact_id))
+                    .to_owned(),
+            ),
+        )
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(media_removal::Entity)
+        .columns([
+            media_removal::Column::StorageKey,
+            media_removal::Column::CreatedAt,
+        ])
+        .select_from(files)
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
+        .to_owned();
+    let result = db.execute(db.get_database_backend().build(&insert)).await?;
+    Ok(result.rows_affected())
+}
+
+/// Files waiting to leave the media store, oldest first.
+pub async fn removals(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<MediaRemoval>> {
+    Ok(media_removal::Entity::find()
+        .order_by_asc(media_removal::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// A file has left the media store: its removal is done.
+pub async fn removed(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    media_removal::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
 }

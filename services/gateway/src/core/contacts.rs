@@ -297,9 +297,12 @@ pub async fn update(
     Ok(out)
 }
 
+/// Deletes a contact, its chat and, within a minute (the media sweep), its stored files.
 pub async fn delete(state: &AppState, phone: &str) -> ApiResult<()> {
-    let contact = find(&state.db, phone).await?;
-    store::delete(&state.db, contact.id).await?;
+    let txn = heydoc_store::begin(&state.db).await?;
+    let contact = find(&txn, phone).await?;
+    store::delete(&txn, contact.id, Utc::now()).await?;
+    heydoc_store::commit(txn).await?;
     Ok(())
 }
 

@@ -50,7 +50,11 @@ pub async fn fetch(state: &AppState, row: MediaFile) {
     let now = Utc::now();
     let result = download(state, &row).await;
     let outcome = match result {
-        Ok((key, size)) => store::stored(&state.db, row.id, &key, size, now).await,
+        Ok((key, size)) => match store::stored(&state.db, row.id, &key, size, now).await {
+            // The contact was deleted while the file downloaded: nobody can reach it now.
+            Ok(false) => forget(state, &key).await,
+            other => other.map(|_| ()),
+        },
         Err((error, retry)) => {
             let give_up = !retry || now - row.created_at > Duration::minutes(GIVE_UP_AFTER_MINUTES);
             tracing::warn!(message_id = row.message_id, error = %error, final_ = give_up, "inbound media not kept");
@@ -66,6 +70,16 @@ pub async fn fetch(state: &AppState, row: MediaFile) {
             .live
             .publish(heydoc_store::live::LiveKind::Message, m.contact_id);
     }
+}
+
+/// Removes a file just kept for a media row that is gone.
+async fn forget(state: &AppState, key: &str) -> heydoc_store::Result<()> {
+    if let Some(media) = state.media.as_ref() {
+        if let Err(e) = media.delete(key).await {
+            tracing::warn!(error = %e, key, "cannot remove the file of a deleted contact");
+        }
+    }
+    Ok(())
 }
 
 /// The stored key and size, or the error and whether trying again may help.

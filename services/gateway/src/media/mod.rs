@@ -1,8 +1,9 @@
 //! Inbound media: where files are kept (object_store: a local directory by default, or an
-//! S3-compatible bucket), and the download that fetches each file from Meta at once, checks it
-//! against the sha256 Meta announced and keeps it.
+//! S3-compatible bucket), the download that fetches each file from Meta at once, checks it
+//! against the sha256 Meta announced and keeps it, and the removal of a deleted contact's files.
 
 mod fetch;
+mod removal;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use object_store::{ObjectStore, PutPayload};
 use secrecy::ExposeSecret;
 
 pub use fetch::{fetch, spawn_fetch, sweep};
+pub use removal::remove_deleted;
 
 /// Why a stored file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,15 @@ impl MediaStore {
         found.bytes().await.map(|b| b.to_vec()).map_err(failed)
     }
 
+    /// Removes a file; one that is already gone counts as removed.
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        let path = Self::path(key)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(format!("{}: {e}", self.location)),
+        }
+    }
+
     /// A key of ours as an object path; anything that could leave the store is refused.
     fn path(key: &str) -> Result<Path, String> {
         if key.is_empty()
@@ -129,6 +140,13 @@ mod tests {
         store.put("2026/11/7", b"photo".to_vec()).await.unwrap();
         assert_eq!(store.get("2026/11/7").await.unwrap(), b"photo");
         assert!(dir.join("2026/11/7").exists());
+        store.delete("2026/11/7").await.unwrap();
+        assert!(!dir.join("2026/11/7").exists());
+        store.delete("2026/11/7").await.expect("a file already gone is removed");
+        assert!(matches!(
+            store.get("2026/11/7").await,
+            Err(StoreError::Missing(_))
+        ));
         for bad in ["../x", "a/../../x", "", "a//b", "/etc/passwd"] {
             assert!(store.get(bad).await.is_err(), "{bad}");
         }
