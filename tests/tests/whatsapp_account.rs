@@ -463,7 +463,9 @@ async fn deleting_the_contact_removes_the_file(stack: &Stack, message_id: i64) {
         .expect("the media row");
     let key = row.storage_key.expect("kept");
     assert!(media.get(&key).await.is_ok());
-    let api = stack.app.admin().await;
+    let api = stack
+        .app
+        .authed(&stack.app.login("admin", "correct-horse-battery").await);
     let (s, body) = api.delete("/api/contacts/15553330001").await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(

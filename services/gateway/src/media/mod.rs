@@ -142,7 +142,10 @@ mod tests {
         assert!(dir.join("2026/11/7").exists());
         store.delete("2026/11/7").await.unwrap();
         assert!(!dir.join("2026/11/7").exists());
-        store.delete("2026/11/7").await.expect("a file already gone is removed");
+        store
+            .delete("2026/11/7")
+            .await
+            .expect("a file already gone is removed");
         assert!(matches!(
             store.get("2026/11/7").await,
             Err(StoreError::Missing(_))
