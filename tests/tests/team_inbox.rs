@@ -226,6 +226,73 @@ async fn two_receptionists_on_two_replicas_share_the_inbox_without_answering_twi
     replica.stop().await;
 }
 
+/// The browser's notification, stood in for by a recorder (headless Chromium has no permission
+/// prompt): the page's own code asks for permission from "Notify me of new messages", then
+/// notifies when the unread count rises while the tab is hidden, and not while it is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_while_the_tab_is_hidden_notifies_a_receptionist_who_allowed_it() {
+    let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
+    let admin = stack.app.admin().await;
+    let (s, body) = admin
+        .post(
+            "/api/users",
+            &json!({"username": "cara", "password": PASSWORD, "role": "agent"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let cara = Browser::start(1280, 900).await;
+    log_in(&cara, &stack.app.url(""), "cara").await;
+    cara.run(
+        "window.notified = [];
+         window.tabHidden = false;
+         class Recorder {
+           constructor(title, options) { window.notified.push(title + ': ' + options.body); }
+         }
+         Recorder.permission = 'default';
+         Recorder.requestPermission = async () => { Recorder.permission = 'granted'; return 'granted'; };
+         Object.defineProperty(window, 'Notification', { value: Recorder, configurable: true });
+         Object.defineProperty(document, 'hidden', { get: () => window.tabHidden, configurable: true });
+         document.querySelector('[data-action=notify]').hidden = false;",
+    )
+    .await;
+    cara.click("[data-action=notify]").await;
+    cara.wait_for_text("body", "You will be notified of new messages")
+        .await;
+
+    let notified = || async {
+        cara.run("return window.notified")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Looking at the inbox: the list shows it, no notification.
+    stack
+        .patient_writes("919800000071", "Tara", "Is the lab open today?")
+        .await;
+    cara.wait_for_text("li.conv[data-phone='919800000071']", "lab open")
+        .await;
+    assert!(notified().await.is_empty(), "{:?}", notified().await);
+    // Looking elsewhere: the next message notifies, with the unread count.
+    cara.run("window.tabHidden = true").await;
+    stack
+        .patient_writes("919800000072", "Uma", "Can I come at 5?")
+        .await;
+    cara.wait_for_text("li.conv[data-phone='919800000072']", "come at 5")
+        .await;
+    heydoc_e2e::stack::eventually(
+        std::time::Duration::from_secs(20),
+        "the notification",
+        || async { (!notified().await.is_empty()).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        notified().await,
+        vec![json!("New WhatsApp message: 2 conversations unread")]
+    );
+    cara.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_window_a_template_goes_without_free_text_and_the_chat_records_it() {
     let stack = Stack::spawn(Backend::Sqlite, BusKind::Memory, |_| {}).await;
