@@ -340,6 +340,12 @@ pub async fn delete_canned_reply(db: &impl Conn, id: i32) -> Result<CannedReply>
             "canned reply {id} not found"
         )));
     };
-    canned_reply::Entity::delete_by_id(id).exec(db).await?;
+    // Deleted by someone else meanwhile: theirs is the deletion.
+    let gone = canned_reply::Entity::delete_by_id(id).exec(db).await?;
+    if gone.rows_affected == 0 {
+        return Err(StoreError::not_found(format!(
+            "canned reply {id} not found"
+        )));
+    }
     Ok(reply)
 }

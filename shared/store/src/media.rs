@@ -203,25 +203,34 @@ pub use media_removal::Model as MediaRemoval;
 /// Lists the stored files of `contact_id`'s messages for removal from the media store. Called
 /// in the transaction that deletes the contact (whose media rows then cascade away), so that
 /// the list holds exactly the files nobody can reach any more.
+///
+/// The contact's media rows are locked first (PostgreSQL; SQLite writes one at a time
+/// anyway): a download recording its file now (`stored`) commits before the list is read, so
+/// its key is listed; one that records later finds its row gone and removes the file itself.
 pub async fn remove_files_of_contact(
     db: &impl ConnectionTrait,
     contact_id: i32,
     now: DateTime<Utc>,
 ) -> Result<u64> {
+    let messages = Query::select()
+        .column(message::Column::Id)
+        .from(message::Entity)
+        .and_where(message::Column::ContactId.eq(contact_id))
+        .to_owned();
+    media_file::Entity::find()
+        .select_only()
+        .column(media_file::Column::Id)
+        .filter(media_file::Column::MessageId.in_subquery(messages.clone()))
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
     let files = Query::select()
         .column(media_file::Column::StorageKey)
         .expr(Expr::value(now))
         .from(media_file::Entity)
         .and_where(media_file::Column::StorageKey.is_not_null())
-        .and_where(
-            media_file::Column::MessageId.in_subquery(
-                Query::select()
-                    .column(message::Column::Id)
-                    .from(message::Entity)
-                    .and_where(message::Column::ContactId.eq(contact_id))
-                    .to_owned(),
-            ),
-        )
+        .and_where(media_file::Column::MessageId.in_subquery(messages))
         .to_owned();
     let insert = Query::insert()
         .into_table(media_removal::Entity)

@@ -297,7 +297,7 @@ pub async fn update(
     Ok(out)
 }
 
-/// Deletes a contact, its chat and, within a minute (the media sweep), its stored files.
+/// Deletes a contact, its chat and, at the next media sweep, its stored files.
 pub async fn delete(state: &AppState, phone: &str) -> ApiResult<()> {
     let txn = heydoc_store::begin(&state.db).await?;
     let contact = find(&txn, phone).await?;

@@ -15,8 +15,9 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// Live chat changes as server-sent events named `message` or `status`, with data
-/// `{"kind":..., "contact_ids":[...], "all":false}`; `all` means "reload everything".
+/// Live chat changes as server-sent events named `message`, `status` or `conversation`, with
+/// data `{"kind":..., "contact_ids":[...], "all":false}` (`all` means "reload everything"), and
+/// `replying` (`"by"`: the user id of someone writing a reply to those contacts).
 #[utoipa::path(
     get, path = "/api/events", operation_id = "streamEvents", tag = "messages", security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "text/event-stream of chat changes", content_type = "text/event-stream"),

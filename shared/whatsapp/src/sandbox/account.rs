@@ -84,10 +84,13 @@ pub(super) async fn media_info(
     Path((_version, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let knobs = sandbox.config().knobs;
+    if knobs.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
+    }
     if !bearer(&headers) {
         return error_for_code(190);
     }
-    let knobs = sandbox.config().knobs;
     let found = lock(&sandbox.inner.media)
         .get(&id)
         .map(|m| (m.mime_type.clone(), m.sha256.clone(), m.bytes.len()));
@@ -128,6 +131,10 @@ pub(super) async fn download_media(
     Query(params): Query<DownloadParams>,
     headers: HeaderMap,
 ) -> Response {
+    let latency = sandbox.config().knobs.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     if !bearer(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }

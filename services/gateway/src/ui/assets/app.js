@@ -706,7 +706,8 @@ function refreshSoon(delay) {
 // its stream and gives up the lead, and another tab takes it; a page shown again from the
 // back/forward cache (pageshow) joins again. Where Web Locks are missing (a plain-HTTP origin
 // other than localhost), each page keeps its own stream, still closed on pagehide.
-// `deliver(type, data)` receives "message" and "status" events, and "open" and "lost".
+// `deliver(type, data)` receives "message", "status", "conversation" and "replying" events,
+// and "open" and "lost".
 function connectStream(deliver) {
   const open = (forward) => {
     const source = new EventSource("/api/events");
