@@ -428,28 +428,23 @@ async fn an_inbound_photo_is_kept_in_an_s3_bucket() {
     })
     .await;
     let message_id = inbound_photo(&stack).await;
-    // The file is in the bucket, under HeyDoc's own key.
-    let listing = reqwest::get(format!("{}/{bucket}?list-type=2", s3_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        listing.contains(&format!("/{message_id}</Key>")),
-        "not in the bucket: {listing}"
-    );
+    // The file is in the bucket, under HeyDoc's own key, until its contact is deleted.
+    let key = format!("/{message_id}</Key>");
+    let listing = bucket_listing(&bucket).await;
+    assert!(listing.contains(&key), "not in the bucket: {listing}");
     deleting_the_contact_removes_the_file(&stack, message_id).await;
-    let listing = reqwest::get(format!("{}/{bucket}?list-type=2", s3_url()))
+    let listing = bucket_listing(&bucket).await;
+    assert!(!listing.contains(&key), "still in the bucket: {listing}");
+}
+
+/// The bucket's keys, as the S3 API lists them (XML).
+async fn bucket_listing(bucket: &str) -> String {
+    reqwest::get(format!("{}/{bucket}?list-type=2", s3_url()))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    assert!(
-        !listing.contains(&format!("/{message_id}</Key>")),
-        "still in the bucket: {listing}"
-    );
+        .unwrap()
 }
 
 /// Deleting the patient takes their file out of the media store too, at the next media sweep
