@@ -6,9 +6,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use heydoc_entity::{contact, contact_tag};
 use sea_orm::sea_query::{Expr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    AccessMode, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IsolationLevel,
+    QueryFilter, QuerySelect, TransactionTrait,
+};
 
-use crate::{Conn, Result};
+use crate::{Conn, Db, Result};
 
 #[derive(Debug, Default, Clone)]
 pub struct AudienceSummary {
@@ -28,12 +31,27 @@ type Prefixes = BTreeMap<String, (i64, i64)>;
 const OPTED_OUT: &str = "opted_out";
 const SUPPRESSED: &str = "suppressed";
 
-/// Counts the audience of `tag_ids` and `phones` as a fan-out would resolve it now.
-pub async fn summary(
-    db: &impl Conn,
-    tag_ids: &[i32],
-    phones: &[String],
-) -> Result<AudienceSummary> {
+/// Counts the audience of `tag_ids` and `phones` as a fan-out would resolve it now, from one
+/// snapshot (on PostgreSQL a read-only repeatable-read transaction, so that a contact tagged
+/// between the grouped query and the listed numbers is still counted once; SQLite's
+/// transactions are serializable already).
+pub async fn summary(db: &Db, tag_ids: &[i32], phones: &[String]) -> Result<AudienceSummary> {
+    let txn = match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
+        }
+        _ => db.begin().await?,
+    };
+    let summary = count(&txn, tag_ids, phones).await?;
+    txn.commit().await?;
+    Ok(summary)
+}
+
+async fn count(db: &impl Conn, tag_ids: &[i32], phones: &[String]) -> Result<AudienceSummary> {
     let mut summary = AudienceSummary::default();
     let mut prefixes = Prefixes::new();
     if !tag_ids.is_empty() {
