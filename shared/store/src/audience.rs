@@ -108,16 +108,28 @@ async fn count_tagged(
             OPTED_OUT => summary.opted_out += n,
             SUPPRESSED => summary.suppressed += n,
             _ => {
-                summary.reachable += n;
-                let entry = prefixes.entry(prefix.clone()).or_default();
-                entry.0 += n;
-                if like_us(&prefix, length) {
-                    entry.1 += n;
-                }
+                let us = like_us(&prefix, length);
+                add_reachable(summary, prefixes, prefix, n, us);
             }
         }
     }
     Ok(())
+}
+
+/// `n` more reachable recipients whose numbers start with `prefix` (`us`: in the US).
+fn add_reachable(
+    summary: &mut AudienceSummary,
+    prefixes: &mut Prefixes,
+    prefix: String,
+    n: i64,
+    us: bool,
+) {
+    summary.reachable += n;
+    let entry = prefixes.entry(prefix).or_default();
+    entry.0 += n;
+    if us {
+        entry.1 += n;
+    }
 }
 
 /// Whether numbers starting with `prefix` and `length` characters long are in the US: a
@@ -159,12 +171,8 @@ async fn count_listed(
     };
     let known: HashSet<&str> = found.iter().map(|c| c.phone.as_str()).collect();
     let reachable = |phone: &str, summary: &mut AudienceSummary, prefixes: &mut Prefixes| {
-        summary.reachable += 1;
-        let entry = prefixes.entry(phone.chars().take(4).collect()).or_default();
-        entry.0 += 1;
-        if heydoc_domain::phone::is_us(phone) {
-            entry.1 += 1;
-        }
+        let us = heydoc_domain::phone::is_us(phone);
+        add_reachable(summary, prefixes, phone.chars().take(4).collect(), 1, us);
     };
     for phone in chunk.iter().filter(|p| !known.contains(p.as_str())) {
         reachable(phone.as_str(), summary, prefixes);

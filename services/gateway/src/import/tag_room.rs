@@ -26,17 +26,21 @@ pub async fn lines_over(db: &Db, rows: &[ImportRow]) -> Result<HashSet<u64>, Sto
         return Ok(HashSet::new());
     }
     let room = MAX_TAGS.saturating_sub(heydoc_store::tags::count(db).await?);
-    let allowed: HashSet<&String> = unknown
+    // The new tags past the room (`unknown` is in name order).
+    let beyond: HashSet<&str> = unknown
         .iter()
-        .take(usize::try_from(room).unwrap_or(usize::MAX))
+        .skip(usize::try_from(room).unwrap_or(usize::MAX))
+        .map(String::as_str)
         .collect();
+    if beyond.is_empty() {
+        return Ok(HashSet::new());
+    }
     Ok(rows
         .iter()
         .filter(|r| {
             r.tags
                 .iter()
-                .map(|t| t.to_lowercase())
-                .any(|t| unknown.contains(&t) && !allowed.contains(&t))
+                .any(|t| beyond.contains(t.to_lowercase().as_str()))
         })
         .map(|r| r.line)
         .collect())
