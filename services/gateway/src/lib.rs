@@ -10,15 +10,14 @@ pub mod media;
 pub mod observe;
 pub mod openapi;
 pub mod routes;
+mod server;
 pub mod state;
 pub mod ui;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
-use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -185,6 +184,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
+        ))
         .layer(middleware::map_response_with_state(
             state.clone(),
             https_headers,
@@ -201,6 +204,32 @@ pub fn app(state: AppState) -> Router {
                 .on_response(observe::record_response),
         )
         .with_state(state)
+}
+
+/// Every request has `http.request_timeout_secs` from its headers to its answer (reading a
+/// body included): a client that trickles a body is cut off with a 408, and the connection
+/// goes. Streams (the live events, file downloads) only need their answer's head in time.
+async fn request_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = std::time::Duration::from_secs(state.settings.http.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response =
+                axum::response::IntoResponse::into_response(ApiError::Timeout(format!(
+                    "the request took longer than {} s (sending the body included)",
+                    limit.as_secs()
+                )));
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// Clears this replica's session cache whenever any replica says someone's access changed
@@ -230,25 +259,6 @@ async fn forget_sessions_on_notice(state: AppState) {
             Err(RecvError::Lagged(_)) => state.sessions.clear(),
             Err(RecvError::Closed) => return,
         }
-    }
-}
-
-/// While nobody has an account, says how the first admin gets in (on an install listening
-/// beyond loopback, with the setup token: printed on the terminal, not logged, once).
-async fn announce_setup_token(state: &AppState) {
-    use secrecy::ExposeSecret;
-    let Some(token) = &state.setup_token else {
-        return;
-    };
-    if heydoc_store::users::count(&state.db)
-        .await
-        .is_ok_and(|n| n == 0)
-    {
-        tracing::warn!("no admin yet: register the first one with the setup token printed on stderr, or run `heydoc admin create`");
-        eprintln!(
-            "HeyDoc setup token (for the first admin's registration): {}",
-            token.expose_secret()
-        );
     }
 }
 
@@ -286,10 +296,12 @@ async fn account_upkeep(state: AppState) {
         tokio::select! {
             _ = tick.tick() => {
                 media::sweep(&state).await;
+                media::expire_uploads(&state).await;
                 media::remove_deleted(&state).await;
             }
             _ = tokio::time::sleep_until(next_sync), if every > 0 => {
                 core::templates::sync_all(&state).await;
+                core::numbers::refresh_profiles(&state).await;
                 next_sync = tokio::time::Instant::now() + std::time::Duration::from_secs(every);
             }
         }
@@ -318,14 +330,8 @@ pub async fn serve(
     let pruner = tokio::spawn(prune_login_limiter(limiter));
     let forgetter = tokio::spawn(forget_sessions_on_notice(state.clone()));
     let upkeep = tokio::spawn(account_upkeep(state.clone()));
-    announce_setup_token(&state).await;
+    core::setup::announce(&state).await;
     tokio::task::spawn_blocking(import::spool::sweep_spool);
-    // axum does not set TCP_NODELAY on accepted sockets; small JSON responses need it.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     // After the signal, in-flight requests get the grace period, then the server stops anyway.
     let grace = std::time::Duration::from_secs(state.settings.sender.shutdown_grace_secs);
     let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
@@ -335,11 +341,12 @@ pub async fn serve(
     };
     let mut state = state;
     state.stopping = Some(on_signal.clone());
-    let server = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
+    let header_timeout =
+        std::time::Duration::from_secs(state.settings.http.header_timeout_secs.max(1));
+    let server = async move {
+        server::serve_connections(listener, app(state), header_timeout, shutdown).await;
+        Ok::<(), std::io::Error>(())
+    };
     let deadline = async move {
         let _ = on_signal.wait_for(|s| *s).await;
         tokio::time::sleep(grace).await;

@@ -46,13 +46,13 @@ pub struct AppState {
     pub import_gate: Arc<tokio::sync::Mutex<()>>,
     /// Password hashing, a few at a time.
     pub hasher: crate::auth::password::Hasher,
-    /// What the first admin must register with, on an install listening beyond loopback.
-    pub setup_token: Option<Arc<SecretString>>,
     /// Meta's Graph API for what is not a send: templates, read receipts, media.
     pub graph: heydoc_whatsapp::GraphApi,
     /// Where inbound media files are kept (`None`: the store could not be opened; the reason
     /// is logged at start and media rows record it).
     pub media: Option<crate::media::MediaStore>,
+    /// Downloads from Meta running at once on this replica (`media.downloads_at_once`).
+    pub media_downloads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -64,12 +64,12 @@ impl AppState {
             settings.auth.login_attempts_per_minute_per_user,
             settings.auth.login_attempts_per_minute_per_ip,
             settings.auth.registrations_per_hour_per_ip,
-        );
+        )
+        .with_account_limit(settings.auth.login_attempts_per_minute_per_account);
         let hasher = crate::auth::password::Hasher::new(
             settings.auth.hash_concurrency,
             std::time::Duration::from_secs(settings.auth.hash_wait_secs.max(1)),
         );
-        let setup_token = setup_token(&settings, jwt_secret);
         let graph = heydoc_whatsapp::GraphApi::new(
             &settings.whatsapp.api_url,
             &settings.whatsapp.api_version,
@@ -85,6 +85,9 @@ impl AppState {
         Self {
             graph,
             media,
+            media_downloads: Arc::new(tokio::sync::Semaphore::new(
+                settings.media.downloads_at_once.max(1),
+            )),
             keywords: Arc::new(heydoc_domain::consent::Keywords::from_lists(
                 &settings.optout.stop_keywords,
                 &settings.optout.start_keywords,
@@ -103,7 +106,6 @@ impl AppState {
             stopping: None,
             live_streams: Arc::default(),
             hasher,
-            setup_token,
             import_gate: Arc::default(),
             key_uses: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -201,32 +203,4 @@ impl AppState {
             id
         }
     }
-}
-
-/// The first admin's setup token: needed only when the gateway listens beyond loopback. Unless
-/// configured, it is derived from the session-signing secret, so every replica (which shares
-/// that secret) accepts the same one, whichever printed it.
-fn setup_token(settings: &Settings, jwt_secret: &SecretString) -> Option<Arc<SecretString>> {
-    use secrecy::ExposeSecret;
-    let local = settings
-        .http_addr
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| a.ip().is_loopback());
-    if local {
-        return None;
-    }
-    let configured = settings.auth.setup_token.expose_secret().trim().to_string();
-    Some(Arc::new(SecretString::from(if configured.is_empty() {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(
-            format!(
-                "heydoc first-admin setup token:{}",
-                jwt_secret.expose_secret()
-            )
-            .as_bytes(),
-        );
-        hex::encode(&digest[..16])
-    } else {
-        configured
-    })))
 }

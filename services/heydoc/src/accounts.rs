@@ -18,12 +18,23 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Make a new setup token for the first admin's registration (the old one stops working)
+    /// and print it: for an install whose token, printed once at its first start, was lost.
+    SetupToken,
 }
 
 pub async fn run(command: AdminCommand, db: &heydoc_store::Db) -> anyhow::Result<()> {
     heydoc_store::migrate(db).await.context("migrating")?;
     match command {
         AdminCommand::Create { username } => create(db, &username).await,
+        AdminCommand::SetupToken => {
+            if heydoc_store::users::count(db).await? > 0 {
+                bail!("this install has users already: an admin creates accounts (or run `heydoc admin create`)");
+            }
+            let token = heydoc_gateway::core::setup::renew(db).await?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 

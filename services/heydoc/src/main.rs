@@ -47,6 +47,13 @@ enum Command {
     Sandbox,
     /// Apply database migrations and exit.
     Migrate,
+    /// Generate the secrets a deployment's services share into a directory (each a file only
+    /// its owner reads), keeping any already there, and exit: compose's first start. Read them
+    /// with `WHATSAPP_APP_SECRET_FILE=<dir>/whatsapp-app-secret` and the like.
+    Secrets {
+        /// Where the files go.
+        dir: std::path::PathBuf,
+    },
     /// Manage accounts from the machine HeyDoc runs on (no web request needed).
     #[command(subcommand)]
     Admin(accounts::AdminCommand),
@@ -82,7 +89,7 @@ impl Command {
             Command::Sender => "heydoc-sender",
             Command::Scheduler => "heydoc-scheduler",
             Command::Sandbox => "heydoc-sandbox",
-            Command::Migrate | Command::Admin(_) => "heydoc-migrate",
+            Command::Migrate | Command::Admin(_) | Command::Secrets { .. } => "heydoc-migrate",
         }
     }
 }
@@ -90,6 +97,9 @@ impl Command {
 async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     if let Command::Sandbox = command {
         return run_sandbox(settings).await;
+    }
+    if let Command::Secrets { dir } = &command {
+        return secret::generate_files(dir);
     }
     let db = heydoc_store::connect(&settings.database_url(), settings.db_max_connections)
         .await
@@ -128,7 +138,8 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             if settings.is_embedded() {
                 heydoc_store::migrate(&db).await.context("migrating")?;
             }
-            let jwt_secret = secret::jwt_secret(&settings)?;
+            secret::refuse_published(&settings)?;
+            let jwt_secret = secret::jwt_secret(&settings, &db).await?;
             settings.set_jwt_secret(jwt_secret.clone());
             let mut state = AppState::new(settings.clone(), db.clone(), &jwt_secret);
             let mut bus = None;
@@ -156,7 +167,7 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::All => run_all(settings, db).await,
-        Command::Sandbox => Ok(()),
+        Command::Sandbox | Command::Secrets { .. } => Ok(()),
     }
 }
 
@@ -164,7 +175,8 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
 /// token) the sandbox standing in for WhatsApp.
 async fn run_all(mut settings: Settings, db: heydoc_store::Db) -> anyhow::Result<()> {
     heydoc_store::migrate(&db).await.context("migrating")?;
-    let jwt_secret = secret::jwt_secret(&settings)?;
+    secret::refuse_published(&settings)?;
+    let jwt_secret = secret::jwt_secret(&settings, &db).await?;
     settings.set_jwt_secret(jwt_secret.clone());
     let listener = tokio::net::TcpListener::bind(&settings.http_addr)
         .await

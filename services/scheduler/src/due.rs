@@ -13,13 +13,12 @@ use crate::{SchedulerContext, SchedulerError};
 /// several ticks).
 const MAX_SKIPS_PER_CLAIM: usize = 1000;
 
-/// Claims up to `claim_batch` due schedules; returns how many. The whole batch is written with
+/// Claims up to `claim_batch` schedules due by the database's clock (shared by every
+/// replica, whatever each host's own says); returns how many. The whole batch is written with
 /// one multi-row occurrence INSERT and one UPDATE, in one short transaction.
-pub async fn claim_due(
-    ctx: &SchedulerContext,
-    now: DateTime<Utc>,
-) -> Result<usize, SchedulerError> {
+pub async fn claim_due(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
     let txn = heydoc_store::begin(&ctx.db).await?;
+    let now = firing::database_now(&txn).await?;
     let due = firing::lock_due(&txn, now, ctx.settings.claim_batch).await?;
     let catch_up = Duration::seconds(ctx.settings.catch_up_secs.max(0));
     let mut plan = FirePlan::default();
@@ -52,6 +51,11 @@ impl FirePlan {
         };
         let tz = parse_time_zone(&s.timezone).unwrap_or(chrono_tz::UTC);
         let recurrence = Recurrence::parse(s.recurrence.as_deref()).unwrap_or(Recurrence::Once);
+        // The wall-clock time the schedule was written in, when it had no offset.
+        let local = s.local_anchor.as_deref().and_then(|t| {
+            chrono::NaiveDateTime::parse_from_str(t, heydoc_domain::schedule::LOCAL_ANCHOR_FORMAT)
+                .ok()
+        });
         let missed = now - fire_at > catch_up;
         let state = if missed {
             OccurrenceState::Skipped
@@ -81,7 +85,7 @@ impl FirePlan {
             trace_context,
         });
         let fired = s.occurrence_count + i32::from(!missed);
-        let mut next = recurrence.next_after(s.scheduled_time, tz, fire_at);
+        let mut next = recurrence.next_after_local(s.scheduled_time, local, tz, fire_at);
         // Runs missed in a long downtime are recorded as skipped too, never sent late.
         let mut skips = 0;
         while let Some(n) = next.filter(|n| now - *n > catch_up && skips < MAX_SKIPS_PER_CLAIM) {
@@ -95,7 +99,7 @@ impl FirePlan {
                 trace_context: None,
             });
             skips += 1;
-            next = recurrence.next_after(s.scheduled_time, tz, n);
+            next = recurrence.next_after_local(s.scheduled_time, local, tz, n);
         }
         let finished = match next {
             None => true,

@@ -2,7 +2,7 @@
 //! how: chunks, cursor, lease, skipped deliveries for opted-out contacts). This module only
 //! hands the scheduler's settings to it.
 
-use heydoc_store::fanout::{self, Fanout};
+use heydoc_store::fanout::{self, Fanout, Leased};
 
 use crate::{SchedulerContext, SchedulerError};
 
@@ -23,11 +23,11 @@ pub async fn fan_out_one(ctx: &SchedulerContext) -> Result<bool, SchedulerError>
 }
 
 /// Expands a leased occurrence to the end (or until its schedule is paused).
-pub async fn expand(ctx: &SchedulerContext, id: i64) -> Result<(), SchedulerError> {
-    Ok(fanout::expand(&of(ctx), id).await?)
+pub async fn expand(ctx: &SchedulerContext, leased: Leased) -> Result<(), SchedulerError> {
+    Ok(fanout::expand(&of(ctx), leased).await?)
 }
 
 /// Leases one occurrence being fanned out whose lease has expired (or was never taken).
-pub async fn lease(ctx: &SchedulerContext) -> Result<Option<i64>, SchedulerError> {
+pub async fn lease(ctx: &SchedulerContext) -> Result<Option<Leased>, SchedulerError> {
     Ok(fanout::lease(&of(ctx)).await?)
 }

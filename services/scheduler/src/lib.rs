@@ -73,7 +73,7 @@ async fn due_round(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
 async fn claim_all_due(ctx: &SchedulerContext) -> Result<usize, SchedulerError> {
     let mut fired = 0;
     loop {
-        let claimed = due::claim_due(ctx, chrono::Utc::now()).await?;
+        let claimed = due::claim_due(ctx).await?;
         fired += claimed;
         if claimed < ctx.settings.claim_batch as usize {
             return Ok(fired);
@@ -88,11 +88,11 @@ async fn fan_out_loop(ctx: SchedulerContext, fired: Arc<Notify>, shutdown: Cance
     loop {
         while running.len() < FANOUTS_AT_ONCE {
             match fanout::lease(&ctx).await {
-                Ok(Some(id)) => {
+                Ok(Some(leased)) => {
                     let ctx = ctx.clone();
                     running.spawn(async move {
-                        if let Err(e) = fanout::expand(&ctx, id).await {
-                            tracing::warn!(error = %e, occurrence_id = id, "fan-out stopped; it resumes when its lease runs out");
+                        if let Err(e) = fanout::expand(&ctx, leased).await {
+                            tracing::warn!(error = %e, occurrence_id = leased.id, "fan-out stopped; it resumes when its lease runs out");
                         }
                     });
                 }

@@ -70,10 +70,32 @@ pub async fn run_number(
     ctx: SenderContext,
     shutdown: CancellationToken,
 ) -> Result<(), SenderError> {
-    let ticks = relay::start(ctx.clone(), shutdown.clone()).await?;
-    let result = worker::run(ctx, shutdown).await;
+    // One pacer per number, shared by its relay (which brings the database's hold into it) and
+    // its send loop.
+    let pacer = Arc::new(pacing::Pacer::new(ctx.settings.mps));
+    let ticks = relay::start(ctx.clone(), pacer.clone(), shutdown.clone()).await?;
+    let prune = tokio::spawn(prune_pairs(pacer.clone(), shutdown.clone()));
+    let result = worker::run(ctx, pacer, shutdown).await;
+    prune.abort();
     ticks.stop().await;
     result
+}
+
+/// Pair budgets of recipients not messaged for a while are forgotten every few seconds, on a
+/// task of their own (a send loop kept busy by its jobs would never get to it), so memory
+/// holds at most a minute or so of a campaign's recipients however long it runs.
+async fn prune_pairs(pacer: Arc<pacing::Pacer>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                pacer.prune();
+                metrics::gauge!(heydoc_telemetry::metrics::PAIR_BUDGETS).set(pacer.remembered() as f64);
+            }
+        }
+    }
 }
 
 /// Every business number of the registry, each with its own client (its token, or the

@@ -168,6 +168,34 @@ impl Pacer {
         self.paused_until_ms.load(Ordering::SeqCst) > Utc::now().timestamp_millis()
     }
 
+    /// Until when the whole number is paused, while it is.
+    pub fn paused_until(&self) -> Option<chrono::DateTime<Utc>> {
+        let until = self.paused_until_ms.load(Ordering::SeqCst);
+        (until > Utc::now().timestamp_millis())
+            .then(|| chrono::DateTime::from_timestamp_millis(until))
+            .flatten()
+    }
+
+    /// The number's hold as the database has it (a webhook's error, another sender's, or this
+    /// one's before a restart): nothing goes before `until`, and the circuit shows `why` until
+    /// a send gets through (which clears the database's hold too).
+    pub fn adopt_hold(&self, until: Option<chrono::DateTime<Utc>>, why: &str) {
+        if let Some(until) = until {
+            self.paused_until_ms
+                .fetch_max(until.timestamp_millis(), Ordering::SeqCst);
+        }
+        let mut circuit = lock(&self.circuit);
+        if circuit.is_none() {
+            tracing::error!(
+                reason = why,
+                ?until,
+                "the business number is held: its deliveries wait (no attempt is spent)"
+            );
+            metrics::gauge!(heydoc_telemetry::metrics::NUMBER_PAUSED).set(1.0);
+            *circuit = Some(why.to_string());
+        }
+    }
+
     /// Counts a send's answer: `throttled` when Meta said the number is over its throughput.
     /// About once a second the limit moves: down by a factor when a real share of the sends was
     /// throttled, otherwise up by a step towards the configured rate.
@@ -232,6 +260,12 @@ impl Pacer {
     /// Forgets recipients whose pair budget has refilled.
     pub fn prune(&self) {
         self.pairs.retain_recent();
+        self.pairs.shrink_to_fit();
+    }
+
+    /// How many recipients' pair budgets are remembered.
+    pub fn remembered(&self) -> usize {
+        self.pairs.len()
     }
 }
 
@@ -299,5 +333,29 @@ mod tests {
         }
         assert!(pacer.pair_wait("15550001234").is_some());
         assert!(pacer.pair_wait("15550009999").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_hold_from_the_database_pauses_and_shows_until_a_send_gets_through() {
+        let pacer = Pacer::new(10);
+        pacer.adopt_hold(
+            Some(Utc::now() + chrono::Duration::milliseconds(300)),
+            "131042: payment",
+        );
+        assert!(pacer.paused());
+        assert!(pacer.paused_until().is_some());
+        assert_eq!(pacer.circuit().as_deref(), Some("131042: payment"));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(!pacer.paused());
+        // Still shown until a send closes it.
+        assert!(pacer.close_circuit());
+        assert!(pacer.circuit().is_none());
+    }
+
+    #[test]
+    fn prune_forgets_refilled_recipients() {
+        let pacer = Pacer::new(0);
+        assert!(pacer.pair_wait("15550001234").is_none());
+        assert_eq!(pacer.remembered(), 1);
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job as Tick, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
+use crate::pacing::Pacer;
 use crate::{SenderContext, SenderError};
 
 /// At most this many batches per relay tick, so one tick never runs away.
@@ -39,7 +40,11 @@ impl Ticks {
 /// Starts the relay and reconcile ticks. The reconciler runs on tokio-cron-scheduler; the relay
 /// ticks faster than a second, which tokio-cron-scheduler 0.15 cannot do (it truncates repeat
 /// intervals to whole seconds, so 250 ms never fires), so it runs on a tokio interval.
-pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ticks, SenderError> {
+pub async fn start(
+    ctx: SenderContext,
+    pacer: Arc<Pacer>,
+    shutdown: CancellationToken,
+) -> Result<Ticks, SenderError> {
     let interval = Duration::from_millis(ctx.settings.relay_interval_ms.max(20));
     let relay_ctx = ctx.clone();
     let relay = tokio::spawn(async move {
@@ -48,7 +53,11 @@ pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ti
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => { relay_once(&relay_ctx).await; }
+                _ = tick.tick() => {
+                    if !held(&relay_ctx, &pacer).await {
+                        relay_once(&relay_ctx).await;
+                    }
+                }
             }
         }
     });
@@ -75,6 +84,24 @@ pub async fn start(ctx: SenderContext, shutdown: CancellationToken) -> Result<Ti
         .await
         .map_err(|e| SenderError::Ticks(e.to_string()))?;
     Ok(Ticks { scheduler, relay })
+}
+
+/// Brings the number's hold from the database into its pacer (an error a status webhook
+/// reported, another replica's circuit, this sender's own before a restart) and says whether
+/// the number is held now: then nothing is published (its rows wait in the database).
+async fn held(ctx: &SenderContext, pacer: &Pacer) -> bool {
+    match heydoc_store::numbers::hold_of(&ctx.db, &ctx.route).await {
+        Ok(Some(hold)) if hold.paused => {
+            let why = hold
+                .reason
+                .as_deref()
+                .unwrap_or("the business number is paused");
+            pacer.adopt_hold(hold.until.filter(|u| *u > Utc::now()), why);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "relay: cannot read the number's hold"),
+    }
+    pacer.paused()
 }
 
 /// Publishes a batch to its lanes (conversational first), timing it until confirmed.
@@ -203,8 +230,7 @@ async fn reconcile_once(ctx: &SenderContext) {
 }
 
 /// Whether a stale published row can only be a lost job: neither of the number's queues holds
-/// a job ready, and the number is sending (while it is paused, its sender keeps the jobs it
-/// took, unsettled, and they are not lost).
+/// a job ready. (A held number's sender does not keep jobs: its rows wait in the database.)
 async fn nothing_waits(ctx: &SenderContext) -> bool {
     for route in [
         ctx.route.clone(),
@@ -219,11 +245,7 @@ async fn nothing_waits(ctx: &SenderContext) -> bool {
             }
         }
     }
-    match heydoc_store::numbers::find(&ctx.db, &ctx.route).await {
-        Ok(Some(n)) => n.state == heydoc_store::numbers::ACTIVE,
-        Ok(None) => true,
-        Err(_) => false,
-    }
+    true
 }
 
 /// Sets `heydoc_deliveries{status}` for the unfinished statuses (one GROUP BY per reconcile

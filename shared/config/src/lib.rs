@@ -50,6 +50,7 @@ pub struct Settings {
     amqp_url: String,
     jwt_secret: SecretString,
     pub log_format: LogFormat,
+    pub http: HttpSettings,
     pub auth: AuthSettings,
     pub whatsapp: WhatsAppSettings,
     pub sender: SenderSettings,
@@ -61,6 +62,15 @@ pub struct Settings {
 }
 
 /// What Meta charges per delivered message, to estimate a campaign's cost: per recipient
+/// The public HTTP server's limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's headers to its answer, its body included.
+    pub request_timeout_secs: u64,
+}
+
 /// country calling code (`"91"`, `"1"`, ...; `"default"` for the rest), per pricing category
 /// (`marketing`, `utility`, `authentication`, ...), in `currency`.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +103,12 @@ pub struct MediaSettings {
     /// Empty: `media` under `data_dir`.
     pub dir: String,
     pub max_bytes: u64,
+    /// Downloads from Meta at once per gateway.
+    pub downloads_at_once: usize,
+    /// Bytes a person may upload in 24 hours.
+    pub upload_quota_bytes: u64,
+    /// Uploads are removed this many days after they were made.
+    pub upload_retention_days: u32,
     pub s3_bucket: String,
     /// Empty: AWS itself; an S3-compatible server's URL otherwise (MinIO, Ceph, moto).
     pub s3_endpoint: String,
@@ -198,6 +214,7 @@ pub struct AuthSettings {
     pub session_cache_secs: u64,
     pub login_attempts_per_minute_per_user: u32,
     pub login_attempts_per_minute_per_ip: u32,
+    pub login_attempts_per_minute_per_account: u32,
     pub registrations_per_hour_per_ip: u32,
     pub hash_concurrency: usize,
     pub hash_wait_secs: u64,
@@ -220,6 +237,37 @@ pub struct WhatsAppSettings {
     pub template_sync_secs: u64,
 }
 
+/// Every variable may instead be given as a file to read: `JWT_SECRET_FILE=/run/secrets/jwt`
+/// sets `JWT_SECRET` to the file's content (its trailing newline dropped), as Docker and
+/// Kubernetes secrets are mounted. Both at once is an error.
+fn with_secret_files(
+    env: &HashMap<String, String>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut out = env.clone();
+    for (name, path) in env {
+        let Some(target) = name.strip_suffix("_FILE") else {
+            continue;
+        };
+        let known =
+            WELL_KNOWN_ENV.iter().any(|(n, _)| *n == target) || target.starts_with("HEYDOC_");
+        if !known || target.is_empty() {
+            continue;
+        }
+        if env.contains_key(target) {
+            return Err(ConfigError::Invalid(format!(
+                "both {target} and {name} are set: set one"
+            )));
+        }
+        let value = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Invalid(format!("{name}: cannot read {path}: {e}")))?;
+        out.insert(
+            target.to_string(),
+            value.trim_end_matches(['\r', '\n']).to_string(),
+        );
+    }
+    Ok(out)
+}
+
 impl Settings {
     /// Loads the three layers from the process environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -233,6 +281,7 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
+        let env = &with_secret_files(env)?;
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         match file {
             Some(path) => builder = builder.add_source(File::from(path).required(true)),
@@ -271,6 +320,7 @@ impl Settings {
         }
         if self.auth.login_attempts_per_minute_per_user == 0
             || self.auth.login_attempts_per_minute_per_ip == 0
+            || self.auth.login_attempts_per_minute_per_account == 0
         {
             return Err(ConfigError::Invalid(
                 "login attempt limits must be at least 1".into(),
@@ -378,6 +428,22 @@ mod tests {
         assert!(!s.is_embedded());
         assert_eq!(s.jwt_secret().unwrap().expose_secret(), "s3cret");
         assert_eq!(s.whatsapp.phone_number_id, "1234");
+    }
+
+    #[test]
+    fn a_secret_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("heydoc-secret-{}", std::process::id()));
+        std::fs::write(&path, "from-a-file\n").unwrap();
+        let file = path.display().to_string();
+        let s = load(&[("JWT_SECRET_FILE", &file)]);
+        assert_eq!(s.jwt_secret().unwrap().expose_secret(), "from-a-file");
+        let both: HashMap<String, String> =
+            [("JWT_SECRET_FILE", file.as_str()), ("JWT_SECRET", "x")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert!(Settings::load_from(None, &both).is_err());
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

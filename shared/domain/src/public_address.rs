@@ -21,6 +21,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 172 && (16..32).contains(&b)) // private
         || (a == 192 && b == 0 && c == 0)      // IETF protocol assignments
         || (a == 192 && b == 0 && c == 2)      // documentation
+        || (a == 192 && b == 88 && c == 99)    // 6to4 relay anycast (deprecated)
         || (a == 192 && b == 168)              // private
         || (a == 198 && (b == 18 || b == 19))  // benchmarking
         || (a == 198 && b == 51 && c == 100)   // documentation
@@ -53,6 +54,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] & 0xff00) == 0xff00 // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo (2001::/32): tunnels to an embedded IPv4 address
+        || (s[0] == 0x2001 && s[1] == 2 && s[2] == 0) // benchmarking (2001:2::/48)
+        || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0) // IPv4-translated (::ffff:0:0:0/96)
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard
         || s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated), ::1 and :: included
 }
@@ -91,6 +95,12 @@ mod tests {
             "2002:7f00:1::1",
             "2002:a9fe:a9fe::",
             "64:ff9b:1::808:808",
+            "::ffff:0:7f00:1",
+            "::ffff:0:808:808",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "192.88.99.1",
         ] {
             assert!(!public(internal), "{internal} is internal");
         }

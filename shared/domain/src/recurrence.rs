@@ -91,6 +91,20 @@ impl Recurrence {
         tz: Tz,
         after: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
+        self.next_after_local(anchor, None, tz, after)
+    }
+
+    /// As `next_after`, for a schedule whose first run was written as the wall-clock time
+    /// `local` in `tz` (no offset). When that time fell in a daylight-saving gap, `anchor` is
+    /// the end of the gap; the later runs still keep `local`'s time of day, so one gap does
+    /// not move a daily 02:30 to 03:00 for good.
+    pub fn next_after_local(
+        &self,
+        anchor: DateTime<Utc>,
+        local: Option<NaiveDateTime>,
+        tz: Tz,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         if anchor > after {
             return match self {
                 // A cron schedule's first run is its first match at or after the anchor.
@@ -98,7 +112,7 @@ impl Recurrence {
                 _ => Some(anchor),
             };
         }
-        let local_anchor = anchor.with_timezone(&tz).naive_local();
+        let local_anchor = local.unwrap_or_else(|| anchor.with_timezone(&tz).naive_local());
         match self {
             Recurrence::Once => None,
             Recurrence::Daily => step_days(local_anchor, tz, after, 1),
@@ -253,6 +267,30 @@ mod tests {
         let anchor = utc("2026-03-28T01:30:00Z");
         let next = Recurrence::Daily.next_after(anchor, tz, anchor).unwrap();
         assert_eq!(next, utc("2026-03-29T01:00:00Z"));
+    }
+
+    #[test]
+    fn a_first_run_in_a_gap_does_not_move_the_later_runs() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        // 02:30 on 2026-03-08 does not exist in New York (02:00 -> 03:00): the first run is
+        // at 03:00 EDT (07:00 UTC), the next days at 02:30 EDT (06:30 UTC) as written.
+        let local =
+            NaiveDateTime::parse_from_str("2026-03-08T02:30:00", "%Y-%m-%dT%H:%M:%S").unwrap();
+        let anchor = resolve_local(tz, local);
+        assert_eq!(anchor, utc("2026-03-08T07:00:00Z"));
+        let next = Recurrence::Daily
+            .next_after_local(anchor, Some(local), tz, anchor)
+            .unwrap();
+        assert_eq!(next, utc("2026-03-09T06:30:00Z"));
+        let after = Recurrence::Weekly
+            .next_after_local(anchor, Some(local), tz, anchor)
+            .unwrap();
+        assert_eq!(after, utc("2026-03-15T06:30:00Z"));
+        // Without the written time, the gap's end (03:00) would be kept for good.
+        assert_eq!(
+            Recurrence::Daily.next_after(anchor, tz, anchor).unwrap(),
+            utc("2026-03-09T07:00:00Z")
+        );
     }
 
     #[test]

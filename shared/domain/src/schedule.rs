@@ -33,13 +33,17 @@ pub struct Timing {
     pub end_time: Option<DateTime<Utc>>,
     pub max_occurrences: Option<i32>,
     pub first_run: DateTime<Utc>,
+    /// `scheduled_time` as the local wall-clock time it was written in (no offset given):
+    /// every run keeps its time of day, even when the first fell in a daylight-saving gap.
+    pub local_anchor: Option<NaiveDateTime>,
 }
 
 impl Timing {
     pub fn check(input: TimingInput<'_>, now: DateTime<Utc>) -> Result<Self, Invalid> {
         let tz = parse_time_zone(input.timezone.unwrap_or("UTC").trim())?;
         let recurrence = Recurrence::parse(input.recurrence)?;
-        let scheduled_time = parse_time("scheduled_time", input.scheduled_time, tz)?;
+        let (scheduled_time, local_anchor) =
+            parse_time_local("scheduled_time", input.scheduled_time, tz)?;
         if scheduled_time < now - Duration::seconds(PAST_GRACE_SECS) {
             return Err(Invalid::new(format!(
                 "scheduled_time {} is in the past",
@@ -54,7 +58,12 @@ impl Timing {
             return Err(Invalid::new("max_occurrences must be at least 1"));
         }
         let first_run = recurrence
-            .next_after(scheduled_time, tz, scheduled_time - Duration::seconds(1))
+            .next_after_local(
+                scheduled_time,
+                local_anchor,
+                tz,
+                scheduled_time - Duration::seconds(1),
+            )
             .ok_or_else(|| Invalid::new("the recurrence never fires after scheduled_time"))?;
         if let Some(end) = end_time {
             if end < first_run {
@@ -72,6 +81,7 @@ impl Timing {
             end_time,
             max_occurrences: input.max_occurrences,
             first_run,
+            local_anchor,
         })
     }
 
@@ -82,7 +92,10 @@ impl Timing {
             .max_occurrences
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(0));
         std::iter::successors(Some(self.first_run), move |&last| {
-            tz.and_then(|tz| self.recurrence.next_after(self.scheduled_time, tz, last))
+            tz.and_then(|tz| {
+                self.recurrence
+                    .next_after_local(self.scheduled_time, self.local_anchor, tz, last)
+            })
         })
         .take_while(move |t| self.end_time.is_none_or(|end| *t <= end))
         .take(limit)
@@ -91,9 +104,21 @@ impl Timing {
 
 /// RFC 3339, or a local date-time without offset read in `tz`.
 pub fn parse_time(field: &str, value: &str, tz: Tz) -> Result<DateTime<Utc>, Invalid> {
+    parse_time_local(field, value, tz).map(|(t, _)| t)
+}
+
+/// How a local anchor is stored (`scheduled_messages.local_anchor`).
+pub const LOCAL_ANCHOR_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// As `parse_time`, with the local wall-clock time when the value had no offset.
+pub fn parse_time_local(
+    field: &str,
+    value: &str,
+    tz: Tz,
+) -> Result<(DateTime<Utc>, Option<NaiveDateTime>), Invalid> {
     let value = value.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
+        return Ok((t.with_timezone(&Utc), None));
     }
     for format in [
         "%Y-%m-%dT%H:%M:%S",
@@ -102,7 +127,7 @@ pub fn parse_time(field: &str, value: &str, tz: Tz) -> Result<DateTime<Utc>, Inv
         "%Y-%m-%d %H:%M",
     ] {
         if let Ok(local) = NaiveDateTime::parse_from_str(value, format) {
-            return Ok(resolve_local(tz, local));
+            return Ok((resolve_local(tz, local), Some(local)));
         }
     }
     Err(Invalid::new(format!(

@@ -23,6 +23,13 @@ pub struct Model {
     /// (`GREEN`, `YELLOW`, `RED`).
     pub messaging_limit: Option<String>,
     pub quality: Option<String>,
+    /// The number's circuit: while in the future, nothing is sent from it (an error about the
+    /// token, the account, payment or policy, from a send's answer or a status webhook).
+    pub held_until: Option<DateTimeUtc>,
+    /// The business name Meta verified for the number, and its throughput level
+    /// (`STANDARD`, `HIGH`, ...), as `GET /{phone-number-id}` last said.
+    pub verified_name: Option<String>,
+    pub throughput: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

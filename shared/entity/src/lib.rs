@@ -11,6 +11,7 @@ pub mod event_delivery;
 pub mod event_endpoint;
 pub mod import;
 pub mod import_reject;
+pub mod install_secret;
 pub mod media_file;
 pub mod media_removal;
 pub mod message;

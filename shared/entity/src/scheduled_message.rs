@@ -42,6 +42,13 @@ pub struct Model {
     /// What the team calls the campaign ("Monday reminders"); null for campaigns made before
     /// names (the message's start stands in).
     pub name: Option<String>,
+    /// When it was paused (null while it runs): a resume moves its waiting deliveries on by
+    /// the time it was held.
+    pub paused_at: Option<DateTimeUtc>,
+    /// The local wall-clock time of the first run (`2026-03-08T02:30:00`) when it was given
+    /// without an offset: the later runs keep that time even when the first fell in a
+    /// daylight-saving gap.
+    pub local_anchor: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

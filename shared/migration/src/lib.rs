@@ -15,6 +15,7 @@ mod m20261130_000009_contact_search;
 mod m20261130_000010_whatsapp_account;
 mod m20261130_000011_team_inbox;
 mod m20261130_000012_media_removals;
+mod m20261204_000013_real_operations;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_whatsapp_account::Migration),
             Box::new(m20261130_000011_team_inbox::Migration),
             Box::new(m20261130_000012_media_removals::Migration),
+            Box::new(m20261204_000013_real_operations::Migration),
         ]
     }
 }

@@ -254,15 +254,20 @@ pub async fn record_pricing(db: &impl ConnectionTrait, update: &StatusUpdate) ->
     Ok(())
 }
 
-/// The statuses a message may be in for `next` to replace it. Failure is terminal, and
-/// nothing moves a message backwards.
+/// The statuses a message may be in for `next` to replace it. Failure is terminal, nothing
+/// moves a message backwards, and a message waiting for its next try (`retrying`: Meta refused
+/// the last one, or reported it failed for the number's sake) is not moved by a late status
+/// about the try before.
 fn replaceable_by(next: MessageStatus) -> Vec<&'static str> {
     MessageStatus::ALL
         .iter()
         .filter(|s| {
             !matches!(
                 s,
-                MessageStatus::Failed | MessageStatus::Received | MessageStatus::Skipped
+                MessageStatus::Failed
+                    | MessageStatus::Received
+                    | MessageStatus::Skipped
+                    | MessageStatus::Retrying
             ) && s.rank() < next.rank()
         })
         .map(|s| s.as_str())
@@ -388,5 +393,6 @@ mod tests {
         assert!(!replaceable_by(MessageStatus::Sent).contains(&"delivered"));
         assert!(replaceable_by(MessageStatus::Failed).contains(&"sent"));
         assert!(!replaceable_by(MessageStatus::Failed).contains(&"delivered"));
+        assert!(!replaceable_by(MessageStatus::Sent).contains(&"retrying"));
     }
 }

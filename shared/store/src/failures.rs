@@ -62,7 +62,7 @@ pub async fn pause_campaign_of(
         .execute(Statement::from_sql_and_values(
             db.get_database_backend(),
             format!(
-                "UPDATE scheduled_messages SET status = {}, status_reason = $1, updated_at = $2
+                "UPDATE scheduled_messages SET status = {}, status_reason = $1, updated_at = $2, paused_at = $2
              WHERE status = {}
                AND id = (SELECT schedule_id FROM occurrences WHERE id = $3)",
                 crate::vocabulary::schedule(ScheduleStatus::Paused),

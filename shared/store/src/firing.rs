@@ -19,6 +19,24 @@ const OCCURRENCE_INSERT_CHUNK: usize = 1000;
 
 /// Up to `limit` pending schedules due by `now`, soonest first, locked for the caller's
 /// transaction (on PostgreSQL, skipping those another scheduler holds).
+/// The database's clock, which every scheduler replica shares: what is due is decided by it,
+/// not by each host's own (a scheduler whose clock runs ahead would fire early, one behind
+/// late). PostgreSQL's `now()` (the transaction's start); SQLite lives in this process, so its
+/// clock is this one.
+pub async fn database_now(tx: &impl Conn) -> Result<DateTime<Utc>> {
+    if tx.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(Utc::now());
+    }
+    let row = tx
+        .query_one(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT now()",
+        ))
+        .await?
+        .ok_or_else(|| crate::StoreError::not_found("the database's clock"))?;
+    Ok(row.try_get_by_index::<DateTime<Utc>>(0)?)
+}
+
 pub async fn lock_due(tx: &impl Conn, now: DateTime<Utc>, limit: u64) -> Result<Vec<Schedule>> {
     let mut query = schedule::Entity::find()
         .filter(schedule::Column::Status.eq(ScheduleStatus::Pending.as_str()))

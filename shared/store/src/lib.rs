@@ -18,6 +18,7 @@ pub mod failures;
 pub mod fanout;
 pub mod firing;
 pub mod imports;
+pub mod install;
 pub mod live;
 pub mod media;
 pub mod messages;

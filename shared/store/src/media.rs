@@ -8,7 +8,7 @@ use heydoc_entity::{media_file, media_removal, message, upload};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, TransactionTrait,
 };
 
 use crate::Result;
@@ -196,6 +196,66 @@ pub async fn insert_upload(
 
 pub async fn upload(db: &impl ConnectionTrait, id: i64) -> Result<Option<Upload>> {
     Ok(upload::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Bytes `user_id` uploaded since `since` (the quota's window).
+pub async fn uploaded_since(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    since: DateTime<Utc>,
+) -> Result<i64> {
+    let total: Option<Option<i64>> = upload::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::col(upload::Column::Size)
+                .sum()
+                .cast_as(sea_orm::sea_query::Alias::new("BIGINT")),
+            "total",
+        )
+        .filter(upload::Column::CreatedBy.eq(user_id))
+        .filter(upload::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(total.flatten().unwrap_or(0))
+}
+
+/// Uploads made before `before` leave: their files are listed for removal from the media
+/// store (`media_removals`, as a deleted contact's) and their rows deleted, in one
+/// transaction, at most `limit` at a time. Returns how many.
+pub async fn expire_uploads(
+    db: &impl TransactionTrait,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64> {
+    let txn = db.begin().await?;
+    let old: Vec<(i64, String)> = upload::Entity::find()
+        .select_only()
+        .column(upload::Column::Id)
+        .column(upload::Column::StorageKey)
+        .filter(upload::Column::CreatedAt.lt(before))
+        .order_by_asc(upload::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    media_removal::Entity::insert_many(old.iter().map(|(_, key)| media_removal::ActiveModel {
+        storage_key: Set(key.clone()),
+        created_at: Set(now),
+        ..Default::default()
+    }))
+    .exec(&txn)
+    .await?;
+    upload::Entity::delete_many()
+        .filter(upload::Column::Id.is_in(old.iter().map(|(id, _)| *id)))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(old.len() as u64)
 }
 
 pub use media_removal::Model as MediaRemoval;

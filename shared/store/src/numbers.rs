@@ -102,7 +102,8 @@ pub async fn for_reply(
 }
 
 /// Records what the sender sees: `paused` with the reason while the number cannot send,
-/// `active` again once it can. An admin's `disabled` is left alone.
+/// `active` again once it can (its hold, if any, is lifted). An admin's `disabled` is left
+/// alone.
 pub async fn set_state(
     db: &impl ConnectionTrait,
     phone_number_id: &str,
@@ -113,14 +114,113 @@ pub async fn set_state(
         Some(why) => (PAUSED, Some(why.chars().take(500).collect::<String>())),
         None => (ACTIVE, None),
     };
-    business_number::Entity::update_many()
+    let mut update = business_number::Entity::update_many()
         .col_expr(business_number::Column::State, Expr::value(state))
         .col_expr(business_number::Column::StateReason, Expr::value(reason))
-        .col_expr(business_number::Column::UpdatedAt, Expr::value(now))
+        .col_expr(business_number::Column::UpdatedAt, Expr::value(now));
+    if paused.is_none() {
+        update = update.col_expr(
+            business_number::Column::HeldUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    }
+    update
         .filter(business_number::Column::PhoneNumberId.eq(phone_number_id))
         .filter(business_number::Column::State.ne(DISABLED))
         .exec(db)
         .await?;
+    Ok(())
+}
+
+/// The number cannot send (`why`: Meta's code and words, from a send's answer or a status
+/// webhook): it is `paused` with the reason and nothing goes from it before `until`, in any
+/// sender (each reads the hold on its relay tick). A longer hold already in place stays.
+pub async fn hold(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+    until: DateTime<Utc>,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let reason: String = why.chars().take(500).collect();
+    business_number::Entity::update_many()
+        .col_expr(business_number::Column::State, Expr::value(PAUSED))
+        .col_expr(business_number::Column::StateReason, Expr::value(reason))
+        .col_expr(business_number::Column::HeldUntil, Expr::value(until))
+        .col_expr(business_number::Column::UpdatedAt, Expr::value(now))
+        .filter(business_number::Column::PhoneNumberId.eq(phone_number_id))
+        .filter(business_number::Column::State.ne(DISABLED))
+        .filter(
+            sea_orm::Condition::any()
+                .add(business_number::Column::HeldUntil.is_null())
+                .add(business_number::Column::HeldUntil.lt(until)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The number's hold as the database has it: until when (if set) and why, and whether it
+/// shows `paused`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub until: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub paused: bool,
+}
+
+/// Reads `phone_number_id`'s hold (one indexed row); `None` when it is not registered.
+pub async fn hold_of(db: &impl ConnectionTrait, phone_number_id: &str) -> Result<Option<Hold>> {
+    Ok(find(db, phone_number_id).await?.map(|n| Hold {
+        until: n.held_until,
+        reason: n.state_reason,
+        paused: n.state == PAUSED,
+    }))
+}
+
+/// What Meta says of a number itself (`GET /{phone-number-id}`); `None` leaves a field alone.
+#[derive(Debug, Default, Clone)]
+pub struct Profile {
+    pub display_phone_number: Option<String>,
+    pub verified_name: Option<String>,
+    pub quality: Option<String>,
+    pub messaging_limit: Option<String>,
+    pub throughput: Option<String>,
+}
+
+/// Records Meta's own view of a number (its display number, verified name, quality, limit and
+/// throughput), read when it is added and daily.
+pub async fn set_profile(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+    profile: &Profile,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut update = business_number::Entity::update_many()
+        .col_expr(business_number::Column::UpdatedAt, Expr::value(now))
+        .filter(business_number::Column::PhoneNumberId.eq(phone_number_id));
+    let fields = [
+        (
+            business_number::Column::DisplayNumber,
+            &profile.display_phone_number,
+        ),
+        (
+            business_number::Column::VerifiedName,
+            &profile.verified_name,
+        ),
+        (business_number::Column::Quality, &profile.quality),
+        (
+            business_number::Column::MessagingLimit,
+            &profile.messaging_limit,
+        ),
+        (business_number::Column::Throughput, &profile.throughput),
+    ];
+    for (column, value) in fields {
+        if let Some(v) = value {
+            update = update.col_expr(column, Expr::value(v.chars().take(256).collect::<String>()));
+        }
+    }
+    update.exec(db).await?;
     Ok(())
 }
 
@@ -212,13 +312,28 @@ pub async fn set_quality(
         update = update.col_expr(business_number::Column::Quality, Expr::value(q));
     }
     if let Some(display) = display_phone_number {
-        let digits: String = display.chars().filter(char::is_ascii_digit).collect();
-        update = update.filter(
-            sea_orm::Condition::any()
-                .add(business_number::Column::DisplayNumber.eq(display))
-                .add(business_number::Column::DisplayNumber.eq(digits.clone()))
-                .add(business_number::Column::PhoneNumberId.eq(digits)),
-        );
+        // Meta names the number by its digits ("15550001111"); an admin may have typed it as
+        // "+1 555-000-1111". The account's numbers are few: compare the digits here.
+        let digits = only_digits(display);
+        let named: Vec<i32> = business_number::Entity::find()
+            .filter(business_number::Column::WabaId.eq(waba_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter(|n| {
+                only_digits(&n.display_number) == digits
+                    || only_digits(&n.phone_number_id) == digits
+            })
+            .map(|n| n.id)
+            .collect();
+        if named.is_empty() {
+            return Ok(0);
+        }
+        update = update.filter(business_number::Column::Id.is_in(named));
     }
     Ok(update.exec(db).await?.rows_affected)
+}
+
+fn only_digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
 }

@@ -34,6 +34,9 @@ pub struct NewSchedule {
     /// A file every delivery sends (from an upload for the campaign's number).
     pub media: Option<serde_json::Value>,
     pub first_run: DateTime<Utc>,
+    /// The first run's wall-clock time as written (`2026-03-08T02:30:00`), when it had no
+    /// offset.
+    pub local_anchor: Option<String>,
     pub created_by: String,
     /// The creating request's `traceparent`: each occurrence's trace links back to it.
     pub trace_context: Option<String>,
@@ -57,6 +60,7 @@ pub async fn insert(db: &impl Conn, new: NewSchedule, now: DateTime<Utc>) -> Res
         daily_limit: Set(new.daily_limit),
         media: Set(new.media),
         next_run_at: Set(Some(new.first_run)),
+        local_anchor: Set(new.local_anchor),
         created_by: Set(new.created_by),
         created_at: Set(now),
         updated_at: Set(now),
@@ -143,6 +147,8 @@ pub async fn set_status(
     model.status = Set(to.as_str().into());
     model.status_reason = Set(None);
     model.paused_template = Set(None);
+    // When it was held, so a resume moves its waiting deliveries on by that long.
+    model.paused_at = Set((to == ScheduleStatus::Paused).then_some(now));
     if to.is_final() {
         model.next_run_at = Set(None);
     }

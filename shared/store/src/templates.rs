@@ -273,6 +273,7 @@ pub async fn pause_campaigns_using(
                 Expr::value(ScheduleStatus::Paused.as_str()),
             )
             .col_expr(schedule::Column::StatusReason, Expr::value(reason.clone()))
+            .col_expr(schedule::Column::PausedAt, Expr::value(now))
             .col_expr(
                 schedule::Column::PausedTemplate,
                 Expr::value(key(waba_id, name, language)),

@@ -21,6 +21,7 @@ pub const WEBHOOK_EVENTS: &str = "heydoc_webhook_events_total";
 pub const RATE_LIMIT: &str = "heydoc_rate_limit_mps";
 pub const THROTTLED: &str = "heydoc_throttled_total";
 pub const NUMBER_PAUSED: &str = "heydoc_number_paused";
+pub const PAIR_BUDGETS: &str = "heydoc_pair_budgets";
 pub const BACKLOG: &str = "heydoc_backlog";
 pub const ON_BUS: &str = "heydoc_bus_window_jobs";
 pub const LIVE_STREAMS: &str = "heydoc_live_streams";
@@ -126,6 +127,10 @@ fn describe() {
     describe_counter!(
         THROTTLED,
         "Sends Meta refused as over the number's throughput (130429 and its kin)"
+    );
+    describe_gauge!(
+        PAIR_BUDGETS,
+        "recipients whose pair-rate budget the sender remembers (pruned every 10 s)"
     );
     describe_gauge!(
         NUMBER_PAUSED,

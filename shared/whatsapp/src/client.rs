@@ -201,10 +201,12 @@ impl CloudApi {
                 };
                 SendError::new(ErrorClass::from_code(error.code), Some(error.code), message)
             }
+            // No Meta error in it: a proxy or load balancer answered, perhaps after Meta took
+            // the message. Never sent again blind.
             Err(_) if status.is_server_error() => SendError::new(
-                ErrorClass::RetrySoon,
+                ErrorClass::OutcomeUnknown,
                 None,
-                format!("HTTP {status} from the Cloud API"),
+                format!("HTTP {status} from the Cloud API without an error body: WhatsApp may or may not have accepted it"),
             ),
             Err(_) if status.as_u16() == 429 => SendError::new(
                 ErrorClass::BackOffNumber,

@@ -37,6 +37,59 @@ pub struct MediaInfo {
     pub file_size: Option<u64>,
 }
 
+/// What `GET /{PHONE-NUMBER-ID}` answers about the number itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NumberInfo {
+    #[serde(default)]
+    pub display_phone_number: Option<String>,
+    #[serde(default)]
+    pub verified_name: Option<String>,
+    /// `GREEN`, `YELLOW`, `RED`, `NA`.
+    #[serde(default)]
+    pub quality_rating: Option<String>,
+    /// `TIER_250` ... `TIER_UNLIMITED`.
+    #[serde(default)]
+    pub messaging_limit_tier: Option<String>,
+    #[serde(default)]
+    pub throughput: Option<Throughput>,
+}
+
+/// The number's throughput level (`STANDARD`, `HIGH`, ...).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Throughput {
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+/// A media file being downloaded, a piece at a time.
+pub struct Download {
+    response: reqwest::Response,
+    max_bytes: u64,
+    read: u64,
+}
+
+impl Download {
+    /// The next piece of the file, `None` at its end; an error past `max_bytes`.
+    pub async fn next_chunk(&mut self) -> Result<Option<axum::body::Bytes>, SendError> {
+        let chunk = self.response.chunk().await.map_err(transport)?;
+        if let Some(c) = &chunk {
+            self.read += c.len() as u64;
+            if self.read > self.max_bytes {
+                return Err(self.too_big());
+            }
+        }
+        Ok(chunk)
+    }
+
+    fn too_big(&self) -> SendError {
+        SendError::new(
+            ErrorClass::NeverRetry { suppress: false },
+            Some(131053),
+            format!("the file is larger than {} bytes", self.max_bytes),
+        )
+    }
+}
+
 fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
         serde_json::Value::Number(n) => n.as_u64(),
@@ -187,6 +240,27 @@ impl GraphApi {
             })
     }
 
+    /// The number's own fields as Meta has them: display number, verified name, quality,
+    /// messaging limit tier and throughput.
+    pub async fn number_info(
+        &self,
+        phone_number_id: &str,
+        token: &SecretString,
+    ) -> Result<NumberInfo, SendError> {
+        let url = format!(
+            "{}?fields=display_phone_number,verified_name,quality_rating,messaging_limit_tier,throughput",
+            self.url(phone_number_id)
+        );
+        let body = self.get(&url, token).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            SendError::new(
+                ErrorClass::RetrySoon,
+                None,
+                format!("unreadable phone number answer: {e}"),
+            )
+        })
+    }
+
     /// Where media `id` can be downloaded (for about five minutes) and what it should be.
     pub async fn media_info(
         &self,
@@ -203,13 +277,14 @@ impl GraphApi {
         })
     }
 
-    /// The file at a media URL (it needs the token too), refused past `max_bytes`.
+    /// The file at a media URL (it needs the token too), read a piece at a time so that it
+    /// never has to be held whole; refused past `max_bytes`.
     pub async fn download(
         &self,
         url: &str,
         token: &SecretString,
         max_bytes: u64,
-    ) -> Result<Vec<u8>, SendError> {
+    ) -> Result<Download, SendError> {
         if !self.media_host(url) {
             return Err(SendError::new(
                 ErrorClass::NeverRetry { suppress: false },
@@ -217,7 +292,7 @@ impl GraphApi {
                 "the media URL is not on a WhatsApp host; the token is not sent there",
             ));
         }
-        let mut response = self
+        let response = self
             .downloads
             .get(url)
             .bearer_auth(token.expose_secret())
@@ -225,28 +300,26 @@ impl GraphApi {
             .await
             .map_err(transport)?;
         if !response.status().is_success() {
-            return answer(response).await.map(|_| Vec::new());
+            // Not a success: always Meta's error (or the HTTP status), classified.
+            return Err(match answer(response).await {
+                Err(e) => e,
+                Ok(_) => SendError::new(ErrorClass::RetrySoon, None, "the media download failed"),
+            });
         }
-        let too_big = || {
-            SendError::new(
-                ErrorClass::NeverRetry { suppress: false },
-                Some(131053),
-                format!("the file is larger than {max_bytes} bytes"),
-            )
+        let download = Download {
+            response,
+            max_bytes,
+            read: 0,
         };
-        if response.content_length().is_some_and(|n| n > max_bytes) {
-            return Err(too_big());
+        if download
+            .response
+            .content_length()
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Err(download.too_big());
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            out.extend_from_slice(&chunk);
-            if out.len() as u64 > max_bytes {
-                return Err(too_big());
-            }
-        }
-        Ok(out)
+        Ok(download)
     }
-
     async fn get(&self, url: &str, token: &SecretString) -> Result<Vec<u8>, SendError> {
         let response = self
             .http

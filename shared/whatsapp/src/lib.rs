@@ -12,7 +12,7 @@ pub mod webhook;
 
 pub use client::{Accepted, CloudApi, CloudApiConfig};
 pub use error::{ErrorClass, SendError};
-pub use graph::{GraphApi, MediaInfo};
+pub use graph::{Download, GraphApi, MediaInfo};
 pub use payload::{Content, MediaSource, Outgoing};
 
 /// `sha256=<hex HMAC-SHA256>` of `body`: the `X-Hub-Signature-256` header Meta sends.

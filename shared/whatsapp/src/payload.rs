@@ -119,7 +119,12 @@ pub struct SendResponse {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ResponseContact {
     pub input: String,
-    pub wa_id: String,
+    /// The recipient's WhatsApp id, when the send named a phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    /// The business-scoped user id, when the send named one (`recipient`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -161,6 +166,25 @@ pub struct ErrorData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_answer_names_a_phone_by_wa_id_and_a_username_by_user_id() {
+        // Meta's answer to a send `to` a phone, and to one naming a `recipient` user id.
+        let phone: SendResponse = serde_json::from_str(
+            r#"{"messaging_product":"whatsapp","contacts":[{"input":"+16505551234","wa_id":"16505551234"}],"messages":[{"id":"wamid.A"}]}"#,
+        )
+        .expect("phone answer");
+        assert_eq!(phone.contacts[0].wa_id.as_deref(), Some("16505551234"));
+        let user: SendResponse = serde_json::from_str(
+            r#"{"messaging_product":"whatsapp","contacts":[{"input":"US.13491208655302741918","user_id":"US.13491208655302741918"}],"messages":[{"id":"wamid.B","message_status":"accepted"}]}"#,
+        )
+        .expect("user id answer");
+        assert_eq!(user.contacts[0].wa_id, None);
+        assert_eq!(
+            user.contacts[0].user_id.as_deref(),
+            Some("US.13491208655302741918")
+        );
+    }
 
     #[test]
     fn text_and_template_bodies_match_meta_format() {

@@ -15,6 +15,9 @@ use crate::state::AppState;
 pub struct Client {
     pub ip: IpAddr,
     pub user_agent: Option<String>,
+    /// The peer is this machine (loopback) and the request came through no proxy (no
+    /// forwarding header): someone on the machine itself.
+    pub direct_local: bool,
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -25,7 +28,11 @@ impl FromRequestParts<AppState> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip", "via"]
+            .iter()
+            .any(|h| parts.headers.contains_key(*h));
         Ok(Client {
+            direct_local: peer.to_canonical().is_loopback() && !forwarded,
             ip: client_ip(
                 &parts.headers,
                 peer,

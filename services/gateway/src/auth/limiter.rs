@@ -20,6 +20,8 @@ use crate::error::ApiError;
 
 /// How long a failure counts.
 const WINDOW: Duration = Duration::from_secs(60);
+/// Failed logins per minute for one username from all addresses, unless configured.
+const DEFAULT_PER_ACCOUNT: u32 = 100;
 /// Keys remembered at most; beyond it new keys are counted per address only (a flood of
 /// made-up usernames cannot grow the map without bound).
 const MAX_KEYS: usize = 100_000;
@@ -91,6 +93,10 @@ impl<K: std::hash::Hash + Eq + Clone> Failures<K> {
 pub struct LoginLimiter {
     per_user: Failures<(String, IpAddr)>,
     per_ip: Failures<IpAddr>,
+    /// Failures per username from every address together: many addresses guessing one
+    /// account are slowed too (set high, so that one attacker cannot lock a person out
+    /// cheaply).
+    per_account: Failures<String>,
     registrations: DefaultKeyedRateLimiter<IpAddr>,
 }
 
@@ -105,8 +111,15 @@ impl LoginLimiter {
         Self {
             per_user: Failures::new(failures_per_user_per_minute),
             per_ip: Failures::new(failures_per_ip_per_minute),
+            per_account: Failures::new(DEFAULT_PER_ACCOUNT),
             registrations: RateLimiter::keyed(per_hour),
         }
+    }
+
+    /// Failed logins per minute allowed for one username from all addresses together.
+    pub fn with_account_limit(mut self, failures_per_account_per_minute: u32) -> Self {
+        self.per_account = Failures::new(failures_per_account_per_minute);
+        self
     }
 
     /// Lets an attempt by `username` from `ip` through, counting it as a failure until it
@@ -114,9 +127,19 @@ impl LoginLimiter {
     pub fn attempt(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
         let now = Instant::now();
         let ip = limit_key(ip);
+        let account = username.to_lowercase();
         self.per_ip.admit(ip, now).map_err(refused)?;
-        if let Err(wait) = self.per_user.admit((username.to_lowercase(), ip), now) {
+        if let Err(wait) = self.per_user.admit((account.clone(), ip), now) {
             self.per_ip.forgive_one(&ip);
+            return Err(refused(wait));
+        }
+        if let Err(wait) = self.per_account.admit(account.clone(), now) {
+            self.per_ip.forgive_one(&ip);
+            self.per_user.forgive_one(&(account, ip));
+            tracing::warn!(
+                username,
+                "failed logins for this account from many addresses: refused for a while"
+            );
             return Err(refused(wait));
         }
         Ok(())
@@ -135,6 +158,7 @@ impl LoginLimiter {
     pub fn succeeded(&self, username: &str, ip: IpAddr) {
         let ip = limit_key(ip);
         self.per_ip.forgive_one(&ip);
+        self.per_account.forgive_one(&username.to_lowercase());
         self.per_user.clear(&(username.to_lowercase(), ip));
     }
 
@@ -144,6 +168,7 @@ impl LoginLimiter {
         let ip = limit_key(ip);
         self.per_ip.forgive_one(&ip);
         self.per_user.forgive_one(&(username.to_lowercase(), ip));
+        self.per_account.forgive_one(&username.to_lowercase());
     }
 
     /// A 429 when the address has failed too often (counting nothing).
@@ -169,6 +194,7 @@ impl LoginLimiter {
         let now = Instant::now();
         self.per_user.prune(now);
         self.per_ip.prune(now);
+        self.per_account.prune(now);
         self.registrations.retain_recent();
     }
 
@@ -200,6 +226,24 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_addresses_guessing_one_account_are_stopped() {
+        let limiter = LoginLimiter::new(5, 1000, 10).with_account_limit(10);
+        let mut refused = 0;
+        for i in 0..30u8 {
+            // A different address each time: the per-address limits never trip.
+            let ip = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i));
+            if limiter.attempt("ana", ip).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 20, "only the account's 10 get through");
+        // Another account is not affected.
+        assert!(limiter
+            .attempt("bob", IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1)))
+            .is_ok());
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -162,6 +162,26 @@ pub fn token_from(headers: &HeaderMap, https: bool) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+/// When the request's session token expires (a login session's, not an API key's): a stream
+/// opened with it ends then.
+pub async fn session_expiry(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<chrono::DateTime<Utc>> {
+    let https = state.settings.auth.https || state.settings.auth.cookie_secure;
+    let token = token_from(headers, https)?;
+    if api_key::is_key(&token) {
+        return None;
+    }
+    let claims = state.tokens.verify(&token)?;
+    let signed = chrono::DateTime::from_timestamp(claims.exp, 0)?;
+    // The session row's own end, when it is sooner (it is what the guard checks).
+    match heydoc_store::users::live_session(&state.db, &claims.jti, Utc::now()).await {
+        Ok(Some((session, _))) => Some(signed.min(session.expires_at)),
+        _ => Some(signed),
+    }
+}
+
 /// Resolves the caller from the request's token, or `None` when it is missing, forged,
 /// expired or revoked.
 pub async fn authenticate(

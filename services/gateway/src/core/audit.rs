@@ -36,6 +36,9 @@ pub mod action {
     pub const CAMPAIGN_DELETE: &str = "campaign.delete";
     pub const TAG_DELETE: &str = "tag.delete";
     pub const CANNED_REPLY_DELETE: &str = "canned_reply.delete";
+    pub const NUMBER_CREATE: &str = "number.create";
+    pub const NUMBER_UPDATE: &str = "number.update";
+    pub const DELIVERIES_EXPORT: &str = "campaign.deliveries_export";
 }
 
 /// Records what `me` did. An audit write that fails is logged and does not undo the action

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod numbers;
 pub mod schedules;
 pub mod send;
+pub mod setup;
 pub mod tags;
 pub mod templates;
 pub mod uploads;

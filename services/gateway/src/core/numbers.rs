@@ -6,9 +6,11 @@
 use chrono::{DateTime, Utc};
 use heydoc_store::numbers::{self as store, Number, ACTIVE, DISABLED};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
+use crate::core::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -38,6 +40,11 @@ pub struct NumberOut {
     pub messaging_limit: Option<String>,
     /// The number's quality as Meta rates it: `GREEN`, `YELLOW` or `RED`.
     pub quality: Option<String>,
+    /// The business name Meta verified for the number, and its throughput level
+    /// (`STANDARD`, `HIGH`), as Meta last described the number (read when it is added and
+    /// daily).
+    pub verified_name: Option<String>,
+    pub throughput: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -54,6 +61,8 @@ impl From<Number> for NumberOut {
             has_token: n.access_token.is_some(),
             messaging_limit: n.messaging_limit,
             quality: n.quality,
+            verified_name: n.verified_name,
+            throughput: n.throughput,
             updated_at: n.updated_at,
         }
     }
@@ -152,8 +161,10 @@ pub async fn list(state: &AppState, me: &AuthUser) -> ApiResult<Vec<NumberOut>> 
     Ok(numbers.into_iter().map(NumberOut::from).collect())
 }
 
+/// Registers a number: an admin's session only (a number's token sends as the business, so
+/// an API key, which can leak with the system it serves, may not add or change one).
 pub async fn create(state: &AppState, me: &AuthUser, body: NewNumber) -> ApiResult<NumberOut> {
-    me.require_admin()?;
+    me.require_admin_session()?;
     let id = body.phone_number_id.trim();
     if !(5..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::validation(
@@ -180,6 +191,17 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewNumber) -> ApiResu
     };
     let created = store::insert(&state.db, new, Utc::now()).await?;
     tracing::info!(phone_number_id = %created.phone_number_id, by = %me.username, "business number registered");
+    audit::record(
+        state,
+        me,
+        audit::action::NUMBER_CREATE,
+        created.phone_number_id.clone(),
+        Some(json!({"display_number": created.display_number, "mps": created.mps, "token": created.access_token.is_some()})),
+    )
+    .await;
+    // What Meta says of it (its display number, name, quality, limit) fills in shortly.
+    let (state, number) = (state.clone(), created.clone());
+    tokio::spawn(async move { refresh_profile(&state, &number).await });
     Ok(created.into())
 }
 
@@ -189,7 +211,7 @@ pub async fn update(
     phone_number_id: &str,
     body: NumberChanges,
 ) -> ApiResult<NumberOut> {
-    me.require_admin()?;
+    me.require_admin_session()?;
     let existing = store::find(&state.db, phone_number_id)
         .await?
         .ok_or_else(|| {
@@ -226,7 +248,66 @@ pub async fn update(
             )))
         }
     };
-    Ok(store::update(&state.db, existing, changes, Utc::now())
-        .await?
-        .into())
+    // What changed, for the audit log (a token only as "replaced", never its value).
+    let detail = json!({
+        "display_number": changes.display_number,
+        "waba_id": changes.waba_id,
+        "token_replaced": changes.access_token.is_some(),
+        "mps": changes.mps,
+        "state": changes.state.as_ref().map(|(s, _)| *s),
+    });
+    let updated = store::update(&state.db, existing, changes, Utc::now()).await?;
+    audit::record(
+        state,
+        me,
+        audit::action::NUMBER_UPDATE,
+        updated.phone_number_id.clone(),
+        Some(detail),
+    )
+    .await;
+    Ok(updated.into())
+}
+
+/// Reads the number's own fields from Meta (`GET /{phone-number-id}`) and records them: the
+/// display number Meta's webhooks name it by, its verified name, quality, messaging limit tier
+/// and throughput. A failure is logged; the next daily round tries again.
+pub async fn refresh_profile(state: &AppState, number: &Number) {
+    let Some(token) = state.token_for(Some(number)) else {
+        return;
+    };
+    match state
+        .graph
+        .number_info(&number.phone_number_id, &token)
+        .await
+    {
+        Ok(info) => {
+            let profile = store::Profile {
+                display_phone_number: info.display_phone_number,
+                verified_name: info.verified_name,
+                quality: info.quality_rating.filter(|q| q != "NA" && q != "UNKNOWN"),
+                messaging_limit: info.messaging_limit_tier,
+                throughput: info.throughput.and_then(|t| t.level),
+            };
+            if let Err(e) =
+                store::set_profile(&state.db, &number.phone_number_id, &profile, Utc::now()).await
+            {
+                tracing::warn!(error = %e, "cannot record the number's profile");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(number = %number.phone_number_id, error = %e.message, "Meta did not describe the number")
+        }
+    }
+}
+
+/// Every registered number's profile, read again (the daily account upkeep).
+pub async fn refresh_profiles(state: &AppState) {
+    match store::all(&state.db).await {
+        Ok(numbers) => {
+            for n in numbers.iter().filter(|n| n.state != DISABLED) {
+                refresh_profile(state, n).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the numbers to describe"),
+    }
 }

@@ -417,7 +417,7 @@ pub async fn apply_status(
         APPROVED => {
             for schedule in store::paused_by(&txn, waba_id, &update.name, &update.language).await? {
                 let existing = schedule.clone();
-                let id = schedule.id;
+                let (id, paused_at) = (schedule.id, schedule.paused_at);
                 heydoc_store::schedules::set_status(
                     &txn,
                     existing,
@@ -426,7 +426,7 @@ pub async fn apply_status(
                     now,
                 )
                 .await?;
-                heydoc_store::deliveries::resume_schedule(&txn, id, now).await?;
+                heydoc_store::deliveries::resume_schedule(&txn, id, paused_at, now).await?;
                 resumed.push(id);
             }
         }

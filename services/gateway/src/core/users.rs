@@ -10,7 +10,6 @@
 use chrono::{DateTime, Duration, Utc};
 use heydoc_domain::{validate, Role};
 use heydoc_store::users::{self, NewSession};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -178,9 +177,9 @@ pub struct Login {
     pub ttl_secs: i64,
 }
 
-/// Creates an account. The first account is an admin (on an install listening beyond
-/// 127.0.0.1 only with the setup token); after that registration is open only when configured
-/// so, or to an admin who is logged in.
+/// Creates an account. The first account is an admin (with the setup token, unless it is
+/// registered from the machine itself: `core::setup`); after that registration is open only
+/// when configured so, or to an admin who is logged in.
 pub async fn register(
     state: &AppState,
     headers: &axum::http::HeaderMap,
@@ -198,7 +197,7 @@ pub async fn register(
     let first = users::count(&state.db).await? == 0;
     if first {
         state.login_limiter.check_address(client.ip)?;
-        if let Err(e) = check_setup_token(state, body.setup_token.as_deref()) {
+        if let Err(e) = super::setup::check(state, client, body.setup_token.as_deref()).await {
             // Guesses at the token count like failed logins.
             state.login_limiter.failed_from(client.ip)?;
             return Err(e);
@@ -222,6 +221,9 @@ pub async fn register(
         Ok(())
     })
     .await?;
+    if first {
+        super::setup::done(state).await;
+    }
     if let Some(admin) = caller.filter(|_| caller_is_admin) {
         audit::record(
             state,
@@ -233,28 +235,6 @@ pub async fn register(
         .await;
     }
     Ok(created)
-}
-
-/// The first admin's setup token, when this install needs one.
-fn check_setup_token(state: &AppState, given: Option<&str>) -> ApiResult<()> {
-    let Some(expected) = &state.setup_token else {
-        return Ok(());
-    };
-    let matches = given.is_some_and(|g| {
-        use subtle::ConstantTimeEq;
-        g.as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes())
-            .into()
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "this install has no admin yet: register the first one with the setup token printed \
-             at start (setup_token), or run `heydoc admin create`"
-                .into(),
-        ))
-    }
 }
 
 /// Inserts a user in one transaction; the first becomes an admin. `allow` sees whether this
@@ -585,15 +565,17 @@ pub async fn change_password(
     state.login_limiter.succeeded(&user.username, address);
     let hash = state.hasher.hash(body.new_password).await?;
     users::set_password_hash(&state.db, me.user_id, hash).await?;
-    let ended =
-        users::revoke_sessions_of(&state.db, me.user_id, Some(&me.session_id), Utc::now()).await?;
+    let now = Utc::now();
+    let ended = users::revoke_sessions_of(&state.db, me.user_id, Some(&me.session_id), now).await?;
+    // Keys made with the old password (perhaps by whoever knew it) stop too.
+    let keys = heydoc_store::api_keys::revoke_all_of(&state.db, me.user_id, now).await?;
     state.access_changed().await;
     audit::record(
         state,
         me,
         action::PASSWORD_CHANGE,
         user.username,
-        Some(json!({"sessions_ended": ended})),
+        Some(json!({"sessions_ended": ended, "api_keys_revoked": keys})),
     )
     .await;
     Ok(())
@@ -617,14 +599,16 @@ pub async fn reset_password(
     let target = existing(state, id).await?;
     let hash = state.hasher.hash(body.password).await?;
     users::set_password_hash(&state.db, id, hash).await?;
-    let ended = users::revoke_sessions_of(&state.db, id, None, Utc::now()).await?;
+    let now = Utc::now();
+    let ended = users::revoke_sessions_of(&state.db, id, None, now).await?;
+    let keys = heydoc_store::api_keys::revoke_all_of(&state.db, id, now).await?;
     state.access_changed().await;
     audit::record(
         state,
         me,
         action::PASSWORD_RESET,
         target.username,
-        Some(json!({"sessions_ended": ended})),
+        Some(json!({"sessions_ended": ended, "api_keys_revoked": keys})),
     )
     .await;
     Ok(())
@@ -657,19 +641,22 @@ pub async fn sessions(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<Vec
         .collect())
 }
 
-/// Signs a user out everywhere (their own, or anyone's for an admin); returns how many
+/// Signs a user out everywhere (their own, or anyone's for an admin): every session ends and
+/// every API key they made is revoked, so nothing that acts for them is left. Returns how many
 /// sessions ended.
 pub async fn revoke_sessions(state: &AppState, me: &AuthUser, id: i32) -> ApiResult<u64> {
     may_manage_sessions(me, id)?;
     let target = existing(state, id).await?;
-    let ended = users::revoke_sessions_of(&state.db, id, None, Utc::now()).await?;
+    let now = Utc::now();
+    let ended = users::revoke_sessions_of(&state.db, id, None, now).await?;
+    let keys = heydoc_store::api_keys::revoke_all_of(&state.db, id, now).await?;
     state.access_changed().await;
     audit::record(
         state,
         me,
         action::LOGOUT_EVERYWHERE,
         target.username,
-        Some(json!({"sessions_ended": ended})),
+        Some(json!({"sessions_ended": ended, "api_keys_revoked": keys})),
     )
     .await;
     Ok(ended)

@@ -122,7 +122,15 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
                 None
             };
             if let Some(m) = &message {
-                failure_consequences(&txn, m, &update, now).await?;
+                let probe = chrono::Duration::seconds(
+                    i64::try_from(state.settings.sender.breaker_probe_secs.max(1)).unwrap_or(30),
+                );
+                if failure_consequences(&txn, m, &update, probe, now).await? {
+                    // Not the message's failure but the number's: it waits for the number
+                    // again (no event: it has not failed).
+                    heydoc_store::commit(txn).await?;
+                    continue;
+                }
                 if update.status == heydoc_domain::MessageStatus::Failed {
                     heydoc_store::conversations::replies_failed(&txn, &[m.id]).await?;
                 }
@@ -166,15 +174,19 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
 
 /// A failure Meta reports in a status webhook means what the same code means in the send
 /// call's answer (invariant 11): 131050 and 131026 suppress the contact for campaigns, a
-/// template problem pauses the campaign that used it, a number that cannot send is logged.
+/// template problem pauses the campaign that used it, and a number that cannot send (payment,
+/// registration, a policy block, a locked account, the token) is held in every sender for
+/// `probe`, with the reason shown on the number, while the message waits for it again as a
+/// retry. Returns true in that last case: the message has not failed.
 async fn failure_consequences(
     txn: &impl Conn,
     m: &Message,
     update: &StatusUpdate,
+    probe: chrono::Duration,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let (MessageStatus::Failed, Some(code)) = (update.status, update.error_code) else {
-        return Ok(());
+        return Ok(false);
     };
     let reason = format!(
         "{code}: {}",
@@ -196,11 +208,17 @@ async fn failure_consequences(
             }
         }
         ErrorClass::StopNumber => {
-            tracing::error!(code, reason = %reason, "a status webhook says the business number cannot send: check the access token and the account");
+            tracing::error!(code, reason = %reason, number = %m.sender_phone, "a status webhook says the business number cannot send: it is held; check the account, its payment method and the access token");
+            let until = now + probe;
+            heydoc_store::numbers::hold(txn, &m.sender_phone, until, &reason, now).await?;
+            let waits = format!("the business number cannot send: {reason}");
+            return Ok(
+                heydoc_store::deliveries::refused_for_number(txn, m.id, until, &waits, now).await?,
+            );
         }
         _ => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// STOP or START (or a synonym) as the whole message: the contact leaves or rejoins the

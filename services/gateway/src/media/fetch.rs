@@ -13,10 +13,15 @@ use crate::state::AppState;
 /// A pending file is given up this long after its message arrived.
 const GIVE_UP_AFTER_MINUTES: i64 = 60;
 
-/// Fetches in the background (after the webhook's transaction committed).
+/// Fetches in the background (after the webhook's transaction committed), a few at a time
+/// (`media.downloads_at_once`): a burst of photos waits its turn instead of opening a download
+/// each.
 pub fn spawn_fetch(state: &AppState, message_id: i64) {
     let state = state.clone();
     tokio::spawn(async move {
+        let Ok(_turn) = state.media_downloads.clone().acquire_owned().await else {
+            return;
+        };
         match store::of_message(&state.db, message_id).await {
             Ok(Some(row)) if row.state == store::PENDING => fetch(&state, row).await,
             Ok(_) => {}
@@ -37,6 +42,9 @@ pub async fn sweep(state: &AppState) {
         }
     };
     for row in rows {
+        let Ok(_turn) = state.media_downloads.clone().acquire_owned().await else {
+            return;
+        };
         if matches!(
             store::take(&state.db, row.id, row.updated_at, Utc::now()).await,
             Ok(true)
@@ -115,18 +123,51 @@ async fn download(state: &AppState, row: &MediaFile) -> Result<(String, i64), (S
         .media_info(&row.meta_media_id, &token)
         .await
         .map_err(|e| (e.message.clone(), e.class.is_retryable()))?;
-    let bytes = state
+    let store = state.media.as_ref().ok_or_else(|| {
+        (
+            "no media store is configured (see the logs at start)".to_string(),
+            true,
+        )
+    })?;
+    let mut download = state
         .graph
         .download(&info.url, &token, state.settings.media.max_bytes)
         .await
         .map_err(|e| (e.message.clone(), e.class.is_retryable()))?;
-    let digest = Sha256::digest(&bytes);
+    let at = message.timestamp;
+    let key = format!("{}/{}", at.format("%Y/%m"), row.message_id);
+    // Streamed from Meta to the store a piece at a time, hashed on the way: the file is never
+    // held whole. A file that fails half-way or does not match leaves nothing behind.
+    let mut writer = store
+        .writer(&key)
+        .await
+        .map_err(|e| (format!("cannot keep the file: {e}"), true))?;
+    let mut digest = Sha256::new();
+    let mut size: i64 = 0;
+    loop {
+        let piece = match download.next_chunk().await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => {
+                writer.abort().await;
+                return Err((e.message.clone(), e.class.is_retryable()));
+            }
+        };
+        digest.update(&piece);
+        size = size.saturating_add(i64::try_from(piece.len()).unwrap_or(i64::MAX));
+        if let Err(e) = writer.write(&piece).await {
+            writer.abort().await;
+            return Err((format!("cannot keep the file: {e}"), true));
+        }
+    }
+    let digest = digest.finalize();
     let announced = row
         .sha256
         .clone()
         .or_else(|| Some(info.sha256.clone()).filter(|s| !s.is_empty()));
     if let Some(expected) = announced {
         if !matches_digest(&expected, &digest) {
+            writer.abort().await;
             return Err((
                 "the file WhatsApp served does not match the sha256 it announced; it was refused"
                     .to_string(),
@@ -134,17 +175,8 @@ async fn download(state: &AppState, row: &MediaFile) -> Result<(String, i64), (S
             ));
         }
     }
-    let store = state.media.as_ref().ok_or_else(|| {
-        (
-            "no media store is configured (see the logs at start)".to_string(),
-            true,
-        )
-    })?;
-    let at = message.timestamp;
-    let key = format!("{}/{}", at.format("%Y/%m"), row.message_id);
-    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-    store
-        .put(&key, bytes)
+    writer
+        .finish()
         .await
         .map_err(|e| (format!("cannot keep the file: {e}"), true))?;
     Ok((key, size))

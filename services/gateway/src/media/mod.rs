@@ -11,11 +11,11 @@ use heydoc_config::{MediaBackend, Settings};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use secrecy::ExposeSecret;
 
 pub use fetch::{fetch, spawn_fetch, sweep};
-pub use removal::remove_deleted;
+pub use removal::{expire_uploads, remove_deleted};
 
 /// Why a stored file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,47 @@ pub enum StoreError {
     Missing(String),
     #[error("{0}")]
     Other(String),
+}
+
+/// A stored file's pieces.
+pub type FileStream =
+    futures_util::stream::BoxStream<'static, Result<axum::body::Bytes, object_store::Error>>;
+
+/// The size of the parts a file is written in (S3's smallest part is 5 MiB).
+const WRITE_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts of one file being written at once.
+const WRITE_PARTS_AT_ONCE: usize = 2;
+
+/// A file being written to the store a piece at a time; `finish` keeps it, `abort` (or an
+/// error) leaves nothing behind.
+pub struct Writer {
+    inner: WriteMultipart,
+    location: String,
+}
+
+impl Writer {
+    pub async fn write(&mut self, piece: &[u8]) -> Result<(), String> {
+        self.inner
+            .wait_for_capacity(WRITE_PARTS_AT_ONCE)
+            .await
+            .map_err(|e| format!("{}: {e}", self.location))?;
+        self.inner.write(piece);
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<(), String> {
+        self.inner
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", self.location))
+    }
+
+    pub async fn abort(self) {
+        if let Err(e) = self.inner.abort().await {
+            tracing::debug!(error = %e, "cannot abort a media write");
+        }
+    }
 }
 
 /// Where media files are kept. Keys are HeyDoc's own (`<yyyy>/<mm>/<message id>`), never a
@@ -84,6 +125,7 @@ impl MediaStore {
         }
     }
 
+    /// Keeps a file already in memory (a small upload).
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
         let path = Self::path(key)?;
         self.inner
@@ -93,16 +135,31 @@ impl MediaStore {
             .map_err(|e| format!("{}: {e}", self.location))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+    /// Starts writing `key` a piece at a time (a multipart upload on S3, a temporary file on
+    /// a local directory): at most a few parts are held in memory, whatever the file's size.
+    pub async fn writer(&self, key: &str) -> Result<Writer, String> {
+        let path = Self::path(key)?;
+        let upload = self
+            .inner
+            .put_multipart(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", self.location))?;
+        Ok(Writer {
+            inner: WriteMultipart::new_with_chunk_size(upload, WRITE_PART_BYTES),
+            location: self.location.clone(),
+        })
+    }
+
+    /// The file at `key`, as a stream of pieces (never read whole into memory).
+    pub async fn get(&self, key: &str) -> Result<FileStream, StoreError> {
         let path = Self::path(key).map_err(StoreError::Other)?;
-        let failed = |e: object_store::Error| match e {
-            object_store::Error::NotFound { .. } => {
-                StoreError::Missing(format!("{}: {key}", self.location))
+        match self.inner.get(&path).await {
+            Ok(found) => Ok(found.into_stream()),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(StoreError::Missing(format!("{}: {key}", self.location)))
             }
-            other => StoreError::Other(format!("{}: {other}", self.location)),
-        };
-        let found = self.inner.get(&path).await.map_err(failed)?;
-        found.bytes().await.map(|b| b.to_vec()).map_err(failed)
+            Err(other) => Err(StoreError::Other(format!("{}: {other}", self.location))),
+        }
     }
 
     /// Removes a file; one that is already gone counts as removed.
@@ -131,6 +188,13 @@ impl MediaStore {
 mod tests {
     use super::*;
 
+    async fn read_all(store: &MediaStore, key: &str) -> Vec<u8> {
+        use futures_util::TryStreamExt;
+        let pieces: Vec<axum::body::Bytes> =
+            store.get(key).await.unwrap().try_collect().await.unwrap();
+        pieces.concat()
+    }
+
     #[tokio::test]
     async fn keeps_files_and_refuses_keys_that_leave_the_directory() {
         let dir = std::env::temp_dir().join(format!("heydoc-media-{}", uuid::Uuid::new_v4()));
@@ -138,7 +202,15 @@ mod tests {
         settings.media.dir = dir.display().to_string();
         let store = MediaStore::from_settings(&settings).unwrap();
         store.put("2026/11/7", b"photo".to_vec()).await.unwrap();
-        assert_eq!(store.get("2026/11/7").await.unwrap(), b"photo");
+        assert_eq!(read_all(&store, "2026/11/7").await, b"photo");
+        // Written a piece at a time, read back whole.
+        let mut w = store.writer("2026/11/8").await.unwrap();
+        let piece = vec![7u8; 3 * 1024 * 1024];
+        for _ in 0..3 {
+            w.write(&piece).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        assert_eq!(read_all(&store, "2026/11/8").await.len(), 9 * 1024 * 1024);
         assert!(dir.join("2026/11/7").exists());
         store.delete("2026/11/7").await.unwrap();
         assert!(!dir.join("2026/11/7").exists());

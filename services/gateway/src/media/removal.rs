@@ -1,4 +1,4 @@
-//! A deleted contact's files leave the media store: the deletion listed their keys
+//! A deleted contact's files, and uploads past their retention, leave the media store: the deletion listed their keys
 //! (`media_removals`, in its transaction); each sweep removes them a batch at a time, and a
 //! listed key is forgotten only once its object is gone. Removing twice (two replicas at once)
 //! is harmless: an object already gone counts as removed.
@@ -9,6 +9,28 @@ use crate::state::AppState;
 
 /// Keys handled per sweep.
 const BATCH: u64 = 200;
+
+/// Uploads past `media.upload_retention_days` leave (Meta forgets its copy after 30 days, so
+/// no send could use them): their files join the removal list and their rows go.
+pub async fn expire_uploads(state: &AppState) {
+    let days = i64::from(state.settings.media.upload_retention_days.max(1));
+    let before = chrono::Utc::now() - chrono::Duration::days(days);
+    loop {
+        match store::expire_uploads(&state.db, before, BATCH).await {
+            Ok(n) if n == BATCH => continue,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(count = n, "old uploads listed for removal");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot expire old uploads");
+                return;
+            }
+        }
+    }
+}
 
 /// Removes listed files from the store, a batch at a time until the list is empty; a file
 /// that cannot be removed stays listed for the next sweep.

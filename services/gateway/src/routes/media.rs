@@ -48,9 +48,11 @@ pub async fn get(
         .media
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("no media store is configured".into()))?;
-    let bytes = store.get(&key).await.map_err(|e| match e {
+    // Where the store keeps it is in the log, never in the answer.
+    let pieces = store.get(&key).await.map_err(|e| match e {
         crate::media::StoreError::Missing(what) => {
-            ApiError::Gone(format!("the file is no longer in the media store ({what})"))
+            tracing::warn!(message_id, location = %what, "a stored media file is missing");
+            ApiError::Gone("the file is no longer in the media store".into())
         }
         crate::media::StoreError::Other(what) => {
             ApiError::Internal(format!("the stored file cannot be read: {what}"))
@@ -83,7 +85,13 @@ pub async fn get(
             }
         )
     };
-    let mut response = Response::new(Body::from(bytes));
+    // Streamed from the store as it is read: a large video is never held whole.
+    let mut response = Response::new(Body::from_stream(pieces));
+    if let Some(size) = row.size.filter(|s| *s > 0) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, mime);
     if let Ok(v) = HeaderValue::from_str(&disposition) {

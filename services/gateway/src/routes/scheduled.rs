@@ -232,6 +232,7 @@ pub async fn update_status(
 )]
 pub async fn deliveries_csv(
     State(state): State<AppState>,
+    Extension(me): Extension<AuthUser>,
     Path(id): Path<i32>,
 ) -> ApiResult<axum::response::Response> {
     use crate::import::export::csv_line;
@@ -247,6 +248,15 @@ pub async fn deliveries_csv(
         },
     )
     .await?;
+    // Every recipient's phone and name leave the system: in the audit log, as the contact export.
+    audit::record(
+        &state,
+        &me,
+        audit::action::DELIVERIES_EXPORT,
+        format!("campaign {id}"),
+        None,
+    )
+    .await;
     let header = [
         "run",
         "phone",

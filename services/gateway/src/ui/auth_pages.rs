@@ -66,7 +66,10 @@ pub async fn login(
     get, path = "/register", operation_id = "registerPage", tag = "auth",
     responses((status = 200, description = "The registration page (or why registration is closed)", content_type = "text/html", body = String))
 )]
-pub async fn register(State(state): State<AppState>) -> Result<Response, PageError> {
+pub async fn register(
+    State(state): State<AppState>,
+    client: crate::auth::client::Client,
+) -> Result<Response, PageError> {
     let first = heydoc_store::users::count(&state.db).await? == 0;
     if !registration_open(&state).await? {
         return Ok(bare(
@@ -95,9 +98,9 @@ pub async fn register(State(state): State<AppState>) -> Result<Response, PageErr
                         minlength="3" maxlength="64";
                     label for="password" { "Password" }
                     input #password name="password" type="password" autocomplete="new-password" required minlength="8";
-                    @if first && state.setup_token.is_some() {
+                    @if first && crate::core::setup::needed(&client) {
                         label for="setup_token" { "Setup token" }
-                        p.hint { "This HeyDoc is reachable from other machines, so its first administrator proves they run it: paste the setup token HeyDoc printed when it started (or run " code { "heydoc admin create" } ")." }
+                        p.hint { "You are not on the machine HeyDoc runs on, so its first administrator proves they run it: paste the setup token HeyDoc printed when it first started (or run " code { "heydoc admin create" } " there)." }
                         input #setup_token name="setup_token" autocomplete="off" required;
                     }
                     (form_error())

@@ -1,6 +1,7 @@
 //! `GET /api/events`: the dashboard's server-sent events. Each event names the contacts whose
 //! chats changed; the page then re-reads what it shows. Events reach every replica (see
-//! `heydoc_store::live`), and the stream ends when the gateway begins to shut down.
+//! `heydoc_store::live`), and the stream ends when the gateway begins to shut down, when its
+//! session ends (revoked, or its user disabled) and when its session expires.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +30,7 @@ pub async fn events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let receiver = state.live_feed().await?.subscribe();
     let open = OpenStream::new(state.live_streams.clone());
+    let headers_for_expiry = headers.clone();
     let who = (state.clone(), headers);
     let events = futures_util::stream::unfold(
         (receiver, open, who),
@@ -56,12 +58,30 @@ pub async fn events(
         },
     );
     let mut stopping = state.stopping.clone();
+    // A login session's stream ends when the session expires, as its next request would be
+    // refused: nothing is heard on a session that is over.
+    let expires = crate::auth::session::session_expiry(&state, &headers_for_expiry).await;
     let until_shutdown = async move {
-        match stopping.as_mut() {
-            Some(rx) => {
-                let _ = rx.wait_for(|s| *s).await;
+        let expiry = async {
+            match expires {
+                Some(at) => {
+                    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(left).await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<()>().await,
+        };
+        let shutdown = async {
+            match stopping.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = expiry => {}
+            () = shutdown => {}
         }
     };
     Ok(Sse::new(events.take_until(until_shutdown)).keep_alive(KeepAlive::default()))

@@ -463,17 +463,15 @@ async fn passwords_and_sessions(backend: Backend) {
 }
 
 async fn the_first_admin_of_an_exposed_install_needs_the_setup_token(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |s| {
-        s.http_addr = "0.0.0.0:8080".into();
-        s.auth.setup_token = "a-setup-token-from-the-log".to_string().into();
-    })
-    .await;
+    let app = TestApp::spawn(backend).await;
+    // Through a proxy (as from another machine): the first registration needs the token.
     let register = |body: serde_json::Value| {
         let url = app.url("/register");
         async move {
             read(
                 reqwest::Client::new()
                     .post(url)
+                    .header("X-Forwarded-For", "203.0.113.7")
                     .json(&body)
                     .send()
                     .await
@@ -485,21 +483,70 @@ async fn the_first_admin_of_an_exposed_install_needs_the_setup_token(backend: Ba
     let (s, body) = register(json!({"username": "visitor", "password": "a-long-password"})).await;
     assert_eq!(s, 403, "{body}");
     assert!(body["message"].as_str().unwrap().contains("setup token"));
+    // The page asks for it too.
+    let page = reqwest::Client::new()
+        .get(app.url("/register"))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"setup_token\""), "{page}");
     let (s, _) = register(
         json!({"username": "visitor", "password": "a-long-password", "setup_token": "guess"}),
     )
     .await;
     assert_eq!(s, 403);
-    let (s, body) = register(json!({"username": "owner", "password": "a-long-password", "setup_token": "a-setup-token-from-the-log"})).await;
+    // Nothing derives it from a secret others may know: it is random, and kept only as its
+    // digest (`heydoc admin setup-token` makes a new one, as here).
+    let token = heydoc_gateway::core::setup::renew(&app.db.conn)
+        .await
+        .unwrap();
+    assert_eq!(token.len(), 32);
+    let kept = heydoc_store::install::get(&app.db.conn, heydoc_store::install::SETUP_TOKEN_SHA256)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(kept, token, "the token itself is not stored");
+    let (s, body) =
+        register(json!({"username": "owner", "password": "a-long-password", "setup_token": token}))
+            .await;
     assert_eq!(
         (s, body["data"]["role"].as_str()),
         (201, Some("admin")),
         "{body}"
     );
-    // The register page asks for it while nobody has an account; afterwards registration is
-    // closed as usual.
-    let (s, _) = register(json!({"username": "second", "password": "a-long-password", "setup_token": "a-setup-token-from-the-log"})).await;
+    // Once used, it is forgotten, and registration is closed as usual.
+    assert!(
+        heydoc_store::install::get(&app.db.conn, heydoc_store::install::SETUP_TOKEN_SHA256)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (s, _) = register(
+        json!({"username": "second", "password": "a-long-password", "setup_token": token}),
+    )
+    .await;
     assert_eq!(s, 403);
+
+    // A configured token works the same way.
+    let configured = TestApp::spawn_with(backend, |s| {
+        s.auth.setup_token = "a-setup-token-from-the-vault".to_string().into();
+    })
+    .await;
+    let (s, body) = read(
+        reqwest::Client::new()
+            .post(configured.url("/register"))
+            .header("X-Forwarded-For", "203.0.113.7")
+            .json(&json!({"username": "owner", "password": "a-long-password", "setup_token": "a-setup-token-from-the-vault"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
 }
 
 async fn another_site_cannot_act_with_the_cookie(backend: Backend) {

@@ -23,42 +23,12 @@ pub(super) async fn send_one(
     recipient: Known,
 ) -> SendResult {
     let result = |outcome, suppress| result_of(&row, outcome, suppress);
-    let in_window = recipient.recipient().map(|r| r.in_window);
-    let content = match content(&row, in_window, ctx.settings.window_policy)
+    let content = match content(&row, recipient.window(), ctx.settings.window_policy)
         .and_then(|c| personalise(c, &recipient))
     {
         Ok(c) => c,
         Err(outcome) => return result(outcome, None),
     };
-    if let Some(wait) = pacer.pair_wait(&row.receiver_phone) {
-        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        let reason = "too many messages to this recipient (pair rate); paced locally".to_string();
-        // Local pacing, not a failure: no attempt is spent.
-        return result(
-            Outcome::Held {
-                at,
-                code: None,
-                reason,
-            },
-            None,
-        );
-    }
-    // The number stopped after this send's slot was reserved (its circuit opened): it waits
-    // with the rest, spending no attempt.
-    if pacer.paused() {
-        return result(
-            Outcome::Held {
-                at: Utc::now()
-                    + chrono::Duration::seconds(ctx.settings.breaker_probe_secs.max(1) as i64),
-                code: None,
-                reason: pacer.circuit().map_or_else(
-                    || "the business number is paused".to_string(),
-                    |why| format!("the business number cannot send: {why}"),
-                ),
-            },
-            None,
-        );
-    }
     let outgoing = Outgoing {
         to: row.receiver_phone.clone(),
         content,
@@ -76,7 +46,7 @@ pub(super) async fn send_one(
     match answer {
         Ok(accepted) => {
             if pacer.close_circuit() {
-                number_state(ctx, None).await;
+                number_active(ctx).await;
             }
             result(
                 Outcome::Sent {
@@ -86,22 +56,28 @@ pub(super) async fn send_one(
             )
         }
         Err(e) => {
-            let was_open = pacer.circuit().is_some();
+            let opens = e.class == ErrorClass::StopNumber;
             let r = failed(ctx, pacer, &row, e);
-            if let (false, Some(why)) = (was_open, pacer.circuit()) {
-                number_state(ctx, Some(&why)).await;
+            if let (true, Some(why), Some(until)) = (opens, pacer.circuit(), pacer.paused_until()) {
+                hold_number(ctx, &why, until).await;
             }
             r
         }
     }
 }
 
-/// Shows the number's circuit in the registry (`GET /api/numbers`): paused with the reason, or
-/// active again.
-async fn number_state(ctx: &SenderContext, paused: Option<&str>) {
-    if let Err(e) = heydoc_store::numbers::set_state(&ctx.db, &ctx.route, paused, Utc::now()).await
-    {
+/// Shows the number active again in the registry (`GET /api/numbers`), its hold lifted.
+async fn number_active(ctx: &SenderContext) {
+    if let Err(e) = heydoc_store::numbers::set_state(&ctx.db, &ctx.route, None, Utc::now()).await {
         tracing::warn!(error = %e, "cannot record the number's state");
+    }
+}
+
+/// Holds the number in the registry until `until`, with the reason: every sender of it (and
+/// this one after a restart) waits for it, and `GET /api/numbers` shows why.
+async fn hold_number(ctx: &SenderContext, why: &str, until: chrono::DateTime<Utc>) {
+    if let Err(e) = heydoc_store::numbers::hold(&ctx.db, &ctx.route, until, why, Utc::now()).await {
+        tracing::warn!(error = %e, "cannot record the number's hold");
     }
 }
 

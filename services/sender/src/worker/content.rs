@@ -29,15 +29,6 @@ pub(super) enum Known {
     Unread,
 }
 
-impl Known {
-    pub(super) fn recipient(&self) -> Option<&Recipient> {
-        match self {
-            Known::Found(r) => Some(r),
-            _ => None,
-        }
-    }
-}
-
 /// Whether a row still holds placeholders to fill (rows queued before personalisation moved
 /// to the moment a send or a fan-out writes them).
 fn has_placeholders(row: &Message) -> bool {
@@ -84,7 +75,7 @@ pub(super) async fn recipients(
             true,
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read the recipients' contacts; sending as if inside the window");
+            tracing::warn!(error = %e, "cannot read the recipients' contacts; their 24-hour windows count as closed");
             (HashMap::new(), false)
         }
     }
@@ -106,23 +97,55 @@ fn template_content(t: &serde_json::Value) -> Option<Content> {
     })
 }
 
+/// What the sender knows of a recipient's 24-hour window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Window {
+    Open,
+    Closed,
+    /// The contact could not be read (or was not needed). An unknown window is treated as a
+    /// closed one: free text is never sent on a guess that the patient wrote recently.
+    Unknown,
+}
+
+impl Known {
+    pub(super) fn window(&self) -> Window {
+        match self {
+            Known::Found(r) if r.in_window => Window::Open,
+            Known::Found(_) | Known::Gone => Window::Closed,
+            Known::Unread => Window::Unknown,
+        }
+    }
+}
+
+/// Outside the window under the `skip` policy: skipped when the window is known to be
+/// closed, tried again shortly when it could not be read.
+fn outside(window: Window, what: &str) -> Outcome {
+    match window {
+        Window::Unknown => Outcome::Retry {
+            at: Utc::now() + chrono::Duration::seconds(30),
+            code: None,
+            reason: "could not read the contact's 24-hour window; trying again".into(),
+        },
+        _ => Outcome::Skipped {
+            reason: format!("outside WhatsApp's 24-hour window: {what}"),
+        },
+    }
+}
+
 /// What to send for this row, or why nothing is sent.
 pub(super) fn content(
     row: &Message,
-    in_window: Option<bool>,
+    window: Window,
     policy: WindowPolicy,
 ) -> Result<Content, Outcome> {
     match row.message_type.as_str() {
         "text" => {
-            if in_window == Some(false) {
+            if window != Window::Open {
                 if let Some(template) = fallback_template(row) {
                     return Ok(template);
                 }
                 if policy == WindowPolicy::Skip {
-                    return Err(Outcome::Skipped {
-                        reason: "outside WhatsApp's 24-hour window and no template to send instead"
-                            .into(),
-                    });
+                    return Err(outside(window, "and no template to send instead"));
                 }
             }
             Ok(Content::Text {
@@ -138,10 +161,8 @@ pub(super) fn content(
                 reason: "template message without a template name and language".into(),
             }),
         kind @ ("image" | "document" | "audio" | "video" | "sticker") => {
-            if in_window == Some(false) && policy == WindowPolicy::Skip {
-                return Err(Outcome::Skipped {
-                    reason: "outside WhatsApp's 24-hour window: a file cannot be sent there".into(),
-                });
+            if window != Window::Open && policy == WindowPolicy::Skip {
+                return Err(outside(window, "a file cannot be sent there"));
             }
             let p = row.payload.as_ref();
             let text = |key: &str| {
@@ -286,5 +307,66 @@ mod tests {
         ));
         // Nothing to fill: the contact is not needed.
         assert!(personalise(text("Hello"), &Known::Unread).is_ok());
+    }
+
+    fn row(payload: Option<serde_json::Value>) -> Message {
+        let at = Utc::now();
+        Message {
+            id: 1,
+            contact_id: 1,
+            message_id: None,
+            direction: "outgoing".into(),
+            sender_phone: "15550001111".into(),
+            receiver_phone: "14155550123".into(),
+            message_type: "text".into(),
+            message_text: "See you tomorrow".into(),
+            payload,
+            timestamp: at,
+            is_read: false,
+            status: "sending".into(),
+            attempts: 1,
+            next_attempt_at: None,
+            last_error_code: None,
+            last_error_reason: None,
+            enqueued_at: None,
+            origin: "api".into(),
+            occurrence_id: None,
+            idempotency_key: None,
+            request_hash: None,
+            created_by: None,
+            updated_at: at,
+            trace_context: None,
+            pricing_category: None,
+            pricing_type: None,
+            billable: None,
+        }
+    }
+
+    #[test]
+    fn an_unknown_window_is_a_closed_window() {
+        let fallback =
+            serde_json::json!({"fallback_template": {"name": "reminder", "language": "en"}});
+        // A contact that could not be read: the fallback template, never free text.
+        assert!(matches!(
+            content(&row(Some(fallback.clone())), Window::Unknown, WindowPolicy::Send),
+            Ok(Content::Template { name, .. }) if name == "reminder"
+        ));
+        assert!(matches!(
+            content(&row(Some(fallback)), Window::Open, WindowPolicy::Send),
+            Ok(Content::Text { .. })
+        ));
+        // Under `skip`: tried again when unknown, skipped when known closed.
+        assert!(matches!(
+            content(&row(None), Window::Unknown, WindowPolicy::Skip),
+            Err(Outcome::Retry { .. })
+        ));
+        assert!(matches!(
+            content(&row(None), Window::Closed, WindowPolicy::Skip),
+            Err(Outcome::Skipped { .. })
+        ));
+        assert!(matches!(
+            content(&row(None), Window::Unknown, WindowPolicy::Send),
+            Ok(Content::Text { .. })
+        ));
     }
 }

@@ -42,6 +42,23 @@ pub(super) async fn write_results(db: Db, mut rx: mpsc::Receiver<Done>) {
                     }
                     break;
                 }
+                // The database answers, so this batch is what it refuses (a row it can never
+                // take): each result is written alone, and one that still cannot be is set
+                // aside with the reason, so one bad row never holds up a number's results.
+                Err(e) if heydoc_store::ping(&db).await.is_ok() => {
+                    tracing::warn!(error = %e, count = results.len(), "the database refuses a batch of send results; writing them one at a time");
+                    if let Ok(aside) = deliveries::record_apart(&db, &results, Utc::now()).await {
+                        for (id, why) in aside {
+                            tracing::error!(delivery_id = id, reason = %why, "a send result was set aside");
+                        }
+                        live.publish_all(
+                            heydoc_store::live::LiveKind::Status,
+                            results.iter().map(|r| r.contact_id),
+                        );
+                        break;
+                    }
+                    attempt += 1;
+                }
                 Err(e) => {
                     if attempt < 5 {
                         tracing::warn!(error = %e, attempt, "writing send results failed; retrying");

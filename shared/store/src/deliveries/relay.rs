@@ -102,33 +102,59 @@ static RELAYABLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// `number`'s campaign runs with deliveries still to relay, oldest first (among the first
-/// `limit` runs of any number): a loose index scan of `idx_messages_unrelayed_by_run`, one
-/// index probe per run however large each is, and one more for the number it sends from.
+/// `number`'s campaign runs that can send now: those with queued deliveries not on the bus, and
+/// those whose soonest retry is due, of campaigns that do not hold them (paused, cancelled,
+/// ended). Two loose index scans of this number's runs alone (`idx_messages_queued_runs`,
+/// `idx_messages_retrying_runs`): one index probe per run however large it is, and nothing
+/// another number, a held campaign or a retry due tomorrow holds can fill the list. At most
+/// `limit` runs of each kind are visited per refill.
 async fn runs_with_backlog(
     db: &impl ConnectionTrait,
     number: &str,
     limit: u64,
+    now: DateTime<Utc>,
 ) -> Result<Vec<i64>> {
-    let waiting = &*vocabulary::WAITING;
+    let (queued, retrying, holding) = (
+        vocabulary::message(MessageStatus::Queued),
+        vocabulary::message(MessageStatus::Retrying),
+        &*vocabulary::HOLDING,
+    );
+    let scan = |name: &str, status: &str| {
+        format!(
+            "{name}(id, n) AS (
+                SELECT (SELECT MIN(occurrence_id) FROM messages
+                        WHERE sender_phone = $1 AND status = {status}
+                          AND enqueued_at IS NULL AND occurrence_id IS NOT NULL), 1
+                UNION ALL
+                SELECT (SELECT MIN(m.occurrence_id) FROM messages m
+                        WHERE m.sender_phone = $1 AND m.status = {status}
+                          AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
+                          AND m.occurrence_id > {name}.id), n + 1
+                FROM {name} WHERE {name}.id IS NOT NULL AND n < {limit})"
+        )
+    };
     let sql = format!(
-        "WITH RECURSIVE runs(id, n) AS (
-            SELECT (SELECT MIN(occurrence_id) FROM messages
-                    WHERE occurrence_id IS NOT NULL
-                      AND enqueued_at IS NULL AND status IN ({waiting})), 1
-            UNION ALL
-            SELECT (SELECT MIN(m.occurrence_id) FROM messages m
-                    WHERE m.occurrence_id > runs.id
-                      AND m.enqueued_at IS NULL AND m.status IN ({waiting})), n + 1
-            FROM runs WHERE runs.id IS NOT NULL AND n < {limit})
-         SELECT id FROM runs WHERE id IS NOT NULL
-           AND (SELECT m.sender_phone FROM messages m WHERE m.occurrence_id = runs.id LIMIT 1) = $1"
+        "WITH RECURSIVE {}, {}
+         SELECT id FROM (
+             SELECT id FROM queued_runs WHERE id IS NOT NULL
+             UNION
+             SELECT id FROM retrying_runs WHERE id IS NOT NULL
+               AND (SELECT MIN(m.next_attempt_at) FROM messages m
+                    WHERE m.sender_phone = $1 AND m.status = {retrying}
+                      AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
+                      AND m.occurrence_id = retrying_runs.id) <= $2
+         ) AS runs
+         WHERE NOT EXISTS (SELECT 1 FROM occurrences o
+                           JOIN scheduled_messages s ON s.id = o.schedule_id
+                           WHERE o.id = runs.id AND s.status IN ({holding}))",
+        scan("queued_runs", &queued),
+        scan("retrying_runs", &retrying),
     );
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
             sql,
-            [number.into()],
+            [number.into(), now.into()],
         ))
         .await?;
     Ok(rows
@@ -137,26 +163,21 @@ async fn runs_with_backlog(
         .collect())
 }
 
-/// Up to `limit` relayable rows of one lane: the conversational one (`run` None: API sends,
-/// replies, confirmations) or one campaign run.
-async fn relayable(
+/// Up to `limit` relayable rows of the conversational lane (API sends, replies,
+/// confirmations).
+async fn relayable_conversation(
     db: &impl ConnectionTrait,
     number: &str,
-    run: Option<i64>,
     limit: u64,
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    // Each lane's condition matches a partial index's (idx_messages_unrelayed_conversation,
-    // idx_messages_unrelayed_by_run), so neither walks past the other's backlog.
-    let lane = match run {
-        None => "occurrence_id IS NULL".to_string(),
-        Some(id) => format!("occurrence_id = {id}"),
-    };
+    // The condition matches idx_messages_unrelayed_conversation's, so it never walks past a
+    // campaign's backlog.
     let sql = format!(
-        "SELECT id FROM messages WHERE {lane} AND {} ORDER BY id LIMIT {limit}",
+        "SELECT id FROM messages WHERE occurrence_id IS NULL AND {} ORDER BY id LIMIT {limit}",
         *RELAYABLE
     );
     let rows = db
@@ -172,8 +193,54 @@ async fn relayable(
         .collect())
 }
 
-/// At most this many campaign runs share one refill; more wait for the next.
-const RUNS_PER_REFILL: u64 = 1_000;
+/// Runs read per statement when the window is shared among many.
+const RUNS_PER_STATEMENT: usize = 100;
+
+/// Up to `share` relayable rows of each of `runs`, oldest first, a hundred runs per statement
+/// (each a `LIMIT`ed read of `idx_messages_unrelayed_by_run`, joined with `UNION ALL`), so two
+/// hundred small campaigns due together cost two round trips, not two hundred.
+async fn relayable_runs(
+    db: &impl ConnectionTrait,
+    number: &str,
+    runs: &[i64],
+    share: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    if share == 0 {
+        return Ok(ids);
+    }
+    for part in runs.chunks(RUNS_PER_STATEMENT) {
+        let sql = part
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                format!(
+                    "SELECT * FROM (SELECT id FROM messages WHERE occurrence_id = {run} AND {} \
+                     ORDER BY id LIMIT {share}) AS r{i}",
+                    *RELAYABLE
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows = db
+            .query_all(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [now.into(), number.into()],
+            ))
+            .await?;
+        ids.extend(
+            rows.iter()
+                .filter_map(|r| r.try_get_by_index::<i64>(0).ok()),
+        );
+    }
+    Ok(ids)
+}
+
+/// At most this many campaign runs of each kind (queued, retrying) are looked at per refill of
+/// one number.
+const RUNS_PER_REFILL: u64 = 10_000;
 
 /// Leases up to `limit` of `number`'s rows to publish (the free part of its window), in lane order:
 /// conversational sends first, then every running campaign in turn (an equal share each, so a
@@ -189,33 +256,24 @@ pub async fn lease_unrelayed(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut ids = relayable(db, number, None, limit, now).await?;
-    let mut free = limit.saturating_sub(ids.len() as u64);
+    let mut ids = relayable_conversation(db, number, limit, now).await?;
+    let free = limit.saturating_sub(ids.len() as u64);
     if free > 0 {
-        let candidates = runs_with_backlog(db, number, RUNS_PER_REFILL).await?;
-        let held = held_runs(db, &candidates).await?;
-        let mut runs: Vec<i64> = candidates
-            .into_iter()
-            .filter(|r| !held.contains(r))
-            .collect();
+        let mut runs = runs_with_backlog(db, number, RUNS_PER_REFILL, now).await?;
         // A different first run each refill: when the free window is smaller than the number
         // of runs, every run still gets its turn.
         if !runs.is_empty() {
+            runs.sort_unstable();
             let start = usize::try_from(now.timestamp_subsec_micros()).unwrap_or(0) % runs.len();
             runs.rotate_left(start);
-        }
-        // Round-robin: an equal share each. What a run cannot use stays free until the next
-        // refill (a fraction of a second later), when the shares are cut again.
-        if !runs.is_empty() {
+            // An equal share each, for as many runs as the window has room for. What a run
+            // cannot use stays free until the next refill (a fraction of a second later),
+            // when the shares are cut again.
             let share = free.div_ceil(runs.len() as u64);
-            for run in runs {
-                let got = relayable(db, number, Some(run), share.min(free), now).await?;
-                free -= got.len() as u64;
-                ids.extend(got);
-                if free == 0 {
-                    break;
-                }
-            }
+            runs.truncate(usize::try_from(free.div_ceil(share)).unwrap_or(usize::MAX));
+            let mut got = relayable_runs(db, number, &runs, share, now).await?;
+            got.truncate(usize::try_from(free).unwrap_or(usize::MAX));
+            ids.extend(got);
         }
     }
     if ids.is_empty() {
@@ -248,31 +306,6 @@ pub async fn lease_unrelayed(
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     leased.sort_unstable_by_key(|l| order.get(&l.id).copied().unwrap_or(usize::MAX));
     Ok(leased)
-}
-
-/// Which of `runs` belong to campaigns that hold their deliveries (paused, cancelled, ended).
-async fn held_runs(
-    db: &impl ConnectionTrait,
-    runs: &[i64],
-) -> Result<std::collections::HashSet<i64>> {
-    if runs.is_empty() {
-        return Ok(std::collections::HashSet::new());
-    }
-    let rows = db
-        .query_all(Statement::from_string(
-            db.get_database_backend(),
-            format!(
-                "SELECT o.id FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
-                 WHERE o.id IN ({}) AND s.status IN ({})",
-                id_list(runs),
-                *vocabulary::HOLDING
-            ),
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
-        .collect())
 }
 
 /// Marks rows as confirmed on the bus (the publish right after commit).

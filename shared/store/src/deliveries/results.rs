@@ -189,13 +189,75 @@ fn parts(
     match o {
         Outcome::Sent { wamid } => (Some(wamid.clone()), None, None, None),
         Outcome::Retry { at, code, reason } | Outcome::Held { at, code, reason } => {
-            (None, *code, Some(reason.clone()), Some(*at))
+            (None, *code, Some(storable(reason)), Some(*at))
         }
-        Outcome::Failed { code, reason } => (None, *code, Some(reason.clone()), None),
+        Outcome::Failed { code, reason } => (None, *code, Some(storable(reason)), None),
         Outcome::Skipped { reason } | Outcome::Unknown { reason } => {
-            (None, None, Some(reason.clone()), None)
+            (None, None, Some(storable(reason)), None)
         }
     }
+}
+
+/// A reason as a text column can hold it: no NUL (PostgreSQL's text refuses it, and Meta's
+/// error texts are not ours to trust), at most 1,000 characters.
+fn storable(reason: &str) -> String {
+    reason.chars().filter(|c| *c != '\0').take(1000).collect()
+}
+
+/// Writes `results` one at a time, for when a batch could not be written although the
+/// database answers (a row it can never take: an over-long message id, say). A result that
+/// still cannot be written is set aside: it is written again with only the reason, in plain
+/// words, in place of what the database refused (a send whose message id cannot be kept
+/// becomes `unknown`); if even that fails, the row is left for the reconciler. Returns the
+/// results set aside with the database's error; an error when the database stops answering
+/// meanwhile (then nothing is set aside, and the caller keeps the batch).
+pub async fn record_apart(
+    db: &DatabaseConnection,
+    results: &[SendResult],
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, String)>> {
+    let mut aside = Vec::new();
+    for r in results {
+        let Err(e) = record(db, std::slice::from_ref(r), now).await else {
+            continue;
+        };
+        crate::ping(db).await?;
+        let why = storable(&format!(
+            "the send's result ({}) could not be recorded: {e}",
+            r.outcome.label()
+        ));
+        let outcome = match &r.outcome {
+            Outcome::Sent { .. } | Outcome::Unknown { .. } => Outcome::Unknown {
+                reason: why.clone(),
+            },
+            Outcome::Retry { at, .. } => Outcome::Retry {
+                at: *at,
+                code: None,
+                reason: why.clone(),
+            },
+            Outcome::Held { at, .. } => Outcome::Held {
+                at: *at,
+                code: None,
+                reason: why.clone(),
+            },
+            Outcome::Failed { .. } => Outcome::Failed {
+                code: None,
+                reason: why.clone(),
+            },
+            Outcome::Skipped { .. } => Outcome::Skipped {
+                reason: why.clone(),
+            },
+        };
+        let plain = SendResult {
+            outcome,
+            ..r.clone()
+        };
+        if let Err(again) = record(db, std::slice::from_ref(&plain), now).await {
+            tracing::error!(id = r.id, error = %again, "cannot set a result aside either; the reconciler marks the row unknown");
+        }
+        aside.push((r.id, why));
+    }
+    Ok(aside)
 }
 
 fn row_json(r: &SendResult) -> serde_json::Value {

@@ -74,26 +74,52 @@ fn in_us(phone: &str) -> bool {
 /// Takes one occurrence whose fan-out lease is free and expands it to the end (or until its
 /// schedule is paused). Returns false when there was nothing to take.
 pub async fn fan_out_one(ctx: &Fanout) -> Result<bool> {
-    let Some(id) = lease(ctx).await? else {
+    let Some(leased) = lease(ctx).await? else {
         return Ok(false);
     };
-    expand(ctx, id).await?;
+    expand(ctx, leased).await?;
     Ok(true)
 }
 
-/// Expands a leased occurrence to the end (or until its schedule is paused).
-pub async fn expand(ctx: &Fanout, id: i64) -> Result<()> {
+/// An occurrence this fan-out holds: its id and the stamp its lease was last taken or renewed
+/// with (`occurrences.updated_at`). A chunk goes ahead only while the row still carries the
+/// stamp, so a fan-out whose lease ran out and was taken over stops at its next chunk instead
+/// of expanding the run a second time beside its successor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leased {
+    pub id: i64,
+    stamp: DateTime<Utc>,
+}
+
+/// Expands a leased occurrence to the end (or until its schedule is paused, or its lease is
+/// lost to another scheduler).
+pub async fn expand(ctx: &Fanout, mut leased: Leased) -> Result<()> {
     loop {
-        match chunk(ctx, id).await? {
-            Step::More => continue,
+        match chunk(ctx, leased).await? {
+            Step::More(renewed) => leased = renewed,
             Step::Finished | Step::Paused => return Ok(()),
+            Step::LeaseLost => {
+                tracing::warn!(
+                    occurrence_id = leased.id,
+                    "fan-out lease taken over by another scheduler; stopping here"
+                );
+                return Ok(());
+            }
         }
     }
 }
 
-/// Leases one occurrence being fanned out whose lease has expired (or was never taken).
-pub async fn lease(ctx: &Fanout) -> Result<Option<i64>> {
+/// A lease stamp: now, to the microsecond both databases keep, so that the value written is
+/// the value compared.
+fn stamp_now() -> DateTime<Utc> {
+    use chrono::DurationRound;
     let now = Utc::now();
+    now.duration_trunc(Duration::microseconds(1)).unwrap_or(now)
+}
+
+/// Leases one occurrence being fanned out whose lease has expired (or was never taken).
+pub async fn lease(ctx: &Fanout) -> Result<Option<Leased>> {
+    let now = stamp_now();
     let cutoff = now - Duration::seconds(ctx.lease_secs.max(1));
     let backend = ctx.db.get_database_backend();
     let lock = if backend == DatabaseBackend::Postgres {
@@ -115,20 +141,33 @@ pub async fn lease(ctx: &Fanout) -> Result<Option<i64>> {
             [now.into(), cutoff.into()],
         ))
         .await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?)
+    let id = row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?;
+    Ok(id.map(|id| Leased { id, stamp: now }))
 }
 
 enum Step {
-    More,
+    /// A chunk was written; the lease was renewed with this stamp.
+    More(Leased),
     Finished,
     Paused,
+    /// Another scheduler took the occurrence over (this one's lease had run out).
+    LeaseLost,
 }
 
-/// One chunk, in one transaction: the next recipients after the cursor become deliveries, the
-/// cursor moves, the lease is renewed.
-async fn chunk(ctx: &Fanout, occurrence_id: i64) -> Result<Step> {
-    let now = Utc::now();
+/// One chunk, in one transaction: the lease is checked and renewed (the row stays locked until
+/// the commit, so no other scheduler can take it meanwhile), the next recipients after the
+/// cursor become deliveries, the cursor moves.
+async fn chunk(ctx: &Fanout, leased: Leased) -> Result<Step> {
+    let now = stamp_now();
+    let occurrence_id = leased.id;
     let txn = ctx.db.begin().await?;
+    let renewed = occurrence::Entity::update_many()
+        .col_expr(occurrence::Column::UpdatedAt, Expr::value(now))
+        .filter(occurrence::Column::Id.eq(occurrence_id))
+        .filter(occurrence::Column::UpdatedAt.eq(leased.stamp))
+        .exec(&txn)
+        .await?
+        .rows_affected;
     let Some(occ) = occurrence::Entity::find_by_id(occurrence_id)
         .one(&txn)
         .await?
@@ -137,6 +176,9 @@ async fn chunk(ctx: &Fanout, occurrence_id: i64) -> Result<Step> {
     };
     if occ.state != STATE_FANNING_OUT {
         return Ok(Step::Finished);
+    }
+    if renewed == 0 {
+        return Ok(Step::LeaseLost);
     }
     // A child of the occurrence's span, whichever scheduler fired it.
     let span = tracing::info_span!(
@@ -258,7 +300,10 @@ async fn chunk_of(
         );
         Ok(Step::Finished)
     } else {
-        Ok(Step::More)
+        Ok(Step::More(Leased {
+            id: occurrence_id,
+            stamp: now,
+        }))
     }
 }
 

@@ -95,6 +95,9 @@ pub(super) async fn media_info(
         .get(&id)
         .map(|m| (m.mime_type.clone(), m.sha256.clone(), m.bytes.len()));
     let Some((mime_type, sha256, size)) = found else {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            return number_info(&sandbox, &id);
+        }
         return graph_error(
             StatusCode::NOT_FOUND,
             100,
@@ -118,6 +121,31 @@ pub(super) async fn media_info(
     .into_response()
 }
 
+/// `GET /{version}/{phone-number-id}`: the number as Meta describes it (the fields of Meta's
+/// `WhatsAppAccountNumber`, and its throughput level). Every number the sandbox sends from is
+/// its display number; the tier is the last `/sandbox/number/quality` set.
+fn number_info(sandbox: &Sandbox, id: &str) -> Response {
+    let display = sandbox.config().display_phone_number;
+    let tier = lock(&sandbox.inner.stats)
+        .stats
+        .messaging_limit
+        .clone()
+        .unwrap_or_else(|| "TIER_1K".to_string());
+    Json(json!({
+        "id": id,
+        "display_phone_number": display,
+        "verified_name": "HeyDoc Sandbox Clinic",
+        "status": "CONNECTED",
+        "quality_rating": "GREEN",
+        "code_verification_status": "VERIFIED",
+        "name_status": "APPROVED",
+        "messaging_limit_tier": tier,
+        "account_mode": "LIVE",
+        "throughput": {"level": "STANDARD"},
+    }))
+    .into_response()
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct DownloadParams {
     expires: i64,
@@ -131,19 +159,36 @@ pub(super) async fn download_media(
     Query(params): Query<DownloadParams>,
     headers: HeaderMap,
 ) -> Response {
+    {
+        let mut c = lock(&sandbox.inner.stats);
+        c.downloading += 1;
+        c.stats.media_downloads += 1;
+        c.stats.max_downloads_at_once = c.stats.max_downloads_at_once.max(c.downloading);
+    }
+    let answer = serve_download(&sandbox, &id, &params, &headers).await;
+    lock(&sandbox.inner.stats).downloading -= 1;
+    answer
+}
+
+async fn serve_download(
+    sandbox: &Sandbox,
+    id: &str,
+    params: &DownloadParams,
+    headers: &HeaderMap,
+) -> Response {
     let latency = sandbox.config().knobs.latency_ms;
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
-    if !bearer(&headers) {
+    if !bearer(headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    if params.expires < Utc::now().timestamp() || params.check != url_check(&id, params.expires) {
+    if params.expires < Utc::now().timestamp() || params.check != url_check(id, params.expires) {
         return (StatusCode::NOT_FOUND, "URL expired").into_response();
     }
     let tamper = sandbox.config().knobs.tamper_media;
     let media = lock(&sandbox.inner.media)
-        .get(&id)
+        .get(id)
         .map(|m| (m.bytes.clone(), m.mime_type.clone()));
     let Some((mut bytes, mime_type)) = media else {
         return StatusCode::NOT_FOUND.into_response();
@@ -172,6 +217,7 @@ pub(super) async fn number_quality(
     let mut fields =
         json!({"display_phone_number": display, "event": change.event.to_ascii_uppercase()});
     if let Some(limit) = change.messaging_limit {
+        lock(&sandbox.inner.stats).stats.messaging_limit = Some(limit.clone());
         fields["whatsapp_business_manager_messaging_limit"] = json!(limit);
     }
     sandbox

@@ -42,6 +42,10 @@ pub struct SandboxKnobs {
     pub error_rates: BTreeMap<String, f64>,
     /// The fraction of sends that are accepted but never answered (the client times out).
     pub timeout_rate: f64,
+    /// Sends accepted (counted, their status webhooks sent) whose answer is then lost behind
+    /// a bodyless HTTP error, as a load balancer in front of Meta does: HTTP status (500-599)
+    /// to the fraction of sends, e.g. `{"502": 0.1}`.
+    pub lost_answer_rates: BTreeMap<String, f64>,
     /// How long a "timed out" send is held before the connection is dropped, in milliseconds.
     pub timeout_hold_ms: u64,
     /// Refuse non-template messages to recipients who have not written in 24 hours (131047).
@@ -72,6 +76,7 @@ impl Default for SandboxKnobs {
             latency_ms: 0,
             error_rates: BTreeMap::new(),
             timeout_rate: 0.0,
+            lost_answer_rates: BTreeMap::new(),
             timeout_hold_ms: 30_000,
             enforce_window: false,
             status_webhooks: true,
@@ -130,6 +135,15 @@ pub struct SandboxStats {
     /// The last `traceparent` headers the message calls carried (at most 1,000), so the
     /// propagation of traces to the Cloud API can be seen.
     pub traceparents: Vec<String>,
+    /// The messaging limit tier the last `/sandbox/number/quality` set (what
+    /// `GET /{phone-number-id}` answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_limit: Option<String>,
+    /// Media downloads served, and the most that were in progress at once.
+    #[serde(default)]
+    pub media_downloads: u64,
+    #[serde(default)]
+    pub max_downloads_at_once: u64,
 }
 
 struct Inner {
@@ -147,6 +161,8 @@ struct Inner {
 #[derive(Default)]
 struct Counters {
     stats: SandboxStats,
+    /// Media downloads in progress.
+    downloading: u64,
     second: i64,
     in_second: u64,
     /// Per business number: the current wall-clock second and its count.

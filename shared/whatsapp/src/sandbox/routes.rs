@@ -220,9 +220,28 @@ pub(super) async fn send_message(
         tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
     }
     sandbox.spawn_statuses(wamid.clone(), to.clone(), callback, pricing);
+    // Taken, and then the answer lost behind a bodyless error.
+    let mut lost = threshold + knobs.timeout_rate;
+    for (status, rate) in &knobs.lost_answer_rates {
+        lost += rate;
+        if roll < lost {
+            let status = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            return status.into_response();
+        }
+    }
+    // Meta answers a phone with its WhatsApp id, a business-scoped user id with itself.
+    let contact = if body["recipient"].is_string() && body["to"].is_null() {
+        json!({"input": to, "user_id": to})
+    } else {
+        json!({"input": to, "wa_id": to})
+    };
     Json(json!({
         "messaging_product": "whatsapp",
-        "contacts": [{"input": to, "wa_id": to}],
+        "contacts": [contact],
         "messages": [{"id": wamid, "message_status": "accepted"}]
     }))
     .into_response()

@@ -184,8 +184,15 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
     if name.as_ref().is_some_and(|n| n.chars().count() > 120) {
         return Err(ApiError::validation("name: at most 120 characters"));
     }
+    let estimate = cost::EstimateRequest {
+        recipients: body.recipients.clone(),
+        tag_ids: body.tag_ids.clone(),
+        template: body.template.clone(),
+        from: from.clone(),
+    };
     let plan = Plan::check(body, Utc::now())?;
     ensure_exist(&state.db, &plan.audience.tag_ids).await?;
+    let warnings = limit_warnings(state, estimate, plan.daily_limit).await?;
     let first_run = plan.timing.first_run;
     let new = store::NewSchedule {
         name,
@@ -202,6 +209,10 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         daily_limit: plan.daily_limit,
         media,
         first_run,
+        local_anchor: plan.timing.local_anchor.map(|t| {
+            t.format(heydoc_domain::schedule::LOCAL_ANCHOR_FORMAT)
+                .to_string()
+        }),
         created_by: me.username.clone(),
         trace_context: heydoc_telemetry::propagation::traceparent_of(&tracing::Span::current()),
     };
@@ -210,7 +221,34 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
     if let Some(wake) = &state.scheduler_wake {
         wake.notify_waiters();
     }
-    Ok(created.into())
+    let mut out = ScheduledOut::from(created);
+    out.warnings = warnings;
+    Ok(out)
+}
+
+/// The estimate's warning that the audience is larger than the account's messaging limit,
+/// unless the campaign is spread over days within it (`daily_limit` at most the limit).
+async fn limit_warnings(
+    state: &AppState,
+    request: cost::EstimateRequest,
+    daily_limit: Option<i32>,
+) -> ApiResult<Vec<String>> {
+    let estimate = match cost::estimate(state, request).await {
+        Ok(e) => e,
+        // Nobody reachable now (a tag filled later) is not the creation's error.
+        Err(ApiError::Validation(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let within = matches!((daily_limit, estimate.limit), (Some(d), Some(l)) if i64::from(d) <= l);
+    if !estimate.exceeds_limit || within {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "{} recipients is more than the account's messaging limit of {} people a day: Meta refuses the rest; spread the campaign over days (daily_limit at most {})",
+        estimate.audience,
+        estimate.limit.unwrap_or_default(),
+        estimate.limit.unwrap_or_default()
+    )])
 }
 
 pub async fn delete(state: &AppState, id: i32) -> ApiResult<()> {
@@ -243,10 +281,11 @@ pub async fn update_status(
     let now = Utc::now();
     // Only the status moves; a concurrent change to the same row simply wins or loses whole.
     let txn = heydoc_store::begin(&state.db).await?;
+    let paused_at = existing.paused_at;
     let updated = store::set_status(&txn, existing, from, to, now).await?;
     match to {
         ScheduleStatus::Pending => {
-            deliveries::resume_schedule(&txn, id, now).await?;
+            deliveries::resume_schedule(&txn, id, paused_at, now).await?;
         }
         ScheduleStatus::Cancelled => {
             deliveries::cancel_schedule(&txn, id, "the campaign was cancelled", now).await?;

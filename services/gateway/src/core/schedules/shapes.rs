@@ -116,6 +116,11 @@ pub struct ScheduledOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub media: Option<serde_json::Value>,
+    /// On creation only: what to look at before it runs, in words (the campaign estimate's
+    /// warning that the audience is larger than the account's messaging limit, when it is not
+    /// spread over days within it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A campaign's state, as the dashboard says it.
@@ -195,6 +200,7 @@ impl From<Schedule> for ScheduledOut {
             from: s.sender_number,
             daily_limit: s.daily_limit,
             media: s.media,
+            warnings: Vec::new(),
         }
     }
 }
