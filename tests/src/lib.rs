@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod load;
+pub mod paced;
 pub mod stack;
 
 /// VmHWM (peak resident set) of a process, in kB, for the benchmarks.

@@ -42,6 +42,10 @@ pub struct SandboxKnobs {
     pub error_rates: BTreeMap<String, f64>,
     /// The fraction of sends that are accepted but never answered (the client times out).
     pub timeout_rate: f64,
+    /// Sends accepted and then reported `failed` by status webhook with this error code, as
+    /// Meta reports an account's payment problem (131042) or a policy block: code to the
+    /// fraction of sends, e.g. `{"131042": 1.0}`.
+    pub status_failure_rates: BTreeMap<String, f64>,
     /// Sends accepted (counted, their status webhooks sent) whose answer is then lost behind
     /// a bodyless HTTP error, as a load balancer in front of Meta does: HTTP status (500-599)
     /// to the fraction of sends, e.g. `{"502": 0.1}`.
@@ -76,6 +80,7 @@ impl Default for SandboxKnobs {
             latency_ms: 0,
             error_rates: BTreeMap::new(),
             timeout_rate: 0.0,
+            status_failure_rates: BTreeMap::new(),
             lost_answer_rates: BTreeMap::new(),
             timeout_hold_ms: 30_000,
             enforce_window: false,
@@ -371,12 +376,36 @@ impl Sandbox {
         to: String,
         callback: Option<String>,
         pricing: serde_json::Value,
+        fails_later: Option<i64>,
     ) {
         let knobs = self.config().knobs;
         if !knobs.status_webhooks {
             return;
         }
         let this = self.clone();
+        if let Some(code) = fails_later {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(knobs.status_delay_ms)).await;
+                let mut st = WaStatus::new(&wamid, "failed", &to, Utc::now().timestamp(), callback);
+                st.pricing = None;
+                let (title, details) = routes::error_text(code);
+                st.errors = vec![crate::webhook::WaError {
+                    code: i32::try_from(code).unwrap_or(131000),
+                    title: Some(title.to_string()),
+                    message: Some(title.to_string()),
+                    error_data: Some(crate::webhook::ErrorData {
+                        details: Some(details.to_string()),
+                    }),
+                    href: Some(
+                        "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+                            .to_string(),
+                    ),
+                }];
+                this.post_webhook(ChangeValue::status(this.metadata(), st))
+                    .await;
+            });
+            return;
+        }
         tokio::spawn(async move {
             let read = rand::thread_rng().gen_bool(knobs.read_rate.clamp(0.0, 1.0));
             let statuses: &[&str] = if read {

@@ -35,25 +35,41 @@ pub(super) fn graph_error(status: StatusCode, code: i64, message: &str, details:
     (status, Json(body)).into_response()
 }
 
-pub(super) fn error_for_code(code: i64) -> Response {
+/// Meta's title and details for an error code, as its answers and status webhooks carry them.
+pub(super) fn error_text(code: i64) -> (&'static str, &'static str) {
     match code {
-        130429 => graph_error(StatusCode::BAD_REQUEST, code, "Rate limit hit", "Cloud API message throughput has been reached."),
-        131056 => graph_error(StatusCode::BAD_REQUEST, code, "(Business Account, Consumer Account) pair rate limit hit", "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."),
-        131047 => graph_error(StatusCode::BAD_REQUEST, code, "Re-engagement message", "More than 24 hours have passed since the recipient last replied to the sender number."),
-        131050 => graph_error(StatusCode::BAD_REQUEST, code, "User has stopped marketing messages", "Unable to deliver the marketing message. The user has chosen to stop receiving marketing messages."),
-        131026 => graph_error(StatusCode::BAD_REQUEST, code, "Message undeliverable", "Unable to deliver message."),
-        190 => graph_error(StatusCode::UNAUTHORIZED, code, "Invalid OAuth access token - Cannot parse access token", ""),
-        131042 => graph_error(StatusCode::BAD_REQUEST, code, "Business eligibility payment issue", "Message failed to send because there were one or more errors related to your payment method."),
-        368 => graph_error(StatusCode::BAD_REQUEST, code, "Temporarily blocked for policies violations", "The WhatsApp Business Account associated with the app has been restricted or disabled for violating a platform policy."),
-        132000 => graph_error(StatusCode::BAD_REQUEST, code, "Number of parameters does not match the expected number of params", "The number of variable parameter values included in the request did not match the number of variable parameters defined in the template."),
-        132001 => graph_error(StatusCode::BAD_REQUEST, code, "Template name does not exist in the translation", "The template does not exist in the specified language or the template has not been approved."),
-        132015 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Paused", "Template is paused due to low quality so it cannot be sent in a template message."),
-        131053 => graph_error(StatusCode::BAD_REQUEST, code, "Media upload error", "Unable to upload the media used in the message."),
-        132016 => graph_error(StatusCode::BAD_REQUEST, code, "Template is Disabled", "Template has been paused too many times due to low quality and is now permanently disabled."),
-        100 => graph_error(StatusCode::BAD_REQUEST, code, "Invalid parameter", "Parameter value is not valid"),
-        c @ 500..=599 => (StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "upstream failure").into_response(),
-        other => graph_error(StatusCode::BAD_REQUEST, other, "Sandbox error", "forced by the sandbox's error_rates"),
+        130429 => ("Rate limit hit", "Cloud API message throughput has been reached."),
+        131056 => ("(Business Account, Consumer Account) pair rate limit hit", "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."),
+        131047 => ("Re-engagement message", "More than 24 hours have passed since the recipient last replied to the sender number."),
+        131050 => ("User has stopped marketing messages", "Unable to deliver the marketing message. The user has chosen to stop receiving marketing messages."),
+        131026 => ("Message undeliverable", "Unable to deliver message."),
+        190 => ("Invalid OAuth access token - Cannot parse access token", ""),
+        131042 => ("Business eligibility payment issue", "Message failed to send because there were one or more errors related to your payment method."),
+        368 => ("Temporarily blocked for policies violations", "The WhatsApp Business Account associated with the app has been restricted or disabled for violating a platform policy."),
+        132000 => ("Number of parameters does not match the expected number of params", "The number of variable parameter values included in the request did not match the number of variable parameters defined in the template."),
+        132001 => ("Template name does not exist in the translation", "The template does not exist in the specified language or the template has not been approved."),
+        132015 => ("Template is Paused", "Template is paused due to low quality so it cannot be sent in a template message."),
+        131053 => ("Media upload error", "Unable to upload the media used in the message."),
+        132016 => ("Template is Disabled", "Template has been paused too many times due to low quality and is now permanently disabled."),
+        100 => ("Invalid parameter", "Parameter value is not valid"),
+        _ => ("Sandbox error", "forced by the sandbox's error_rates"),
     }
+}
+
+pub(super) fn error_for_code(code: i64) -> Response {
+    let status = match code {
+        190 => StatusCode::UNAUTHORIZED,
+        c @ 500..=599 => {
+            return (
+                StatusCode::from_u16(c as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "upstream failure",
+            )
+                .into_response()
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let (title, details) = error_text(code);
+    graph_error(status, code, title, details)
 }
 
 /// Whether the request carries a bearer token (the sandbox takes any).
@@ -189,6 +205,14 @@ pub(super) async fn send_message(
     }
     let pricing = catalog::pricing(category.as_deref(), sandbox.in_window(&to));
     let wamid = format!("wamid.SBX{}", uuid::Uuid::new_v4().simple());
+    // Accepted now, reported failed by status webhook later (as Meta does for an account's
+    // payment or eligibility problem): a separate roll, in a stable order.
+    let late: f64 = rand::thread_rng().gen();
+    let mut sum = 0.0;
+    let fails_later = knobs.status_failure_rates.iter().find_map(|(code, rate)| {
+        sum += rate;
+        (late < sum).then(|| code.parse::<i64>().unwrap_or(131000))
+    });
     sandbox.count_accepted(&phone_number_id, &to, callback.as_deref());
     if let Some(text) = body["text"]["body"].as_str() {
         lock(&sandbox.inner.stats)
@@ -219,7 +243,7 @@ pub(super) async fn send_message(
         // Accepted, but the answer never comes: the caller's timeout fires first.
         tokio::time::sleep(Duration::from_millis(knobs.timeout_hold_ms)).await;
     }
-    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback, pricing);
+    sandbox.spawn_statuses(wamid.clone(), to.clone(), callback, pricing, fails_later);
     // Taken, and then the answer lost behind a bodyless error.
     let mut lost = threshold + knobs.timeout_rate;
     for (status, rate) in &knobs.lost_answer_rates {
