@@ -113,8 +113,19 @@ ensure_axe() {
     || die "npm ci in tests/axe failed: the accessibility audit needs axe-core from the npm registry"
 }
 
+# A process test runs the scheduler with its host clock an hour ahead (libfaketime).
+ensure_faketime() {
+  if ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 >/dev/null 2>&1; then return 0; fi
+  can_apt || die "libfaketime is missing: install Debian's faketime package (a test runs the scheduler with its clock an hour ahead)"
+  say "installing faketime with apt-get"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null
+}
+
 ensure_postgres
 say "PostgreSQL answers at $PG_HOST:$PG_PORT"
+ensure_faketime
+say "libfaketime is installed"
 ensure_rabbitmq
 say "RabbitMQ answers at $AMQP_HOST:$AMQP_PORT"
 ensure_chromium

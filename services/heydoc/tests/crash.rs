@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, sandbox, seed_sends, start_sender, Process};
+use common::{count, sandbox, seed_sends, start_scheduler, start_sender};
 use heydoc_testkit::{Backend, TestDatabase};
 
 const SENDS: i64 = 2000;
@@ -85,24 +84,6 @@ async fn sigkill_in_the_middle_loses_nothing_and_sends_nothing_twice() {
         unknown <= 64 + 400,
         "unknown is bounded by what can be in flight: {unknown}"
     );
-}
-
-fn start_scheduler(db_url: &str) -> Process {
-    Process::new(
-        Command::new(env!("CARGO_BIN_EXE_heydoc"))
-            .arg("scheduler")
-            .env("DATABASE_URL", db_url)
-            .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-            .env("JWT_SECRET", "crash-test-secret")
-            .env("HEYDOC_SCHEDULER__TICK_MS", "100")
-            .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
-            .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start heydoc scheduler"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,19 +9,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{count, sandbox, seed_sends, start_sender};
+use common::{count, free_port, sandbox, seed_sends, start_sender};
 use heydoc_testkit::{Backend, TestDatabase};
 
 const SENDS: i64 = 3000;
 const GRACE_SECS: u64 = 5;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn get(url: &str) -> Option<(u16, String)> {
     let res = reqwest::get(url).await.ok()?;

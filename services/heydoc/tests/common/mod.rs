@@ -100,6 +100,86 @@ pub fn start_sender(
     )
 }
 
+/// `heydoc scheduler` (ticks of 100 ms, fan-out chunks of 1,000, a 2 s fan-out lease);
+/// `extra` adds or overrides environment variables.
+pub fn start_scheduler_with(db_url: &str, extra: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
+    command
+        .arg("scheduler")
+        .env("DATABASE_URL", db_url)
+        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
+        .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
+        .env("HEYDOC_SCHEDULER__TICK_MS", "100")
+        .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
+        .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
+        .env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    Process::new(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start heydoc scheduler"),
+    )
+}
+
+pub fn start_scheduler(db_url: &str) -> Process {
+    start_scheduler_with(db_url, &[])
+}
+
+/// `heydoc gateway` on `addr`, publishing to the queues of `prefix`, its Graph API calls to
+/// `sandbox_url`, checking webhooks with `APP_SECRET`.
+pub fn start_gateway(db_url: &str, addr: &str, sandbox_url: &str, prefix: &str) -> Process {
+    Process::new(
+        Command::new(env!("CARGO_BIN_EXE_heydoc"))
+            .arg("gateway")
+            .env("DATABASE_URL", db_url)
+            .env("HEYDOC_HTTP_ADDR", addr)
+            .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
+            .env("AMQP_URL", amqp_url())
+            .env("JWT_SECRET", "process-test-secret")
+            .env("WHATSAPP_APP_SECRET", APP_SECRET)
+            .env("WHATSAPP_ACCESS_TOKEN", "process-test-token")
+            .env("WHATSAPP_API_URL", sandbox_url)
+            .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
+            .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
+            .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
+            .env("HEYDOC_WHATSAPP__TEMPLATE_SYNC_SECS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start heydoc gateway"),
+    )
+}
+
+/// The app secret the process tests' gateways check webhooks with (and their sandboxes sign).
+pub const APP_SECRET: &str = "process-test-app-secret";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `url` answers 200, failing after `limit`.
+pub async fn wait_ok(url: &str, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(started.elapsed() < limit, "{url} never answered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A sandbox answering after `latency_ms`, posting no webhooks; returns it and its URL.
 pub async fn sandbox(latency_ms: u64) -> (Sandbox, String) {
     let sandbox = Sandbox::new(SandboxConfig {
@@ -136,4 +216,37 @@ pub async fn seed_sends(db: &DatabaseConnection, first_phone: i64, n: i64) {
 
 pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     heydoc_testkit::sql::scalar(db, sql).await
+}
+
+/// Empties the number's two queues of `prefix`: the jobs on them are lost (as when a broker's
+/// disk is replaced, or a job is dead-lettered).
+pub async fn purge_queues(prefix: &str) {
+    use lapin::options::QueuePurgeOptions;
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for queue in [
+        format!("{prefix}.sends.{ROUTE}"),
+        format!("{prefix}.sends.{ROUTE}.now"),
+    ] {
+        channel
+            .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .unwrap();
+    }
+    let _ = connection.close(0, "purged".into()).await;
+}
+
+/// libfaketime's preload library, where Debian's `faketime` package puts it.
+pub fn libfaketime() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
 }

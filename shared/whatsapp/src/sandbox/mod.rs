@@ -117,6 +117,10 @@ pub struct SandboxStats {
     pub by_number: BTreeMap<String, u64>,
     /// Accepted messages per callback data (HeyDoc's delivery id): more than 1 is a double send.
     pub by_callback: BTreeMap<String, u64>,
+    /// Message calls that reached the API per callback data, accepted or not (counted as they
+    /// arrive, before any latency): a call a killed sender had started shows here.
+    #[serde(default)]
+    pub arrived: BTreeMap<String, u64>,
     /// Refusals by error code.
     pub errors: BTreeMap<String, u64>,
     /// The most messages accepted within any one wall-clock second.

@@ -89,6 +89,18 @@ pub(super) async fn send_message(
     if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
         sandbox.note_traceparent(tp);
     }
+    // Every call that reached the API, whatever becomes of it (a sender killed mid-call left
+    // it here, or never sent it).
+    if let Some(cb) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["biz_opaque_callback_data"].as_str().map(str::to_string))
+    {
+        *lock(&sandbox.inner.stats)
+            .stats
+            .arrived
+            .entry(cb)
+            .or_default() += 1;
+    }
     let knobs = sandbox.config().knobs;
     if knobs.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
