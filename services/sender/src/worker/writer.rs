@@ -76,3 +76,92 @@ pub(super) async fn write_results(db: Db, mut rx: mpsc::Receiver<Done>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use heydoc_queue::{Job, Received, Settle};
+    use heydoc_store::deliveries::{Outcome, SendResult};
+    use heydoc_testkit::{Backend, TestDatabase};
+
+    use super::*;
+
+    struct Counted(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl Settle for Counted {
+        async fn ack(self: Box<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        async fn requeue(self: Box<Self>) {}
+        async fn reject(self: Box<Self>) {}
+    }
+
+    /// A batch holding one result the database can never take (a message id longer than its
+    /// column) does not wedge the number: the rest is written, the bad one set aside, every
+    /// job acked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_result_the_database_refuses_does_not_hold_up_the_rest() {
+        let db = TestDatabase::create(Backend::Postgres).await.unwrap();
+        heydoc_testkit::sql::execute(
+            &db.conn,
+            "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
+             VALUES ('15550000001', '', false, '{}', now(), 0, 0, now(), now());
+             INSERT INTO messages (contact_id, direction, sender_phone, receiver_phone, message_type, message_text, timestamp,
+                                   is_read, status, attempts, origin, updated_at)
+             SELECT 1, 'outgoing', 'b', '15550000001', 'text', 'hi', now(), true, 'sending', 1, 'api', now()
+             FROM generate_series(1, 20);",
+        )
+        .await;
+        let (tx, rx) = mpsc::channel::<Done>(100);
+        let writer = tokio::spawn(write_results(db.conn.clone(), rx));
+        let acks = Arc::new(AtomicUsize::new(0));
+        for id in 1..=20i64 {
+            let wamid = if id == 7 {
+                format!("wamid.{}", "X".repeat(300))
+            } else {
+                format!("wamid.{id}")
+            };
+            let result = SendResult {
+                id,
+                contact_id: 1,
+                outcome: Outcome::Sent { wamid },
+                suppress: None,
+                pause_campaign: None,
+            };
+            let job = Received::new(Ok(Job::new(id)), false, Box::new(Counted(acks.clone())));
+            tx.send((result, job)).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        while acks.load(Ordering::SeqCst) < 20 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the writer is stuck on the batch ({} acked)",
+                acks.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            heydoc_testkit::sql::scalar(
+                &db.conn,
+                "SELECT COUNT(*) FROM messages WHERE status = 'sent'"
+            )
+            .await,
+            19
+        );
+        assert_eq!(
+            heydoc_testkit::sql::scalar(
+                &db.conn,
+                "SELECT COUNT(*) FROM messages WHERE id = 7 AND status = 'unknown'"
+            )
+            .await,
+            1
+        );
+        drop(tx);
+        writer.await.unwrap();
+    }
+}
