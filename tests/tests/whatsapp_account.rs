@@ -701,11 +701,13 @@ async fn a_username_only_user_writes_gets_a_reply_stops_and_is_skipped() {
         )
         .await;
     assert_eq!(s, 200, "{sent}");
-    eventually(LIMIT, "the reply delivered", || async {
+    let reply = eventually(LIMIT, "the reply delivered", || async {
         let (_, chat) = api.get(&format!("/api/messages/{ZOE}")).await;
-        (chat[0]["direction"] == "outgoing" && chat[0]["status"] == "read").then_some(())
+        (chat[0]["direction"] == "outgoing" && chat[0]["status"] == "read").then(|| chat[0].clone())
     })
     .await;
+    // Meta's answer names the user id, not a wa_id: read as a success, never `unknown`.
+    assert!(reply["error_reason"].is_null(), "{reply}");
     assert_eq!(stack.sandbox.stats().texts[ZOE], "Yes, at 4 pm.");
 
     // STOP from the user id opts them out, with the confirmation.
@@ -976,4 +978,78 @@ async fn a_campaign_spread_over_days_sends_its_daily_share_and_the_rest_waits() 
         )
         .await;
     assert_eq!(s, 422, "{answer}");
+}
+
+/// A number as Meta describes it: read when it is added (display number as Meta writes it,
+/// verified name, quality, limit, throughput), and Meta's quality webhooks, which name it by its
+/// digits alone, reach it whatever punctuation its display number has. A campaign larger than
+/// the limit says so when it is created, unless it is spread over days within it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_is_described_by_meta_and_its_quality_webhooks_find_it() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |_| {}).await;
+    let api = stack.app.admin().await;
+    const SECOND: &str = "106540352242999";
+    let (s, body) = api
+        .post(
+            "/api/numbers",
+            &json!({"phone_number_id": SECOND, "display_number": "Clinic B",
+                    "waba_id": heydoc_whatsapp::sandbox::SANDBOX_WABA, "access_token": "second-token", "mps": 10}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let described = eventually(LIMIT, "Meta's description of the number", || async {
+        let (_, numbers) = api.get("/api/numbers").await;
+        numbers
+            .as_array()?
+            .iter()
+            .find(|n| n["phone_number_id"] == SECOND && n["verified_name"].is_string())
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        described["display_number"], "+1 555-000-1111",
+        "{described}"
+    );
+    assert_eq!(described["verified_name"], "HeyDoc Sandbox Clinic");
+    assert_eq!(described["throughput"], "STANDARD");
+    assert_eq!(described["messaging_limit"], "TIER_1K");
+
+    // Meta flags the number: its webhook names it "15550001111".
+    sandbox_post(
+        &stack,
+        "/sandbox/number/quality",
+        &json!({"event": "FLAGGED", "messaging_limit": "TIER_250"}),
+    )
+    .await;
+    let flagged = eventually(LIMIT, "the second number's new limit", || async {
+        let (_, numbers) = api.get("/api/numbers").await;
+        numbers
+            .as_array()?
+            .iter()
+            .find(|n| n["phone_number_id"] == SECOND && n["messaging_limit"] == "TIER_250")
+            .cloned()
+    })
+    .await;
+    assert_eq!(flagged["quality"], "YELLOW", "{flagged}");
+
+    // 300 people on a 250 limit: created, with the warning; spread at 200 a day: no warning.
+    let many: Vec<String> = (0..300).map(|i| format!("9198100{i:05}")).collect();
+    let template = json!({"name": "visit_reminder", "language": "en_US", "components": [{"type": "body", "parameters": [
+        {"type": "text", "text": "{{name}}"}, {"type": "text", "text": "the clinic"}]}]});
+    let body = json!({"template": template, "recipients": many, "from": SECOND,
+                      "scheduled_time": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339()});
+    let (s, created) = api.post("/api/scheduled-messages", &body).await;
+    assert_eq!(s, 201, "{created}");
+    assert!(
+        created["data"]["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("messaging limit of 250"),
+        "{created}"
+    );
+    let mut spread = body.clone();
+    spread["daily_limit"] = json!(200);
+    let (s, created) = api.post("/api/scheduled-messages", &spread).await;
+    assert_eq!(s, 201, "{created}");
+    assert!(created["data"].get("warnings").is_none(), "{created}");
 }

@@ -123,9 +123,10 @@ pub(super) async fn media_info(
 
 /// `GET /{version}/{phone-number-id}`: the number as Meta describes it (the fields of Meta's
 /// `WhatsAppAccountNumber`, and its throughput level). Every number the sandbox sends from is
-/// its display number; the tier is the last `/sandbox/number/quality` set.
+/// its display number, written as Meta writes it here ("+1 555-000-1111"), while webhooks name
+/// it by its digits; the tier is the last `/sandbox/number/quality` set.
 fn number_info(sandbox: &Sandbox, id: &str) -> Response {
-    let display = sandbox.config().display_phone_number;
+    let display = formatted(&sandbox.config().display_phone_number);
     let tier = lock(&sandbox.inner.stats)
         .stats
         .messaging_limit
@@ -144,6 +145,17 @@ fn number_info(sandbox: &Sandbox, id: &str) -> Response {
         "throughput": {"level": "STANDARD"},
     }))
     .into_response()
+}
+
+/// A number as Meta's phone-number endpoints write it: `+1 555-000-1111` for the North
+/// American plan, `+` and the digits otherwise.
+fn formatted(digits: &str) -> String {
+    let d: String = digits.chars().filter(char::is_ascii_digit).collect();
+    if d.len() == 11 && d.starts_with('1') {
+        format!("+1 {}-{}-{}", &d[1..4], &d[4..7], &d[7..])
+    } else {
+        format!("+{d}")
+    }
 }
 
 #[derive(Debug, Deserialize)]
