@@ -139,7 +139,9 @@ pub async fn start(
 const IMPORTS_PER_USER: u64 = 1;
 const IMPORTS_IN_ALL: u64 = 3;
 
-async fn room_for_an_import(state: &AppState, me: &AuthUser) -> ApiResult<()> {
+/// Whether `me` may start an import now: checked before the upload is read (so a refused one
+/// costs no spooling), and again when it is admitted.
+pub async fn room_for_an_import(state: &AppState, me: &AuthUser) -> ApiResult<()> {
     let alive = Utc::now() - chrono::Duration::seconds(STALLED_SECS);
     if store::running(&state.db, Some(me.user_id), alive).await? >= IMPORTS_PER_USER {
         return Err(ApiError::Conflict(

@@ -106,6 +106,22 @@ pub async fn upload(
             bytes.len()
         )));
     }
+    // A person's uploads over the last day are capped, so that one account (or a leaked
+    // session) cannot fill the media store.
+    let quota = state.settings.media.upload_quota_bytes;
+    let used = store::uploaded_since(
+        &state.db,
+        me.user_id,
+        Utc::now() - chrono::Duration::hours(24),
+    )
+    .await?;
+    let used = u64::try_from(used).unwrap_or(0);
+    if used.saturating_add(bytes.len() as u64) > quota {
+        return Err(ApiError::QuotaExceeded(format!(
+            "you have uploaded {used} bytes in the last 24 hours, and at most {quota} are allowed; this file ({} bytes) would pass it: try again later, or send a smaller file",
+            bytes.len()
+        )));
+    }
     let filename = params
         .filename
         .as_deref()
@@ -134,18 +150,6 @@ pub async fn upload(
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("no media store is configured".into()))?;
     let now = Utc::now();
-    // A person's uploads over the last day are capped, so that one account (or a leaked
-    // session) cannot fill the media store.
-    let quota = state.settings.media.upload_quota_bytes;
-    let used =
-        store::uploaded_since(&state.db, me.user_id, now - chrono::Duration::hours(24)).await?;
-    let used = u64::try_from(used).unwrap_or(0);
-    if used.saturating_add(bytes.len() as u64) > quota {
-        return Err(ApiError::QuotaExceeded(format!(
-            "you have uploaded {used} bytes in the last 24 hours, and at most {quota} are allowed; this file ({} bytes) would pass it: try again later, or send a smaller file",
-            bytes.len()
-        )));
-    }
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let key = format!(
         "out/{}/{}",

@@ -49,6 +49,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    // Refused before a byte of the file is read (and checked again once it is spooled).
+    imports::room_for_an_import(&state, &me).await?;
     let (path, size, columns) = spooled_csv(&headers, body).await?;
     let (out, finished) = imports::start(&state, &me, path, size, columns).await?;
     let detail = serde_json::json!({"bytes": size});

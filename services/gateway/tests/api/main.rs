@@ -11,6 +11,7 @@ mod conversations;
 mod dashboard;
 mod imports;
 mod scheduled;
+mod security;
 mod seed_shapes;
 mod staff;
 mod webhooks;
