@@ -1053,3 +1053,54 @@ async fn a_number_is_described_by_meta_and_its_quality_webhooks_find_it() {
     assert_eq!(s, 201, "{created}");
     assert!(created["data"].get("warnings").is_none(), "{created}");
 }
+
+/// A burst of inbound files is downloaded a few at a time (`media.downloads_at_once`), each
+/// streamed to the store and kept whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_inbound_files_downloads_a_few_at_a_time() {
+    let stack = Stack::spawn(Backend::Postgres, BusKind::Memory, |s| {
+        s.media.downloads_at_once = 2;
+    })
+    .await;
+    let api = stack.app.admin().await;
+    stack.sandbox.set_knobs(SandboxKnobs {
+        latency_ms: 300,
+        status_delay_ms: 20,
+        ..SandboxKnobs::default()
+    });
+    let file: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&file);
+    for i in 0..8 {
+        sandbox_post(
+            &stack,
+            "/sandbox/inbound",
+            &json!({"from": format!("1555444000{i}"), "name": "Ana", "text": "scan",
+                    "media": {"kind": "document", "mime_type": "application/pdf", "filename": "scan.pdf",
+                              "data_base64": encoded}}),
+        )
+        .await;
+    }
+    let db = stack.app.state.db.clone();
+    eventually(LIMIT, "the 8 files kept", || async {
+        (heydoc_testkit::sql::scalar(
+            &db,
+            "SELECT COUNT(*) FROM media_files WHERE state = 'stored'",
+        )
+        .await
+            == 8)
+            .then_some(())
+    })
+    .await;
+    let stats = stack.sandbox.stats();
+    assert_eq!(stats.media_downloads, 8);
+    assert!(
+        stats.max_downloads_at_once <= 2,
+        "{} downloads at once",
+        stats.max_downloads_at_once
+    );
+    let (_, chat) = api.get("/api/messages/15554440003").await;
+    let url = chat[0]["media_url"].as_str().unwrap().to_string();
+    let res = api.client.get(api.url(&url)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().to_vec(), file);
+}
