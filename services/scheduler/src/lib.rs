@@ -34,7 +34,7 @@ pub enum SchedulerError {
 }
 
 /// Fan-outs that run at once: a campaign fired during a long one is expanded beside it.
-const FANOUTS_AT_ONCE: usize = 4;
+const FANOUTS_AT_ONCE: usize = 8;
 
 /// Runs until `shutdown`: the due loop (claim what is due, complete finished schedules) and
 /// the fan-out loop side by side, so a long fan-out never delays the next firing.

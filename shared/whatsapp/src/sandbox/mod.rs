@@ -117,6 +117,9 @@ pub struct SandboxStats {
     pub by_number: BTreeMap<String, u64>,
     /// Accepted messages per callback data (HeyDoc's delivery id): more than 1 is a double send.
     pub by_callback: BTreeMap<String, u64>,
+    /// When each callback data was first accepted (Unix milliseconds), for lateness.
+    #[serde(default)]
+    pub first_accepted_ms: BTreeMap<String, i64>,
     /// Message calls that reached the API per callback data, accepted or not (counted as they
     /// arrive, before any latency): a call a killed sender had started shows here.
     #[serde(default)]
@@ -311,6 +314,10 @@ impl Sandbox {
         *max = (*max).max(count);
         if let Some(cb) = callback {
             *c.stats.by_callback.entry(cb.to_string()).or_default() += 1;
+            c.stats
+                .first_accepted_ms
+                .entry(cb.to_string())
+                .or_insert_with(|| Utc::now().timestamp_millis());
         }
     }
 
