@@ -52,13 +52,14 @@ lint: ## rustfmt check and clippy, warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: services ## Benchmarks (release build): gateway reads, 100k sends, paced sends on 4 numbers, 1M fan-out, firing lateness, imports
+bench: services ## Benchmarks (release build): gateway reads, 100k sends, paced sends on 4 numbers, 1M fan-out, firing lateness, imports, real operations
 	$(CARGO) build --release -p heydoc -p heydoc-e2e
 	$(TARGET_DIR)/release/bench-gateway
 	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-sender
 	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-paced
 	$(TARGET_DIR)/release/bench-scheduler
 	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-import
+	HEYDOC_BIN=$(TARGET_DIR)/release/heydoc $(TARGET_DIR)/release/bench-operations
 
 migrate: ## Bring the configured database's schema up to date
 	$(CARGO) run -p heydoc -- migrate
