@@ -23,6 +23,14 @@ pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// SQL (PostgreSQL) adding `n` contacts with phones `first + 1 ..= first + n`.
+pub fn contacts_sql(first: i64, n: i64) -> String {
+    format!(
+        "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
+         SELECT ({first} + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, {n}) g;"
+    )
+}
+
 /// `n` contacts with phones `first + 1 ..= first + n`, all carrying a new tag; returns its id.
 pub async fn audience(stack: &Stack, api: &Api, tag: &str, first: i64, n: i64) -> i64 {
     let (s, body) = api.post("/api/tags", &json!({"name": tag})).await;
@@ -31,10 +39,10 @@ pub async fn audience(stack: &Stack, api: &Api, tag: &str, first: i64, n: i64) -
     let db = &stack.app.db.conn;
     let sql = match db.get_database_backend() {
         DatabaseBackend::Postgres => format!(
-            "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
-             SELECT ({first} + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, {n}) g;
+            "{}
              INSERT INTO contact_tags (contact_id, tag_id)
-             SELECT id, {tag_id} FROM contacts WHERE phone::bigint BETWEEN {first} + 1 AND {first} + {n};"
+             SELECT id, {tag_id} FROM contacts WHERE phone::bigint BETWEEN {first} + 1 AND {first} + {n};",
+            contacts_sql(first, n)
         ),
         _ => format!(
             "WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < {n})

@@ -71,8 +71,7 @@ async fn a_thousand_held_campaign_runs_do_not_delay_a_new_one() {
     heydoc_testkit::sql::execute(
         &stack.app.db.conn,
         &format!(
-            "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
-             SELECT (919720000000 + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, {HELD}) g;
+            "{contacts}
              INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
                                              occurrence_count, status, next_run_at, created_by, created_at, updated_at, daily_limit)
              SELECT 'Held ' || g, '[]', '[]', now(), NULL, 'UTC', 1,
@@ -87,7 +86,8 @@ async fn a_thousand_held_campaign_runs_do_not_delay_a_new_one() {
                     CASE WHEN s.status = 'paused' THEN NULL ELSE now() + interval '1 day' END
              FROM occurrences o
              JOIN scheduled_messages s ON s.id = o.schedule_id
-             JOIN contacts c ON c.phone = (919720000000 + s.id)::text;"
+             JOIN contacts c ON c.phone = (919720000000 + s.id)::text;",
+            contacts = contacts_sql(919_720_000_000, HELD)
         ),
     )
     .await;
@@ -239,12 +239,12 @@ async fn duplicate_jobs_take_no_pacing_slot() {
     heydoc_testkit::sql::execute(
         db,
         &format!(
-            "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
-             SELECT (919750000000 + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, 40) g;
+            "{contacts}
              INSERT INTO messages (contact_id, direction, sender_phone, receiver_phone, message_type, message_text,
                                    timestamp, is_read, status, attempts, origin, updated_at, enqueued_at)
              SELECT id, 'outgoing', '{route}', phone, 'text', 'Lab results', now(), true, 'queued', 0, 'api', now(), now()
-             FROM contacts WHERE phone LIKE '91975%';"
+             FROM contacts WHERE phone LIKE '91975%';",
+            contacts = contacts_sql(919_750_000_000, 40)
         ),
     )
     .await;
@@ -300,15 +300,15 @@ async fn two_hundred_campaigns_due_together_all_start_within_a_second() {
     heydoc_testkit::sql::execute(
         &db,
         &format!(
-            "INSERT INTO contacts (phone, name, is_group, attributes, last_activity_at, message_count, unread_count, created_at, updated_at)
-             SELECT (919760000000 + g)::text, '', false, '{{}}'::json, now(), 0, 0, now(), now() FROM generate_series(1, 1000) g;
+            "{contacts}
              INSERT INTO scheduled_messages (message, recipients, tag_ids, scheduled_time, recurrence, timezone,
                                              occurrence_count, status, next_run_at, created_by, created_at, updated_at)
              SELECT 'Reminder ' || g,
                     (SELECT json_agg((919760000000 + (g - 1) * 5 + k)::text) FROM generate_series(1, 5) k),
                     '[]', to_timestamp({due_ms} / 1000.0), NULL, 'UTC', 0, 'pending', to_timestamp({due_ms} / 1000.0),
                     'test', now(), now()
-             FROM generate_series(1, 200) g;"
+             FROM generate_series(1, 200) g;",
+            contacts = contacts_sql(919_760_000_000, 1000)
         ),
     )
     .await;

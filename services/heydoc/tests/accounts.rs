@@ -63,15 +63,7 @@ async fn an_admin_made_on_the_command_line_signs_in() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let login: serde_json::Value = client
-        .post(format!("{base}/login"))
-        .json(&serde_json::json!({"username": "boss", "password": "a-long-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = common::login(&base, "boss", "a-long-password").await;
     assert_eq!(login["data"]["user"]["role"], "admin", "{login}");
     let token = login["data"]["token"].as_str().unwrap();
     let log: serde_json::Value = client

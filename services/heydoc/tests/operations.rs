@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    count, free_port, start_gateway, start_scheduler, start_scheduler_with, start_sender, wait_ok,
-    APP_SECRET, ROUTE,
+    admin_token, count, free_port, start_gateway, start_scheduler, start_scheduler_with,
+    start_sender, wait_ok, APP_SECRET, ROUTE,
 };
 use heydoc_testkit::{Backend, TestDatabase};
 use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
@@ -68,29 +68,6 @@ async fn open_deliveries(db: &heydoc_store::Db) -> i64 {
         "SELECT COUNT(*) FROM messages WHERE status IN ('queued','sending','retrying')",
     )
     .await
-}
-
-/// The first admin (from this machine, so no setup token) and a session token.
-async fn admin_token(base: &str) -> String {
-    let client = reqwest::Client::new();
-    let body = json!({"username": "admin", "password": "correct-horse-battery"});
-    let res = client
-        .post(format!("{base}/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let res: serde_json::Value = client
-        .post(format!("{base}/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["data"]["token"].as_str().unwrap().to_string()
 }
 
 /// `kill -9` of the scheduler while it fans out, of the sender twice mid-send, and of the

@@ -10,9 +10,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, wait_ok, Process, APP_SECRET, ROUTE};
+use common::{admin_token, free_port, wait_ok, Process, APP_SECRET, ROUTE};
 use heydoc_testkit::{Backend, TestDatabase};
-use serde_json::json;
 
 fn gateway(db_url: &str, addr: &str, extra: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
@@ -88,28 +87,11 @@ async fn replicas_share_a_generated_signing_secret() {
     let (first, second) = (spawn(&a), spawn(&b));
     wait_ok(&format!("http://{a}/healthz"), Duration::from_secs(30)).await;
     wait_ok(&format!("http://{b}/healthz"), Duration::from_secs(30)).await;
+    let token = admin_token(&format!("http://{a}")).await;
     let client = reqwest::Client::new();
-    let body = json!({"username": "admin", "password": "correct-horse-battery"});
-    let res = client
-        .post(format!("http://{a}/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let login: serde_json::Value = client
-        .post(format!("http://{a}/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["data"]["token"].as_str().unwrap();
     let res = client
         .get(format!("http://{b}/api/me"))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();

@@ -50,12 +50,13 @@ pub async fn start(
     let relay = tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut watch = deliveries::RetryWatch::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {
                     if !held(&relay_ctx, &pacer).await {
-                        relay_once(&relay_ctx).await;
+                        relay_once(&relay_ctx, &mut watch).await;
                     }
                 }
             }
@@ -132,7 +133,8 @@ const UNPACED_WINDOW: u64 = 10_000;
 /// Refills the bus's window from the outbox; returns how many jobs were confirmed. Only the
 /// free part of the window is leased (the database is the backlog, the bus a window), in lane
 /// order. Pipelined: while one batch waits for the broker's confirms, the next is leased.
-pub async fn relay_once(ctx: &SenderContext) -> usize {
+/// `watch` is the number's memory of when a retry can next come due (kept across refills).
+pub async fn relay_once(ctx: &SenderContext, watch: &mut deliveries::RetryWatch) -> usize {
     let mut free = match deliveries::on_bus(&ctx.db, &ctx.route).await {
         Ok(n) => window(ctx).saturating_sub(n),
         Err(e) => {
@@ -141,7 +143,7 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
         }
     };
     let mut published = 0;
-    let mut batch = match lease(ctx, &mut free).await {
+    let mut batch = match lease(ctx, &mut free, watch).await {
         Ok(b) => b,
         Err(()) => return 0,
     };
@@ -155,7 +157,7 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
         let jobs = jobs_of(std::mem::take(&mut batch));
         let (sent, next) = tokio::join!(publish(ctx, &jobs), async {
             if more {
-                lease(ctx, &mut free).await
+                lease(ctx, &mut free, watch).await
             } else {
                 Ok(Vec::new())
             }
@@ -180,9 +182,13 @@ pub async fn relay_once(ctx: &SenderContext) -> usize {
 }
 
 /// The next batch of the outbox, or `Err` (logged) when the database cannot be read.
-async fn lease(ctx: &SenderContext, free: &mut u64) -> Result<Vec<deliveries::Leased>, ()> {
+async fn lease(
+    ctx: &SenderContext,
+    free: &mut u64,
+    watch: &mut deliveries::RetryWatch,
+) -> Result<Vec<deliveries::Leased>, ()> {
     let want = ctx.settings.relay_batch.min(*free);
-    let leased = deliveries::lease_unrelayed(&ctx.db, &ctx.route, want, Utc::now())
+    let leased = deliveries::lease_unrelayed(&ctx.db, &ctx.route, want, Utc::now(), watch)
         .await
         .map_err(|e| tracing::warn!(error = %e, "relay: cannot read the outbox"))?;
     *free = free.saturating_sub(leased.len() as u64);

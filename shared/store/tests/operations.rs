@@ -191,3 +191,68 @@ async fn a_result_the_database_refuses_is_set_aside_and_the_rest_written() {
         1
     );
 }
+
+/// A claim whose answer was lost (the database committed it, the sender never heard): undone,
+/// its rows wait again, due now, with the attempt given back, so the send happens once, later,
+/// instead of the rows turning `unknown` though no call was made.
+async fn a_claim_whose_answer_was_lost_is_undone(backend: Backend) {
+    let db = TestDatabase::create(backend).await.unwrap();
+    let conn = &db.conn;
+    sending_rows(conn, 2).await;
+    conn.execute_unprepared("UPDATE messages SET status = 'queued', attempts = 0")
+        .await
+        .unwrap();
+    let at = chrono::Utc::now();
+    let claimed = deliveries::claim(
+        conn,
+        &[
+            deliveries::ClaimRequest {
+                id: 1,
+                traceparent: None,
+            },
+            deliveries::ClaimRequest {
+                id: 2,
+                traceparent: None,
+            },
+        ],
+        at,
+    )
+    .await
+    .unwrap();
+    assert_eq!(claimed.len(), 2);
+    // Row 2 was meanwhile recorded by someone else: it is not touched.
+    conn.execute_unprepared("UPDATE messages SET status = 'sent' WHERE id = 2")
+        .await
+        .unwrap();
+    let released = deliveries::release_claims(conn, &[1, 2], at, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    assert_eq!(
+        scalar(
+            conn,
+            "SELECT COUNT(*) FROM messages WHERE id = 1 AND status = 'retrying' AND attempts = 0
+               AND enqueued_at IS NULL AND next_attempt_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            conn,
+            "SELECT COUNT(*) FROM messages WHERE id = 2 AND status = 'sent'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_was_lost_is_undone_postgres() {
+    a_claim_whose_answer_was_lost_is_undone(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_was_lost_is_undone_sqlite() {
+    a_claim_whose_answer_was_lost_is_undone(Backend::Sqlite).await
+}

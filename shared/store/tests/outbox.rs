@@ -38,9 +38,15 @@ async fn a_late_confirm_does_not_hide_a_retry(backend: Backend) {
         .unwrap();
     assert!(enqueued(conn, 1).await, "the queued row is on the bus");
     assert!(!enqueued(conn, 2).await, "the retry stays in the outbox");
-    let leased = deliveries::lease_unrelayed(conn, "b", 10, chrono::Utc::now())
-        .await
-        .unwrap();
+    let leased = deliveries::lease_unrelayed(
+        conn,
+        "b",
+        10,
+        chrono::Utc::now(),
+        &mut deliveries::RetryWatch::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(leased.iter().map(|l| l.id).collect::<Vec<_>>(), vec![2]);
 }
 

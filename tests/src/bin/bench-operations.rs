@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use heydoc_e2e::stack::amqp_url;
 use heydoc_testkit::{Backend, TestDatabase};
 use heydoc_whatsapp::sandbox::{Sandbox, SandboxConfig, SandboxKnobs};
 use sea_orm::{ConnectionTrait, Statement};
@@ -24,11 +25,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NUMBER: &str = "15550005001";
 const APP_SECRET: &str = "bench-operations-app-secret";
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

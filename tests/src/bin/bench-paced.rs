@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use heydoc_e2e::peak_rss_kb;
+use heydoc_e2e::stack::amqp_url;
 use heydoc_queue::rabbit::{RabbitBus, RabbitConfig};
 use heydoc_queue::JobBus;
 use heydoc_testkit::{Backend, TestDatabase};
@@ -26,11 +27,6 @@ const NUMBERS: [&str; 4] = ["15550004001", "15550004002", "15550004003", "155500
 const MPS: u32 = 250;
 /// The sender's window: WINDOW_SECS of the rate (the default).
 const WINDOW_SECS: u32 = 5;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

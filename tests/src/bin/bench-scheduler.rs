@@ -131,8 +131,9 @@ async fn main() -> anyhow::Result<()> {
     let confirmed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let relay_confirmed = confirmed.clone();
     let relay_task = tokio::spawn(async move {
+        let mut watch = heydoc_store::deliveries::RetryWatch::default();
         loop {
-            let published = heydoc_sender::relay::relay_once(&relay).await;
+            let published = heydoc_sender::relay::relay_once(&relay, &mut watch).await;
             relay_confirmed.fetch_add(published, std::sync::atomic::Ordering::Relaxed);
             if published == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;

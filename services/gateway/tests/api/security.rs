@@ -8,6 +8,14 @@ use futures_util::StreamExt;
 use heydoc_testkit::{json, on_both_backends, read, Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Now, written as each database stores a time (what the code compares with).
+fn sql_now(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "now()",
+        Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')",
+    }
+}
+
 async fn key(admin: &heydoc_testkit::Api, scope: &str) -> String {
     let (s, created) = admin
         .post(
@@ -125,10 +133,7 @@ async fn uploads_past_the_quota_are_refused(backend: Backend) {
     let id = me["data"]["id"]
         .as_i64()
         .unwrap_or_else(|| me["id"].as_i64().unwrap());
-    let now = match backend {
-        Backend::Postgres => "now()",
-        Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')",
-    };
+    let now = sql_now(backend);
     heydoc_testkit::sql::execute(
         &app.db.conn,
         &format!(
@@ -258,10 +263,7 @@ async fn an_event_stream_ends_when_its_session_expires(backend: Backend) {
 async fn a_refused_import_is_answered_before_its_body(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
-    let now = match backend {
-        Backend::Postgres => "now()",
-        Backend::Sqlite => "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')",
-    };
+    let now = sql_now(backend);
     heydoc_testkit::sql::execute(
         &app.db.conn,
         &format!(

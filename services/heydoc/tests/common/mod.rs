@@ -64,6 +64,22 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// `heydoc <role>` with `vars`, then `extra` (which adds or overrides), its stderr shown.
+fn heydoc(role: &str, vars: &[(&str, &str)], extra: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
+    command.arg(role).env("RUST_LOG", "warn");
+    for (k, v) in vars.iter().chain(extra) {
+        command.env(k, v);
+    }
+    Process::new(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start heydoc {role}: {e}")),
+    )
+}
+
 /// `heydoc sender` on its own queues (`prefix`), sending to `sandbox_url`; `extra` adds or
 /// overrides environment variables.
 pub fn start_sender(
@@ -72,56 +88,41 @@ pub fn start_sender(
     prefix: &str,
     extra: &[(&str, &str)],
 ) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
-    command
-        .arg("sender")
-        .env("DATABASE_URL", db_url)
-        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-        .env("AMQP_URL", amqp_url())
-        .env("JWT_SECRET", "process-test-secret")
-        .env("WHATSAPP_ACCESS_TOKEN", "process-test-token")
-        .env("WHATSAPP_API_URL", sandbox_url)
-        .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
-        .env("WHATSAPP_MPS", "400")
-        .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
-        .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
-        .env("HEYDOC_SENDER__SENDING_LEASE_SECS", "3")
-        .env("HEYDOC_SENDER__RELAY_INTERVAL_MS", "100")
-        .env("RUST_LOG", "warn");
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    Process::new(
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start heydoc sender"),
+    let amqp = amqp_url();
+    heydoc(
+        "sender",
+        &[
+            ("DATABASE_URL", db_url),
+            ("HEYDOC_ADMIN_ADDR", "127.0.0.1:0"),
+            ("AMQP_URL", &amqp),
+            ("JWT_SECRET", "process-test-secret"),
+            ("WHATSAPP_ACCESS_TOKEN", "process-test-token"),
+            ("WHATSAPP_API_URL", sandbox_url),
+            ("WHATSAPP_PHONE_NUMBER_ID", ROUTE),
+            ("WHATSAPP_MPS", "400"),
+            ("HEYDOC_SENDER__AMQP_PREFIX", prefix),
+            ("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600"),
+            ("HEYDOC_SENDER__SENDING_LEASE_SECS", "3"),
+            ("HEYDOC_SENDER__RELAY_INTERVAL_MS", "100"),
+        ],
+        extra,
     )
 }
 
 /// `heydoc scheduler` (ticks of 100 ms, fan-out chunks of 1,000, a 2 s fan-out lease);
 /// `extra` adds or overrides environment variables.
 pub fn start_scheduler_with(db_url: &str, extra: &[(&str, &str)]) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_heydoc"));
-    command
-        .arg("scheduler")
-        .env("DATABASE_URL", db_url)
-        .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-        .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
-        .env("HEYDOC_SCHEDULER__TICK_MS", "100")
-        .env("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000")
-        .env("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2")
-        .env("RUST_LOG", "warn");
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    Process::new(
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start heydoc scheduler"),
+    heydoc(
+        "scheduler",
+        &[
+            ("DATABASE_URL", db_url),
+            ("HEYDOC_ADMIN_ADDR", "127.0.0.1:0"),
+            ("WHATSAPP_PHONE_NUMBER_ID", ROUTE),
+            ("HEYDOC_SCHEDULER__TICK_MS", "100"),
+            ("HEYDOC_SCHEDULER__FANOUT_CHUNK", "1000"),
+            ("HEYDOC_SCHEDULER__FANOUT_LEASE_SECS", "2"),
+        ],
+        extra,
     )
 }
 
@@ -132,26 +133,24 @@ pub fn start_scheduler(db_url: &str) -> Process {
 /// `heydoc gateway` on `addr`, publishing to the queues of `prefix`, its Graph API calls to
 /// `sandbox_url`, checking webhooks with `APP_SECRET`.
 pub fn start_gateway(db_url: &str, addr: &str, sandbox_url: &str, prefix: &str) -> Process {
-    Process::new(
-        Command::new(env!("CARGO_BIN_EXE_heydoc"))
-            .arg("gateway")
-            .env("DATABASE_URL", db_url)
-            .env("HEYDOC_HTTP_ADDR", addr)
-            .env("HEYDOC_ADMIN_ADDR", "127.0.0.1:0")
-            .env("AMQP_URL", amqp_url())
-            .env("JWT_SECRET", "process-test-secret")
-            .env("WHATSAPP_APP_SECRET", APP_SECRET)
-            .env("WHATSAPP_ACCESS_TOKEN", "process-test-token")
-            .env("WHATSAPP_API_URL", sandbox_url)
-            .env("WHATSAPP_PHONE_NUMBER_ID", ROUTE)
-            .env("HEYDOC_SENDER__AMQP_PREFIX", prefix)
-            .env("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600")
-            .env("HEYDOC_WHATSAPP__TEMPLATE_SYNC_SECS", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start heydoc gateway"),
+    let amqp = amqp_url();
+    heydoc(
+        "gateway",
+        &[
+            ("DATABASE_URL", db_url),
+            ("HEYDOC_HTTP_ADDR", addr),
+            ("HEYDOC_ADMIN_ADDR", "127.0.0.1:0"),
+            ("AMQP_URL", &amqp),
+            ("JWT_SECRET", "process-test-secret"),
+            ("WHATSAPP_APP_SECRET", APP_SECRET),
+            ("WHATSAPP_ACCESS_TOKEN", "process-test-token"),
+            ("WHATSAPP_API_URL", sandbox_url),
+            ("WHATSAPP_PHONE_NUMBER_ID", ROUTE),
+            ("HEYDOC_SENDER__AMQP_PREFIX", prefix),
+            ("HEYDOC_SENDER__AMQP_QUEUE_EXPIRY_SECS", "600"),
+            ("HEYDOC_WHATSAPP__TEMPLATE_SYNC_SECS", "0"),
+        ],
+        &[],
     )
 }
 
@@ -249,4 +248,33 @@ pub fn libfaketime() -> Option<std::path::PathBuf> {
     .iter()
     .map(std::path::PathBuf::from)
     .find(|p| p.exists())
+}
+
+/// `POST /login` at `base`; the answer (`data.token`, `data.user`).
+pub async fn login(base: &str, username: &str, password: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The first admin, registered from this machine (so without a setup token), and a session
+/// token for them.
+pub async fn admin_token(base: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/register"))
+        .json(&serde_json::json!({"username": "admin", "password": "correct-horse-battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    login(base, "admin", "correct-horse-battery").await["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

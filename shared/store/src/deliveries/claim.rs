@@ -134,7 +134,24 @@ pub async fn hold(
         return Ok(0);
     }
     let reason: String = reason.chars().take(1000).collect();
-    Ok(message::Entity::update_many()
+    Ok(waiting_again(until, now, false)
+        .col_expr(message::Column::LastErrorCode, Expr::value(code))
+        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
+        .filter(message::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::unsent())
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Rows back in the outbox as retries due `until` (and, with `give_back`, the attempt that was
+/// counted for them returned): what the callers filter is what changes.
+fn waiting_again(
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+    give_back: bool,
+) -> sea_orm::UpdateMany<message::Entity> {
+    let update = message::Entity::update_many()
         .col_expr(
             message::Column::Status,
             Expr::value(MessageStatus::Retrying.as_str()),
@@ -144,14 +161,15 @@ pub async fn hold(
             message::Column::EnqueuedAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(message::Column::LastErrorCode, Expr::value(code))
-        .col_expr(message::Column::LastErrorReason, Expr::value(reason))
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
-        .filter(message::Column::Id.is_in(ids.iter().copied()))
-        .filter(super::unsent())
-        .exec(db)
-        .await?
-        .rows_affected)
+        .col_expr(message::Column::UpdatedAt, Expr::value(now));
+    if give_back {
+        update.col_expr(
+            message::Column::Attempts,
+            Expr::col(message::Column::Attempts).sub(1),
+        )
+    } else {
+        update
+    }
 }
 
 /// One row to claim: its id and, when traces are recorded, the sender span's `traceparent`
@@ -238,21 +256,7 @@ pub async fn release_claims(
     if ids.is_empty() {
         return Ok(0);
     }
-    Ok(message::Entity::update_many()
-        .col_expr(
-            message::Column::Status,
-            Expr::value(MessageStatus::Retrying.as_str()),
-        )
-        .col_expr(message::Column::NextAttemptAt, Expr::value(now))
-        .col_expr(
-            message::Column::EnqueuedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            message::Column::Attempts,
-            Expr::col(message::Column::Attempts).sub(1),
-        )
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+    Ok(waiting_again(now, now, true)
         .filter(message::Column::Id.is_in(ids.iter().copied()))
         .filter(message::Column::Status.eq(MessageStatus::Sending.as_str()))
         .filter(message::Column::UpdatedAt.eq(claimed_at))
@@ -355,22 +359,8 @@ pub async fn refused_for_number(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let reason: String = reason.chars().take(1000).collect();
-    Ok(message::Entity::update_many()
-        .col_expr(
-            message::Column::Status,
-            Expr::value(MessageStatus::Retrying.as_str()),
-        )
-        .col_expr(message::Column::NextAttemptAt, Expr::value(until))
-        .col_expr(
-            message::Column::EnqueuedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            message::Column::Attempts,
-            Expr::col(message::Column::Attempts).sub(1),
-        )
+    Ok(waiting_again(until, now, true)
         .col_expr(message::Column::LastErrorReason, Expr::value(reason))
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
         .filter(message::Column::Id.eq(id))
         .filter(message::Column::Status.eq(MessageStatus::Failed.as_str()))
         .exec(db)

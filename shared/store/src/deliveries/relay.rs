@@ -102,59 +102,124 @@ static RELAYABLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// `number`'s campaign runs that can send now: those with queued deliveries not on the bus, and
-/// those whose soonest retry is due, of campaigns that do not hold them (paused, cancelled,
-/// ended). Two loose index scans of this number's runs alone (`idx_messages_queued_runs`,
-/// `idx_messages_retrying_runs`): one index probe per run however large it is, and nothing
-/// another number, a held campaign or a retry due tomorrow holds can fill the list. At most
-/// `limit` runs of each kind are visited per refill.
-async fn runs_with_backlog(
+/// What a number's relay remembers between refills: when a retry can next come due. Walking
+/// the runs that hold retries costs an index probe or two per run, and a deployment with many
+/// recurring campaigns spread over days keeps thousands of runs waiting for tomorrow; they are
+/// walked again only once the soonest of them may be due, or every few seconds (a retry written
+/// meanwhile for sooner, a campaign resumed).
+#[derive(Debug, Default, Clone)]
+pub struct RetryWatch {
+    next_walk: Option<DateTime<Utc>>,
+}
+
+impl RetryWatch {
+    /// The longest the runs holding retries go unwalked.
+    const AT_MOST: i64 = 5;
+
+    fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next_walk.is_none_or(|at| at <= now)
+    }
+}
+
+/// The loose index scan of `number`'s runs with deliveries of `status` not on the bus (one
+/// index probe per run however large it is), at most `limit` runs, as a recursive CTE named
+/// `name`.
+fn run_scan(name: &str, status: &str, limit: u64) -> String {
+    format!(
+        "{name}(id, n) AS (
+            SELECT (SELECT MIN(occurrence_id) FROM messages
+                    WHERE sender_phone = $1 AND status = {status}
+                      AND enqueued_at IS NULL AND occurrence_id IS NOT NULL), 1
+            UNION ALL
+            SELECT (SELECT MIN(m.occurrence_id) FROM messages m
+                    WHERE m.sender_phone = $1 AND m.status = {status}
+                      AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
+                      AND m.occurrence_id > {name}.id), n + 1
+            FROM {name} WHERE {name}.id IS NOT NULL AND n < {limit})"
+    )
+}
+
+/// Runs whose campaign does not hold them (paused, cancelled, ended).
+fn not_held_run(column: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM occurrences o JOIN scheduled_messages s ON s.id = o.schedule_id
+                     WHERE o.id = {column} AND s.status IN ({}))",
+        *vocabulary::HOLDING
+    )
+}
+
+/// `number`'s campaign runs with queued deliveries not on the bus, of campaigns that do not
+/// hold them: a loose index scan of this number's runs alone (`idx_messages_queued_runs`), so
+/// nothing another number or a retry due tomorrow holds can fill the list. At most `limit`
+/// runs are visited per refill.
+async fn queued_runs(db: &impl ConnectionTrait, number: &str, limit: u64) -> Result<Vec<i64>> {
+    let sql = format!(
+        "WITH RECURSIVE {} SELECT id FROM runs WHERE id IS NOT NULL AND {}",
+        run_scan("runs", &vocabulary::message(MessageStatus::Queued), limit),
+        not_held_run("runs.id"),
+    );
+    ids_of(db, sql, vec![number.into()]).await
+}
+
+/// `number`'s campaign runs whose soonest retry is due by `now`, of campaigns that do not hold
+/// them (`idx_messages_retrying_runs`: each run's soonest retry is its first index entry). The
+/// watch learns when the next of the others comes due; until then (or for a few seconds at
+/// most) the walk is skipped and no run is returned.
+async fn due_retry_runs(
     db: &impl ConnectionTrait,
     number: &str,
     limit: u64,
     now: DateTime<Utc>,
+    watch: &mut RetryWatch,
 ) -> Result<Vec<i64>> {
-    let (queued, retrying, holding) = (
-        vocabulary::message(MessageStatus::Queued),
-        vocabulary::message(MessageStatus::Retrying),
-        &*vocabulary::HOLDING,
-    );
-    let scan = |name: &str, status: &str| {
-        format!(
-            "{name}(id, n) AS (
-                SELECT (SELECT MIN(occurrence_id) FROM messages
-                        WHERE sender_phone = $1 AND status = {status}
-                          AND enqueued_at IS NULL AND occurrence_id IS NOT NULL), 1
-                UNION ALL
-                SELECT (SELECT MIN(m.occurrence_id) FROM messages m
-                        WHERE m.sender_phone = $1 AND m.status = {status}
-                          AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
-                          AND m.occurrence_id > {name}.id), n + 1
-                FROM {name} WHERE {name}.id IS NOT NULL AND n < {limit})"
-        )
-    };
+    if !watch.due(now) {
+        return Ok(Vec::new());
+    }
+    let retrying = vocabulary::message(MessageStatus::Retrying);
     let sql = format!(
-        "WITH RECURSIVE {}, {}
-         SELECT id FROM (
-             SELECT id FROM queued_runs WHERE id IS NOT NULL
-             UNION
-             SELECT id FROM retrying_runs WHERE id IS NOT NULL
-               AND (SELECT MIN(m.next_attempt_at) FROM messages m
-                    WHERE m.sender_phone = $1 AND m.status = {retrying}
-                      AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
-                      AND m.occurrence_id = retrying_runs.id) <= $2
-         ) AS runs
-         WHERE NOT EXISTS (SELECT 1 FROM occurrences o
-                           JOIN scheduled_messages s ON s.id = o.schedule_id
-                           WHERE o.id = runs.id AND s.status IN ({holding}))",
-        scan("queued_runs", &queued),
-        scan("retrying_runs", &retrying),
+        "WITH RECURSIVE {}
+         SELECT id, soonest FROM (
+             SELECT id, (SELECT MIN(m.next_attempt_at) FROM messages m
+                         WHERE m.sender_phone = $1 AND m.status = {retrying}
+                           AND m.enqueued_at IS NULL AND m.occurrence_id IS NOT NULL
+                           AND m.occurrence_id = runs.id) AS soonest
+             FROM runs WHERE id IS NOT NULL AND {}
+         ) AS waiting",
+        run_scan("runs", &retrying, limit),
+        not_held_run("runs.id"),
     );
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
             sql,
-            [number.into(), now.into()],
+            [number.into()],
+        ))
+        .await?;
+    let mut due = Vec::new();
+    let mut next = now + Duration::seconds(RetryWatch::AT_MOST);
+    for r in &rows {
+        let id = r.try_get_by_index::<i64>(0)?;
+        match r.try_get_by_index::<Option<DateTime<Utc>>>(1)? {
+            Some(at) if at > now => next = next.min(at),
+            _ => due.push(id),
+        }
+    }
+    // While some are due they are leased a share at a time: walk again at the next refill.
+    watch.next_walk = due.is_empty().then_some(next);
+    Ok(due)
+}
+
+/// The first column of every row of `sql` with `values`, as ids.
+async fn ids_of(
+    db: &impl ConnectionTrait,
+    sql: String,
+    values: Vec<sea_orm::Value>,
+) -> Result<Vec<i64>> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            values,
         ))
         .await?;
     Ok(rows
@@ -180,17 +245,7 @@ async fn relayable_conversation(
         "SELECT id FROM messages WHERE occurrence_id IS NULL AND {} ORDER BY id LIMIT {limit}",
         *RELAYABLE
     );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            sql,
-            [now.into(), number.into()],
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get_by_index::<i64>(0).ok())
-        .collect())
+    ids_of(db, sql, vec![now.into(), number.into()]).await
 }
 
 /// Runs read per statement when the window is shared among many.
@@ -223,17 +278,7 @@ async fn relayable_runs(
             })
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        let rows = db
-            .query_all(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                sql,
-                [now.into(), number.into()],
-            ))
-            .await?;
-        ids.extend(
-            rows.iter()
-                .filter_map(|r| r.try_get_by_index::<i64>(0).ok()),
-        );
+        ids.extend(ids_of(db, sql, vec![now.into(), number.into()]).await?);
     }
     Ok(ids)
 }
@@ -252,6 +297,7 @@ pub async fn lease_unrelayed(
     number: &str,
     limit: u64,
     now: DateTime<Utc>,
+    watch: &mut RetryWatch,
 ) -> Result<Vec<Leased>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -259,11 +305,13 @@ pub async fn lease_unrelayed(
     let mut ids = relayable_conversation(db, number, limit, now).await?;
     let free = limit.saturating_sub(ids.len() as u64);
     if free > 0 {
-        let mut runs = runs_with_backlog(db, number, RUNS_PER_REFILL, now).await?;
+        let mut runs = queued_runs(db, number, RUNS_PER_REFILL).await?;
+        runs.extend(due_retry_runs(db, number, RUNS_PER_REFILL, now, watch).await?);
+        runs.sort_unstable();
+        runs.dedup();
         // A different first run each refill: when the free window is smaller than the number
         // of runs, every run still gets its turn.
         if !runs.is_empty() {
-            runs.sort_unstable();
             let start = usize::try_from(now.timestamp_subsec_micros()).unwrap_or(0) % runs.len();
             runs.rotate_left(start);
             // An equal share each, for as many runs as the window has room for. What a run
