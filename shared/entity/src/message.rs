@@ -45,6 +45,9 @@ pub struct Model {
     pub pricing_category: Option<String>,
     pub pricing_type: Option<String>,
     pub billable: Option<bool>,
+    /// What happened to the message after it was sent: `{"reactions": {sender: {emoji, at}},
+    /// "edits": [{text, at}], "edited_at", "deleted_at"}` (null when nothing did).
+    pub revisions: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,8 @@
 //!   without anyone configuring it: the session-signing secret when `JWT_SECRET` is not set
 //!   (generated once), and the first admin's setup token (its SHA-256 only, generated at the
 //!   first start and shown once).
+//! - `messages.revisions`: what happened to a message after it was sent (reactions, edits with
+//!   the earlier texts, a deletion), kept apart from the payload the sender reads.
 //! - Two partial indexes for the relay, per number: the runs with queued deliveries, and the
 //!   runs with retries with each run's soonest first, so a refill finds the runs that can send
 //!   now with one index probe per run and never walks a run's rows.
@@ -27,6 +29,12 @@ enum ScheduledMessages {
     Table,
     PausedAt,
     LocalAnchor,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Messages {
+    Table,
+    Revisions,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -87,6 +95,13 @@ impl MigrationTrait for Migration {
             )
             .await?;
         }
+        m.alter_table(
+            Table::alter()
+                .table(Messages::Table)
+                .add_column(json_null(Messages::Revisions))
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(InstallSecrets::Table)
@@ -107,6 +122,13 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_table(Table::drop().table(InstallSecrets::Table).to_owned())
             .await?;
+        m.alter_table(
+            Table::alter()
+                .table(Messages::Table)
+                .drop_column(Messages::Revisions)
+                .to_owned(),
+        )
+        .await?;
         let db = m.get_connection();
         for (name, _) in INDEXES {
             db.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}"))

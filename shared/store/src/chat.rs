@@ -396,3 +396,103 @@ mod tests {
         assert!(!replaceable_by(MessageStatus::Sent).contains(&"retrying"));
     }
 }
+
+/// What an inbound message does to an earlier one instead of being a chat line: the sender's
+/// reaction (`None` takes it back), a new text, or a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revision {
+    Reaction {
+        target: String,
+        from: String,
+        emoji: Option<String>,
+    },
+    Edit {
+        target: String,
+        text: String,
+    },
+    Revoke {
+        target: String,
+    },
+}
+
+impl Revision {
+    fn target(&self) -> &str {
+        match self {
+            Revision::Reaction { target, .. }
+            | Revision::Edit { target, .. }
+            | Revision::Revoke { target } => target,
+        }
+    }
+}
+
+/// Applies `revision` to the message it names (by wamid), in the caller's transaction, the row
+/// locked meanwhile (PostgreSQL): a reaction is kept per sender, an edit keeps the earlier
+/// text in the history (a replay of the same edit changes nothing), a revoke marks the message
+/// deleted and empties its text. Returns the message's id and contact, or `None` when HeyDoc
+/// has no such message (sent from another app, or long gone).
+pub async fn revise(
+    db: &impl ConnectionTrait,
+    revision: &Revision,
+    at: DateTime<Utc>,
+) -> Result<Option<(i64, i32)>> {
+    let mut find = message::Entity::find().filter(message::Column::MessageId.eq(revision.target()));
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    let Some(m) = find.one(db).await? else {
+        return Ok(None);
+    };
+    let mut revisions = match m.revisions.clone() {
+        Some(serde_json::Value::Object(o)) => o,
+        _ => serde_json::Map::new(),
+    };
+    let when = serde_json::json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let mut text = m.message_text.clone();
+    match revision {
+        Revision::Reaction { from, emoji, .. } => {
+            let reactions = revisions
+                .entry("reactions")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(map) = reactions.as_object_mut() {
+                match emoji {
+                    Some(e) => {
+                        map.insert(from.clone(), serde_json::json!({"emoji": e, "at": when}));
+                    }
+                    None => {
+                        map.remove(from);
+                    }
+                }
+            }
+        }
+        Revision::Edit { text: new, .. } => {
+            if *new == m.message_text {
+                return Ok(Some((m.id, m.contact_id)));
+            }
+            let edits = revisions
+                .entry("edits")
+                .or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = edits.as_array_mut() {
+                list.push(serde_json::json!({"text": m.message_text, "replaced_at": when}));
+            }
+            revisions.insert("edited_at".into(), when);
+            text.clone_from(new);
+        }
+        Revision::Revoke { .. } => {
+            revisions.insert("deleted_at".into(), when);
+            // The patient took it back: its words are not kept, nor any earlier version.
+            revisions.remove("edits");
+            text.clear();
+        }
+    }
+    message::Entity::update_many()
+        .col_expr(
+            message::Column::Revisions,
+            Expr::value(serde_json::Value::Object(revisions)),
+        )
+        .col_expr(message::Column::MessageText, Expr::value(text))
+        .col_expr(message::Column::UpdatedAt, Expr::value(at))
+        .filter(message::Column::Id.eq(m.id))
+        .exec(db)
+        .await?;
+    Ok(Some((m.id, m.contact_id)))
+}

@@ -305,6 +305,29 @@ pub async fn remove_files_of_contact(
     Ok(result.rows_affected())
 }
 
+/// The file of one message leaves: its storage key is listed for removal and its row goes (the
+/// patient deleted the message). In the caller's transaction.
+pub async fn remove_file_of_message(
+    db: &impl ConnectionTrait,
+    message_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(file) = of_message(db, message_id).await? else {
+        return Ok(());
+    };
+    if let Some(key) = file.storage_key.clone() {
+        media_removal::Entity::insert(media_removal::ActiveModel {
+            storage_key: Set(key),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec(db)
+        .await?;
+    }
+    media_file::Entity::delete_by_id(file.id).exec(db).await?;
+    Ok(())
+}
+
 /// Files waiting to leave the media store, oldest first.
 pub async fn removals(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<MediaRemoval>> {
     Ok(media_removal::Entity::find()

@@ -60,3 +60,24 @@ pub fn status(
     }
     envelope(ChangeValue::status(metadata(), st))
 }
+
+/// A `messages` webhook carrying `message` (one entry of Meta's `messages` array, written as
+/// Meta documents it) from `from`, in Meta's envelope written out by hand (not with HeyDoc's
+/// own types), so that a test checks HeyDoc against Meta's format rather than against itself.
+pub fn inbound_raw(from: &str, name: &str, message: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": WABA_ID,
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID},
+                    "contacts": [{"profile": {"name": name}, "wa_id": from}],
+                    "messages": [message]
+                },
+                "field": "messages"
+            }]
+        }]
+    })
+}

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error;
 pub mod graph;
+pub mod message_kinds;
 pub mod payload;
 pub mod sandbox;
 pub mod templates;

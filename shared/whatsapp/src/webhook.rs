@@ -537,9 +537,13 @@ pub struct InboundMessage {
     pub user_id: Option<String>,
     /// `text`, `image`, `button`, ...
     pub kind: String,
-    /// What the chat shows: the text, a caption, a button's title, an emoji, or `[kind]`.
+    /// What the chat shows: the text, a caption, a button's title, a place, a contact card,
+    /// an order, a flow's answers, an emoji, or `[kind]`.
     pub text: String,
     pub timestamp: DateTime<Utc>,
+    /// A reaction, an edit or a revoke: not a chat line of its own, but a change to the
+    /// message it names.
+    pub change: Option<crate::message_kinds::MessageChange>,
 }
 
 /// Reads one entry of `messages`; `None` when it has no id or sender.
@@ -560,17 +564,9 @@ pub fn read_message(msg: &Value) -> Option<InboundMessage> {
         .and_then(|t| t.parse::<i64>().ok())
         .and_then(|secs| DateTime::from_timestamp(secs, 0))
         .unwrap_or_else(Utc::now);
-    let text = match kind.as_str() {
-        "text" => text_of(&["text", "body"]),
-        "button" => text_of(&["button", "text"]),
-        "interactive" => text_of(&["interactive", "button_reply", "title"])
-            .or_else(|| text_of(&["interactive", "list_reply", "title"])),
-        "reaction" => text_of(&["reaction", "emoji"]),
-        "image" | "video" | "document" => text_of(&[kind.as_str(), "caption"]),
-        _ => None,
-    }
-    .unwrap_or_else(|| format!("[{kind}]"));
+    let text = crate::message_kinds::text_of(msg).unwrap_or_else(|| format!("[{kind}]"));
     Some(InboundMessage {
+        change: crate::message_kinds::change_of(msg),
         wamid,
         from,
         user_id,

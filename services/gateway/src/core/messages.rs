@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use heydoc_domain::Phone;
 use heydoc_store::messages::{self as store, Message};
+use heydoc_whatsapp::message_kinds as kinds;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,20 +43,138 @@ pub struct MessageOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub template: Option<serde_json::Value>,
+    /// Reactions to the message, one per person (the newest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionOut>,
+    /// When the sender last edited it, and the earlier texts, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<EditOut>,
+    /// When the sender deleted it (its text is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// A shared location, with a map link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<kinds::Location>,
+    /// Shared contact cards, with their numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_contacts: Vec<kinds::SharedContact>,
+    /// An order from the catalog, item by item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<kinds::Order>,
+    /// A WhatsApp Flow's answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_reply: Option<kinds::FlowReply>,
+}
+
+/// A reaction on a message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReactionOut {
+    pub emoji: String,
+    /// Who reacted (their phone, or user id).
+    pub from: String,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An earlier text of an edited message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EditOut {
+    pub text: String,
+    /// When it was replaced.
+    pub replaced_at: Option<DateTime<Utc>>,
+}
+
+/// What happened to a message after it was sent, from its stored revisions.
+struct Revised {
+    reactions: Vec<ReactionOut>,
+    edited_at: Option<DateTime<Utc>>,
+    edits: Vec<EditOut>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+fn time_at(v: &serde_json::Value, key: &str) -> Option<DateTime<Utc>> {
+    v.get(key)
+        .and_then(|t| t.as_str())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn revised(revisions: Option<&serde_json::Value>) -> Revised {
+    let Some(r) = revisions else {
+        return Revised {
+            reactions: Vec::new(),
+            edited_at: None,
+            edits: Vec::new(),
+            deleted_at: None,
+        };
+    };
+    let mut reactions: Vec<ReactionOut> = r
+        .get("reactions")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(from, v)| {
+                    Some(ReactionOut {
+                        emoji: v.get("emoji")?.as_str()?.to_string(),
+                        from: from.clone(),
+                        at: time_at(v, "at"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    reactions.sort_by_key(|x| x.at);
+    let edits = r
+        .get("edits")
+        .and_then(|e| e.as_array())
+        .map(|list| {
+            list.iter()
+                .map(|e| EditOut {
+                    text: e
+                        .get("text")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    replaced_at: time_at(e, "replaced_at"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Revised {
+        reactions,
+        edited_at: time_at(r, "edited_at"),
+        edits,
+        deleted_at: time_at(r, "deleted_at"),
+    }
 }
 
 impl From<Message> for MessageOut {
     fn from(m: Message) -> Self {
-        let media_url = (m.direction == heydoc_domain::Direction::Incoming.as_str()
+        let incoming = m.direction == heydoc_domain::Direction::Incoming.as_str();
+        let media_url = (incoming
             && heydoc_whatsapp::webhook::MEDIA_KINDS.contains(&m.message_type.as_str()))
         .then(|| format!("/api/media/{}", m.id));
         let template = (m.message_type == "template")
             .then(|| m.payload.clone())
             .flatten()
             .filter(|p| p.get("name").is_some());
+        // An inbound message's payload is Meta's message as it came.
+        let raw = m.payload.as_ref().filter(|_| incoming);
+        let revised = revised(m.revisions.as_ref());
         Self {
             media_url,
             template,
+            location: raw.and_then(kinds::location),
+            shared_contacts: raw.map(kinds::shared_contacts).unwrap_or_default(),
+            order: raw
+                .filter(|p| p.get("order").is_some())
+                .and_then(kinds::order),
+            flow_reply: raw.and_then(kinds::flow_reply),
+            reactions: revised.reactions,
+            edited_at: revised.edited_at,
+            edits: revised.edits,
+            deleted_at: revised.deleted_at,
             id: m.id,
             message_id: m.message_id.unwrap_or_default(),
             sender_phone: m.sender_phone,

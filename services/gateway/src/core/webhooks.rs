@@ -53,6 +53,24 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             .as_ref()
             .and_then(|m| m.phone_number_id.clone());
         for msg in &value.messages {
+            // A reaction, an edit or a deletion changes the message it names.
+            if let Some(revision) = to_revision(msg) {
+                metrics::counter!(WEBHOOK_EVENTS, "kind" => "revision").increment(1);
+                let txn = heydoc_store::begin(&state.db).await?;
+                let revised = chat::revise(&txn, &revision, now).await?;
+                if let (Some((id, _)), chat::Revision::Revoke { .. }) = (revised, &revision) {
+                    // A file the patient took back leaves the store too.
+                    heydoc_store::media::remove_file_of_message(&txn, id, now).await?;
+                }
+                heydoc_store::commit(txn).await?;
+                match revised {
+                    Some((_, contact_id)) => state.live.publish(LiveKind::Message, contact_id),
+                    None => tracing::info!(
+                        "a reaction, edit or deletion names a message HeyDoc does not have; ignored"
+                    ),
+                }
+                continue;
+            }
             let Some(mut inbound) = to_inbound(msg, value, &business) else {
                 continue;
             };
@@ -294,6 +312,21 @@ fn to_inbound(msg: &serde_json::Value, value: &ChangeValue, business: &str) -> O
         message_type: read.kind,
         text: read.text,
         timestamp: read.timestamp,
+    })
+}
+
+/// A reaction, an edit or a revoke, as the store applies it to the message it names.
+fn to_revision(msg: &serde_json::Value) -> Option<chat::Revision> {
+    use heydoc_whatsapp::message_kinds::MessageChange;
+    let read = read_message(msg)?;
+    Some(match read.change? {
+        MessageChange::Reaction { target, emoji } => chat::Revision::Reaction {
+            target,
+            from: read.from,
+            emoji,
+        },
+        MessageChange::Edit { target, text } => chat::Revision::Edit { target, text },
+        MessageChange::Revoke { target } => chat::Revision::Revoke { target },
     })
 }
 

@@ -10,6 +10,7 @@ mod contacts;
 mod conversations;
 mod dashboard;
 mod imports;
+mod message_kinds;
 mod scheduled;
 mod security;
 mod seed_shapes;

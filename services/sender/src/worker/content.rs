@@ -339,6 +339,7 @@ mod tests {
             pricing_category: None,
             pricing_type: None,
             billable: None,
+            revisions: None,
         }
     }
 
