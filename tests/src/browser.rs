@@ -6,6 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -193,6 +194,37 @@ impl Browser {
         panic!("click {css}: the element kept being replaced");
     }
 
+    /// Moves the mouse to a point of the window, in `glide` (the pointer crosses what lies
+    /// between, as a hand moves it).
+    pub async fn pointer_to(&self, x: f64, y: f64, glide: Duration) {
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+            duration: Some(glide),
+            x,
+            y,
+        });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .expect("move the mouse");
+    }
+
+    /// Presses and releases the left button where the mouse is, as a click by hand: whatever
+    /// is under the pointer at each moment receives it.
+    pub async fn press_here(&self) {
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .pause(Duration::from_millis(60))
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .expect("click by hand");
+    }
+
     /// Waits for the page's path to become `path`.
     pub async fn wait_for_path(&self, path: &str) {
         let started = std::time::Instant::now();
@@ -300,6 +332,16 @@ impl Browser {
     /// The page's serious and critical accessibility violations, as axe-core (npm, installed
     /// into `tests/axe` by `make test`) finds them in this Chromium: `rule: help (where)`.
     pub async fn accessibility_violations(&self) -> Vec<String> {
+        self.axe(&["serious", "critical"]).await
+    }
+
+    /// Every accessibility violation axe-core finds, minor and moderate ones too.
+    pub async fn accessibility_findings(&self) -> Vec<String> {
+        self.axe(&["minor", "moderate", "serious", "critical"])
+            .await
+    }
+
+    async fn axe(&self, impacts: &[&str]) -> Vec<String> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("axe/node_modules/axe-core/axe.min.js");
         let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -315,13 +357,14 @@ impl Browser {
         let found = self
             .client
             .execute_async(
-                "const done = arguments[arguments.length - 1];
+                "const impacts = arguments[0];
+                 const done = arguments[arguments.length - 1];
                  axe.run(document, {resultTypes: ['violations']}).then((r) => done(
                      r.violations
-                         .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-                         .map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')})`)
+                         .filter((v) => impacts.includes(v.impact))
+                         .map((v) => `${v.id} (${v.impact}): ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')})`)
                  ), (e) => done(['axe failed: ' + e]));",
-                vec![],
+                vec![json!(impacts)],
             )
             .await
             .expect("run axe-core");

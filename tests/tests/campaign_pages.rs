@@ -214,5 +214,25 @@ async fn a_run_lists_its_recipients_by_name_and_downloads_as_csv() {
     assert!(text.starts_with("run,phone,name,status"), "{text}");
     assert!(text.contains("919800000091,अनीता,"), "{text}");
     browser.find("a[href$='/deliveries.csv']").await;
+    // The campaign list counts the last run's deliveries.
+    let started = std::time::Instant::now();
+    loop {
+        browser.goto(&stack.app.url("/campaigns")).await;
+        let cell = browser
+            .run(&format!(
+                "const td = document.querySelector(\"tr[data-id='{id}'] td[data-label='Last run']\");
+                 return td ? td.textContent : null"
+            ))
+            .await;
+        let text = cell.as_str().unwrap_or_default().to_string();
+        if text.contains("2 sent") && text.contains("delivered") {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the campaign list shows {cell} for the last run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     browser.close().await;
 }

@@ -224,6 +224,29 @@ pub async fn set_profile(
     Ok(())
 }
 
+/// The display number a webhook names one of our numbers by, kept while none is known (the
+/// environment's number starts with its id in that place, until Meta describes it).
+pub async fn learn_display_number(
+    db: &impl ConnectionTrait,
+    phone_number_id: &str,
+    display: &str,
+) -> Result<()> {
+    let display = display.trim();
+    if display.is_empty() || display == phone_number_id {
+        return Ok(());
+    }
+    business_number::Entity::update_many()
+        .col_expr(
+            business_number::Column::DisplayNumber,
+            Expr::value(display.chars().take(256).collect::<String>()),
+        )
+        .filter(business_number::Column::PhoneNumberId.eq(phone_number_id))
+        .filter(business_number::Column::DisplayNumber.eq(phone_number_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A number an admin registers.
 #[derive(Debug)]
 pub struct NewNumber {

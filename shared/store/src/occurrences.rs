@@ -19,6 +19,26 @@ pub async fn recent(db: &impl Conn, schedule_id: i32, limit: u64) -> Result<Vec<
         .await?)
 }
 
+/// Each of these schedules' latest occurrence (run), as `(schedule id, occurrence id)`.
+pub async fn latest_of(db: &impl Conn, schedule_ids: &[i32]) -> Result<Vec<(i32, i64)>> {
+    if schedule_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i32, Option<i64>)> = occurrence::Entity::find()
+        .select_only()
+        .column(occurrence::Column::ScheduleId)
+        .column_as(occurrence::Column::Id.max(), "latest")
+        .filter(occurrence::Column::ScheduleId.is_in(schedule_ids.iter().copied()))
+        .group_by(occurrence::Column::ScheduleId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, o)| o.map(|o| (s, o)))
+        .collect())
+}
+
 /// `(occurrence id, message status, deliveries)` for these occurrences.
 pub async fn status_counts(db: &impl Conn, ids: &[i64]) -> Result<Vec<(i64, String, i64)>> {
     if ids.is_empty() {

@@ -52,6 +52,9 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
             .metadata
             .as_ref()
             .and_then(|m| m.phone_number_id.clone());
+        if let (Some(id), false) = (&number, value.messages.is_empty()) {
+            heydoc_store::numbers::learn_display_number(&state.db, id, &business).await?;
+        }
         for msg in &value.messages {
             // A reaction, an edit or a deletion changes the message it names.
             if let Some(revision) = to_revision(msg) {

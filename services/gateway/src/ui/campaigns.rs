@@ -23,6 +23,8 @@ pub async fn list(
 ) -> PageResult {
     let (schedules, older) = scheduled::list(&state, page).await?;
     let all_tags = tags::list(&state).await?;
+    let ids: Vec<i32> = schedules.iter().map(|s| s.id).collect();
+    let runs = scheduled::latest_run_counts(&state, &ids).await?;
     let main = html! {
         div.heading {
             h1 { "Campaigns" }
@@ -34,7 +36,7 @@ pub async fn list(
             div.scroll {
                 table.campaigns {
                     caption.sr-only { "Scheduled messages and campaigns" }
-                    thead { tr { th scope="col" { "Campaign" } th scope="col" { "Audience" } th scope="col" { "Repeats" } th scope="col" { "State" } th scope="col" { "Next run" } } }
+                    thead { tr { th scope="col" { "Campaign" } th scope="col" { "Audience" } th scope="col" { "Repeats" } th scope="col" { "State" } th scope="col" { "Last run" } th scope="col" { "Next run" } } }
                     tbody {
                         @for s in &schedules {
                             tr data-id=(s.id) data-state=(s.state) {
@@ -42,6 +44,12 @@ pub async fn list(
                                 td data-label="Audience" { (audience(s, &all_tags)) }
                                 td data-label="Repeats" { (repeats(s)) }
                                 td data-label="State" { (state_badge(&s.state)) }
+                                td data-label="Last run" {
+                                    @match runs.get(&s.id) {
+                                        Some(c) => { (run_counts(c)) }
+                                        None => { "not yet" }
+                                    }
+                                }
                                 td data-label="Next run" {
                                     @match (s.state.as_str(), s.next_run_at) {
                                         ("scheduled" | "running", Some(at)) => { (time_in(at, &s.timezone)) }
@@ -60,6 +68,21 @@ pub async fn list(
         }
     };
     Ok(shell("Campaigns", &user, Nav::Campaigns, main))
+}
+
+/// A run's deliveries in a line: sent (delivered and read included), delivered, read, failed,
+/// and those still waiting.
+fn run_counts(c: &scheduled::DeliveryCounts) -> Markup {
+    let sent = c.sent + c.delivered + c.read;
+    html! {
+        ul.run-counts {
+            li { span.num { (sent) } " sent" }
+            li { span.num { (c.delivered + c.read) } " delivered" }
+            li { span.num { (c.read) } " read" }
+            @if c.failed > 0 { li.failed { span.num { (c.failed) } " failed" } }
+            @if c.queued > 0 { li { span.num { (c.queued) } " waiting" } }
+        }
+    }
 }
 
 /// A campaign's state as a badge, in the words the team uses.

@@ -89,6 +89,10 @@ pub async fn page(
         .into_iter()
         .map(|f| (f.message_id, f))
         .collect();
+    let number = match &contact.last_number {
+        Some(id) => heydoc_store::numbers::find(&state.db, id).await?,
+        None => None,
+    };
     let catalog = crate::ui::templates::approved(&state, contact.last_number.clone())
         .await
         .unwrap_or_default();
@@ -126,7 +130,7 @@ pub async fn page(
                 }
                 (composer(&contact, window.is_some(), &catalog, &canned))
             }
-            (contact_panel(&contact, &all_tags))
+            (contact_panel(&contact, &all_tags, number.as_ref()))
         }
     };
     Ok(shell(&list.title(&title), &user, Nav::Inbox, main))
@@ -255,7 +259,7 @@ fn bubble(m: &MessageOut, media: Option<&MediaFile>, phone: &str, in_window: boo
         })
         .flatten();
     html! {
-        li class={ "msg " (if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) data-type=(m.message_type) {
+        li class={ "msg " (if m.message_type == "system" { "system" } else if incoming { "in" } else { "out" }) } data-id=(m.id) data-status=(m.status) data-type=(m.message_type) {
             @if let Some(name) = template_name {
                 p.template-label { "Template " strong { (name) } }
             }
@@ -445,10 +449,12 @@ fn composer(
             // `replying` events), so that two people do not answer the same patient.
             p #replying.replying role="status" hidden {}
             div.composer-tabs role="tablist" aria-label="Write" {
-                button #tab-reply type="button" role="tab" aria-selected="true" aria-controls="reply-form" data-tab="reply-form" { "Reply" }
-                button #tab-note type="button" role="tab" aria-selected="false" aria-controls="note-form" data-tab="note-form" { "Private note" }
+                button #tab-reply type="button" role="tab" aria-selected="true" aria-controls="reply-panel" data-tab="reply-panel" { "Reply" }
+                button #tab-note type="button" role="tab" aria-selected="false" aria-controls="note-panel" data-tab="note-panel" { "Private note" }
             }
-            form #reply-form.send role="tabpanel" aria-labelledby="tab-reply" data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset
+            // The tab panels wrap the forms (a form may not take the tabpanel role).
+            div #reply-panel role="tabpanel" aria-labelledby="tab-reply" {
+            form #reply-form.send data-api="/api/send_message" data-method="POST" data-then="refresh" data-reset
                 data-upload-from=[contact.last_number.as_deref()] {
                 input type="hidden" name="phone_number" value=(contact.phone);
                 @if in_window {
@@ -475,12 +481,15 @@ fn composer(
                 (form_error())
                 button type="submit" { (if in_window { "Send" } else { "Send template" }) }
             }
-            form #note-form.send.note-box role="tabpanel" aria-labelledby="tab-note" hidden
+            }
+            div #note-panel role="tabpanel" aria-labelledby="tab-note" hidden {
+            form #note-form.send.note-box
                 data-api={ "/api/contacts/" (contact.phone) "/notes" } data-method="POST" data-then="refresh" data-reset {
                 label for="note-body" { "Private note (only your team sees it)" }
                 textarea #note-body name="body" rows="2" maxlength="4096" data-enter-sends {}
                 (form_error())
                 button type="submit" { "Add note" }
+            }
             }
             ul #canned hidden {
                 @for r in canned {
@@ -493,7 +502,11 @@ fn composer(
 
 /// The contact's details, editable in place: name, phone, tags (one click each), attributes,
 /// campaign consent.
-fn contact_panel(contact: &ContactOut, all_tags: &[TagWithCount]) -> Markup {
+fn contact_panel(
+    contact: &ContactOut,
+    all_tags: &[TagWithCount],
+    number: Option<&heydoc_store::numbers::Number>,
+) -> Markup {
     let api = format!("/api/contacts/{}", contact.phone);
     let attributes = contact
         .attributes
@@ -526,8 +539,19 @@ fn contact_panel(contact: &ContactOut, all_tags: &[TagWithCount]) -> Markup {
                         a href={ "tel:+" (contact.phone) } { (phone_shown(&contact.phone)) }
                     } @else { (contact.phone) }
                 }
-                @if let Some(number) = &contact.last_number {
-                    dt { "Writes to" } dd { "business number " (number) }
+                @if let Some(id) = &contact.last_number {
+                    dt { "Writes to" }
+                    dd {
+                        // The number as people know it (Meta's verified name, its display
+                        // number); its phone number id only when nothing else is known.
+                        @match number {
+                            Some(n) => {
+                                @if let Some(name) = n.verified_name.as_deref().filter(|v| !v.is_empty()) { (name) " · " }
+                                @if n.display_number != n.phone_number_id { (n.display_number) } @else { "number " (id) }
+                            }
+                            None => { "number " (id) }
+                        }
+                    }
                 }
                 dt { "Campaigns" }
                 dd {

@@ -159,4 +159,55 @@ mod tests {
         assert!(checked > 25, "the palette was not read: {checked} pairs");
         assert!(failures.is_empty(), "below 4.5:1:\n{}", failures.join("\n"));
     }
+
+    /// The color a `:focus-visible` rule for `selector` draws its ring in (`outline` or
+    /// `outline-color`), resolved.
+    fn ring(css: &str, selector: &str, vars: &HashMap<String, String>) -> Option<String> {
+        let at = css.find(&format!("{selector} {{"))?;
+        let body = &css[at..];
+        let body = &body[body.find('{')? + 1..body.find('}')?];
+        body.split(';').find_map(|decl| {
+            let (name, value) = decl.split_once(':')?;
+            match name.trim() {
+                "outline-color" => Some(resolve(value.trim(), vars)),
+                "outline" => value
+                    .split_whitespace()
+                    .find(|w| w.starts_with('#') || w.starts_with("var("))
+                    .map(|w| resolve(w, vars)),
+                _ => None,
+            }
+        })
+    }
+
+    /// WCAG 2.2's focus appearance: the keyboard's ring stands out 3:1 from everything it can
+    /// sit on (it is drawn outside the control, on the surface around it).
+    #[test]
+    fn focus_rings_stand_out_three_to_one_where_they_are_drawn() {
+        let css = include_str!("assets/app.css");
+        let (vars, _) = palette(css);
+        let v = |name: &str| vars.get(name).cloned().unwrap_or_default();
+        let page_ring = ring(css, ":focus-visible", &vars).expect("the page's focus ring");
+        let header_ring =
+            ring(css, "header.top :focus-visible", &vars).expect("the header's focus ring");
+        let surfaces = [
+            ("the page", &page_ring, v("bg")),
+            ("cards and panes", &page_ring, v("card")),
+            ("the chat", &page_ring, v("chat-bg")),
+            ("our bubbles", &page_ring, v("bubble-out")),
+            ("notes", &page_ring, v("note")),
+            ("the header", &header_ring, v("green-dark")),
+        ];
+        let mut failures = Vec::new();
+        for (what, ring, surface) in surfaces {
+            let r = ratio(ring, &surface).unwrap_or(0.0);
+            if r < 3.0 {
+                failures.push(format!("on {what}: {ring} on {surface} is {r:.2}:1"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "focus rings below 3:1:\n{}",
+            failures.join("\n")
+        );
+    }
 }

@@ -11,6 +11,14 @@ pub fn time(at: DateTime<Utc>) -> Markup {
     }
 }
 
+/// A time as a list row shows it: the page's script writes "8:30" today, "Yesterday", "Mon"
+/// or "4 Dec" (the exact time on hover).
+pub fn time_compact(at: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(at.to_rfc3339()) data-compact { (at.format("%Y-%m-%d %H:%M UTC")) }
+    }
+}
+
 /// A time in a schedule's own zone (`2030-01-16 09:00 IST`).
 pub fn time_in(at: DateTime<Utc>, zone: &str) -> Markup {
     let shown = match zone.parse::<Tz>() {
@@ -20,7 +28,12 @@ pub fn time_in(at: DateTime<Utc>, zone: &str) -> Markup {
             .to_string(),
         Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
     };
-    html! { time datetime=(at.to_rfc3339()) data-fixed { (shown) } }
+    // The page's script writes it as every other time (relative), in the schedule's zone.
+    let zone = zone
+        .parse::<Tz>()
+        .map(|tz| tz.name().to_string())
+        .unwrap_or_else(|_| "UTC".into());
+    html! { time datetime=(at.to_rfc3339()) data-zone=(zone) { (shown) } }
 }
 
 /// A colored tag chip; the text color is chosen to stay readable on the tag's color.

@@ -14,7 +14,7 @@ use crate::core::conversations::{self, Assignee, ConversationCounts, Conversatio
 use crate::core::tags::{self, TagWithCount};
 use crate::extract::Query;
 use crate::state::AppState;
-use crate::ui::format::{clip, phone_shown, query, tag_chip, time};
+use crate::ui::format::{clip, phone_shown, query, tag_chip, time_compact};
 use crate::ui::layout::{form_error, shell, Nav};
 use crate::ui::page::{PageResult, PageUser};
 
@@ -107,7 +107,7 @@ pub async fn list_pane(
 ) -> Result<ListPane, crate::ui::page::PageError> {
     let view = params.view();
     let tag = params.tag_id();
-    let (rows, next) = if view == "contacts" {
+    let (mut rows, next) = if view == "contacts" {
         contacts::list(
             state,
             ListParams {
@@ -133,6 +133,15 @@ pub async fn list_pane(
         )
         .await?
     };
+    // The conversation open beside the list stays in it (highlighted) while it is open, even
+    // when it has left the view (answered, in "Needs reply").
+    if let Some(phone) = open {
+        if !rows.iter().any(|c| c.phone == phone) && params.cursor.is_none() {
+            if let Ok(c) = contacts::get(state, phone).await {
+                rows.insert(0, c);
+            }
+        }
+    }
     let counts = conversations::counts(state, user).await?;
     let all_tags = tags::list(state).await?;
     let team = conversations::assignees(state).await?;
@@ -163,8 +172,11 @@ pub async fn list_pane(
             @if rows.is_empty() {
                 p.empty { (empty_text(view, params)) }
             }
-            ul.conversations {
+            ul.conversations aria-label="Conversations, unread first" {
                 @for c in &rows { (row(c, &team, open, &keep, view)) }
+            }
+            @if rows.iter().any(|c| c.conversation.needs_reply) {
+                p.legend { span.needs-dot aria-hidden="true" { "●" } " waiting for your reply" }
             }
             nav.pager aria-label="Pages" {
                 @if params.cursor.is_some() {
@@ -174,12 +186,12 @@ pub async fn list_pane(
                     a href={ "/inbox" (query(&[("view", Some(view.to_string())), ("q", params.q.clone()), ("tag", params.tag.clone()), ("cursor", Some(cursor))])) } rel="next" { "More →" }
                 }
             }
-            p.links {
-                a href="/contacts/import" { "Import / export contacts" }
-                " · "
-                a href="/replies" { "Canned replies" }
-                " · "
-                button.link type="button" data-action="notify" hidden { "Notify me of new messages" }
+            ul.links {
+                @if user.role.can(heydoc_domain::Permission::Audience) {
+                    li { a href="/contacts/import" { "Import / export contacts" } }
+                }
+                li { a href="/replies" { "Canned replies" } }
+                li data-notify hidden { button.link type="button" data-action="notify" { "Notify me of new messages" } }
             }
         }
     };
@@ -265,8 +277,13 @@ fn row(c: &ContactOut, team: &[Assignee], open: Option<&str>, keep: &str, view: 
         li.conv data-phone=(c.phone) data-unread=(c.unread_count) data-needs-reply=(c.conversation.needs_reply)
             data-status=(c.conversation.status) aria-current=[(open == Some(c.phone.as_str())).then_some("true")] {
             a.open href=(chat) {
-                span.name { (title) }
-                @if let Some(at) = when { span.when { (time(at)) } }
+                span.name {
+                    (title)
+                    @if c.conversation.needs_reply {
+                        " " span.needs-dot title="Waiting for your reply" { span aria-hidden="true" { "●" } span.sr-only { "waiting for a reply" } }
+                    }
+                }
+                @if let Some(at) = when { span.when { (time_compact(at)) } }
                 span.preview {
                     @if ours { span.you { "You: " } }
                     (clip(&c.last_message, 90))

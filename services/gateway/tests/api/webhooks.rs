@@ -303,7 +303,58 @@ async fn subscription_handshake(backend: Backend) {
     assert_eq!(res.status(), 403);
 }
 
+/// The environment's number is known by its id until Meta names it: the first message's
+/// webhook carries its display number, which the chat then shows (never the id), and which a
+/// later webhook does not overwrite once known.
+async fn the_default_number_is_learned_by_its_display_number(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let id = app.settings.whatsapp.phone_number_id.clone();
+    let inbound = |display: &str, wamid: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": fixtures::WABA_ID, "changes": [{
+            "value": {"messaging_product": "whatsapp",
+                      "metadata": {"display_phone_number": display, "phone_number_id": id},
+                      "contacts": [{"profile": {"name": "Kabir"}, "wa_id": "919800005001"}],
+                      "messages": [{"from": "919800005001", "id": wamid, "timestamp": "1765100000",
+                                    "type": "text", "text": {"body": "Hello"}}]},
+            "field": "messages"}]}]})
+    };
+    let (_, numbers) = api.get("/api/numbers").await;
+    assert_eq!(numbers[0]["display_number"], json!(id), "{numbers}");
+    let res = app
+        .post_webhook(&inbound("15550009999", "wamid.LEARN1"))
+        .await;
+    assert!(res.status().is_success());
+    let (_, numbers) = api.get("/api/numbers").await;
+    assert_eq!(numbers[0]["display_number"], "15550009999", "{numbers}");
+    let page = api
+        .client
+        .get(app.url("/chat/919800005001"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("15550009999"),
+        "the chat does not show the display number"
+    );
+    assert!(
+        !page.contains(&format!("number {id}")),
+        "the chat shows the number's id"
+    );
+    // Known: another webhook's metadata does not replace it.
+    let res = app
+        .post_webhook(&inbound("15550008888", "wamid.LEARN2"))
+        .await;
+    assert!(res.status().is_success());
+    let (_, numbers) = api.get("/api/numbers").await;
+    assert_eq!(numbers[0]["display_number"], "15550009999", "{numbers}");
+}
+
 on_both_backends!(
+    the_default_number_is_learned_by_its_display_number,
     bad_signatures_are_refused_and_store_nothing,
     inbound_messages_are_recorded_once,
     statuses_only_move_forward,

@@ -56,6 +56,24 @@ fn paged(
     (rows.into_iter().map(ScheduledOut::from).collect(), next)
 }
 
+/// How the latest run of each of these schedules is doing (a schedule that never ran has
+/// none): the campaign list shows it.
+pub async fn latest_run_counts(
+    state: &AppState,
+    schedule_ids: &[i32],
+) -> ApiResult<HashMap<i32, DeliveryCounts>> {
+    let latest = occurrences::latest_of(&state.db, schedule_ids).await?;
+    let runs: HashMap<i64, i32> = latest.iter().map(|(s, o)| (*o, *s)).collect();
+    let ids: Vec<i64> = runs.keys().copied().collect();
+    let mut out: HashMap<i32, DeliveryCounts> = HashMap::new();
+    for (occ, status, n) in occurrences::status_counts(&state.db, &ids).await? {
+        if let Some(schedule) = runs.get(&occ) {
+            out.entry(*schedule).or_default().add(&status, n);
+        }
+    }
+    Ok(out)
+}
+
 /// One schedule with its last occurrences and their deliveries' counts.
 pub async fn get(state: &AppState, id: i32) -> ApiResult<ScheduledDetail> {
     let schedule = store::get(&state.db, id).await?;

@@ -179,8 +179,8 @@ document.addEventListener("reset", (event) => {
   }), 0);
 });
 
-function startTemplatePickers() {
-  for (const picker of document.querySelectorAll("[data-template-picker]")) {
+function startTemplatePickers(root = document) {
+  for (const picker of root.querySelectorAll("[data-template-picker]")) {
     const select = picker.querySelector("select[data-template-pick]");
     if (!select) continue;
     select.addEventListener("change", () => pickTemplate(picker));
@@ -193,8 +193,8 @@ function startTemplatePickers() {
 
 // Someone writing in a chat: WhatsApp shows the patient that the business is typing (at most
 // every 20 s).
-function startTypingIndicator() {
-  const box = document.querySelector("form.send textarea[name=message]");
+function startTypingIndicator(root = document) {
+  const box = root.querySelector("form.send textarea[name=message]");
   if (!box) return;
   const phone = box.form.elements.phone_number.value;
   let last = 0;
@@ -416,11 +416,11 @@ document.addEventListener("click", async (event) => {
   if (event.target.closest("[data-action=notify]")) {
     const button = event.target.closest("[data-action=notify]");
     const answer = await Notification.requestPermission();
-    button.hidden = answer !== "default";
+    (button.closest("[data-notify]") || button).hidden = answer !== "default";
     toast(answer === "granted" ? "You will be notified of new messages." : "Notifications are off.");
   }
   if (event.target.closest("[data-action=use-template]")) {
-    showTab("reply-form");
+    showTab("reply-panel");
     const picker = document.querySelector("#reply-form details[data-template-picker]");
     if (picker) {
       picker.open = true;
@@ -536,14 +536,45 @@ document.addEventListener("mousedown", (event) => {
 
 // ---- times ---------------------------------------------------------------------------------
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+// One way of writing a time on every page: "8:30" today, "Yesterday 8:30", "Mon 8:30" within
+// the week either side, "4 Dec, 8:30" this year, "4 Dec 2025, 8:30" before; a list row drops
+// the clock past today ("Yesterday", "Mon", "4 Dec"). The exact time is the title. A time with
+// data-zone (a campaign's) is written in that zone, with its name.
+function dayKey(at, zone) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
+}
+
+function friendlyTime(at, compact, zone) {
+  const inZone = zone ? { timeZone: zone } : {};
+  const [then, today] = [dayKey(at, zone), dayKey(new Date(), zone)];
+  const days = Math.round((Date.parse(then) - Date.parse(today)) / 86400000);
+  const clock = new Intl.DateTimeFormat(undefined, { ...inZone, hour: "numeric", minute: "2-digit" }).format(at);
+  let day = "";
+  if (days === -1) day = "Yesterday";
+  else if (days === 1) day = "Tomorrow";
+  else if (days !== 0 && Math.abs(days) < 7) day = new Intl.DateTimeFormat(undefined, { ...inZone, weekday: "short" }).format(at);
+  else if (days !== 0) {
+    const year = then.slice(0, 4) === today.slice(0, 4) ? {} : { year: "numeric" };
+    day = new Intl.DateTimeFormat(undefined, { ...inZone, day: "numeric", month: "short", ...year }).format(at);
+  }
+  if (compact) return day || clock;
+  const zoneName = zone
+    ? " " + (new Intl.DateTimeFormat(undefined, { timeZone: zone, timeZoneName: "short" })
+      .formatToParts(at).find((p) => p.type === "timeZoneName") || { value: zone }).value
+    : "";
+  return (day ? `${day}${days !== 0 && Math.abs(days) >= 7 ? "," : ""} ${clock}` : clock) + zoneName;
+}
+
 function localTimes(root) {
-  for (const el of root.querySelectorAll("time[datetime]:not([data-fixed])")) {
+  for (const el of root.querySelectorAll("time[datetime]")) {
     const at = new Date(el.getAttribute("datetime"));
-    if (!isNaN(at)) {
-      el.title = el.textContent;
-      el.textContent = timeFormat.format(at);
-    }
+    if (isNaN(at)) continue;
+    const zone = el.dataset.zone || undefined;
+    try {
+      el.textContent = friendlyTime(at, el.hasAttribute("data-compact"), zone);
+      el.title = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short", ...(zone ? { timeZone: zone } : {}) }).format(at)
+        + (zone ? ` (${zone})` : "");
+    } catch (_) { /* a zone this browser does not know: the server's text stays */ }
   }
 }
 
@@ -574,8 +605,11 @@ async function refreshLive(force) {
     forceAgain = forceAgain || Boolean(force);
     return refreshing;
   }
+  // Nothing is fetched while every region is being edited. The list counts as edited only
+  // while a form in it is open (a new chat's details): it is merged under the keyboard.
   const regions = [...document.querySelectorAll("[data-live]")];
-  if (!force && regions.length && regions.every(busy)) {
+  const editing = (r) => (r.id === "conversations" ? Boolean(r.querySelector("details[open], .confirm-box")) : busy(r));
+  if (!force && regions.length && regions.every(editing)) {
     deferred = true;
     return;
   }
@@ -591,6 +625,16 @@ async function refreshLive(force) {
       }
       const next = new DOMParser().parseFromString(await response.text(), "text/html");
       for (const region of document.querySelectorAll("[data-live]")) {
+        // The conversation list is merged row by row, and never moves a row under the
+        // pointer or the keyboard (its search field may be in use meanwhile).
+        if (region.id === "conversations") {
+          const fresh = next.getElementById("conversations");
+          if (fresh && served.get(region) !== fresh.outerHTML) {
+            served.set(region, fresh.outerHTML);
+            mergeList(region, fresh);
+          }
+          continue;
+        }
         if (!force && busy(region)) {
           deferred = true;
           continue;
@@ -626,6 +670,211 @@ async function refreshLive(force) {
     await refreshLive(again);
   }
 }
+
+// ---- the conversation list: updated in place ------------------------------------------------
+
+// Rows are keyed by phone. What changed in a row is written into it (its elements kept, so a
+// click that has started still lands); new rows and a new order wait while the pointer or the
+// keyboard is on the list, announced by a "new" button, and move in when the pointer leaves or
+// the button is pressed, in one frame. The open conversation keeps its place.
+const rowServed = new WeakMap();
+let listPending = null;
+let pointerOnList = false;
+
+// Makes `el` look like `model`, keeping `el` and every child whose kind matches (the elements
+// under the pointer stay the same elements).
+function morph(el, model) {
+  for (const { name } of [...el.attributes]) if (!model.hasAttribute(name)) el.removeAttribute(name);
+  for (const { name, value } of [...model.attributes]) if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  const mine = [...el.childNodes];
+  const theirs = [...model.childNodes];
+  theirs.forEach((node, i) => {
+    const old = mine[i];
+    if (!old) el.appendChild(node.cloneNode(true));
+    else if (old.nodeType !== node.nodeType || old.nodeName !== node.nodeName) el.replaceChild(node.cloneNode(true), old);
+    else if (old.nodeType === Node.TEXT_NODE) { if (old.nodeValue !== node.nodeValue) old.nodeValue = node.nodeValue; }
+    else if (old.nodeType === Node.ELEMENT_NODE) morph(old, node);
+  });
+  for (let i = mine.length - 1; i >= theirs.length; i--) el.removeChild(mine[i]);
+}
+
+function rowsOf(ul) {
+  return [...ul.children].filter((li) => li.matches("li.conv"));
+}
+
+// The rows are in use while the pointer is over them or the keyboard is on one (the search
+// field, the views and a new chat's form are not rows: nothing moves under them).
+function listEngaged(list) {
+  return pointerOnList || list.querySelector("ul.conversations").contains(document.activeElement);
+}
+
+function mergeList(list, fresh) {
+  list.dataset.unreadTotal = fresh.dataset.unreadTotal;
+  // The views' counts, the empty note, the pager, the legend: written in place.
+  for (const sel of ["nav.views", "nav.pager"]) {
+    const mine = list.querySelector(sel);
+    const theirs = fresh.querySelector(sel);
+    if (mine && theirs) morph(mine, theirs);
+  }
+  const ul = list.querySelector("ul.conversations");
+  const wanted = rowsOf(fresh.querySelector("ul.conversations"));
+  for (const sel of ["p.empty", "p.legend"]) {
+    const mine = list.querySelector(sel);
+    const theirs = fresh.querySelector(sel);
+    if (mine && theirs) morph(mine, theirs);
+    else if (mine) mine.remove();
+    else if (theirs) ul[sel === "p.empty" ? "before" : "after"](theirs.cloneNode(true));
+  }
+  const current = new Map(rowsOf(ul).map((li) => [li.dataset.phone, li]));
+  for (const model of wanted) {
+    const row = current.get(model.dataset.phone);
+    if (row && rowServed.get(row) !== model.outerHTML) {
+      morph(row, model);
+      rowServed.set(row, model.outerHTML);
+      localTimes(row);
+    }
+  }
+  const shown = rowsOf(ul).map((li) => li.dataset.phone);
+  const next = wanted.map((li) => li.dataset.phone);
+  if (shown.join() === next.join()) {
+    listPending = null;
+    showListNews(list, 0);
+    return;
+  }
+  listPending = wanted;
+  if (listEngaged(list)) {
+    const moved = next.filter((phone, i) => shown.indexOf(phone) === -1 || shown.indexOf(phone) > i).length;
+    showListNews(list, Math.max(moved, 1));
+  } else {
+    requestAnimationFrame(() => applyListOrder(list));
+  }
+}
+
+function applyListOrder(list) {
+  if (!listPending) return;
+  const ul = list.querySelector("ul.conversations");
+  const current = new Map(rowsOf(ul).map((li) => [li.dataset.phone, li]));
+  const rows = listPending.map((model) => {
+    const old = current.get(model.dataset.phone);
+    if (old) return old;
+    const row = model.cloneNode(true);
+    rowServed.set(row, model.outerHTML);
+    localTimes(row);
+    return row;
+  });
+  // The open conversation keeps its place, even when it has left the view.
+  const open = rowsOf(ul).findIndex((li) => li.getAttribute("aria-current") === "true");
+  if (open >= 0) {
+    const row = rowsOf(ul)[open];
+    const at = rows.indexOf(row);
+    if (at >= 0) rows.splice(at, 1);
+    rows.splice(Math.min(open, rows.length), 0, row);
+  }
+  ul.replaceChildren(...rows);
+  listPending = null;
+  showListNews(list, 0);
+}
+
+function showListNews(list, count) {
+  let button = document.getElementById("list-news");
+  if (!count) {
+    if (button) button.remove();
+    return;
+  }
+  if (!button) {
+    button = document.createElement("button");
+    button.id = "list-news";
+    button.type = "button";
+    button.className = "small secondary";
+    button.addEventListener("click", () => applyListOrder(list));
+    // In the list's head, whose height is kept for it: nothing below moves when it comes.
+    list.querySelector(".list-head h1").after(button);
+  }
+  button.textContent = `${count} new — show`;
+}
+
+function startList() {
+  const list = document.getElementById("conversations");
+  if (!list) return;
+  for (const row of rowsOf(list.querySelector("ul.conversations"))) rowServed.set(row, row.outerHTML);
+  const ul = list.querySelector("ul.conversations");
+  ul.addEventListener("pointerenter", () => { pointerOnList = true; });
+  ul.addEventListener("pointerleave", () => {
+    pointerOnList = false;
+    if (listPending && !listEngaged(list)) requestAnimationFrame(() => applyListOrder(list));
+  });
+  ul.addEventListener("focusout", () => {
+    setTimeout(() => {
+      if (listPending && !listEngaged(list)) applyListOrder(list);
+    }, 0);
+  });
+}
+
+// ---- opening a conversation: only the chat pane is loaded -----------------------------------
+
+async function openChat(url, push) {
+  const workspace = document.querySelector(".workspace");
+  if (!workspace) { location.assign(url); return; }
+  let next;
+  try {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+    if (!response.ok || response.redirected) { location.assign(url); return; }
+    next = new DOMParser().parseFromString(await response.text(), "text/html");
+  } catch (_) {
+    location.assign(url);
+    return;
+  }
+  const freshWorkspace = next.querySelector(".workspace");
+  const freshChat = freshWorkspace && freshWorkspace.querySelector(".pane-chat");
+  if (!freshChat) { location.assign(url); return; }
+  if (push) history.pushState({ chat: true }, "", url);
+  workspace.querySelector(".pane-chat").replaceWith(freshChat);
+  workspace.querySelector(".pane-contact")?.remove();
+  const freshContact = freshWorkspace.querySelector(".pane-contact");
+  if (freshContact) workspace.append(freshContact);
+  workspace.className = freshWorkspace.className;
+  for (const region of workspace.querySelectorAll(".pane-chat [data-live], .pane-contact[data-live]")) {
+    served.set(region, region.outerHTML);
+  }
+  document.title = next.title;
+  const phone = freshChat.querySelector("#chat")?.dataset.phone;
+  const list = document.getElementById("conversations");
+  if (list) {
+    for (const row of rowsOf(list.querySelector("ul.conversations"))) {
+      if (row.dataset.phone === phone) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    }
+  }
+  hideReplying();
+  startChat(workspace);
+  const box = document.getElementById("message");
+  if (box) box.focus();
+}
+
+// What a chat pane needs once it is on the page (a full load, or opened from the list).
+function startChat(root) {
+  localTimes(root);
+  scrollChat();
+  startTemplatePickers(root);
+  startTypingIndicator(root);
+  const chat = document.getElementById("chat");
+  if (chat && Number(chat.dataset.unread) > 0 && document.visibilityState === "visible") {
+    markChatRead(chat).then(() => refreshLive(true));
+  }
+}
+
+document.addEventListener("click", (event) => {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = event.target.closest("#conversations a[href^='/chat/']");
+  if (!link || !document.querySelector(".workspace .pane-chat")) return;
+  event.preventDefault();
+  openChat(link.href, true);
+});
+
+window.addEventListener("popstate", () => {
+  if (location.pathname.startsWith("/chat/") && document.querySelector(".workspace .pane-chat")) openChat(location.href, false);
+  else location.reload();
+});
 
 // A region left alone while it was being edited catches up once the editing ends: a
 // disclosure closes, or the keyboard leaves its field.
@@ -1127,19 +1376,13 @@ async function markChatRead(chat) {
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const region of document.querySelectorAll("[data-live]")) served.set(region, region.outerHTML);
-  const chat = document.getElementById("chat");
-  if (chat && Number(chat.dataset.unread) > 0 && document.visibilityState === "visible") {
-    markChatRead(chat).then(() => refreshLive(true));
-  }
-  localTimes(document);
-  scrollChat();
+  startChat(document);
   showUnread(null);
-  const notify = document.querySelector("[data-action=notify]");
+  const notify = document.querySelector("[data-notify]");
   if (notify && "Notification" in window && Notification.permission === "default") notify.hidden = false;
+  startList();
   startLive();
-  startTemplatePickers();
   startCampaignForm();
-  startTypingIndicator();
 });
 
 // ---- contact import ------------------------------------------------------------------------
