@@ -27,3 +27,13 @@ pub async fn column(db: &Db, sql: &str) -> Vec<i64> {
         .map(|r| r.try_get_by_index::<i64>(0).expect("an integer"))
         .collect()
 }
+
+/// The first column of every row, as text.
+pub async fn strings(db: &Db, sql: &str) -> Vec<String> {
+    db.query_all(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("test SQL")
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("a text"))
+        .collect()
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use heydoc_store::deliveries::{Outcome, SendResult};
+use heydoc_store::deliveries::{self, Outcome, SendResult};
 use heydoc_store::messages::Message;
 use heydoc_whatsapp::{ErrorClass, Outgoing};
 
@@ -59,6 +59,14 @@ pub(super) async fn send_one(
             let opens = e.class == ErrorClass::StopNumber;
             let r = failed(ctx, pacer, &row, e);
             if let (true, Some(why), Some(until)) = (opens, pacer.circuit(), pacer.paused_until()) {
+                // The refused row waits again before the hold is shown: a sender killed once
+                // the number is held leaves it waiting, not `unknown` (Meta took nothing). The
+                // writer's copy of the result then changes nothing.
+                if let Err(e) =
+                    deliveries::record(&ctx.db, std::slice::from_ref(&r), Utc::now()).await
+                {
+                    tracing::debug!(error = %e, "cannot record a refused send now; the writer will");
+                }
                 hold_number(ctx, &why, until).await;
             }
             r

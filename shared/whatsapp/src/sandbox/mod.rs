@@ -235,9 +235,29 @@ impl Sandbox {
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until the task is dropped.
+    /// Serves on `listener` until the task is dropped. A call whose client goes away (a sender
+    /// killed mid-call) is still read and answered, as Meta's servers do: the connection is
+    /// served with half-close, so a request that arrived whole is never dropped unseen.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        let router = self.router();
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "sandbox cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .half_close(true)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     }
 
     /// Binds `addr` and serves in a background task; returns the bound address.
