@@ -1,8 +1,9 @@
 //! The inbox while patients keep writing, in headless Chromium, clicked by hand (the mouse
 //! glides to a row, rests, presses): every click on a conversation opens the one under the
 //! pointer and every click on a view tab switches to it, with a patient message every 0.5 s
-//! reordering the list meanwhile; and the composer's Send stays on screen in a long chat, on a
-//! laptop and on a phone.
+//! reordering the list meanwhile; a chat opens by loading its pane only, back and forward
+//! included; and the composer's Send stays on screen in a long chat, on a laptop and on a
+//! phone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -182,6 +183,42 @@ async fn a_hundred_clicks_while_patients_write_every_half_second_each_open_what_
     }
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.expect("writer");
+
+    // Opening a chat loads its pane only (the page stays: a mark set in it survives), and the
+    // browser's back and forward go from chat to chat the same way.
+    browser.run("window.samePage = true; return true").await;
+    let mut opened_chats = Vec::new();
+    for index in [1, 4] {
+        let (x, y) = target_point(
+            &browser,
+            "ul.conversations li.conv:not([aria-current]) a.open",
+            index,
+        )
+        .await
+        .expect("a row to open");
+        browser.pointer_to(x, y, Duration::from_millis(120)).await;
+        let phone = under_pointer(&browser, x, y, "row")
+            .await
+            .expect("a row under the pointer");
+        browser.press_here().await;
+        opened(&browser, &phone, "row")
+            .await
+            .expect("the chat opens");
+        opened_chats.push(phone);
+    }
+    browser.client.back().await.expect("back");
+    opened(&browser, &opened_chats[0], "row")
+        .await
+        .expect("back shows the chat before");
+    browser.client.forward().await.expect("forward");
+    opened(&browser, &opened_chats[1], "row")
+        .await
+        .expect("forward shows the chat after");
+    assert_eq!(
+        browser.run("return window.samePage === true").await,
+        json!(true),
+        "opening a chat, back and forward loaded the whole page"
+    );
     eprintln!(
         "{rows_opened} rows opened, {tabs_switched} tabs switched, {reaimed} aimed again, \
          {written} patient messages meanwhile"

@@ -282,6 +282,8 @@ fn row(c: &ContactOut, team: &[Assignee], open: Option<&str>, keep: &str, view: 
                     @if c.conversation.needs_reply {
                         " " span.needs-dot title="Waiting for your reply" { span aria-hidden="true" { "●" } span.sr-only { "waiting for a reply" } }
                     }
+                    // The phone after the name, cut first when the row is narrow.
+                    @if !c.name.is_empty() { " " span.phone { (phone_shown(&c.phone)) } }
                 }
                 @if let Some(at) = when { span.when { (time_compact(at)) } }
                 span.preview {
@@ -296,13 +298,15 @@ fn row(c: &ContactOut, team: &[Assignee], open: Option<&str>, keep: &str, view: 
                         }
                     }
                 }
-                span.sub {
-                    @if !c.name.is_empty() { span.phone { (phone_shown(&c.phone)) } }
-                    @if let Some(who) = assignee { span.assignee title="Assigned to" { "● " (who) } }
-                    @if c.conversation.status == "pending" { span.chip.pending { "pending" } }
-                    @if c.conversation.status == "resolved" { span.chip.resolved { "resolved" } }
-                    @for t in c.tags.iter().take(3) { (tag_chip(&t.name, &t.color)) }
-                    @if c.opted_out { span.flag { "opted out" } }
+                // Who has it, its state, tags: a third line only when there is any.
+                @if assignee.is_some() || c.conversation.status != "open" || !c.tags.is_empty() || c.opted_out {
+                    span.sub {
+                        @if let Some(who) = assignee { span.assignee title="Assigned to" { "● " (who) } }
+                        @if c.conversation.status == "pending" { span.chip.pending { "pending" } }
+                        @if c.conversation.status == "resolved" { span.chip.resolved { "resolved" } }
+                        @for t in c.tags.iter().take(3) { (tag_chip(&t.name, &t.color)) }
+                        @if c.opted_out { span.flag { "opted out" } }
+                    }
                 }
             }
         }

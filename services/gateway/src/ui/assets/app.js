@@ -735,7 +735,7 @@ function mergeList(list, fresh) {
     }
   }
   const shown = rowsOf(ul).map((li) => li.dataset.phone);
-  const next = wanted.map((li) => li.dataset.phone);
+  const next = keepOpenInPlace(ul, wanted.map((li) => li.dataset.phone));
   if (shown.join() === next.join()) {
     listPending = null;
     showListNews(list, 0);
@@ -743,8 +743,7 @@ function mergeList(list, fresh) {
   }
   listPending = wanted;
   if (listEngaged(list)) {
-    const moved = next.filter((phone, i) => shown.indexOf(phone) === -1 || shown.indexOf(phone) > i).length;
-    showListNews(list, Math.max(moved, 1));
+    showListNews(list, next.filter((phone) => !shown.includes(phone)).length, true);
   } else {
     requestAnimationFrame(() => applyListOrder(list));
   }
@@ -754,30 +753,37 @@ function applyListOrder(list) {
   if (!listPending) return;
   const ul = list.querySelector("ul.conversations");
   const current = new Map(rowsOf(ul).map((li) => [li.dataset.phone, li]));
-  const rows = listPending.map((model) => {
-    const old = current.get(model.dataset.phone);
+  const models = new Map(listPending.map((model) => [model.dataset.phone, model]));
+  const rows = keepOpenInPlace(ul, listPending.map((model) => model.dataset.phone)).map((phone) => {
+    const old = current.get(phone);
     if (old) return old;
+    const model = models.get(phone);
     const row = model.cloneNode(true);
     rowServed.set(row, model.outerHTML);
     localTimes(row);
     return row;
   });
-  // The open conversation keeps its place, even when it has left the view.
-  const open = rowsOf(ul).findIndex((li) => li.getAttribute("aria-current") === "true");
-  if (open >= 0) {
-    const row = rowsOf(ul)[open];
-    const at = rows.indexOf(row);
-    if (at >= 0) rows.splice(at, 1);
-    rows.splice(Math.min(open, rows.length), 0, row);
-  }
   ul.replaceChildren(...rows);
   listPending = null;
   showListNews(list, 0);
 }
 
-function showListNews(list, count) {
+// The order `phones` with the open conversation where it is now, even when it has left the
+// view (answered, in "Needs reply") or moved (read).
+function keepOpenInPlace(ul, phones) {
+  const rows = rowsOf(ul);
+  const open = rows.findIndex((li) => li.getAttribute("aria-current") === "true");
+  if (open < 0) return phones;
+  const phone = rows[open].dataset.phone;
+  const order = phones.filter((p) => p !== phone);
+  order.splice(Math.min(open, order.length), 0, phone);
+  return order;
+}
+
+// The marker: how many conversations are new, or only that the order changed.
+function showListNews(list, fresh, pending) {
   let button = document.getElementById("list-news");
-  if (!count) {
+  if (!pending) {
     if (button) button.remove();
     return;
   }
@@ -790,7 +796,7 @@ function showListNews(list, count) {
     // In the list's head, whose height is kept for it: nothing below moves when it comes.
     list.querySelector(".list-head h1").after(button);
   }
-  button.textContent = `${count} new — show`;
+  button.textContent = fresh ? `${fresh} new — show` : "Updated — show";
 }
 
 function startList() {
