@@ -25,21 +25,26 @@ build: ## Build every crate and test (debug)
 services: ## Start (or install) PostgreSQL for the tests when it is not answering
 	@bash deploy/dev/ensure-services.sh
 
+# How schemathesis and generated-client get the heydoc binary. `make test` gives them the one its
+# integration tests just built (`cargo build -p heydoc` alone resolves other features and
+# builds everything again, a minute of CI).
+HEYDOC_BUILD ?= $(CARGO) build -p heydoc
+
 test: services ## Unit and integration tests on PostgreSQL and SQLite, Schemathesis, a generated client, k8s-check
 	$(CARGO) test --workspace
-	$(MAKE) --no-print-directory schemathesis
-	$(MAKE) --no-print-directory generated-client
+	$(MAKE) --no-print-directory schemathesis HEYDOC_BUILD=:
+	$(MAKE) --no-print-directory generated-client HEYDOC_BUILD=:
 	$(MAKE) --no-print-directory k8s-check
 
 unit-test: ## Only the tests that need no server
 	$(CARGO) test --workspace --lib
 
 schemathesis: ## Fuzz the running gateway against its own /openapi.json
-	$(CARGO) build -p heydoc
+	$(HEYDOC_BUILD)
 	bash deploy/dev/schemathesis.sh
 
 generated-client: ## Generate a Python client from the live /openapi.json and run the README's flow with it
-	$(CARGO) build -p heydoc
+	$(HEYDOC_BUILD)
 	bash deploy/dev/generated-client.sh
 
 k8s-check: ## Render k8s/ with kustomize and validate every manifest offline (schemas, rules, self-test)

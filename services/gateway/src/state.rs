@@ -11,6 +11,10 @@ use crate::auth::limiter::LoginLimiter;
 use crate::auth::token::TokenKeys;
 use crate::auth::SessionCache;
 
+/// An API key's `last_used_at` is written at most this often per key (per replica): the key's
+/// entry in `AppState::key_uses` lives this long.
+pub const USE_STAMP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where the gateway publishes a send's wake-up right after its commit. Without one (or when
 /// the publish fails) the outbox relay publishes it a moment later.
 #[derive(Clone)]
@@ -109,7 +113,7 @@ impl AppState {
             import_gate: Arc::default(),
             key_uses: moka::sync::Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(crate::auth::api_key::USE_STAMP_EVERY)
+                .time_to_live(USE_STAMP_EVERY)
                 .build(),
         }
     }

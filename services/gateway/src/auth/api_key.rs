@@ -3,8 +3,6 @@
 //! for the admin who made it, limited by its scope; it is looked up on every request, so a
 //! revoked key is refused at once on every replica.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use heydoc_domain::Role;
 use rand::RngCore;
@@ -19,8 +17,6 @@ use crate::state::AppState;
 pub const KEY_PREFIX: &str = "hdk_";
 /// How many characters of a key lists show.
 const SHOWN: usize = 12;
-/// `last_used_at` is written at most this often per key (per replica).
-pub const USE_STAMP_EVERY: Duration = Duration::from_secs(60);
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +106,8 @@ fn stamp_use(state: &AppState, id: i32) {
     let db = state.db.clone();
     tokio::spawn(async move {
         let now = Utc::now();
-        let stale = now - chrono::Duration::from_std(USE_STAMP_EVERY).unwrap_or_default();
+        let stale =
+            now - chrono::Duration::from_std(crate::state::USE_STAMP_EVERY).unwrap_or_default();
         let result = heydoc_store::api_keys::stamp_use(&db, id, now, stale).await;
         if let Err(e) = result {
             tracing::debug!(error = %e, key_id = id, "could not record an API key's use");

@@ -78,14 +78,16 @@ pub struct AuthUser {
 impl AuthUser {
     /// The caller of a session just opened.
     pub fn session(
-        user: &crate::core::users::UserOut,
+        user_id: i32,
+        username: &str,
+        role: Role,
         session_id: &str,
         client: &crate::auth::client::Client,
     ) -> Self {
         Self {
-            user_id: user.id,
-            username: user.username.clone(),
-            role: Role::parse_lenient(&user.role).unwrap_or(Role::Agent),
+            user_id,
+            username: username.to_string(),
+            role,
             session_id: session_id.to_string(),
             key: None,
             address: Some(client.ip),

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::core::messages::MessageOut;
-use crate::core::schedules::TemplateSpec;
+use crate::core::templates::TemplateSpec;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -11,9 +11,33 @@ use heydoc_whatsapp::webhook::{TemplateQualityUpdate, TemplateStatusUpdate};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::core::schedules::TemplateSpec;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// A WhatsApp template to send instead of (or, outside the 24-hour window, in place of) text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateSpec {
+    /// The approved template's name.
+    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    pub name: String,
+    /// Its language code, such as `en_US`.
+    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    pub language: String,
+    /// WhatsApp's `components` array (header, body and button parameters).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub components: Option<serde_json::Value>,
+}
+
+impl TemplateSpec {
+    /// A template needs both its name and its language.
+    pub fn check_name(&self) -> ApiResult<()> {
+        if self.name.trim().is_empty() || self.language.trim().is_empty() {
+            return Err(ApiError::validation("template needs a name and a language"));
+        }
+        Ok(())
+    }
+}
 
 /// Meta's status of a template that may be sent.
 const APPROVED: &str = "APPROVED";

@@ -357,8 +357,9 @@ pub async fn login(state: &AppState, client: &Client, body: Credentials) -> ApiR
     )
     .await?;
     let token = state.tokens.issue(user.id, &session_id, now, expires_at)?;
+    let role = Role::parse_lenient(&user.role).unwrap_or(Role::Agent);
+    let me = AuthUser::session(user.id, &user.username, role, &session_id, client);
     let out: UserOut = user.into();
-    let me = AuthUser::session(&out, &session_id, client);
     audit::record(state, &me, action::LOGIN, None, None).await;
     tracing::info!(username = %out.username, "login");
     Ok(Login {

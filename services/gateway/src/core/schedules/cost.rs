@@ -9,8 +9,8 @@ use heydoc_store::occurrences;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::TemplateSpec;
 use crate::core::tags::ensure_exist;
+use crate::core::templates::TemplateSpec;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -6,22 +6,8 @@ use heydoc_store::schedules::Schedule;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::core::templates::TemplateSpec;
 use crate::error::{ApiError, ApiResult};
-
-/// A WhatsApp template to send instead of (or, outside the 24-hour window, in place of) text.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TemplateSpec {
-    /// The approved template's name.
-    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
-    pub name: String,
-    /// Its language code, such as `en_US`.
-    #[schema(pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
-    pub language: String,
-    /// WhatsApp's `components` array (header, body and button parameters).
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub components: Option<serde_json::Value>,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSchedule {
@@ -222,16 +208,6 @@ pub enum StatusName {
     Paused,
     Cancelled,
     Sent,
-}
-
-impl TemplateSpec {
-    /// A template needs both its name and its language.
-    pub fn check_name(&self) -> ApiResult<()> {
-        if self.name.trim().is_empty() || self.language.trim().is_empty() {
-            return Err(ApiError::validation("template needs a name and a language"));
-        }
-        Ok(())
-    }
 }
 
 /// Per-occurrence delivery counts by status.
