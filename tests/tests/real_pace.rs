@@ -394,15 +394,7 @@ async fn a_paused_template_pauses_its_campaign_with_the_reason() {
     let reason = detail["status_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("132015"), "{detail}");
     // The campaign page says why, too.
-    let page = api
-        .client
-        .get(api.url(&format!("/campaigns/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = api.page(&format!("/campaigns/{id}")).await;
     assert!(
         page.contains("Paused by HeyDoc") && page.contains("132015"),
         "the campaign page does not say why"

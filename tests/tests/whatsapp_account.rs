@@ -585,15 +585,7 @@ async fn inbound_photo(stack: &Stack) -> i64 {
     let res = reqwest::get(api.url(&url)).await.unwrap();
     assert_eq!(res.status(), 401);
     // The chat page shows it inline.
-    let page = api
-        .client
-        .get(api.url("/chat/15553330001"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = api.page("/chat/15553330001").await;
     assert!(
         page.contains(&format!("src=\"{url}\"")),
         "the chat page does not show the photo"

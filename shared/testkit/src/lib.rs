@@ -279,6 +279,12 @@ impl Api {
         read(self.client.get(self.url(path)).send().await.expect("GET")).await
     }
 
+    /// A dashboard page's HTML, fetched with this caller's session.
+    pub async fn page(&self, path: &str) -> String {
+        let res = self.client.get(self.url(path)).send().await.expect("GET");
+        res.text().await.expect("the page's text")
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         read(
             self.client

@@ -141,15 +141,7 @@ async fn kinds_show_as_sent(backend: Backend) {
     assert!(first.get("reactions").is_none(), "{first}");
 
     // The chat page shows each as sent.
-    let page = api
-        .client
-        .get(app.url(&format!("/chat/{FROM}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = api.page(&format!("/chat/{FROM}")).await;
     for shown in [
         "Meta HQ",
         "1 Hacker Way, Menlo Park, CA 94025",

@@ -327,15 +327,7 @@ async fn the_default_number_is_learned_by_its_display_number(backend: Backend) {
     assert!(res.status().is_success());
     let (_, numbers) = api.get("/api/numbers").await;
     assert_eq!(numbers[0]["display_number"], "15550009999", "{numbers}");
-    let page = api
-        .client
-        .get(app.url("/chat/919800005001"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = api.page("/chat/919800005001").await;
     assert!(
         page.contains("15550009999"),
         "the chat does not show the display number"
