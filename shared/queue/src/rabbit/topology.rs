@@ -41,33 +41,7 @@ pub(super) async fn declare_common(
         )
         .await
         .map_err(unavailable)?;
-    let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    add_expiry(&mut args, config);
-    channel
-        .queue_declare(
-            ShortString::from(dead),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .map_err(unavailable)?;
-    channel
-        .queue_bind(
-            ShortString::from(dead),
-            ShortString::from(dead),
-            ShortString::from(""),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(unavailable)?;
+    declare_bound(channel, dead, quorum(config), dead, "").await?;
     Ok(())
 }
 
@@ -79,11 +53,7 @@ pub(super) async fn declare_route(
     exchange: &str,
     dead: &str,
 ) -> Result<u32, BusError> {
-    let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
+    let mut args = quorum(config);
     args.insert(
         ShortString::from("x-single-active-consumer"),
         AMQPValue::Boolean(true),
@@ -96,7 +66,30 @@ pub(super) async fn declare_route(
         ShortString::from("x-dead-letter-exchange"),
         AMQPValue::LongString(LongString::from(dead)),
     );
+    declare_bound(channel, queue, args, exchange, route).await
+}
+
+/// The arguments every queue is declared with: a quorum queue (replicated, durable), expiring
+/// when configured to.
+fn quorum(config: &RabbitConfig) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
     add_expiry(&mut args, config);
+    args
+}
+
+/// Declares the durable queue `queue` with `args` and binds it to `exchange` by `key`; returns
+/// how many messages it holds.
+async fn declare_bound(
+    channel: &Channel,
+    queue: &str,
+    args: FieldTable,
+    exchange: &str,
+    key: &str,
+) -> Result<u32, BusError> {
     let declared = channel
         .queue_declare(
             ShortString::from(queue),
@@ -112,7 +105,7 @@ pub(super) async fn declare_route(
         .queue_bind(
             ShortString::from(queue),
             ShortString::from(exchange),
-            ShortString::from(route),
+            ShortString::from(key),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -121,7 +114,7 @@ pub(super) async fn declare_route(
     Ok(declared.message_count())
 }
 
-pub(super) fn add_expiry(args: &mut FieldTable, config: &RabbitConfig) {
+fn add_expiry(args: &mut FieldTable, config: &RabbitConfig) {
     if config.queue_expiry_secs > 0 {
         let ms = config.queue_expiry_secs.saturating_mul(1000);
         args.insert(
