@@ -20,20 +20,22 @@ pub async fn scalar(db: &Db, sql: &str) -> i64 {
 
 /// The first column of every row, as integers.
 pub async fn column(db: &Db, sql: &str) -> Vec<i64> {
-    db.query_all(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .expect("test SQL")
-        .into_iter()
-        .map(|r| r.try_get_by_index::<i64>(0).expect("an integer"))
-        .collect()
+    first_column(db, sql).await
 }
 
 /// The first column of every row, as text.
 pub async fn strings(db: &Db, sql: &str) -> Vec<String> {
+    first_column(db, sql).await
+}
+
+async fn first_column<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Vec<T> {
     db.query_all(Statement::from_string(db.get_database_backend(), sql))
         .await
         .expect("test SQL")
         .into_iter()
-        .map(|r| r.try_get_by_index::<String>(0).expect("a text"))
+        .map(|r| {
+            r.try_get_by_index::<T>(0)
+                .expect("a value of the asked type")
+        })
         .collect()
 }
