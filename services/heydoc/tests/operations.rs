@@ -182,8 +182,8 @@ async fn kill_9_of_any_service_during_a_paced_campaign_sends_everyone_exactly_on
     // waits up to 80 ms for its runtime, though PostgreSQL answers it in under 20). The bound
     // is one pacing batch (a tenth of a second, 20 sends) per sender kill: claims that outlive
     // their sends (an error after the claim, a whole prefetch claimed ahead) are more. The
-    // calls on the wire are read and answered by the sandbox, as by Meta, and their status
-    // webhooks make them `sent`.
+    // calls on the wire are read and answered by the sandbox, and their status webhooks make
+    // them `sent`.
     assert!(
         never_called.len() <= 2 * 20,
         "unknown deliveries that never reached the API: {never_called:?}"

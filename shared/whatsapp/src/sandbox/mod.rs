@@ -236,8 +236,9 @@ impl Sandbox {
     }
 
     /// Serves on `listener` until the task is dropped. A call whose client goes away (a sender
-    /// killed mid-call) is still read and answered, as Meta's servers do: the connection is
-    /// served with half-close, so a request that arrived whole is never dropped unseen.
+    /// killed mid-call) is still read and answered: the connection is served with half-close,
+    /// so a request that arrived whole is never dropped unseen. Whether Meta finishes such a
+    /// call is not known; that doubt is what a delivery's `unknown` says.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let router = self.router();
         loop {
