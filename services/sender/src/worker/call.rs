@@ -16,6 +16,10 @@ use crate::{retry, SenderContext};
 /// apart, before it fails with the reason.
 const MARKETING_LIMIT_DAYS: i64 = 7;
 
+/// How long a campaign's delivery refused for its template waits before its next claim (where
+/// the campaign's pause holds it).
+const TEMPLATE_HOLD_SECS: i64 = 10;
+
 pub(super) async fn send_one(
     ctx: &SenderContext,
     pacer: &Pacer,
@@ -57,7 +61,13 @@ pub(super) async fn send_one(
         }
         Err(e) => {
             let opens = e.class == ErrorClass::StopNumber;
-            let r = failed(ctx, pacer, &row, e);
+            let template = match &outgoing.content {
+                heydoc_whatsapp::Content::Template { name, language, .. } => {
+                    Some(format!("{name} ({language})"))
+                }
+                _ => None,
+            };
+            let r = failed(ctx, pacer, &row, template.as_deref(), e);
             if let (true, Some(why), Some(until)) = (opens, pacer.circuit(), pacer.paused_until()) {
                 // The refused row waits again before the hold is shown: a sender killed once
                 // the number is held leaves it waiting, not `unknown` (Meta took nothing). The
@@ -106,6 +116,7 @@ fn failed(
     ctx: &SenderContext,
     pacer: &Pacer,
     row: &Message,
+    template: Option<&str>,
     e: heydoc_whatsapp::SendError,
 ) -> SendResult {
     let code = e.code.and_then(|c| i32::try_from(c).ok());
@@ -139,20 +150,23 @@ fn failed(
             )
         }
         // The template, not the recipient: a campaign pauses with the reason (its deliveries
-        // wait for it to resume); a single send fails.
+        // wait for it to resume); a single send fails. The refused row waits only a moment:
+        // the paused campaign holds it at the claim, and a resume moves it on by the pause,
+        // so it goes soon after the template is approved again.
         ErrorClass::TemplateProblem => match row.occurrence_id {
             Some(occurrence) => SendResult {
                 pause_campaign: Some((
                     occurrence,
                     format!(
-                        "WhatsApp refused the template ({}): {}",
+                        "WhatsApp refused the template {} ({}): {}",
+                        template.unwrap_or("of the campaign"),
                         code.unwrap_or_default(),
                         e.message
                     ),
                 )),
                 ..result(
                     Outcome::Held {
-                        at: Utc::now() + chrono::Duration::seconds(60),
+                        at: Utc::now() + chrono::Duration::seconds(TEMPLATE_HOLD_SECS),
                         code,
                         reason: e.message,
                     },
