@@ -30,14 +30,17 @@ services: ## Start (or install) PostgreSQL for the tests when it is not answerin
 # builds everything again, a minute of CI).
 HEYDOC_BUILD ?= $(CARGO) build -p heydoc
 
+# The suite in two halves (.config/nextest.toml): every untimed test, many at once, then the tests
+# that measure real time (a pace, a lateness) one at a time with nothing else running.
 test: services ## Unit and integration tests on PostgreSQL and SQLite, Schemathesis, a generated client, k8s-check
-	$(CARGO) test --workspace
+	$(CARGO) nextest run --workspace --profile untimed
+	$(CARGO) nextest run --workspace --profile timed
 	$(MAKE) --no-print-directory schemathesis HEYDOC_BUILD=:
 	$(MAKE) --no-print-directory generated-client HEYDOC_BUILD=:
 	$(MAKE) --no-print-directory k8s-check
 
 unit-test: ## Only the tests that need no server
-	$(CARGO) test --workspace --lib
+	$(CARGO) nextest run --workspace --lib --profile untimed
 
 schemathesis: ## Fuzz the running gateway against its own /openapi.json
 	$(HEYDOC_BUILD)

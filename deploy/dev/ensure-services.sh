@@ -122,6 +122,16 @@ ensure_faketime() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime >/dev/null
 }
 
+# The test runner: cargo-nextest runs every binary's tests in one pool (.config/nextest.toml).
+ensure_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then return 0; fi
+  say "installing cargo-nextest from crates.io (a few minutes, once)"
+  cargo install --locked cargo-nextest >/dev/null 2>&1 \
+    || die "cargo-nextest is missing and could not be installed: run cargo install --locked cargo-nextest"
+}
+
+ensure_nextest
+say "cargo-nextest is installed"
 ensure_postgres
 say "PostgreSQL answers at $PG_HOST:$PG_PORT"
 ensure_faketime
