@@ -231,6 +231,7 @@ pub async fn delete_user(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an admin, or an API key", body = ErrorBody),
         (status = 404, description = "No such user, or deleted", body = ErrorBody),
+        (status = 409, description = "It is your own account: your password changes with PUT /api/me/password", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "The password is invalid", body = ErrorBody),
         (status = 503, description = "Too many password checks at once; try again", body = ErrorBody),
