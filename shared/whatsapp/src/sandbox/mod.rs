@@ -1,6 +1,7 @@
 //! The sandbox: a local stand-in for the WhatsApp Cloud API. It answers
 //! `POST /{version}/{phone-number-id}/messages` in Meta's formats with fresh wamids, then posts
-//! signed status webhooks (sent, delivered, read) to the configured webhook URL, as Meta does.
+//! signed status webhooks (sent, delivered, read) to the configured webhook URL, as Meta does,
+//! posting again later any webhook the receiver did not take.
 //! Knobs: latency, forced error rates by code (130429, 131056, 500, ...), timeouts, the 24-hour
 //! window (131047), and inbound message injection. `GET /sandbox/stats` tells what it saw.
 //! Like a WhatsApp Business Account it also keeps a template catalog (listed in pages, with
@@ -27,6 +28,9 @@ use tokio::net::TcpListener;
 use crate::templates::TemplateInfo;
 use crate::webhook::{ChangeValue, Envelope, Metadata, WaStatus};
 use routes::{get_knobs, inject_inbound, put_knobs, reset, send_message, stats};
+
+/// How long the sandbox keeps posting a webhook the receiver does not take.
+const WEBHOOK_RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// The business account id the sandbox's webhooks name.
 pub const SANDBOX_WABA: &str = "SANDBOX_WABA";
@@ -130,7 +134,7 @@ pub struct SandboxStats {
     pub max_per_second: u64,
     /// The same, per business number.
     pub max_per_second_by_number: BTreeMap<String, u64>,
-    /// Webhooks posted and how many of them failed.
+    /// Webhook posts (each retry counts) and how many of them were not taken.
     pub webhooks_posted: u64,
     pub webhooks_failed: u64,
     /// The text parameters of the last template each recipient was sent.
@@ -369,21 +373,45 @@ impl Sandbox {
         self.post_envelope(Envelope::of(SANDBOX_WABA, value)).await;
     }
 
-    /// Posts any webhook envelope (signed) to the configured URL.
+    /// Posts any webhook envelope (signed) to the configured URL. As Meta does, a webhook the
+    /// receiver did not take (no answer, or not a 2xx) is posted again later, in the
+    /// background: after 1, 2, 4 ... seconds, at most a minute apart, for `WEBHOOK_RETRY_FOR`
+    /// (Meta: up to 7 days). A gateway restarting while a status is on its way gets it once it
+    /// is back; the knobs that post a webhook still answer after the first attempt.
     async fn post_envelope(&self, envelope: Envelope) {
+        let body = serde_json::to_vec(&envelope).unwrap_or_default();
+        if self.post_once(&body).await {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let first = Instant::now();
+            let mut pause = Duration::from_secs(1);
+            while first.elapsed() + pause <= WEBHOOK_RETRY_FOR {
+                tokio::time::sleep(pause).await;
+                if this.post_once(&body).await {
+                    return;
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        });
+    }
+
+    /// One signed POST of a webhook body; true when the receiver took it. Without a webhook
+    /// URL there is nobody to tell, which counts as taken.
+    async fn post_once(&self, body: &[u8]) -> bool {
         let config = self.config();
         let Some(url) = config.webhook_url else {
-            return;
+            return true;
         };
-        let body = serde_json::to_vec(&envelope).unwrap_or_default();
-        let signature = crate::webhook::sign(config.app_secret.expose_secret().as_bytes(), &body);
+        let signature = crate::webhook::sign(config.app_secret.expose_secret().as_bytes(), body);
         let result = self
             .inner
             .http
             .post(&url)
             .header("content-type", "application/json")
             .header(crate::webhook::SIGNATURE_HEADER, signature)
-            .body(body)
+            .body(body.to_vec())
             .send()
             .await;
         let ok = matches!(&result, Ok(r) if r.status().is_success());
@@ -391,8 +419,12 @@ impl Sandbox {
         c.stats.webhooks_posted += 1;
         if !ok {
             c.stats.webhooks_failed += 1;
-            tracing::debug!(?result, "sandbox webhook not accepted");
+            tracing::debug!(
+                ?result,
+                "sandbox webhook not accepted; it is posted again later"
+            );
         }
+        ok
     }
 
     fn metadata(&self) -> Metadata {
@@ -466,4 +498,77 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the counters inconsistent in a way
     // that matters; keep serving.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A receiver that refuses the first post (a gateway restarting) gets the webhook again,
+    /// signed the same, a second later.
+    #[tokio::test]
+    async fn a_webhook_the_receiver_refused_is_posted_again() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let receiver = axum::Router::new().route(
+            "/webhooks/whatsapp",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    match counter.fetch_add(1, Ordering::SeqCst) {
+                        0 => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        _ => axum::http::StatusCode::OK,
+                    }
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/webhooks/whatsapp",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        let sandbox = Sandbox::new(SandboxConfig {
+            webhook_url: Some(url),
+            app_secret: SecretString::from("app-secret"),
+            display_phone_number: "15550001111".into(),
+            knobs: SandboxKnobs::default(),
+        });
+
+        sandbox
+            .post_webhook(ChangeValue::inbound_text(
+                sandbox.metadata(),
+                "15551234567",
+                "Ana",
+                "wamid.retried",
+                "hello",
+                0,
+            ))
+            .await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "the first post answers at once"
+        );
+        for _ in 0..100 {
+            if hits.load(Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "posted again, and only until taken"
+        );
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "a taken webhook is not posted again"
+        );
+        let stats = sandbox.stats();
+        assert_eq!((stats.webhooks_posted, stats.webhooks_failed), (2, 1));
+    }
 }
