@@ -242,7 +242,13 @@ pub async fn require_session(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
-    user.require(policy::api(req.method(), &route))?;
+    let Some(permission) = policy::api(req.method(), &route) else {
+        tracing::error!(method = %req.method(), route = %route, "an API route with no permission in auth/policy.rs: refused");
+        return Err(ApiError::Forbidden(
+            "this route has no permission set, so nobody may use it".into(),
+        ));
+    };
+    user.require(permission)?;
     if user.key.is_none() {
         csrf::check(req.method(), req.headers())?;
     }
