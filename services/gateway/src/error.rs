@@ -17,6 +17,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A field of the request names something that does not exist (a tag id): a 404 whose body
+    /// says which field and why, with its code.
+    #[error("{}", .0.message)]
+    UnknownReference(heydoc_domain::Invalid),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -27,8 +31,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A rule the request broke, with its code and, when one field broke it, the field.
     #[error("{0}")]
-    Validation(String),
+    Validation(heydoc_domain::Invalid),
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// A person's allowance is used up (uploads in a day); the message says until when.
@@ -55,8 +60,16 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorCode {
-    /// A stable machine-readable code such as `validation_failed` or `not_found`.
+    /// A stable machine-readable code: the status's (`bad_request`, `unauthorized`,
+    /// `forbidden`, `not_found`, `conflict`, `validation_failed`, `rate_limited` ...) or, for a
+    /// rule one field broke, the rule's.
     pub code: String,
+    /// The request field the error is about, as the request names it (`recipients[3]`,
+    /// `scheduled_time`), when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The same words as the top-level `message`.
+    pub message: String,
 }
 
 impl ApiError {
@@ -65,7 +78,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownReference(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -87,12 +100,13 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::UnknownReference(invalid) => invalid.code,
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Validation(_) => "validation_failed",
+            ApiError::Validation(invalid) => invalid.code,
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::Unavailable(_) => "unavailable",
@@ -102,7 +116,13 @@ impl ApiError {
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
-        ApiError::Validation(message.into())
+        ApiError::Validation(heydoc_domain::Invalid::new(message))
+    }
+
+    /// A rule one field broke: a 422 naming the field and the rule's code
+    /// (`heydoc_domain::codes`).
+    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation(heydoc_domain::Invalid::at(field, code, message))
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -137,12 +157,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = self.public_message();
+        let field = match &self {
+            ApiError::Validation(invalid) | ApiError::UnknownReference(invalid) => {
+                invalid.field.clone()
+            }
+            _ => None,
+        };
         let body = ErrorBody {
             success: false,
-            message,
             error: ErrorCode {
                 code: self.code().to_string(),
+                field,
+                message: message.clone(),
             },
+            message,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited { retry_after_secs } = self {
@@ -169,7 +197,7 @@ impl From<heydoc_store::StoreError> for ApiError {
 
 impl From<heydoc_domain::Invalid> for ApiError {
     fn from(e: heydoc_domain::Invalid) -> Self {
-        ApiError::Validation(e.0)
+        ApiError::Validation(e)
     }
 }
 
@@ -181,7 +209,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 "the body must be JSON with Content-Type: application/json".into(),
             ),
             J::JsonDataError(e) => {
-                ApiError::Validation(format!("invalid request body: {}", e.body_text()))
+                ApiError::validation(format!("invalid request body: {}", e.body_text()))
             }
             J::JsonSyntaxError(e) => {
                 ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
@@ -219,7 +247,7 @@ fn rejection_by_status(status: StatusCode, text: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(text),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Validation(text),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::validation(text),
         s if s.is_client_error() => ApiError::BadRequest(text),
         _ => ApiError::Internal(text),
     }

@@ -80,7 +80,7 @@ where
                 }
                 serde_urlencoded::from_bytes(&bytes)
                     .map(Self)
-                    .map_err(|e| ApiError::Validation(format!("invalid form body: {e}")))
+                    .map_err(|e| ApiError::validation(format!("invalid form body: {e}")))
             }
             BodyKind::Other => Err(ApiError::UnsupportedMediaType(
                 "send the body as application/json or application/x-www-form-urlencoded".into(),
@@ -128,9 +128,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut normalized = None;
     if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
         if !value.is_object() {
-            return Err(ApiError::Validation(
-                "the body must be a JSON object".into(),
-            ));
+            return Err(ApiError::validation("the body must be a JSON object"));
         }
         if integral_floats_to_integers(&mut value) {
             normalized = serde_json::to_vec(&value).ok();
@@ -167,7 +165,7 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
 }
 
 fn nul_error() -> ApiError {
-    ApiError::Validation("text must not contain NUL characters (\\u0000)".into())
+    ApiError::validation("text must not contain NUL characters (\\u0000)")
 }
 
 /// True when the JSON text holds the escape `\u0000` (a raw NUL is invalid JSON already). An

@@ -43,9 +43,37 @@ use crate::routes::{
         crate::core::conversations::ConversationView, crate::core::contacts::ConversationStatus,
         crate::core::schedules::CampaignState,
     )),
-    modifiers(&Security, &Responses, &NoNul)
+    modifiers(&Security, &Responses, &NoNul, &ErrorCodes)
 )]
 pub struct ApiDoc;
+
+/// The rules' codes (`heydoc_domain::codes`) in the description of `error.code`, so the document
+/// lists every code a 4xx body may carry from the same constants the rules use.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(error))) = components.schemas.get_mut("ErrorCode") else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(code))) = error.properties.get_mut("code") {
+            let listed: Vec<String> = heydoc_domain::codes::ALL
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect();
+            code.description = Some(format!(
+                "{} The rules' codes: {}.",
+                code.description.clone().unwrap_or_default(),
+                listed.join(", ")
+            ));
+        }
+    }
+}
 
 struct Security;
 
@@ -238,5 +266,21 @@ fn restrict(schema: &mut utoipa::openapi::schema::Schema, refs: &mut Vec<String>
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_every_rule_code() {
+        let doc = ApiDoc::openapi().to_json().unwrap();
+        for code in heydoc_domain::codes::ALL {
+            assert!(
+                doc.contains(&format!("`{code}`")),
+                "{code} is not in the document"
+            );
+        }
     }
 }

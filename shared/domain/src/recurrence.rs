@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
-use crate::Invalid;
+use crate::{codes, Invalid};
 
 #[derive(Debug, Clone)]
 pub enum Recurrence {
@@ -47,7 +47,7 @@ impl Recurrence {
         }
         let fields = raw.split_whitespace().count();
         if fields != 5 {
-            return Err(Invalid::new(format!(
+            return Err(Invalid::at("recurrence", codes::INVALID_RECURRENCE, format!(
                 "recurrence {raw:?} is not one of none, daily, weekly, monthly, and not a cron expression \
                  of 5 fields (minute hour day-of-month month day-of-week); it has {fields}"
             )));
@@ -58,9 +58,11 @@ impl Recurrence {
             .build()
             .parse(raw)
             .map_err(|e| {
-                Invalid::new(format!(
-                    "recurrence {raw:?} is not a valid cron expression: {e}"
-                ))
+                Invalid::at(
+                    "recurrence",
+                    codes::INVALID_RECURRENCE,
+                    format!("recurrence {raw:?} is not a valid cron expression: {e}"),
+                )
             })?;
         Ok(Self::Cron(Box::new(CronRule {
             expression: raw.to_string(),
@@ -136,9 +138,11 @@ impl CronRule {
 /// Parses an IANA time zone name (`"Asia/Kolkata"`).
 pub fn parse_time_zone(name: &str) -> Result<Tz, Invalid> {
     name.parse::<Tz>().map_err(|_| {
-        Invalid::new(format!(
-            "timezone {name:?} is not an IANA time zone name such as \"Europe/London\""
-        ))
+        Invalid::at(
+            "timezone",
+            codes::UNKNOWN_TIME_ZONE,
+            format!("timezone {name:?} is not an IANA time zone name such as \"Europe/London\""),
+        )
     })
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::recurrence::{parse_time_zone, resolve_local};
-use crate::{Invalid, Phone, Recurrence, ScheduleStatus};
+use crate::{codes, Invalid, Phone, Recurrence, ScheduleStatus};
 
 /// How far in the past a `scheduled_time` may be (clock skew between client and server).
 const PAST_GRACE_SECS: i64 = 60;
@@ -45,17 +45,25 @@ impl Timing {
         let (scheduled_time, local_anchor) =
             parse_time_local("scheduled_time", input.scheduled_time, tz)?;
         if scheduled_time < now - Duration::seconds(PAST_GRACE_SECS) {
-            return Err(Invalid::new(format!(
-                "scheduled_time {} is in the past",
-                scheduled_time.to_rfc3339()
-            )));
+            return Err(Invalid::at(
+                "scheduled_time",
+                codes::IN_THE_PAST,
+                format!(
+                    "scheduled_time {} is in the past",
+                    scheduled_time.to_rfc3339()
+                ),
+            ));
         }
         let end_time = input
             .end_time
             .map(|t| parse_time("end_time", t, tz))
             .transpose()?;
         if input.max_occurrences.is_some_and(|n| n < 1) {
-            return Err(Invalid::new("max_occurrences must be at least 1"));
+            return Err(Invalid::at(
+                "max_occurrences",
+                codes::INVALID_END,
+                "max_occurrences must be at least 1",
+            ));
         }
         let first_run = recurrence
             .next_after_local(
@@ -64,14 +72,24 @@ impl Timing {
                 tz,
                 scheduled_time - Duration::seconds(1),
             )
-            .ok_or_else(|| Invalid::new("the recurrence never fires after scheduled_time"))?;
+            .ok_or_else(|| {
+                Invalid::at(
+                    "recurrence",
+                    codes::INVALID_RECURRENCE,
+                    "the recurrence never fires after scheduled_time",
+                )
+            })?;
         if let Some(end) = end_time {
             if end < first_run {
-                return Err(Invalid::new(format!(
-                    "end_time {} is before the first run {}",
-                    end.to_rfc3339(),
-                    first_run.to_rfc3339()
-                )));
+                return Err(Invalid::at(
+                    "end_time",
+                    codes::INVALID_END,
+                    format!(
+                        "end_time {} is before the first run {}",
+                        end.to_rfc3339(),
+                        first_run.to_rfc3339()
+                    ),
+                ));
             }
         }
         Ok(Self {
@@ -130,9 +148,11 @@ pub fn parse_time_local(
             return Ok((resolve_local(tz, local), Some(local)));
         }
     }
-    Err(Invalid::new(format!(
-        "{field} {value:?} is not a date-time such as \"2030-01-16T09:00:00Z\""
-    )))
+    Err(Invalid::at(
+        field,
+        codes::INVALID_TIME,
+        format!("{field} {value:?} is not a date-time such as \"2030-01-16T09:00:00Z\""),
+    ))
 }
 
 /// Who a schedule reaches: explicit phones (normalised, sorted, unique) and tag ids.
@@ -145,13 +165,23 @@ pub struct Audience {
 impl Audience {
     pub fn check(recipients: &[String], mut tag_ids: Vec<i32>) -> Result<Self, Invalid> {
         if recipients.len() > MAX_RECIPIENTS {
-            return Err(Invalid::new(format!(
-                "at most {MAX_RECIPIENTS} explicit recipients; use tag_ids for larger audiences"
-            )));
+            return Err(Invalid::at(
+                "recipients",
+                codes::TOO_MANY_RECIPIENTS,
+                format!(
+                    "at most {MAX_RECIPIENTS} explicit recipients; use tag_ids for larger audiences"
+                ),
+            ));
         }
         let mut phones = Vec::with_capacity(recipients.len());
-        for r in recipients {
-            let phone = Phone::parse(r).map_err(|e| Invalid::new(format!("recipients: {e}")))?;
+        for (i, r) in recipients.iter().enumerate() {
+            let phone = Phone::parse(r).map_err(|e| {
+                Invalid::at(
+                    format!("recipients[{i}]"),
+                    codes::INVALID_PHONE,
+                    format!("recipients: {e}"),
+                )
+            })?;
             phones.push(phone.into_string());
         }
         phones.sort();
@@ -159,7 +189,9 @@ impl Audience {
         tag_ids.sort_unstable();
         tag_ids.dedup();
         if phones.is_empty() && tag_ids.is_empty() {
-            return Err(Invalid::new(
+            return Err(Invalid::at(
+                "recipients",
+                codes::EMPTY_AUDIENCE,
                 "the audience is empty: give recipients, tag_ids, or both",
             ));
         }
@@ -229,7 +261,11 @@ mod tests {
     #[test]
     fn refuses_times_that_cannot_run() {
         let past = Timing::check(timing("2029-01-01T00:00:00Z"), now()).unwrap_err();
-        assert!(past.0.contains("in the past"), "{past}");
+        assert!(past.message.contains("in the past"), "{past}");
+        assert_eq!(
+            (past.code, past.field.as_deref()),
+            (codes::IN_THE_PAST, Some("scheduled_time"))
+        );
         let end = Timing::check(
             TimingInput {
                 end_time: Some("2030-01-01T00:00:00Z"),
@@ -238,7 +274,11 @@ mod tests {
             now(),
         )
         .unwrap_err();
-        assert!(end.0.contains("before the first run"), "{end}");
+        assert!(end.message.contains("before the first run"), "{end}");
+        assert_eq!(
+            (end.code, end.field.as_deref()),
+            (codes::INVALID_END, Some("end_time"))
+        );
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! Field rules shared by the API and the workers.
 
-use crate::Invalid;
+use crate::{codes, Invalid};
 
 /// WhatsApp's limit on a text message body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
 pub fn message_text(field: &str, text: &str) -> Result<(), Invalid> {
     if text.trim().is_empty() {
-        return Err(Invalid::new(format!("{field} must not be empty")));
+        return Err(Invalid::at(
+            field,
+            codes::EMPTY_MESSAGE,
+            format!("{field} must not be empty"),
+        ));
     }
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
-        return Err(Invalid::new(format!(
-            "{field} has {chars} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"
-        )));
+        return Err(Invalid::at(
+            field,
+            codes::TOO_LONG,
+            format!("{field} has {chars} characters; WhatsApp allows at most {MAX_TEXT_CHARS}"),
+        ));
     }
     Ok(())
 }

@@ -115,9 +115,10 @@ pub async fn ensure_exist(db: &impl heydoc_store::Conn, ids: &[i32]) -> ApiResul
     }
     let missing: Vec<String> = missing.iter().map(i32::to_string).collect();
     // A reference to something that does not exist: 404, as for the tag in a path.
-    Err(ApiError::not_found(format!(
-        "unknown tag id(s): {}",
-        missing.join(", ")
+    Err(ApiError::UnknownReference(heydoc_domain::Invalid::at(
+        "tag_ids",
+        heydoc_domain::codes::UNKNOWN_TAG,
+        format!("unknown tag id(s): {}", missing.join(", ")),
     )))
 }
 

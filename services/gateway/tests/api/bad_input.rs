@@ -397,7 +397,86 @@ async fn idempotency_key_sends_once(backend: Backend) {
     assert_eq!(contact["message_count"], 1);
 }
 
+/// A broken rule says which field and which rule to a program (`error.code`, `error.field`),
+/// beside the words for a person; errors about no one field carry only the status's code.
+async fn errors_name_their_field_and_rule(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = app.admin().await;
+    let campaign = |extra: Value| {
+        let mut body = json!({"message": "Flu shots", "scheduled_time": "2030-03-02T09:00:00Z"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases = [
+        (
+            json!({"recipients": ["15550001234", "12"]}),
+            422,
+            "invalid_phone",
+            Some("recipients[1]"),
+        ),
+        (
+            json!({"recipients": []}),
+            422,
+            "empty_audience",
+            Some("recipients"),
+        ),
+        (
+            json!({"tag_ids": [999]}),
+            404,
+            "unknown_tag",
+            Some("tag_ids"),
+        ),
+        (
+            json!({"recipients": ["15550001234"], "timezone": "Mars/Olympus"}),
+            422,
+            "unknown_time_zone",
+            Some("timezone"),
+        ),
+        (
+            json!({"recipients": ["15550001234"], "scheduled_time": "2001-01-01T00:00:00Z"}),
+            422,
+            "in_the_past",
+            Some("scheduled_time"),
+        ),
+        (
+            json!({"recipients": ["15550001234"], "recurrence": "every blue moon"}),
+            422,
+            "invalid_recurrence",
+            Some("recurrence"),
+        ),
+        (
+            json!({"recipients": ["15550001234"], "daily_limit": 0}),
+            422,
+            "out_of_range",
+            Some("daily_limit"),
+        ),
+    ];
+    for (extra, status, code, field) in cases {
+        let (s, body) = api
+            .post("/api/scheduled-messages", &campaign(extra.clone()))
+            .await;
+        assert_eq!(s, status, "{extra}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["error"]["code"], code, "{extra}: {body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{extra}: {body}");
+        assert_eq!(body["error"]["message"], body["message"], "{body}");
+    }
+    let (s, body) = api.get("/api/contacts/15559999999").await;
+    assert_eq!(s, 404);
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert!(body["error"].get("field").is_none(), "{body}");
+    let (_, list) = api.get("/api/scheduled-messages").await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(0),
+        "nothing was created: {list}"
+    );
+}
+
 on_both_backends!(
     bad_input_is_refused_and_changes_nothing,
-    idempotency_key_sends_once
+    idempotency_key_sends_once,
+    errors_name_their_field_and_rule
 );

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use heydoc_domain::schedule::{transition, Audience, Timing, Transition};
-use heydoc_domain::{template, validate, MessageStatus, ScheduleStatus};
+use heydoc_domain::{codes, template, validate, MessageStatus, ScheduleStatus};
 use heydoc_store::{deliveries, occurrences, schedules as store};
 
 pub use cost::{estimate, CategoryCost, EstimateOut, EstimateRequest, RunCost};
@@ -200,7 +200,11 @@ pub async fn create(state: &AppState, me: &AuthUser, body: NewSchedule) -> ApiRe
         .filter(|n| !n.is_empty())
         .map(str::to_string);
     if name.as_ref().is_some_and(|n| n.chars().count() > 120) {
-        return Err(ApiError::validation("name: at most 120 characters"));
+        return Err(ApiError::field(
+            "name",
+            codes::TOO_LONG,
+            "name: at most 120 characters",
+        ));
     }
     let estimate = cost::EstimateRequest {
         recipients: body.recipients.clone(),
@@ -333,8 +337,13 @@ impl Plan {
         let message = body.message.clone().filter(|m| !m.is_empty());
         if let Some(text) = &message {
             validate::message_text("message", text)?;
-            template::check_text(text)
-                .map_err(|e| ApiError::validation(format!("message: {e}")))?;
+            template::check_text(text).map_err(|e| {
+                ApiError::field(
+                    "message",
+                    codes::INVALID_PLACEHOLDER,
+                    format!("message: {e}"),
+                )
+            })?;
         }
         let template = match &body.template {
             Some(t) => {
@@ -343,18 +352,31 @@ impl Plan {
                     .as_ref()
                     .is_some_and(|c| !c.is_array() && !c.is_null())
                 {
-                    return Err(ApiError::validation("template.components must be an array"));
+                    return Err(ApiError::field(
+                        "template",
+                        codes::TEMPLATE_UNUSABLE,
+                        "template.components must be an array",
+                    ));
                 }
                 if let Some(components) = &t.components {
-                    template::check(components)
-                        .map_err(|e| ApiError::validation(format!("template: {e}")))?;
+                    template::check(components).map_err(|e| {
+                        ApiError::field(
+                            "template",
+                            codes::TEMPLATE_UNUSABLE,
+                            format!("template: {e}"),
+                        )
+                    })?;
                 }
                 Some(serde_json::to_value(t).map_err(|e| ApiError::Internal(e.to_string()))?)
             }
             None => None,
         };
         if message.is_none() && template.is_none() && body.media.is_none() {
-            return Err(ApiError::validation("give a message, a template, or both"));
+            return Err(ApiError::field(
+                "message",
+                codes::EMPTY_MESSAGE,
+                "give a message, a template, or both",
+            ));
         }
         let audience = Audience::check(&body.recipients, body.tag_ids.clone())?;
         let timing = Timing::check(body.timing(), now)?;
@@ -362,7 +384,9 @@ impl Plan {
             .daily_limit
             .is_some_and(|n| !(1..=10_000_000).contains(&n))
         {
-            return Err(ApiError::validation(
+            return Err(ApiError::field(
+                "daily_limit",
+                codes::OUT_OF_RANGE,
                 "daily_limit must be between 1 and 10000000 deliveries a day",
             ));
         }

@@ -1,5 +1,6 @@
 //! The check a send or campaign naming a template passes, and the text the history shows.
 
+use heydoc_domain::codes;
 use heydoc_store::templates::{self as store, Template};
 use heydoc_whatsapp::templates::given_params;
 
@@ -32,30 +33,38 @@ pub async fn check(
             .filter(|t| t.name == name)
             .map(|t| t.language)
             .collect();
-        return Err(ApiError::validation(if languages.is_empty() {
-            format!("template.name: {name:?} is not a template of this WhatsApp Business Account (see GET /api/templates)")
-        } else {
-            format!(
-                "template.language: {name:?} has no {language:?} version; it has {}",
-                languages.join(", ")
-            )
-        }));
+        return Err(ApiError::field(
+            "template",
+            codes::TEMPLATE_UNUSABLE,
+            if languages.is_empty() {
+                format!("template.name: {name:?} is not a template of this WhatsApp Business Account (see GET /api/templates)")
+            } else {
+                format!(
+                    "template.language: {name:?} has no {language:?} version; it has {}",
+                    languages.join(", ")
+                )
+            },
+        ));
     };
     if found.status != APPROVED {
-        return Err(ApiError::validation(format!(
-            "template.name: {name:?} ({language}) is {} at Meta{} and cannot be sent",
-            found.status,
-            found
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        )));
+        return Err(ApiError::field(
+            "template",
+            codes::TEMPLATE_UNUSABLE,
+            format!(
+                "template.name: {name:?} ({language}) is {} at Meta{} and cannot be sent",
+                found.status,
+                found
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        ));
     }
     for (kind, wanted) in [("BODY", found.body_params), ("HEADER", found.header_params)] {
         let given = given_params(spec.components.as_ref(), kind);
         if i32::try_from(given).unwrap_or(i32::MAX) != wanted {
-            return Err(ApiError::validation(format!(
+            return Err(ApiError::field("template", codes::TEMPLATE_UNUSABLE, format!(
                 "template.components: {name:?} ({language}) takes {wanted} {} parameter{}; {given} given",
                 kind.to_ascii_lowercase(),
                 if wanted == 1 { "" } else { "s" }

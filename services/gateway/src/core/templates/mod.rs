@@ -11,6 +11,7 @@ pub use check::*;
 pub use webhooks::*;
 
 use chrono::{DateTime, Utc};
+use heydoc_domain::codes;
 use heydoc_store::templates::{self as store, CatalogEntry, Template};
 use heydoc_whatsapp::templates::TemplateInfo;
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,11 @@ impl TemplateSpec {
     /// A template needs both its name and its language.
     pub fn check_name(&self) -> ApiResult<()> {
         if self.name.trim().is_empty() || self.language.trim().is_empty() {
-            return Err(ApiError::validation("template needs a name and a language"));
+            return Err(ApiError::field(
+                "template",
+                codes::TEMPLATE_UNUSABLE,
+                "template needs a name and a language",
+            ));
         }
         Ok(())
     }

@@ -23,6 +23,10 @@ async function api(method, url, body) {
   if (!response.ok) {
     const error = new Error((data && data.message) || `${response.status} ${response.statusText}`);
     error.status = response.status;
+    // The machine-readable part: `code` (the rule's or the status's) and, when one field of
+    // the request broke the rule, `field` as the request names it ("recipients[3]").
+    error.code = data && data.error && data.error.code;
+    error.field = data && data.error && data.error.field;
     throw error;
   }
   return data;
@@ -1149,45 +1153,61 @@ function campaignBody(form) {
 
 // The API's error, in the form's words, next to the field it is about. Returns whether it
 // found the field (otherwise the form's own error line says it).
-const FIELD_ERRORS = [
-  [/recipients.*tag_ids|tag_ids.*recipients|no recipients|audience/i, "audience", () => "Choose who receives it: type phone numbers, or tick at least one tag."],
-  [/^recipients|phone/i, "audience", (m) => `One of the phone numbers is not valid: ${m.replace(/^[^:]*:\s*/, "")}. Write each with its country code, such as +91 98000 00002.`],
-  [/tag/i, "audience", () => "One of the ticked tags no longer exists. Reload the page and choose again."],
-  [/in the past|past/i, "scheduled_time", () => "The first run is in the past. Pick a time later than now."],
-  [/scheduled_time/i, "scheduled_time", () => "Pick the date and time of the first run."],
-  [/timezone|time zone/i, "timezone", () => "Pick a time zone from the list, such as Asia/Kolkata or Europe/London."],
-  [/cron|recurrence/i, "recurrence", (m) => `That repeat pattern is not one HeyDoc understands (${m.replace(/^[^:]*:\s*/, "")}). Pick days above, or check the cron expression: minute hour day month weekday.`],
-  [/end_time|max_occurrences/i, "end", () => "The end must come after the first run, and the number of runs must be at least 1."],
-  [/daily_limit/i, "daily_limit", () => "The daily limit must be a whole number of people, 1 or more."],
-  [/^name/i, "name", () => "The name can be at most 120 characters."],
-  [/template/i, "template", (m) => `The template cannot be used: ${m.replace(/^[^:]*:\s*/, "")}`],
-  [/message|give a message/i, "message", (m) => /empty|give a message/i.test(m)
-    ? "Write the message, or pick a template to send."
-    : `The message cannot be sent as it is: ${m.replace(/^[^:]*:\s*/, "")}`],
-];
+// The campaign form's words for the API's rule codes (`heydoc_domain::codes`), by code; the
+// API's field ("recipients[3]", "end_time") says where on the form the words go.
+const FIELD_WORDS = {
+  empty_audience: () => "Choose who receives it: type phone numbers, or tick at least one tag.",
+  too_many_recipients: (detail) => `Too many phone numbers typed (${detail}). Tick a tag for a larger audience.`,
+  invalid_phone: (detail) => `One of the phone numbers is not valid: ${detail}. Write each with its country code, such as +91 98000 00002.`,
+  unknown_tag: () => "One of the ticked tags no longer exists. Reload the page and choose again.",
+  in_the_past: () => "The first run is in the past. Pick a time later than now.",
+  invalid_time: (_, field) => field === "scheduled_time" ? "Pick the date and time of the first run." : "Pick the date and time of the end, or leave it empty.",
+  unknown_time_zone: () => "Pick a time zone from the list, such as Asia/Kolkata or Europe/London.",
+  invalid_recurrence: (detail) => `That repeat pattern is not one HeyDoc understands (${detail}). Pick days above, or check the cron expression: minute hour day month weekday.`,
+  invalid_end: () => "The end must come after the first run, and the number of runs must be at least 1.",
+  out_of_range: () => "The daily limit must be a whole number of people, 1 or more.",
+  too_long: (detail, field) => field === "name" ? "The name can be at most 120 characters." : `The message is too long: ${detail}.`,
+  empty_message: () => "Write the message, or pick a template to send.",
+  invalid_placeholder: (detail) => `The message cannot be sent as it is: ${detail}`,
+  template_unusable: (detail) => `The template cannot be used: ${detail}`,
+};
+
+// Where on the campaign form an API field's error is shown.
+function formFieldOf(field) {
+  if (field.startsWith("recipients") || field === "tag_ids") return "audience";
+  if (field === "end_time" || field === "max_occurrences") return "end";
+  return field;
+}
+
+// The part of an API message after its field's name ("recipients: ..." gives "...").
+function detailOf(message) {
+  const colon = message.indexOf(": ");
+  return colon < 0 ? message : message.slice(colon + 2);
+}
 
 function clearFieldErrors(form) {
   for (const el of form.querySelectorAll(".field-error")) { el.hidden = true; el.textContent = ""; }
   for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 }
 
-function showFieldError(form, message) {
-  for (const [pattern, field, words] of FIELD_ERRORS) {
-    if (!pattern.test(message)) continue;
-    const line = document.getElementById(`error-${field}`);
-    if (!line) continue;
-    line.textContent = words(message);
-    line.hidden = false;
-    const input = form.elements[field];
-    if (input && input.setAttribute) {
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
-    } else {
-      line.scrollIntoView({ block: "center" });
-    }
-    return true;
+// Shows an API error beside the field it names, in the form's words; false when the error
+// names no field of this form (the caller shows it whole).
+function showFieldError(form, error) {
+  const words = FIELD_WORDS[error.code];
+  if (!words || !error.field) return false;
+  const field = formFieldOf(error.field);
+  const line = document.getElementById(`error-${field}`);
+  if (!line) return false;
+  line.textContent = words(detailOf(error.message), error.field);
+  line.hidden = false;
+  const input = form.elements[field];
+  if (input && input.setAttribute) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  } else {
+    line.scrollIntoView({ block: "center" });
   }
-  return false;
+  return true;
 }
 
 // Only the answer to the latest question is shown, whatever order answers come back in.
@@ -1220,7 +1240,7 @@ async function previewCampaign(form) {
     list.replaceChildren();
     showSample(null);
     clearFieldErrors(form);
-    if (showFieldError(form, e.message)) {
+    if (showFieldError(form, e)) {
       note.textContent = "Fix the field marked above to see the runs.";
       note.classList.remove("form-error");
     } else {
@@ -1306,7 +1326,7 @@ async function submitCampaign(form) {
     const answer = await api("POST", "/api/scheduled-messages", body);
     location.assign(`/campaigns/${answer.data.id}`);
   } catch (e) {
-    if (!showFieldError(form, e.message)) showError(form, e.message);
+    if (!showFieldError(form, e)) showError(form, e.message);
   } finally {
     button.disabled = false;
   }
