@@ -91,6 +91,23 @@ impl Invalid {
         }
     }
 
+    /// A rule with a code of its own, before the caller says which field broke it.
+    pub fn coded(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same rule, broken by `field` of the request.
+    pub fn in_field(self, field: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..self
+        }
+    }
+
     /// A rule one field of the request broke.
     pub fn at(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         Self {

@@ -3,7 +3,7 @@
 //! user id (`US.13491208655302741918`: a country code, a dot, letters and digits); such an id is
 //! accepted wherever a phone is, and a send to it goes to WhatsApp's `recipient`.
 
-use crate::Invalid;
+use crate::{codes, Invalid};
 
 /// The shortest and longest digit strings accepted. E.164 numbers have at most 15 digits; group
 /// ids that WhatsApp reports in place of a phone run a little longer.
@@ -29,21 +29,22 @@ impl Phone {
                 '+' if i == 0 => {}
                 ' ' | '-' | '.' | '(' | ')' => {}
                 _ => {
-                    return Err(Invalid::new(format!(
+                    return Err(Invalid::coded(codes::INVALID_PHONE, format!(
                         "phone number {input:?} may contain only digits, spaces, '+', '-', '.' and parentheses"
                     )))
                 }
             }
         }
         if digits.len() < MIN_DIGITS || digits.len() > MAX_DIGITS {
-            return Err(Invalid::new(format!(
+            return Err(Invalid::coded(codes::INVALID_PHONE, format!(
                 "phone number {input:?} must have between {MIN_DIGITS} and {MAX_DIGITS} digits, country code first"
             )));
         }
         if digits.starts_with('0') {
-            return Err(Invalid::new(format!(
-                "phone number {input:?} must start with the country code, not 0"
-            )));
+            return Err(Invalid::coded(
+                codes::INVALID_PHONE,
+                format!("phone number {input:?} must start with the country code, not 0"),
+            ));
         }
         Ok(Self(digits))
     }

@@ -176,11 +176,11 @@ impl Audience {
         let mut phones = Vec::with_capacity(recipients.len());
         for (i, r) in recipients.iter().enumerate() {
             let phone = Phone::parse(r).map_err(|e| {
-                Invalid::at(
-                    format!("recipients[{i}]"),
-                    codes::INVALID_PHONE,
-                    format!("recipients: {e}"),
-                )
+                Invalid {
+                    message: format!("recipients: {e}"),
+                    ..e
+                }
+                .in_field(format!("recipients[{i}]"))
             })?;
             phones.push(phone.into_string());
         }

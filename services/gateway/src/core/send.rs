@@ -59,7 +59,7 @@ pub async fn send_message(
     key: ApiResult<Option<String>>,
     body: SendMessage,
 ) -> ApiResult<Sent> {
-    let phone = Phone::parse(&body.phone_number)?;
+    let phone = Phone::parse(&body.phone_number).map_err(|e| e.in_field("phone_number"))?;
     // A template alone is a template send; otherwise the text is the message.
     let template_only = body.template.is_some() && body.message.trim().is_empty();
     if !template_only {

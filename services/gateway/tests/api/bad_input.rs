@@ -463,6 +463,15 @@ async fn errors_name_their_field_and_rule(backend: Backend) {
         assert_eq!(body["error"]["field"].as_str(), field, "{extra}: {body}");
         assert_eq!(body["error"]["message"], body["message"], "{body}");
     }
+    let (s, body) = api
+        .post(
+            "/api/send_message",
+            &json!({"phone_number": "12ab", "message": "hi"}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(body["error"]["code"], "invalid_phone", "{body}");
+    assert_eq!(body["error"]["field"], "phone_number", "{body}");
     let (s, body) = api.get("/api/contacts/15559999999").await;
     assert_eq!(s, 404);
     assert_eq!(body["error"]["code"], "not_found", "{body}");
