@@ -59,6 +59,14 @@ pub mod codes {
     /// A template the synced catalog does not have approved in that language with those
     /// parameters, or one written wrongly.
     pub const TEMPLATE_UNUSABLE: &str = "template_unusable";
+    /// Not 3 to 64 letters, digits, '_', '-', '.' or '@'.
+    pub const INVALID_USERNAME: &str = "invalid_username";
+    /// Not 8 to 128 characters.
+    pub const INVALID_PASSWORD: &str = "invalid_password";
+    /// Not `#rrggbb`.
+    pub const INVALID_COLOR: &str = "invalid_color";
+    /// Not 1 to 64 characters, or with ';' or '|'.
+    pub const INVALID_TAG_NAME: &str = "invalid_tag_name";
 
     /// Every code above.
     pub const ALL: &[&str] = &[
@@ -76,6 +84,10 @@ pub mod codes {
         EMPTY_MESSAGE,
         INVALID_PLACEHOLDER,
         TEMPLATE_UNUSABLE,
+        INVALID_USERNAME,
+        INVALID_PASSWORD,
+        INVALID_COLOR,
+        INVALID_TAG_NAME,
     ];
 }
 

@@ -30,7 +30,9 @@ pub fn username(name: &str) -> Result<(), Invalid> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
     if !ok_len || !ok_chars {
-        return Err(Invalid::new(
+        return Err(Invalid::at(
+            "username",
+            codes::INVALID_USERNAME,
             "username must be 3 to 64 characters of letters, digits, '_', '-', '.' or '@'",
         ));
     }
@@ -40,7 +42,11 @@ pub fn username(name: &str) -> Result<(), Invalid> {
 pub fn password(password: &str) -> Result<(), Invalid> {
     let n = password.chars().count();
     if !(8..=128).contains(&n) {
-        return Err(Invalid::new("password must be 8 to 128 characters long"));
+        return Err(Invalid::at(
+            "password",
+            codes::INVALID_PASSWORD,
+            "password must be 8 to 128 characters long",
+        ));
     }
     Ok(())
 }
@@ -51,27 +57,41 @@ pub fn color(color: &str) -> Result<(), Invalid> {
     if bytes.len() == 7 && bytes[0] == b'#' && bytes[1..].iter().all(u8::is_ascii_hexdigit) {
         Ok(())
     } else {
-        Err(Invalid::new(format!(
-            "color {color:?} must look like \"#ff4444\""
-        )))
+        Err(Invalid::at(
+            "color",
+            codes::INVALID_COLOR,
+            format!("color {color:?} must look like \"#ff4444\""),
+        ))
     }
 }
 
 pub fn tag_name(name: &str) -> Result<(), Invalid> {
     let n = name.trim().chars().count();
     if n == 0 || n > 64 {
-        return Err(Invalid::new("tag name must be 1 to 64 characters"));
+        return Err(Invalid::at(
+            "name",
+            codes::INVALID_TAG_NAME,
+            "tag name must be 1 to 64 characters",
+        ));
     }
     // They separate tags in a CSV cell.
     if name.contains([';', '|']) {
-        return Err(Invalid::new("tag name cannot contain ';' or '|'"));
+        return Err(Invalid::at(
+            "name",
+            codes::INVALID_TAG_NAME,
+            "tag name cannot contain ';' or '|'",
+        ));
     }
     Ok(())
 }
 
 pub fn contact_name(name: &str) -> Result<(), Invalid> {
     if name.chars().count() > 256 {
-        return Err(Invalid::new("name must be at most 256 characters"));
+        return Err(Invalid::at(
+            "name",
+            codes::TOO_LONG,
+            "name must be at most 256 characters",
+        ));
     }
     Ok(())
 }

@@ -472,6 +472,31 @@ async fn errors_name_their_field_and_rule(backend: Backend) {
     assert_eq!(s, 422);
     assert_eq!(body["error"]["code"], "invalid_phone", "{body}");
     assert_eq!(body["error"]["field"], "phone_number", "{body}");
+    for (path, sent, code, field) in [
+        (
+            "/api/tags",
+            json!({"name": "Flu", "color": "red"}),
+            "invalid_color",
+            "color",
+        ),
+        (
+            "/api/tags",
+            json!({"name": "a|b"}),
+            "invalid_tag_name",
+            "name",
+        ),
+        (
+            "/api/users",
+            json!({"username": "ab", "password": "long enough"}),
+            "invalid_username",
+            "username",
+        ),
+    ] {
+        let (s, body) = api.post(path, &sent).await;
+        assert_eq!(s, 422, "{sent}: {body}");
+        assert_eq!(body["error"]["code"], code, "{sent}: {body}");
+        assert_eq!(body["error"]["field"], field, "{sent}: {body}");
+    }
     let (s, body) = api.get("/api/contacts/15559999999").await;
     assert_eq!(s, 404);
     assert_eq!(body["error"]["code"], "not_found", "{body}");

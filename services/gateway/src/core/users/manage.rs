@@ -159,7 +159,7 @@ pub async fn change_password(
     body: PasswordChange,
 ) -> ApiResult<()> {
     me.require_session()?;
-    validate::password(&body.new_password)?;
+    validate::password(&body.new_password).map_err(|e| e.in_field("new_password"))?;
     let user = existing(state, me.user_id).await?;
     let address = me
         .address
