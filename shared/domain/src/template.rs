@@ -9,6 +9,15 @@ use std::fmt;
 
 use serde_json::Value;
 
+/// How a template is named to people (a campaign's pause reason, a log line): `name
+/// (language)`, or "of the campaign" when the message does not say which.
+pub fn label(template: Option<(&str, &str)>) -> String {
+    match template {
+        Some((name, language)) => format!("{name} ({language})"),
+        None => "of the campaign".to_string(),
+    }
+}
+
 /// What a placeholder can name.
 pub struct ContactFields<'a> {
     pub name: &'a str,

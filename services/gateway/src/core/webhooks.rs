@@ -193,14 +193,14 @@ pub async fn receive(state: &AppState, envelope: Envelope) -> ApiResult<WebhookO
     Ok(out)
 }
 
-/// The template a message was sent as, `name (language)`: the message's own, or the one sent
+/// The template a message was sent as, name and language: the message's own, or the one sent
 /// instead of its text outside the window.
-fn template_of(m: &Message) -> Option<String> {
+fn template_of(m: &Message) -> Option<(&str, &str)> {
     let payload = m.payload.as_ref()?;
     let t = payload.get("fallback_template").unwrap_or(payload);
     let name = t.get("name")?.as_str()?;
     let language = t.get("language").and_then(|l| l.as_str()).unwrap_or("?");
-    Some(format!("{name} ({language})"))
+    Some((name, language))
 }
 
 /// A failure Meta reports in a status webhook means what the same code means in the send
@@ -234,7 +234,7 @@ async fn failure_consequences(
             if let Some(occurrence) = m.occurrence_id {
                 let why = format!(
                     "WhatsApp refused the template {} ({reason})",
-                    template_of(m).unwrap_or_else(|| "of the campaign".into())
+                    heydoc_domain::template::label(template_of(m))
                 );
                 if heydoc_store::failures::pause_campaign_of(txn, occurrence, &why, now).await? {
                     tracing::warn!(occurrence_id = occurrence, reason = %why, "campaign paused by a status webhook");

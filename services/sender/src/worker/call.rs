@@ -63,11 +63,11 @@ pub(super) async fn send_one(
             let opens = e.class == ErrorClass::StopNumber;
             let template = match &outgoing.content {
                 heydoc_whatsapp::Content::Template { name, language, .. } => {
-                    Some(format!("{name} ({language})"))
+                    Some((name.as_str(), language.as_str()))
                 }
                 _ => None,
             };
-            let r = failed(ctx, pacer, &row, template.as_deref(), e);
+            let r = failed(ctx, pacer, &row, template, e);
             if let (true, Some(why), Some(until)) = (opens, pacer.circuit(), pacer.paused_until()) {
                 // The refused row waits again before the hold is shown: a sender killed once
                 // the number is held leaves it waiting, not `unknown` (Meta took nothing). The
@@ -116,7 +116,7 @@ fn failed(
     ctx: &SenderContext,
     pacer: &Pacer,
     row: &Message,
-    template: Option<&str>,
+    template: Option<(&str, &str)>,
     e: heydoc_whatsapp::SendError,
 ) -> SendResult {
     let code = e.code.and_then(|c| i32::try_from(c).ok());
@@ -159,7 +159,7 @@ fn failed(
                     occurrence,
                     format!(
                         "WhatsApp refused the template {} ({}): {}",
-                        template.unwrap_or("of the campaign"),
+                        heydoc_domain::template::label(template),
                         code.unwrap_or_default(),
                         e.message
                     ),
