@@ -211,11 +211,13 @@ async fn an_api_send_overtakes_a_5000_campaign_and_a_small_campaign_is_not_stuck
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
     let _pace = one_at_a_time().await;
-    // 1 send in 40 refused as over the throughput, at 200/s: still at least 80% of it. (At
-    // 500/s a debug build on 2 shared cores measured 383/s once with nothing refused-related
-    // wrong; the property is the same at any pace the machine sustains.)
+    // 1 send in 40 refused as over the throughput, at 100/s: still at least 80% of it. (A
+    // debug build on 2 shared cores measured 383/s at 500/s and once 153/s at 200/s, right
+    // after the rest of the suite, with nothing refused-related wrong; the property is the
+    // same at any pace the machine sustains.)
+    const MPS: f64 = 100.0;
     let mut stack = Stack::spawn(Backend::Postgres, BusKind::Rabbit, |s| {
-        s.sender.mps = 200;
+        s.sender.mps = MPS as u32;
     })
     .await;
     stack.sandbox.set_knobs(SandboxKnobs {
@@ -236,7 +238,7 @@ async fn an_occasional_130429_costs_little_and_a_lower_real_limit_is_found() {
     .await;
     wait_accepted(&stack, 200).await;
     let rate = rate_over(&stack, Duration::from_secs(5)).await;
-    assert!(rate >= 0.8 * 200.0, "{rate:.0}/s with 1 in 40 refused");
+    assert!(rate >= 0.8 * MPS, "{rate:.0}/s with 1 in 40 refused");
     no_double_sends(&stack);
     drop(stack);
 
